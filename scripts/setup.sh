@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a fresh Debian/Ubuntu machine:
+#   - npm dependencies (when node_modules is missing or stale),
+#   - Mesa's lavapipe (software Vulkan) from bookworm-backports, but only when no WebGPU adapter works already.
+# Safe to run again: it does nothing that is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "installing npm dependencies"
+  # onnxruntime-node's install script would try to download CUDA binaries; its WebGPU provider is bundled.
+  ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
+fi
+
+adapter_works() { node scripts/probe-adapter.mjs >/dev/null 2>&1; }
+
+if adapter_works; then
+  log "a WebGPU adapter works: $(node scripts/probe-adapter.mjs 2>/dev/null)"
+  exit 0
+fi
+
+if ! command -v apt-get >/dev/null; then
+  log "no WebGPU adapter and no apt-get: install a Vulkan driver (e.g. Mesa >= 23 lavapipe) by hand"
+  exit 1
+fi
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+. /etc/os-release
+log "no WebGPU adapter: installing Mesa lavapipe (software Vulkan)"
+if [ "${VERSION_CODENAME:-}" = bookworm ]; then
+  if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    echo "deb http://deb.debian.org/debian bookworm-backports main" | $SUDO tee /etc/apt/sources.list.d/bookworm-backports.list >/dev/null
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
+else
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
+fi
+
+if adapter_works; then
+  log "adapter ready: $(node scripts/probe-adapter.mjs 2>/dev/null)"
+else
+  log "still no WebGPU adapter after installing lavapipe:"
+  node scripts/probe-adapter.mjs || true
+  exit 1
+fi

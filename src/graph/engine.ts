@@ -1,0 +1,107 @@
+/**
+ * The engine's global state: the runtime, the grad mode and the stack of tidy scopes.
+ * One engine per process; ops find it through `engine()`.
+ */
+import { Runtime } from '../runtime/runtime.ts';
+import type { DeviceOptions } from '../runtime/device.ts';
+import { GpuError } from '../runtime/errors.ts';
+import type { Tensor } from './tensor.ts';
+
+export class Engine {
+  gradEnabled = true;
+  scopes: Set<Tensor>[] = [];
+  constructor(readonly rt: Runtime) {}
+}
+
+let current: Engine | null = null;
+
+/** Starts the engine (acquires the GPU). Calling it again returns the running engine. */
+export async function initEngine(opts?: DeviceOptions): Promise<Engine> {
+  if (current) return current;
+  current = new Engine(await Runtime.create(opts));
+  return current;
+}
+
+export function engine(): Engine {
+  if (!current) throw new GpuError('the engine is not started: call `await initEngine()` first');
+  return current;
+}
+
+export function hasEngine(): boolean {
+  return current !== null;
+}
+
+/** Destroys the device so that the process can exit. */
+export function shutdownEngine(): void {
+  current?.rt.destroy();
+  current = null;
+}
+
+/** Runs fn without recording gradients. */
+export function noGrad<T>(fn: () => T): T {
+  const e = engine();
+  const prev = e.gradEnabled;
+  e.gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    e.gradEnabled = prev;
+  }
+}
+
+/** Async variant of noGrad (the flag is global: do not interleave with graph-building work). */
+export async function noGradAsync<T>(fn: () => Promise<T>): Promise<T> {
+  const e = engine();
+  const prev = e.gradEnabled;
+  e.gradEnabled = false;
+  try {
+    return await fn();
+  } finally {
+    e.gradEnabled = prev;
+  }
+}
+
+function collectTensors(value: unknown, out: Set<Tensor>, depth = 0): void {
+  if (!value || typeof value !== 'object' || depth > 4) return;
+  if ((value as Tensor).isTensor === true) {
+    out.add(value as Tensor);
+    return;
+  }
+  const items = Array.isArray(value) ? value : value instanceof Map ? [...value.values()] : Object.values(value);
+  for (const v of items) collectTensors(v, out, depth + 1);
+}
+
+/**
+ * Runs fn and disposes every tensor created inside it except those it returns (found in arrays, maps and
+ * plain objects) and those marked with keep(). Returned tensors move to the enclosing scope.
+ */
+export function tidy<T>(fn: () => T): T {
+  const e = engine();
+  const scope = new Set<Tensor>();
+  e.scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    e.scopes.pop();
+  }
+  const keepers = new Set<Tensor>();
+  collectTensors(result, keepers);
+  const parent = e.scopes[e.scopes.length - 1];
+  for (const t of scope) {
+    if (keepers.has(t)) parent?.add(t);
+    else t.dispose();
+  }
+  return result;
+}
+
+/** Removes a tensor from scope tracking so that no tidy() disposes it. */
+export function keep<T extends Tensor>(t: T): T {
+  for (const s of engine().scopes) s.delete(t);
+  return t;
+}
+
+export function track(t: Tensor): void {
+  const e = current;
+  if (e && e.scopes.length) e.scopes[e.scopes.length - 1].add(t);
+}

@@ -1,0 +1,98 @@
+/** Differentiable elementwise arithmetic with broadcasting, scalar ops and activations. */
+import { Tensor } from '../tensor.ts';
+import { record } from '../autograd.ts';
+import { binaryMap, unaryMap, fill } from '../../kernels/elementwise.ts';
+import { sumTo } from './reduce.ts';
+
+/** Gradient of a broadcast operand: g reduced to the operand's shape (g itself is not consumed). */
+function reduceGrad(g: Tensor, like: Tensor): Tensor {
+  return sumTo(g, like.shape);
+}
+
+export function add(a: Tensor, b: Tensor): Tensor {
+  const out = binaryMap('a + b', a, b, 0, 'add');
+  return record('add', [a, b], out, ([g]) => [reduceGrad(g!, a), reduceGrad(g!, b)]);
+}
+
+export function sub(a: Tensor, b: Tensor): Tensor {
+  const out = binaryMap('a - b', a, b, 0, 'sub');
+  return record('sub', [a, b], out, ([g]) => {
+    const nb = unaryMap('-x', g!, 0, 0, 'neg');
+    const gb = reduceGrad(nb, b);
+    nb.dispose();
+    return [reduceGrad(g!, a), gb];
+  });
+}
+
+export function mul(a: Tensor, b: Tensor): Tensor {
+  const out = binaryMap('a * b', a, b, 0, 'mul');
+  return record(
+    'mul',
+    [a, b],
+    out,
+    ([g]) => {
+      const ga = binaryMap('a * b', g!, b, 0, 'mul_grad');
+      const gb = binaryMap('a * b', g!, a, 0, 'mul_grad');
+      const ra = reduceGrad(ga, a);
+      const rb = reduceGrad(gb, b);
+      ga.dispose();
+      gb.dispose();
+      return [ra, rb];
+    },
+    [a, b],
+  );
+}
+
+export function div(a: Tensor, b: Tensor): Tensor {
+  const out = binaryMap('a / b', a, b, 0, 'div');
+  return record(
+    'div',
+    [a, b],
+    out,
+    ([g]) => {
+      const ga = binaryMap('a / b', g!, b, 0, 'div_grad');
+      const q = binaryMap('a / b', out, b, 0, 'div_grad'); // a / b²
+      const gb = binaryMap('-a * b', g!, q, 0, 'div_grad');
+      q.dispose();
+      const ra = reduceGrad(ga, a);
+      const rb = reduceGrad(gb, b);
+      ga.dispose();
+      gb.dispose();
+      return [ra, rb];
+    },
+    [b, out],
+  );
+}
+
+/** x · c for a constant c. */
+export function scale(x: Tensor, c: number): Tensor {
+  const out = unaryMap('x * p.s0', x, c, 0, 'scale');
+  return record('scale', [x], out, ([g]) => [unaryMap('x * p.s0', g!, c, 0, 'scale')]);
+}
+
+/** x + c for a constant c. */
+export function addScalar(x: Tensor, c: number): Tensor {
+  const out = unaryMap('x + p.s0', x, c, 0, 'add_scalar');
+  return record('add_scalar', [x], out, ([g]) => [g!.retain()]);
+}
+
+export function neg(x: Tensor): Tensor {
+  return scale(x, -1);
+}
+
+export function relu(x: Tensor): Tensor {
+  const out = unaryMap('max(x, 0.0)', x, 0, 0, 'relu');
+  return record('relu', [x], out, ([g]) => [binaryMap('select(0.0, a, b > 0.0)', g!, out, 0, 'relu_grad')], [out]);
+}
+
+export function ones(shape: readonly number[]): Tensor {
+  return fill(shape, 1);
+}
+
+export function zeros(shape: readonly number[]): Tensor {
+  return Tensor.zeros(shape);
+}
+
+export function full(shape: readonly number[], value: number): Tensor {
+  return fill(shape, value);
+}

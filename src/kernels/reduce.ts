@@ -1,0 +1,105 @@
+/**
+ * Sum reduction over any set of axes. One workgroup reduces one output element (or a part of it when the
+ * reduced extent is large; the parts are then summed by a second pass), with a tree in workgroup memory.
+ */
+import { engine } from '../graph/engine.ts';
+import { Tensor } from '../graph/tensor.ts';
+import { Params } from '../runtime/params.ts';
+import { LimitError } from '../runtime/errors.ts';
+import { grid1d } from './wgsl.ts';
+
+const WG = 256;
+const MAX_DIMS = 8;
+
+function contiguousStrides(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i];
+  }
+  return s;
+}
+
+function code(innerContiguous: boolean): string {
+  const roff = innerContiguous
+    ? 'let off = r;'
+    : `var rem = r; var off = 0u;
+      for (var d = i32(p.nr) - 1; d >= 0; d--) {
+        let k = u32(d);
+        let size = p.rshape[k / 4u][k % 4u];
+        off += (rem % size) * p.rstride[k / 4u][k % 4u];
+        rem = rem / size;
+      }`;
+  return /* wgsl */ `
+struct P { nOut: u32, R: u32, chunk: u32, parts: u32, nk: u32, nr: u32, _a: u32, _b: u32,
+  kshape: array<vec4u, 2>, kstride: array<vec4u, 2>, rshape: array<vec4u, 2>, rstride: array<vec4u, 2> }
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read_write> O: array<f32>;
+@group(0) @binding(2) var<uniform> p: P;
+var<workgroup> tree: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let w = wid.x + wid.y * nwg.x;
+  if (w >= p.nOut * p.parts) { return; }
+  let o = w / p.parts;
+  let part = w % p.parts;
+  var rem = o;
+  var base = 0u;
+  for (var d = i32(p.nk) - 1; d >= 0; d--) {
+    let k = u32(d);
+    let size = p.kshape[k / 4u][k % 4u];
+    base += (rem % size) * p.kstride[k / 4u][k % 4u];
+    rem = rem / size;
+  }
+  let r0 = part * p.chunk;
+  let r1 = min(p.R, r0 + p.chunk);
+  var acc = 0.0;
+  for (var r = r0 + li; r < r1; r += ${WG}u) {
+    ${roff}
+    acc += X[base + off];
+  }
+  tree[li] = acc;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (li < s) { tree[li] += tree[li + s]; }
+    workgroupBarrier();
+  }
+  if (li == 0u) { O[w] = tree[0]; }
+}`;
+}
+
+/** Sums x over `axes` (no keepdim): the result has the remaining dimensions in order. */
+export function sumAxes(x: Tensor, axes: readonly number[]): Tensor {
+  const rank = x.shape.length;
+  const set = new Set(axes.map((a) => (a < 0 ? a + rank : a)));
+  for (const a of set) if (a < 0 || a >= rank) throw new Error(`sum: axis out of range for shape [${x.shape}]`);
+  if (rank > MAX_DIMS) throw new Error(`sum: at most ${MAX_DIMS} dimensions`);
+  const rt = engine().rt;
+  if (x.bytes > rt.maxBinding) throw new LimitError(`sum over a tensor of ${x.bytes} bytes exceeds one storage binding`);
+  const strides = contiguousStrides(x.shape);
+  const kept = [...x.shape.keys()].filter((i) => !set.has(i));
+  const red = [...x.shape.keys()].filter((i) => set.has(i));
+  const outShape = kept.map((i) => x.shape[i]);
+  const nOut = kept.reduce((n, i) => n * x.shape[i], 1);
+  const R = red.reduce((n, i) => n * x.shape[i], 1);
+  if (nOut === 0 || R === 0) return Tensor.zeros(outShape);
+  // Reduced axes form the contiguous tail: offsets are plain r.
+  const innerContiguous = red.length > 0 && red.every((a, j) => a === rank - red.length + j);
+  // Split long reductions so that enough workgroups run in parallel.
+  const parts = Math.max(1, Math.min(Math.ceil(R / 4096), Math.ceil(256 / nOut)));
+  const chunk = Math.ceil(R / parts);
+  const pad = (v: number[]) => [...v, ...new Array(MAX_DIMS - v.length).fill(0)];
+  const params = new Params()
+    .u32(nOut, R, chunk, parts, kept.length, red.length, 0, 0)
+    .u32(...pad(kept.map((i) => x.shape[i])), ...pad(kept.map((i) => strides[i])))
+    .u32(...pad(red.map((i) => x.shape[i])), ...pad(red.map((i) => strides[i]))).bytes;
+  const partial = Tensor.empty(parts === 1 ? outShape : [nOut, parts]);
+  rt.dispatch({ label: 'sum', code: code(innerContiguous), buffers: [x.buffer, partial.buffer], params, workgroups: grid1d(nOut * parts) });
+  if (parts === 1) return partial;
+  const total = sumAxes(partial, [1]);
+  partial.dispose();
+  const out = total.view(outShape);
+  total.dispose();
+  return out;
+}

@@ -1,0 +1,217 @@
+/**
+ * The runtime: records kernel dispatches into one command encoder (one compute pass while possible), submits
+ * periodically, owns the buffer pool, the pipeline cache and a ring of uniform parameters, reads buffers back
+ * asynchronously and turns WebGPU errors and device loss into thrown errors.
+ */
+import { acquireDevice, type DeviceOptions, type GpuHandle } from './device.ts';
+import { BufferPool } from './buffer-pool.ts';
+import { PipelineCache } from './pipeline-cache.ts';
+import { DeviceLostError, GpuError, LimitError } from './errors.ts';
+import { Timer } from './timer.ts';
+
+export interface BufferRange {
+  buffer: GPUBuffer;
+  offset?: number;
+  size?: number;
+}
+
+export interface DispatchSpec {
+  /** Shown in errors and timings. */
+  label: string;
+  /** Complete WGSL with entry point `main`; storage buffers at bindings 0..n-1, the uniform params (if any) at n. */
+  code: string;
+  buffers: (GPUBuffer | BufferRange)[];
+  params?: Uint8Array;
+  workgroups: [number, number?, number?];
+}
+
+const PARAM_STRIDE = 256; // minUniformBufferOffsetAlignment
+const PARAM_SLOTS = 2048; // dispatches per batch before a forced submit
+const SUBMIT_EVERY = 256; // dispatches between submits, so the GPU starts early and bind groups are freed
+
+export class Runtime {
+  readonly device: GPUDevice;
+  readonly pool: BufferPool;
+  readonly pipelines: PipelineCache;
+  readonly timer: Timer | null;
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private paramData = new Uint8Array(PARAM_STRIDE * PARAM_SLOTS);
+  private paramBuffer: GPUBuffer;
+  private paramSlot = 0;
+  private sinceSubmit = 0;
+  private error: GpuError | null = null;
+  private destroyed = false;
+  dispatchCount = 0;
+
+  constructor(readonly handle: GpuHandle) {
+    this.device = handle.device;
+    this.pool = new BufferPool(this.device, handle.limits.maxBufferSize);
+    this.pipelines = new PipelineCache(this.device, (m) => this.fail(new GpuError(m)));
+    this.paramBuffer = this.device.createBuffer({
+      size: this.paramData.byteLength,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    this.timer = handle.features.has('timestamp-query') ? new Timer(this.device) : null;
+    this.device.addEventListener('uncapturederror', (ev) => {
+      const e = (ev as GPUUncapturedErrorEvent).error;
+      const kind = e instanceof GPUOutOfMemoryError ? 'out of GPU memory' : 'WebGPU error';
+      this.fail(new GpuError(`${kind}: ${e.message}`));
+    });
+    this.device.lost.then((info) => {
+      if (!this.destroyed) this.fail(new DeviceLostError(info.reason, info.message));
+    });
+  }
+
+  static async create(opts?: DeviceOptions): Promise<Runtime> {
+    return new Runtime(await acquireDevice(opts));
+  }
+
+  get limits(): GPUSupportedLimits {
+    return this.handle.limits;
+  }
+
+  /** Largest byte range one storage binding may cover on this adapter. */
+  get maxBinding(): number {
+    return this.handle.limits.maxStorageBufferBindingSize;
+  }
+
+  private fail(e: GpuError): void {
+    this.error ??= e;
+  }
+
+  /** Throws the first error WebGPU reported since the last check. */
+  check(): void {
+    if (this.error) {
+      const e = this.error;
+      if (!(e instanceof DeviceLostError)) this.error = null;
+      throw e;
+    }
+    if (this.destroyed) throw new GpuError('the runtime was destroyed');
+  }
+
+  private getEncoder(): GPUCommandEncoder {
+    return (this.encoder ??= this.device.createCommandEncoder());
+  }
+
+  private getPass(): GPUComputePassEncoder {
+    return (this.pass ??= this.getEncoder().beginComputePass());
+  }
+
+  /** Ends the current compute pass so that copies or timestamps can be recorded. */
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = null;
+  }
+
+  dispatch(spec: DispatchSpec): void {
+    this.check();
+    const [x, y = 1, z = 1] = spec.workgroups;
+    if (x === 0 || y === 0 || z === 0) return;
+    const maxWg = this.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxWg || y > maxWg || z > maxWg)
+      throw new LimitError(`kernel '${spec.label}': workgroup grid ${x}×${y}×${z} exceeds ${maxWg} per dimension`);
+    const pipeline = this.pipelines.get(spec.code, spec.label);
+    if (spec.params && this.paramSlot >= PARAM_SLOTS) this.flush();
+    const entries: GPUBindGroupEntry[] = spec.buffers.map((b, i) => ({
+      binding: i,
+      resource: b instanceof GPUBuffer ? { buffer: b } : { buffer: b.buffer, offset: b.offset ?? 0, size: b.size },
+    }));
+    if (spec.params) {
+      const offset = this.paramSlot++ * PARAM_STRIDE;
+      this.paramData.set(spec.params, offset);
+      entries.push({ binding: spec.buffers.length, resource: { buffer: this.paramBuffer, offset, size: spec.params.byteLength } });
+    }
+    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label: spec.label });
+    const pass = this.getPass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    this.dispatchCount++;
+    if (++this.sinceSubmit >= SUBMIT_EVERY) this.flush();
+  }
+
+  /** Records a buffer-to-buffer copy in command order. */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.check();
+    this.endPass();
+    this.getEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  /** Records a zero fill in command order. */
+  clear(buffer: GPUBuffer, offset = 0, bytes?: number): void {
+    this.check();
+    this.endPass();
+    this.getEncoder().clearBuffer(buffer, offset, bytes);
+  }
+
+  /** Writes data into a buffer after all work recorded so far (the buffer may be a recycled one still in use). */
+  upload(buffer: GPUBuffer, offset: number, data: ArrayBufferView): void {
+    this.check();
+    if (this.encoder) this.flush();
+    this.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Writes a GPU timestamp at this point of the command stream (no-op without timestamp-query). */
+  timestamp(label: string): void {
+    if (!this.timer) return;
+    this.endPass();
+    this.timer.mark(this.getEncoder(), label);
+  }
+
+  /** Submits everything recorded so far. */
+  flush(): void {
+    this.check();
+    this.endPass();
+    if (!this.encoder) return;
+    if (this.paramSlot > 0) this.device.queue.writeBuffer(this.paramBuffer, 0, this.paramData, 0, this.paramSlot * PARAM_STRIDE);
+    this.timer?.resolve(this.encoder);
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    this.paramSlot = 0;
+    this.sinceSubmit = 0;
+  }
+
+  /** Waits until the GPU has finished all submitted work, then reports any error. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.check();
+  }
+
+  /** Reads `bytes` bytes of a buffer back to the CPU after all recorded work. */
+  async read(buffer: GPUBuffer, offset: number, bytes: number): Promise<ArrayBuffer> {
+    this.check();
+    const size = Math.ceil(bytes / 4) * 4;
+    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.copy(buffer, offset, staging, 0, size);
+    this.flush();
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      this.check();
+      throw new GpuError(`reading a buffer back failed: ${(e as Error).message}`);
+    }
+    this.check();
+    const out = staging.getMappedRange().slice(0, bytes);
+    staging.unmap();
+    staging.destroy();
+    return out;
+  }
+
+  /** Timestamps recorded since the last call, as [label, milliseconds since the first] pairs. */
+  async readTimestamps(): Promise<Array<[string, number]>> {
+    if (!this.timer) return [];
+    this.flush();
+    return this.timer.read();
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.encoder = null;
+    this.pass = null;
+    this.pool.trim();
+    this.device.destroy();
+  }
+}

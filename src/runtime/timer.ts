@@ -1,0 +1,50 @@
+/** GPU timestamps (timestamp-query, quantisation disabled by device.ts) written between compute passes. */
+const CAPACITY = 512;
+
+export class Timer {
+  private querySet: GPUQuerySet;
+  private resolveBuffer: GPUBuffer;
+  private labels: string[] = [];
+  private resolved = 0;
+
+  constructor(private device: GPUDevice) {
+    this.querySet = device.createQuerySet({ type: 'timestamp', count: CAPACITY });
+    this.resolveBuffer = device.createBuffer({
+      size: CAPACITY * 8,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+  }
+
+  mark(encoder: GPUCommandEncoder, label: string): void {
+    if (this.labels.length >= CAPACITY) throw new Error(`more than ${CAPACITY} timestamps before readTimestamps()`);
+    const pass = encoder.beginComputePass({
+      timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: this.labels.length },
+    });
+    pass.end();
+    this.labels.push(label);
+  }
+
+  /** Called before each submit: resolves the timestamps written in this encoder. */
+  resolve(encoder: GPUCommandEncoder): void {
+    const n = this.labels.length - this.resolved;
+    if (n <= 0) return;
+    encoder.resolveQuerySet(this.querySet, this.resolved, n, this.resolveBuffer, this.resolved * 8);
+    this.resolved = this.labels.length;
+  }
+
+  async read(): Promise<Array<[string, number]>> {
+    const n = this.labels.length;
+    if (n === 0) return [];
+    const staging = this.device.createBuffer({ size: n * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = this.device.createCommandEncoder();
+    enc.copyBufferToBuffer(this.resolveBuffer, 0, staging, 0, n * 8);
+    this.device.queue.submit([enc.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const t = new BigUint64Array(staging.getMappedRange().slice(0));
+    staging.destroy();
+    const out: Array<[string, number]> = this.labels.map((l, i) => [l, Number(t[i] - t[0]) / 1e6]);
+    this.labels = [];
+    this.resolved = 0;
+    return out;
+  }
+}

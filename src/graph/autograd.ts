@@ -68,7 +68,7 @@ function topoOrder(root: Tensor): GradNode[] {
 function releaseNode(node: GradNode): void {
   if (node.released) return;
   node.released = true;
-  for (const t of node.saved) t.dispose();
+  for (const t of node.saved) t.release();
   for (const o of node.outputs) if (o.node === node) o.node = null;
 }
 
@@ -90,7 +90,7 @@ export function backward(root: Tensor, seed?: Tensor, opts: { retainGraph?: bool
   noGrad(() => {
     // Lazy import cycle avoidance: ops import autograd.
     const ops = opsForBackward();
-    const s = seed ? seed.retain() : ops.ones(root.shape);
+    const s = seed ? seed.alias() : ops.ones(root.shape);
     keep(s);
     grads.set(root, s);
     const accumulate = (t: Tensor, g: Tensor): void => {

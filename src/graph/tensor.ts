@@ -39,6 +39,7 @@ export class Tensor {
   readonly dtype: DType;
   private storage: Storage | null;
   private refs = 1;
+  private ownerReleased = false;
   requiresGrad = false;
   /** Accumulated gradient (leaves that require grad). */
   grad: Tensor | null = null;
@@ -127,13 +128,30 @@ export class Tensor {
     return { buffer: this.buffer, offset: offset * 4, size: Math.max(4, count * 4) };
   }
 
+  /** A second owned handle on the same data (dispose each handle once). */
+  alias(): Tensor {
+    return new Tensor(this.shape, this.dtype, this);
+  }
+
+  /** Adds a reference (autograd's saved tensors); undo with release(). */
   retain(): this {
     this.liveStorage();
     this.refs++;
     return this;
   }
 
+  /**
+   * Releases the owner's reference. Idempotent: an op that disposes its temporary and an enclosing tidy()
+   * that disposes it again release it once, so a copy saved for backward stays alive.
+   */
   dispose(): void {
+    if (this.ownerReleased) return;
+    this.ownerReleased = true;
+    this.release();
+  }
+
+  /** Drops one reference taken with retain() (or the owner's, through dispose()). */
+  release(): void {
     if (!this.storage) return;
     if (--this.refs > 0) return;
     if (--this.storage.refs === 0) engine().rt.pool.release(this.storage.buffer);

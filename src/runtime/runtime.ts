@@ -43,6 +43,8 @@ export class Runtime {
   private error: GpuError | null = null;
   private destroyed = false;
   dispatchCount = 0;
+  /** When true, timestamp() records GPU timestamps (benchmarks turn it on). */
+  profiling = false;
 
   constructor(readonly handle: GpuHandle) {
     this.device = handle.device;
@@ -152,9 +154,9 @@ export class Runtime {
     this.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
   }
 
-  /** Writes a GPU timestamp at this point of the command stream (no-op without timestamp-query). */
+  /** Writes a GPU timestamp at this point of the command stream (no-op unless profiling with timestamp-query). */
   timestamp(label: string): void {
-    if (!this.timer) return;
+    if (!this.timer || !this.profiling) return;
     this.endPass();
     this.timer.mark(this.getEncoder(), label);
   }

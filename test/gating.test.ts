@@ -1,0 +1,275 @@
+/** The gate's split-K linear map, Φ, the noisy top-k gate (forward vs float64, backward vs finite differences), routing. */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { gpu } from './helpers/gpu.ts';
+import { Rng } from './helpers/random.ts';
+import { assertClose } from './helpers/compare.ts';
+import { gradcheck } from './helpers/gradcheck.ts';
+import * as ref from './helpers/reference.ts';
+import { Tensor } from '../src/graph/tensor.ts';
+import { noGrad, tidy } from '../src/graph/engine.ts';
+import { gateLinear, noisyTopKGate, routingTable } from '../src/graph/ops.ts';
+import { normalCdfKernel } from '../src/kernels/gating.ts';
+
+const t = suite('gating');
+const rng = new Rng(2017);
+
+// ---- float64 references --------------------------------------------------------------------------------------
+
+/** erf by its Taylor series (|x| ≤ 2.5, ~1e−14) and erfc by its continued fraction beyond. */
+function erfc64(x: number): number {
+  if (Math.abs(x) <= 2.5) {
+    let term = x;
+    let sum = x;
+    for (let n = 1; n < 80; n++) {
+      term *= (-x * x) / n;
+      sum += term / (2 * n + 1);
+    }
+    return 1 - (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  if (x < 0) return 2 - erfc64(-x);
+  let f = x;
+  for (let n = 120; n >= 1; n--) f = x + n / 2 / f;
+  return Math.exp(-x * x) / (Math.sqrt(Math.PI) * f);
+}
+const phi64 = (z: number) => 0.5 * erfc64(-z / Math.SQRT2);
+
+function cv2(v: number[]): number {
+  if (v.length === 1) return 0;
+  const m = v.reduce((a, b) => a + b, 0) / v.length;
+  const vr = v.reduce((a, b) => a + (b - m) ** 2, 0) / (v.length - 1);
+  return vr / (m * m + 1e-10);
+}
+
+interface GateRef {
+  gates: number[];
+  top: number[];
+  load: number[];
+  importance: number[];
+  aux: number;
+  /** Smallest gap between consecutive sorted logits of a row (selection stability). */
+  gap: number;
+}
+
+/** The reference's noisy_top_k_gating + cv² loss in float64 (ties: lower index first). */
+function gateRef(x: Float32Array, wg: Float32Array, wn: Float32Array, noise: Float32Array | null, B: number, D: number, E: number, k: number, coef: number): GateRef {
+  const clean = ref.matmul(x, wg, B, D, E);
+  const rawN = ref.matmul(x, wn, B, D, E);
+  const train = noise !== null;
+  const sigma = Array.from(rawN, (r) => (r > 20 ? r : Math.log1p(Math.exp(r))) + 0.01);
+  const logits = Array.from(clean, (c, i) => (train ? c + noise![i] * sigma[i] : c));
+  const gates = new Array<number>(B * E).fill(0);
+  const top: number[] = [];
+  const load = new Array<number>(E).fill(0);
+  let gap = Infinity;
+  for (let b = 0; b < B; b++) {
+    const row = logits.slice(b * E, b * E + E);
+    const order = [...row.keys()].sort((i, j) => row[j] - row[i] || i - j);
+    for (let r = 0; r + 1 < E; r++) gap = Math.min(gap, row[order[r]] - row[order[r + 1]]);
+    const chosen = order.slice(0, k);
+    top.push(...chosen);
+    const m = row[chosen[0]];
+    const z = chosen.reduce((s, e) => s + Math.exp(row[e] - m), 0);
+    for (const e of chosen) gates[b * E + e] = Math.exp(row[e] - m) / z;
+    if (train && k < E) {
+      const tin = row[order[k]];
+      const tout = row[order[k - 1]];
+      for (let e = 0; e < E; e++) {
+        const thr = row[e] > tin ? tin : tout;
+        load[e] += phi64((clean[b * E + e] - thr) / sigma[b * E + e]);
+      }
+    } else for (let e = 0; e < E; e++) load[e] += gates[b * E + e] > 0 ? 1 : 0;
+  }
+  const importance = [...Array(E).keys()].map((e) => gates.filter((_, i) => i % E === e).reduce((a, v) => a + v, 0));
+  return { gates, top, load, importance, aux: coef * (cv2(importance) + cv2(load)), gap };
+}
+
+// ---- tests ---------------------------------------------------------------------------------------------------
+
+t('gateLinear matches float64 on odd shapes, split over many workgroups', async () => {
+  await gpu();
+  for (const [B, D, E] of [
+    [3, 1001, 5],
+    [1, 1, 1],
+    [4, 70001, 4],
+    [5, 2049, 3],
+    [2, 3001, 13],
+  ]) {
+    const x = rng.uniform(B * D);
+    const w = rng.uniform(D * E);
+    const out = tidy(() => gateLinear(Tensor.fromArray(x, [B, D]), Tensor.fromArray(w, [D, E])));
+    assert.equal([...out.shape], [B, E]);
+    assertClose(await out.data(), ref.matmul(x, w, B, D, E), { what: `gateLinear ${B}×${D}×${E}` });
+    out.dispose();
+  }
+});
+
+t('gateLinear backward (dx = g·wᵀ, dw = xᵀ·g) passes gradcheck', async () => {
+  await gpu();
+  const [B, D, E] = [3, 41, 5];
+  const r = await gradcheck((xs) => gateLinear(xs[0], xs[1]), [rng.uniform(B * D), rng.uniform(D * E)], [[B, D], [D, E]], { maxChecks: 24 });
+  assert.ok(r.ok, r.message);
+});
+
+t('Φ (erfc approximation in f32) matches a float64 erf on [−8, 8]', async () => {
+  await gpu();
+  const n = 16001;
+  const z = Float32Array.from({ length: n }, (_, i) => -8 + (16 * i) / (n - 1));
+  const out = tidy(() => normalCdfKernel(Tensor.fromArray(z, [n])));
+  const got = await out.data();
+  out.dispose();
+  let maxAbs = 0;
+  let maxRelTail = 0;
+  for (let i = 0; i < n; i++) {
+    const want = phi64(z[i]);
+    maxAbs = Math.max(maxAbs, Math.abs(got[i] - want));
+    if (z[i] < 0) maxRelTail = Math.max(maxRelTail, Math.abs(got[i] - want) / want);
+  }
+  assert.ok(maxAbs < 1e-7, `max |Φ error| ${maxAbs.toExponential(2)}`);
+  assert.ok(maxRelTail < 5e-6, `max relative error of the lower tail ${maxRelTail.toExponential(2)}`);
+  assert.ok(Math.abs(phi64(-8) - 6.22096057427e-16) < 1e-25 && Math.abs(phi64(1) - 0.841344746068543) < 1e-14, 'float64 reference');
+});
+
+interface GateCase {
+  B: number;
+  D: number;
+  E: number;
+  k: number;
+  train: boolean;
+  coef: number;
+}
+
+/** Random inputs whose logits are well separated (the top-k choice is then unambiguous in float32). */
+function gateInputs(c: GateCase) {
+  for (;;) {
+    const x = rng.uniform(c.B * c.D);
+    const wg = rng.uniform(c.D * c.E, -0.1, 0.1);
+    const wn = rng.uniform(c.D * c.E, -0.1, 0.1);
+    const noise = c.train ? rng.normal(c.B * c.E) : null;
+    const want = gateRef(x, wg, wn, noise, c.B, c.D, c.E, c.k, c.coef);
+    if (want.gap > 0.05) return { x, wg, wn, noise, want };
+  }
+}
+
+function runGate(c: GateCase, x: Tensor, wg: Tensor, wn: Tensor, noise: Tensor | undefined) {
+  return noisyTopKGate(x, wg, wn, { k: c.k, train: c.train, noise, lossCoef: c.coef });
+}
+
+t('noisyTopKGate forward matches float64 (inference and training with fixed noise, k = 1..E)', async () => {
+  await gpu();
+  const cases: GateCase[] = [];
+  for (const train of [false, true]) {
+    for (const k of [1, 2, 3, 5]) cases.push({ B: 3, D: 1001, E: 5, k, train, coef: 0.01 });
+    cases.push({ B: 4, D: 614, E: 4, k: 2, train, coef: 0.02 });
+    cases.push({ B: 2, D: 7, E: 1, k: 1, train, coef: 1 });
+  }
+  for (const c of cases) {
+    const { x, wg, wn, noise, want } = gateInputs(c);
+    const what = `${c.train ? 'train' : 'infer'} B=${c.B} E=${c.E} k=${c.k}`;
+    const r = tidy(() => {
+      const nt = noise ? Tensor.fromArray(noise, [c.B, c.E]) : undefined;
+      return runGate(c, Tensor.fromArray(x, [c.B, c.D]), Tensor.fromArray(wg, [c.D, c.E]), Tensor.fromArray(wn, [c.D, c.E]), nt);
+    });
+    assert.is(r.topIndices.dtype, 'u32');
+    assert.equal([...(await r.topIndices.u32())], want.top, `${what}: top indices`);
+    assertClose(await r.gates.data(), want.gates, { what: `${what}: gates` });
+    assertClose(await r.load.data(), want.load, { what: `${what}: load` });
+    assertClose(await r.importance.data(), want.importance, { what: `${what}: importance` });
+    assertClose([await r.auxLoss.item()], [want.aux], { what: `${what}: aux loss`, rtol: 1e-3, atol: 1e-8 });
+    assert.equal([...r.auxLoss.shape], []);
+    for (const v of Object.values(r)) v.dispose();
+  }
+});
+
+t('noisyTopKGate ties pick the lower index first; training without noise draws it (seeded)', async () => {
+  await gpu();
+  const [B, D, E] = [2, 3, 4];
+  const r = tidy(() => noisyTopKGate(Tensor.zeros([B, D]), Tensor.zeros([D, E]), Tensor.zeros([D, E]), { k: 3, train: false, lossCoef: 0.01 }));
+  assert.equal([...(await r.topIndices.u32())], [0, 1, 2, 0, 1, 2]);
+  assertClose(await r.gates.data(), [1 / 3, 1 / 3, 1 / 3, 0, 1 / 3, 1 / 3, 1 / 3, 0], { what: 'tied gates' });
+  for (const v of Object.values(r)) v.dispose();
+  const drawn = tidy(() => noisyTopKGate(Tensor.zeros([B, D]), Tensor.zeros([D, E]), Tensor.zeros([D, E]), { k: 2, train: true, lossCoef: 0.01, rng: new Rng(5) }));
+  // σ = softplus(0) + 0.01 everywhere, logits = ε·σ: the choice must follow the seeded ε.
+  const eps = new Rng(5).normal(B * E);
+  const want = gateRef(new Float32Array(B * D), new Float32Array(D * E), new Float32Array(D * E), eps, B, D, E, 2, 0.01);
+  assert.equal([...(await drawn.topIndices.u32())], want.top);
+  assertClose(await drawn.load.data(), want.load, { what: 'load with drawn noise' });
+  for (const v of Object.values(drawn)) v.dispose();
+});
+
+t('noisyTopKGate backward (aux loss, gates, load) passes gradcheck to x, wGate and wNoise', async () => {
+  await gpu();
+  const checks: Array<[GateCase, 'auxLoss' | 'gates' | 'load']> = [
+    [{ B: 3, D: 23, E: 5, k: 2, train: true, coef: 1 }, 'auxLoss'],
+    [{ B: 3, D: 23, E: 5, k: 3, train: true, coef: 1 }, 'gates'],
+    [{ B: 2, D: 19, E: 4, k: 2, train: true, coef: 1 }, 'load'],
+    [{ B: 3, D: 17, E: 5, k: 2, train: false, coef: 1 }, 'auxLoss'],
+    [{ B: 3, D: 17, E: 4, k: 4, train: true, coef: 1 }, 'auxLoss'],
+  ];
+  for (const [c, output] of checks) {
+    const { x, wg, wn, noise } = gateInputs(c);
+    const nt = noise ? Tensor.fromArray(noise, [c.B, c.E]) : undefined;
+    const r = await gradcheck(
+      (xs) => runGate(c, xs[0], xs[1], xs[2], nt)[output],
+      [x, wg, wn],
+      [[c.B, c.D], [c.D, c.E], [c.D, c.E]],
+      { maxChecks: 20, h: 3e-3 },
+    );
+    nt?.dispose();
+    assert.ok(r.ok, `${output} ${c.train ? 'train' : 'infer'} k=${c.k}: ${r.message}`);
+  }
+});
+
+t('noisyTopKGate inference gives wNoise no gradient and never reads back', async () => {
+  const e = await gpu();
+  const [B, D, E] = [2, 11, 4];
+  const x = Tensor.fromArray(rng.uniform(B * D), [B, D]);
+  const wg = Tensor.fromArray(rng.uniform(D * E), [D, E]);
+  const wn = Tensor.fromArray(rng.uniform(D * E), [D, E]);
+  for (const p of [x, wg, wn]) p.requiresGrad = true;
+  const read = e.rt.read.bind(e.rt);
+  let reads = 0;
+  e.rt.read = (...a) => (reads++, read(...a));
+  const r = runGate({ B, D, E, k: 2, train: false, coef: 0.01 }, x, wg, wn, undefined);
+  const { backward } = await import('../src/graph/autograd.ts');
+  backward(r.auxLoss);
+  e.rt.read = read;
+  assert.is(reads, 0, 'no read-back');
+  assert.ok(x.grad && wg.grad && !wn.grad);
+  for (const v of [...Object.values(r), x, wg, wn]) v.dispose();
+});
+
+t('routingTable: [input, expert] per routed sample, by sample, by expert group and chained', async () => {
+  await gpu();
+  const B = 3;
+  const k = 2;
+  const top = [3, 0, 1, 2, 2, 3];
+  const idx = Tensor.fromArray(top, [B, k], 'u32');
+  const cases: Array<[Parameters<typeof routingTable>[1], number[]]> = [
+    [{}, [0, 0, 1, 1, 2, 2]],
+    [{ inputOf: 'expertGroup', groups: 2, experts: 4 }, [1 * B + 0, 0, 0 + 1, 1 * B + 1, 1 * B + 2, 1 * B + 2]],
+    [{ inputOf: 'expertGroup', groups: 4, experts: 4 }, [3 * B + 0, 0, 1 * B + 1, 2 * B + 1, 2 * B + 2, 3 * B + 2]],
+    [{ inputOf: 'self' }, [0, 1, 2, 3, 4, 5]],
+  ];
+  for (const [opts, inputs] of cases) {
+    const table = routingTable(idx, opts);
+    assert.equal([...table.shape], [B * k, 2]);
+    assert.is(table.dtype, 'u32');
+    const want = inputs.flatMap((input, n) => [input, top[n]]);
+    assert.equal([...(await table.u32())], want, JSON.stringify(opts));
+    table.dispose();
+  }
+  idx.dispose();
+  // Top indices from the gate know their expert count.
+  const g = noGrad(() =>
+    noisyTopKGate(Tensor.fromArray(rng.uniform(8), [2, 4]), Tensor.fromArray(rng.uniform(16), [4, 4]), Tensor.zeros([4, 4]), { k: 2, train: false, lossCoef: 0 }),
+  );
+  const table = routingTable(g.topIndices, { inputOf: 'expertGroup', groups: 2 });
+  const chosen = await g.topIndices.u32();
+  assert.equal([...(await table.u32())], [...chosen].flatMap((e, n) => [(e >= 2 ? 2 : 0) + Math.floor(n / 2), e]));
+  table.dispose();
+  for (const v of Object.values(g)) v.dispose();
+  assert.throws(() => routingTable(Tensor.zeros([1, 2], 'u32'), { inputOf: 'expertGroup', groups: 2 }), /experts/);
+});
+
+t.run();

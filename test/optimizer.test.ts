@@ -1,0 +1,196 @@
+/** Adam / AdamW vs float64 PyTorch formulas, state export/import, zeroGrad, and gradient-norm clipping. */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { gpu } from './helpers/gpu.ts';
+import { Rng } from './helpers/random.ts';
+import { assertClose } from './helpers/compare.ts';
+import { Tensor, parameter } from '../src/graph/tensor.ts';
+import { backward } from '../src/graph/autograd.ts';
+import { tidy } from '../src/graph/engine.ts';
+import { add, sum, mul } from '../src/graph/ops.ts';
+import { Adam, clipGradNorm, type AdamOptions } from '../src/graph/optimizer.ts';
+
+const t = suite('optimizer');
+const rng = new Rng(99);
+const SHAPES = [[13, 17], [1], [4099], [2, 3, 5, 7]];
+
+/** torch.optim.Adam / AdamW (amsgrad off) for one tensor, in float64. */
+class ReferenceAdam {
+  m: Float64Array;
+  v: Float64Array;
+  step = 0;
+  constructor(
+    public x: Float64Array,
+    readonly o: Required<AdamOptions>,
+  ) {
+    this.m = new Float64Array(x.length);
+    this.v = new Float64Array(x.length);
+  }
+  update(grad: ArrayLike<number>, lr: number): void {
+    const [b1, b2] = this.o.betas;
+    const wd = this.o.weightDecay;
+    this.step++;
+    const bc1 = 1 - b1 ** this.step;
+    const bc2 = 1 - b2 ** this.step;
+    for (let i = 0; i < this.x.length; i++) {
+      let g = grad[i];
+      if (this.o.decoupled) this.x[i] *= 1 - lr * wd;
+      else g += wd * this.x[i];
+      this.m[i] = b1 * this.m[i] + (1 - b1) * g;
+      this.v[i] = b2 * this.v[i] + (1 - b2) * g * g;
+      const denom = Math.sqrt(this.v[i]) / Math.sqrt(bc2) + this.o.eps;
+      this.x[i] -= (lr / bc1) * (this.m[i] / denom);
+    }
+  }
+}
+
+function makeParams(): { params: Tensor[]; init: Float32Array[] } {
+  const init = SHAPES.map((s) => rng.normal(s.reduce((a, b) => a * b, 1)));
+  return { params: init.map((d, i) => parameter(Tensor.fromArray(d, SHAPES[i]), `p${i}`)), init };
+}
+
+function setGrads(params: Tensor[], grads: Float32Array[]): void {
+  params.forEach((p, i) => {
+    p.grad?.dispose();
+    p.grad = Tensor.fromArray(grads[i], p.shape);
+  });
+}
+
+async function runAgainstReference(opts: Required<AdamOptions>, what: string): Promise<void> {
+  const { params, init } = makeParams();
+  const refs = init.map((d) => new ReferenceAdam(Float64Array.from(d), opts));
+  const adam = new Adam(params, opts);
+  const lrs = [opts.lr, opts.lr, opts.lr * 0.3]; // the last step under a changed learning rate
+  for (const lr of lrs) {
+    const grads = params.map((p) => rng.normal(p.size, 0.5));
+    setGrads(params, grads);
+    adam.lr = lr;
+    adam.step();
+    refs.forEach((r, i) => r.update(grads[i], lr));
+  }
+  const state = await adam.exportState();
+  assert.is(state.step, 3);
+  for (const [i, p] of params.entries()) {
+    assertClose(await p.data(), refs[i].x, { rtol: 1e-5, atol: 1e-7, what: `${what} param ${i}` });
+    assertClose(state.m[i], refs[i].m, { rtol: 1e-5, atol: 1e-9, what: `${what} m ${i}` });
+    assertClose(state.v[i], refs[i].v, { rtol: 1e-5, atol: 1e-10, what: `${what} v ${i}` });
+  }
+  adam.zeroGrad();
+  assert.ok(params.every((p) => p.grad === null), 'zeroGrad drops the gradients');
+  adam.dispose();
+  for (const p of params) p.dispose();
+}
+
+const base: Required<AdamOptions> = { lr: 1e-2, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, decoupled: false };
+
+t('Adam: 3 steps match PyTorch formulas in float64, without and with weight decay', async () => {
+  await gpu();
+  await runAgainstReference(base, 'Adam');
+  await runAgainstReference({ ...base, weightDecay: 0.1, betas: [0.8, 0.95], eps: 1e-6 }, 'Adam wd');
+});
+
+t('AdamW: decoupled weight decay matches PyTorch formulas in float64', async () => {
+  await gpu();
+  await runAgainstReference({ ...base, weightDecay: 0.05, decoupled: true }, 'AdamW');
+});
+
+t('parameters without a gradient are left alone; importState resumes exactly', async () => {
+  await gpu();
+  const { params, init } = makeParams();
+  const opts = { ...base, weightDecay: 0.01 };
+  const adam = new Adam(params, opts);
+  const grads = () => params.map((p) => rng.normal(p.size));
+  setGrads(params, grads());
+  params[1].grad!.dispose();
+  params[1].grad = null;
+  adam.step();
+  assert.equal([...(await params[1].data())], [...init[1]], 'no grad, no update (and no weight decay)');
+  // Resume: a second optimizer over copies of the parameters, restored from the first one's state.
+  const copies = await Promise.all(params.map(async (p, i) => parameter(Tensor.fromArray(await p.data(), p.shape), `c${i}`)));
+  const resumed = new Adam(copies, opts);
+  resumed.importState(await adam.exportState());
+  const g = grads();
+  setGrads(params, g);
+  setGrads(copies, g);
+  adam.step();
+  resumed.step();
+  for (const [i, p] of params.entries()) assert.equal([...(await copies[i].data())], [...(await p.data())], `resumed param ${i}`);
+  assert.throws(() => resumed.importState({ step: 1, m: [], v: [] }), /moments/);
+  for (const x of [...params, ...copies]) x.dispose();
+  adam.dispose();
+  resumed.dispose();
+});
+
+async function checkClip(maxNorm: number, gradScale: number): Promise<void> {
+  const { params } = makeParams();
+  const grads = params.map((p) => rng.normal(p.size, gradScale));
+  setGrads(params, grads);
+  const noGrad = parameter(Tensor.fromArray([5, 5], [2]), 'unused'); // skipped
+  let ss = 0;
+  for (const g of grads) for (const x of g) ss += x * x;
+  const total = Math.sqrt(ss);
+  const factor = Math.min(1, maxNorm / (total + 1e-6));
+  const norm = clipGradNorm([...params, noGrad], maxNorm);
+  assertClose([await norm.item()], [total], { rtol: 1e-5, what: 'total norm' });
+  for (const [i, p] of params.entries())
+    assertClose(await p.grad!.data(), Float64Array.from(grads[i], (x) => x * factor), { rtol: 1e-5, what: `clipped grad ${i}` });
+  assert.is(noGrad.grad, null);
+  for (const x of [...params, noGrad, norm]) x.dispose();
+}
+
+t('clipGradNorm: total norm and grads vs float64, below and above the threshold', async () => {
+  await gpu();
+  await checkClip(1e6, 1); // below: unchanged
+  await checkClip(1.5, 1); // above: scaled down
+  await checkClip(35, 0.001); // tiny gradients
+  const empty = clipGradNorm([parameter(Tensor.fromArray([1], [1]))], 1);
+  assert.is(await empty.item(), 0, 'no gradients: norm 0');
+  empty.dispose();
+});
+
+t('clipGradNorm: a gradient shared by two leaves counts for each leaf and is scaled once', async () => {
+  await gpu();
+  const a = parameter(Tensor.fromArray([1, 2, 3], [3]), 'a');
+  const b = parameter(Tensor.fromArray([4, 5, 6], [3]), 'b');
+  const w = Tensor.fromArray([3, 0, 4], [3]);
+  const loss = tidy(() => sum(mul(add(a, b), w)));
+  backward(loss);
+  const norm = clipGradNorm([a, b], 1);
+  const total = Math.sqrt(2 * 25);
+  assertClose([await norm.item()], [total], { rtol: 1e-5, what: 'norm over both leaves' });
+  const scaled = [3, 0, 4].map((x) => x / (total + 1e-6));
+  assertClose(await a.grad!.data(), scaled, { rtol: 1e-5, what: 'a.grad' });
+  assertClose(await b.grad!.data(), scaled, { rtol: 1e-5, what: 'b.grad' });
+  for (const x of [a, b, w, loss, norm]) x.dispose();
+});
+
+t('a parameter larger than one storage binding is updated and clipped in chunks', async () => {
+  const e = await gpu();
+  const n = e.rt.maxBinding / 4 + 1000; // the last 1000 values lie in a second chunk
+  const x = new Float32Array(n);
+  const g = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    x[i] = ((i * 7919) % 1013) / 1013 - 0.5;
+    g[i] = ((i * 104729) % 997) / 997 - 0.5;
+  }
+  const p = parameter(Tensor.fromArray(x, [n]), 'big');
+  p.grad = Tensor.fromArray(g, [n]);
+  let ss = 0;
+  for (let i = 0; i < n; i++) ss += g[i] * g[i];
+  const norm = clipGradNorm([p], 1);
+  const factor = 1 / (Math.sqrt(ss) + 1e-6);
+  const adam = new Adam([p], { lr: 0.1, weightDecay: 0.1 });
+  adam.step();
+  assertClose([await norm.item()], [Math.sqrt(ss)], { rtol: 1e-5, what: 'norm over chunks' });
+  const out = await p.data();
+  // Sample both sides of the chunk boundary.
+  for (const i of [0, 1, n - 1001, n - 1000, n - 1]) {
+    const ref = new ReferenceAdam(Float64Array.of(x[i]), { ...base, lr: 0.1, weightDecay: 0.1 });
+    ref.update([g[i] * factor], 0.1);
+    assertClose([out[i]], ref.x, { rtol: 1e-5, what: `element ${i}` });
+  }
+  adam.dispose();
+  for (const t of [p, norm]) t.dispose();
+});
+
+t.run();

@@ -1,0 +1,96 @@
+/**
+ * The `moefusion` command line. Run it with `npx moefusion …` (bin/moefusion.mjs) or `npm run cli -- …`.
+ * Every failure ends in one line `moefusion: <message>` on stderr and a non-zero exit code (see errors.ts).
+ */
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError, Option } from 'commander';
+import { hasEngine, initEngine, shutdownEngine } from '../graph/engine.ts';
+import { reportFatal } from './errors.ts';
+import { infoCommand } from './info.ts';
+
+interface GlobalOptions {
+  backend?: string;
+  adapter?: string;
+}
+
+/**
+ * Subcommands with heavy imports (the model, sharp), loaded at start. A module that does not exist yet is
+ * skipped; one that fails to load becomes a stub that reports the failure when used, so that `info` and the
+ * other commands keep working (e.g. when sharp's native library is missing).
+ */
+const LOADED_COMMANDS: Array<{ name: string; file: string; factory: string }> = [
+  { name: 'fuse', file: 'fuse.ts', factory: 'fuseCommand' },
+  { name: 'train', file: 'train.ts', factory: 'trainCommand' },
+  { name: 'eval', file: 'eval.ts', factory: 'evalCommand' },
+  { name: 'bench', file: 'bench.ts', factory: 'benchCommand' },
+];
+
+async function loadCommand(name: string, file: string, factory: string): Promise<Command | null> {
+  const url = new URL(`./${file}`, import.meta.url);
+  if (!existsSync(url)) return null;
+  try {
+    const make = ((await import(url.href)) as Record<string, unknown>)[factory];
+    if (typeof make !== 'function') throw new Error(`src/cli/${file} does not export ${factory}()`);
+    return (make as () => Command)();
+  } catch (e) {
+    const failure = new Error(`the ${name} command could not be loaded: ${(e as Error).message}`, { cause: e });
+    return new Command(name)
+      .description(`(unavailable: src/cli/${file} failed to load)`)
+      .argument('[anything...]')
+      .allowUnknownOption()
+      .action(() => {
+        throw failure;
+      });
+  }
+}
+
+function version(): string {
+  return (JSON.parse(readFileSync(resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version;
+}
+
+export async function buildProgram(): Promise<Command> {
+  const program = new Command('moefusion')
+    .description('MoE-Fusion infrared/visible image fusion on WebGPU')
+    .version(version())
+    .addOption(new Option('--backend <name>', 'WebGPU backend').choices(['vulkan', 'metal', 'd3d12', 'opengles', 'null']))
+    .option('--adapter <name>', 'use the adapter whose name contains <name>')
+    .showSuggestionAfterError()
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`moefusion: ${text.replace(/^error: /, '')}`) });
+
+  // The global device options start the engine before any command runs; commands then reuse it.
+  program.hook('preAction', async () => {
+    const o = program.opts<GlobalOptions>();
+    if (o.backend || o.adapter) await initEngine({ backend: o.backend, adapter: o.adapter, compatibility: o.backend === 'opengles' });
+  });
+
+  const commands: Array<Command | null> = [infoCommand()];
+  for (const { name, file, factory } of LOADED_COMMANDS) commands.push(await loadCommand(name, file, factory));
+  for (const cmd of commands) if (cmd) program.addCommand(cmd.copyInheritedSettings(program));
+  return program;
+}
+
+/** Runs the CLI on argv (as process.argv: node, script, args…) and returns the exit code. */
+export async function main(argv: string[] = process.argv): Promise<number> {
+  try {
+    const program = await buildProgram();
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    // Commander has already printed its message (usage errors) or the help/version text.
+    if (e instanceof CommanderError) return e.exitCode;
+    return reportFatal(e);
+  } finally {
+    if (hasEngine()) shutdownEngine();
+  }
+}
+
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  return !!script && existsSync(script) && realpathSync(script) === fileURLToPath(import.meta.url);
+}
+
+if (isEntryPoint()) process.exitCode = await main();

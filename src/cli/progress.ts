@@ -1,0 +1,113 @@
+/**
+ * Progress for long loops: a redrawn bar with ETA and custom fields (loss, lr, …) on a terminal; elsewhere
+ * (logs, CI, pipes) a plain line at most every `intervalMs` and one at the end. Writes to stderr so that stdout
+ * stays clean for results.
+ */
+import cliProgress from 'cli-progress';
+
+export type ProgressFields = Record<string, number | string>;
+
+export interface Progress {
+  /** Advances by `step` (default 1) and updates the fields shown after the bar. */
+  tick(fields?: ProgressFields, step?: number): void;
+  /** Sets the absolute position. */
+  update(value: number, fields?: ProgressFields): void;
+  stop(): void;
+}
+
+export interface ProgressOptions {
+  stream?: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Plain mode: the shortest time between two lines (default 10 s). */
+  intervalMs?: number;
+  /** Print nothing at all. */
+  quiet?: boolean;
+  /** Clock in ms (tests). */
+  now?: () => number;
+}
+
+/** 0.0123 → "0.0123", 12345.6 → "1.235e+4": four significant digits. */
+function formatField(v: number | string): string {
+  if (typeof v === 'string') return v;
+  if (Number.isInteger(v)) return String(v);
+  return Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(3) : v.toPrecision(4);
+}
+
+export function formatFields(fields: ProgressFields): string {
+  return Object.entries(fields).map(([k, v]) => `${k} ${formatField(v)}`).join('  ');
+}
+
+/** Seconds → "42s", "3m05s", "2h07m". */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+export function createProgress(total: number, label: string, opts: ProgressOptions = {}): Progress {
+  const stream = opts.stream ?? process.stderr;
+  if (opts.quiet) return { tick() {}, update() {}, stop() {} };
+  return stream.isTTY ? barProgress(total, label, stream) : plainProgress(total, label, stream, opts.intervalMs ?? 10_000, opts.now ?? Date.now);
+}
+
+function barProgress(total: number, label: string, stream: NodeJS.WritableStream): Progress {
+  const bar = new cliProgress.SingleBar({
+    stream,
+    format: `${label} [{bar}] {value}/{total} | {duration_formatted} elapsed, ETA {eta_formatted} {fields}`,
+    barsize: 30,
+    hideCursor: true,
+    etaBuffer: 50,
+  }, cliProgress.Presets.shades_classic);
+  let value = 0;
+  let fields = '';
+  bar.start(total, 0, { fields });
+  return {
+    tick(f, step = 1) {
+      value += step;
+      if (f) fields = `| ${formatFields(f)}`;
+      bar.update(value, { fields });
+    },
+    update(v, f) {
+      value = v;
+      if (f) fields = `| ${formatFields(f)}`;
+      bar.update(value, { fields });
+    },
+    stop: () => bar.stop(),
+  };
+}
+
+function plainProgress(total: number, label: string, stream: NodeJS.WritableStream, intervalMs: number, now: () => number): Progress {
+  const start = now();
+  let last = start;
+  let value = 0;
+  let fields: ProgressFields = {};
+  let stopped = false;
+  const line = () => {
+    const elapsed = (now() - start) / 1000;
+    const eta = value > 0 ? (elapsed / value) * (total - value) : NaN;
+    const pct = total > 0 ? Math.floor((100 * value) / total) : 100;
+    const extra = formatFields(fields);
+    stream.write(`${label}: ${value}/${total} (${pct}%) ${formatDuration(elapsed)} elapsed, ETA ${formatDuration(eta)}${extra ? `  ${extra}` : ''}\n`);
+    last = now();
+  };
+  const maybeLine = () => {
+    if (now() - last >= intervalMs) line();
+  };
+  return {
+    tick(f, step = 1) {
+      value += step;
+      if (f) fields = f;
+      maybeLine();
+    },
+    update(v, f) {
+      value = v;
+      if (f) fields = f;
+      maybeLine();
+    },
+    stop() {
+      if (!stopped) line();
+      stopped = true;
+    },
+  };
+}

@@ -73,7 +73,7 @@ export function scale(x: Tensor, c: number): Tensor {
 /** x + c for a constant c. */
 export function addScalar(x: Tensor, c: number): Tensor {
   const out = unaryMap('x + p.s0', x, c, 0, 'add_scalar');
-  return record('add_scalar', [x], out, ([g]) => [g!.retain()]);
+  return record('add_scalar', [x], out, ([g]) => [g!.alias()]);
 }
 
 export function neg(x: Tensor): Tensor {

@@ -48,7 +48,7 @@ export function mean(x: Tensor, axes?: number | readonly number[], keepDims = fa
 
 /** Broadcasts g (whose shape is `shape` with some dimensions reduced to 1 or removed) back to `shape`. */
 export function expandTo(g: Tensor, shape: readonly number[]): Tensor {
-  if (sameShape(g.shape, shape)) return g.retain();
+  if (sameShape(g.shape, shape)) return g.alias();
   // Reinsert reduced dimensions as 1, then broadcast by adding to zeros.
   let shaped = g;
   if (g.rank !== shape.length) {
@@ -66,7 +66,7 @@ export function expandTo(g: Tensor, shape: readonly number[]): Tensor {
 
 /** Sums g over the dimensions that broadcasting expanded, giving a tensor of `shape`. */
 export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
-  if (sameShape(g.shape, shape)) return g.retain();
+  if (sameShape(g.shape, shape)) return g.alias();
   const lead = g.rank - shape.length;
   const axes: number[] = [];
   for (let i = 0; i < g.rank; i++) if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);

@@ -1,0 +1,113 @@
+/**
+ * Sobel gradient magnitude |Sobel_x ⋆ x| + |Sobel_y ⋆ x| per plane of (N, C, H, W), zero padding 1, as
+ * PyTorch's F.conv2d (cross-correlation) with Sobel_x = [[-1,0,1],[-2,0,2],[-1,0,1]] and
+ * Sobel_y = [[1,2,1],[0,0,0],[-1,-2,-1]].
+ *
+ * Backward in two passes: (1) wx = g·sign(Sobel_x ⋆ x), wy = g·sign(Sobel_y ⋆ x); (2) the adjoint correlation.
+ * Both kernels are antisymmetric under a 180° flip, so the adjoint is −(Sobel_x ⋆ wx) − (Sobel_y ⋆ wy).
+ */
+import { engine } from '../graph/engine.ts';
+import { Tensor, sameShape } from '../graph/tensor.ts';
+import { Params } from '../runtime/params.ts';
+import { LimitError } from '../runtime/errors.ts';
+import { grid1d } from './wgsl.ts';
+
+const WG = 256;
+
+/**
+ * WGSL: the Sobel correlations of a 3×3 neighbourhood v (v[row][col], row = dy + 1), and `load3x3` reading the
+ * zero-padded neighbourhood of pixel (y, x) from buffer `buf`, which holds `stride` interleaved values per pixel.
+ */
+function helpers(buf: string, stride: number): string {
+  return /* wgsl */ `
+struct P { n: u32, h: u32, w: u32, _a: u32 }
+fn sobelX(v: array<array<f32, 3>, 3>) -> f32 {
+  return (v[0][2] + 2.0 * v[1][2] + v[2][2]) - (v[0][0] + 2.0 * v[1][0] + v[2][0]);
+}
+fn sobelY(v: array<array<f32, 3>, 3>) -> f32 {
+  return (v[0][0] + 2.0 * v[0][1] + v[0][2]) - (v[2][0] + 2.0 * v[2][1] + v[2][2]);
+}
+fn load3x3(base: u32, y: i32, x: i32, lane: u32) -> array<array<f32, 3>, 3> {
+  let h = i32(p.h);
+  let w = i32(p.w);
+  var v: array<array<f32, 3>, 3>;
+  for (var dy = -1; dy <= 1; dy++) {
+    for (var dx = -1; dx <= 1; dx++) {
+      let yy = y + dy;
+      let xx = x + dx;
+      var val = 0.0;
+      if (yy >= 0 && yy < h && xx >= 0 && xx < w) { val = ${buf}[(base + u32(yy * w + xx)) * ${stride}u + lane]; }
+      v[dy + 1][dx + 1] = val;
+    }
+  }
+  return v;
+}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
+  if (i >= p.n) { return; }
+  let plane = i / (p.h * p.w);
+  let r = i - plane * p.h * p.w;
+  let y = i32(r / p.w);
+  let x = i32(r % p.w);
+  let base = plane * p.h * p.w;`;
+}
+
+const forwardCode = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read_write> O: array<f32>;
+@group(0) @binding(2) var<uniform> p: P;
+${helpers('X', 1)}
+  let v = load3x3(base, y, x, 0u);
+  O[i] = abs(sobelX(v)) + abs(sobelY(v));
+}`;
+
+const weightsCode = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> G: array<f32>;
+@group(0) @binding(2) var<storage, read_write> W: array<f32>;
+@group(0) @binding(3) var<uniform> p: P;
+${helpers('X', 1)}
+  let v = load3x3(base, y, x, 0u);
+  let g = G[i];
+  W[2u * i] = g * sign(sobelX(v));
+  W[2u * i + 1u] = g * sign(sobelY(v));
+}`;
+
+const adjointCode = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> W: array<f32>;
+@group(0) @binding(1) var<storage, read_write> D: array<f32>;
+@group(0) @binding(2) var<uniform> p: P;
+${helpers('W', 2)}
+  D[i] = -sobelX(load3x3(base, y, x, 0u)) - sobelY(load3x3(base, y, x, 1u));
+}`;
+
+function planeParams(x: Tensor, label: string): { params: Uint8Array; n: number } {
+  if (x.rank < 2) throw new Error(`${label}: expected (..., H, W), got [${x.shape.join(', ')}]`);
+  if (2 * x.bytes > engine().rt.maxBinding) throw new LimitError(`${label}: a tensor of ${x.bytes} bytes is too large (needs 2× within one binding)`);
+  const [h, w] = x.shape.slice(-2);
+  return { params: new Params().u32(x.size, h, w, 0).bytes, n: x.size };
+}
+
+/** |Sobel_x ⋆ x| + |Sobel_y ⋆ x| on every (H, W) plane of x. */
+export function sobelKernel(x: Tensor): Tensor {
+  const { params, n } = planeParams(x, 'sobel');
+  const out = Tensor.empty(x.shape);
+  if (n) engine().rt.dispatch({ label: 'sobel', code: forwardCode, buffers: [x.buffer, out.buffer], params, workgroups: grid1d(Math.ceil(n / WG)) });
+  return out;
+}
+
+/** The gradient of sobelKernel at x given the output gradient g. */
+export function sobelBackwardKernel(x: Tensor, g: Tensor): Tensor {
+  if (!sameShape(x.shape, g.shape)) throw new Error('sobel backward: gradient shape differs from the input');
+  const { params, n } = planeParams(x, 'sobel_grad');
+  const dx = Tensor.empty(x.shape);
+  if (!n) return dx;
+  const weights = Tensor.empty([n, 2]);
+  const rt = engine().rt;
+  const workgroups = grid1d(Math.ceil(n / WG));
+  rt.dispatch({ label: 'sobel_grad_weights', code: weightsCode, buffers: [x.buffer, g.buffer, weights.buffer], params, workgroups });
+  rt.dispatch({ label: 'sobel_grad', code: adjointCode, buffers: [weights.buffer, dx.buffer], params, workgroups });
+  weights.dispose();
+  return dx;
+}

@@ -1,0 +1,183 @@
+/** Pointwise functions, softmax and variance: float64 references, PyTorch's tie rules, and gradients. */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { gpu } from './helpers/gpu.ts';
+import { Rng } from './helpers/random.ts';
+import { assertClose } from './helpers/compare.ts';
+import { gradcheck } from './helpers/gradcheck.ts';
+import * as ref from './helpers/reference.ts';
+import { Tensor } from '../src/graph/tensor.ts';
+import { backward } from '../src/graph/autograd.ts';
+import { tidy } from '../src/graph/engine.ts';
+import { sigmoid, exp, log, softplus, abs, maximum, minimum, clamp, softmax, variance, sum, mul } from '../src/graph/ops.ts';
+
+const t = suite('activations');
+const rng = new Rng(5);
+
+const unary: Array<[string, (x: Tensor) => Tensor, (v: number) => number, number]> = [
+  ['sigmoid', sigmoid, (v) => 1 / (1 + Math.exp(-v)), 8],
+  ['exp', exp, Math.exp, 3],
+  ['softplus', softplus, (v) => Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v))), 8],
+  ['abs', abs, Math.abs, 5],
+  ['clamp', (x) => clamp(x, -0.3, 0.45), (v) => Math.min(Math.max(v, -0.3), 0.45), 1],
+];
+
+t('pointwise functions match float64 on awkward shapes', async () => {
+  await gpu();
+  for (const shape of [[1], [7], [3, 1, 13], [2, 3, 5, 7]])
+    for (const [name, op, f, range] of unary) {
+      const x = rng.uniform(ref.size(shape), -range, range);
+      const out = tidy(() => op(Tensor.fromArray(x, shape)));
+      assert.equal([...out.shape], shape);
+      assertClose(await out.data(), Float64Array.from(x, f), { what: `${name} [${shape}]` });
+      out.dispose();
+    }
+  const pos = rng.uniform(101, 0.01, 50);
+  const l = tidy(() => log(Tensor.fromArray(pos, [101])));
+  assertClose(await l.data(), Float64Array.from(pos, Math.log), { what: 'log' });
+  l.dispose();
+});
+
+t('sigmoid and softplus stay finite and accurate at extreme inputs', async () => {
+  await gpu();
+  const x = [-100, -30, -17, -5, -1e-3, 0, 1e-3, 5, 17, 30, 100];
+  const s = tidy(() => sigmoid(Tensor.fromArray(x, [x.length])));
+  const sp = tidy(() => softplus(Tensor.fromArray(x, [x.length])));
+  // Relative accuracy matters in the tails (softplus(−30) ≈ 9.4e-14): compare each element to itself.
+  const sRef = x.map((v) => 1 / (1 + Math.exp(-v)));
+  const spRef = x.map((v) => Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v))));
+  const [sGot, spGot] = [await s.data(), await sp.data()];
+  x.forEach((v, i) => {
+    assert.ok(Math.abs(sGot[i] - sRef[i]) <= 1e-5 * Math.abs(sRef[i]) + 1e-30, `sigmoid(${v}) = ${sGot[i]}, expected ${sRef[i]}`);
+    assert.ok(Math.abs(spGot[i] - spRef[i]) <= 1e-5 * Math.abs(spRef[i]) + 1e-30, `softplus(${v}) = ${spGot[i]}, expected ${spRef[i]}`);
+  });
+  s.dispose();
+  sp.dispose();
+});
+
+t('maximum and minimum broadcast; ties split the gradient half/half like torch.maximum', async () => {
+  await gpu();
+  for (const [as, bs] of [[[5], [5]], [[3, 1, 7], [4, 1]], [[1], [2, 3]], [[2, 3, 1, 5], [3, 11, 1]]]) {
+    const a = rng.uniform(ref.size(as));
+    const b = rng.uniform(ref.size(bs));
+    for (const [name, op, f] of [['maximum', maximum, Math.max], ['minimum', minimum, Math.min]] as const) {
+      const out = tidy(() => op(Tensor.fromArray(a, as), Tensor.fromArray(b, bs)));
+      const want = ref.broadcastBinary(a, as, b, bs, f);
+      assert.equal([...out.shape], want.shape);
+      assertClose(await out.data(), want.data, { what: `${name} [${as}]·[${bs}]` });
+      out.dispose();
+    }
+  }
+  // Ties: a = [1, 2, 3], b = [1, 5, 0] → ∂max/∂a = [0.5, 0, 1], ∂max/∂b = [0.5, 1, 0]; for min the other way round.
+  for (const [op, wantA, wantB] of [[maximum, [0.5, 0, 1], [0.5, 1, 0]], [minimum, [0.5, 1, 0], [0.5, 0, 1]]] as const) {
+    const a = Tensor.fromArray([1, 2, 3], [3]);
+    const b = Tensor.fromArray([1, 5, 0], [3]);
+    a.requiresGrad = b.requiresGrad = true;
+    const loss = tidy(() => sum(op(a, b)));
+    backward(loss);
+    assert.equal([...(await a.grad!.data())], wantA);
+    assert.equal([...(await b.grad!.data())], wantB);
+    for (const x of [loss, a, b]) x.dispose();
+  }
+});
+
+t('clamp passes the gradient on its closed range, bounds included (torch.clamp)', async () => {
+  await gpu();
+  const x = Tensor.fromArray([-2, -1, 0, 1, 2], [5]);
+  x.requiresGrad = true;
+  const loss = tidy(() => sum(clamp(x, -1, 1)));
+  backward(loss);
+  assert.equal([...(await x.grad!.data())], [0, 1, 1, 1, 0]);
+  loss.dispose();
+  x.dispose();
+});
+
+t('softmax matches float64 along every axis and survives large logits', async () => {
+  await gpu();
+  const shape = [3, 5, 1, 7];
+  const x = rng.uniform(ref.size(shape), -4, 4);
+  const st = ref.strides(shape);
+  for (const axis of [0, 1, 2, 3, -1]) {
+    const a = axis < 0 ? axis + shape.length : axis;
+    const want = new Float64Array(x.length);
+    for (let i = 0; i < x.length; i++) {
+      if (Math.floor(i / st[a]) % shape[a] !== 0) continue; // i is the first element of its line
+      let m = -Infinity;
+      for (let k = 0; k < shape[a]; k++) m = Math.max(m, x[i + k * st[a]]);
+      let s = 0;
+      for (let k = 0; k < shape[a]; k++) s += Math.exp(x[i + k * st[a]] - m);
+      for (let k = 0; k < shape[a]; k++) want[i + k * st[a]] = Math.exp(x[i + k * st[a]] - m) / s;
+    }
+    const out = tidy(() => softmax(Tensor.fromArray(x, shape), axis));
+    assertClose(await out.data(), want, { what: `softmax axis ${axis}` });
+    out.dispose();
+  }
+  const big = tidy(() => softmax(Tensor.fromArray([1000, 999, -1000], [3])));
+  const e = Math.exp(-1);
+  assertClose(await big.data(), [1 / (1 + e), e / (1 + e), 0], { what: 'softmax of large logits' });
+  big.dispose();
+});
+
+t('variance matches float64 (unbiased and biased, axes, keepDims)', async () => {
+  await gpu();
+  const shape = [4, 3, 5];
+  const x = rng.uniform(ref.size(shape));
+  const xt = Tensor.fromArray(x, shape);
+  const cases: Array<[number[], boolean, boolean]> = [[[0], true, false], [[1, 2], false, true], [[2], true, true]];
+  for (const [axes, unbiased, keepDims] of cases) {
+    const n = axes.reduce((p, a) => p * shape[a], 1);
+    const means = ref.sumAxes(x, shape, axes).map((v) => v / n);
+    const kept = shape.map((d, i) => (axes.includes(i) ? 1 : d));
+    const centred = ref.broadcastBinary(x, shape, means, kept, (u, m) => (u - m) ** 2);
+    const want = ref.sumAxes(centred.data, shape, axes).map((v) => v / (unbiased ? n - 1 : n));
+    const out = variance(xt, axes, unbiased, keepDims);
+    assert.equal([...out.shape], keepDims ? kept : shape.filter((_, i) => !axes.includes(i)));
+    assertClose(await out.data(), want, { what: `variance ${axes} ${unbiased}` });
+    out.dispose();
+  }
+  const all = variance(xt);
+  let m = 0;
+  for (const v of x) m += v / x.length;
+  let ss = 0;
+  for (const v of x) ss += (v - m) ** 2;
+  assertClose([await all.item()], [ss / (x.length - 1)], { what: 'variance of all' });
+  assert.equal([...all.shape], []);
+  all.dispose();
+  xt.dispose();
+});
+
+t('gradients of the pointwise functions, softmax and variance pass the finite-difference check', async () => {
+  await gpu();
+  const positive = (n: number) => rng.uniform(n, 0.5, 2);
+  // Operands of maximum/minimum on interleaved grids (input k on multiples of 0.1 shifted by 0.05·k) never tie.
+  const interleaved = (n: number, k: number) => rng.uniform(n).map((v) => Math.round(v * 10) / 10 + 0.05 * k);
+  const checks: Array<[string, (xs: Tensor[]) => Tensor, number[][], ((n: number, k: number) => Float32Array)?]> = [
+    ['sigmoid', ([x]) => sigmoid(x), [[3, 5]]],
+    ['exp', ([x]) => exp(x), [[7]]],
+    ['log', ([x]) => log(x), [[2, 3]], positive],
+    ['softplus', ([x]) => softplus(x), [[11]]],
+    ['abs', ([x]) => abs(x), [[13]]],
+    ['maximum broadcast', ([a, b]) => maximum(a, b), [[3, 1, 5], [4, 1]], interleaved],
+    ['minimum broadcast', ([a, b]) => minimum(a, b), [[2, 5], [5]], interleaved],
+    ['clamp', ([x]) => clamp(x, -0.5, 0.5), [[17]]],
+    ['softmax last', ([x]) => softmax(x), [[3, 4]]],
+    ['softmax middle', ([x]) => softmax(x, 1), [[2, 3, 5]]],
+    ['variance', ([x]) => variance(x, [1]), [[3, 6]]],
+    ['variance all biased', ([x]) => mul(variance(x, undefined, false), variance(x)), [[7]]],
+  ];
+  for (const [name, f, shapes, gen] of checks) {
+    // Values away from the kinks of abs, max/min and clamp (ties at ±0.5 and 0 are excluded by the gap).
+    const data = shapes.map((s, k) => (gen ? gen(ref.size(s), k) : spreadFromKinks(rng, ref.size(s))));
+    const r = await gradcheck(f, data, shapes);
+    assert.ok(r.ok, `${name}: ${r.message}`);
+  }
+});
+
+/** Uniform in (−1, 1) with every value at least 0.05 from 0 and from ±0.5 (finite differences use h = 0.01). */
+function spreadFromKinks(r: Rng, n: number): Float32Array {
+  const a = r.awayFromZero(n, 0.05);
+  for (let i = 0; i < n; i++) if (Math.abs(Math.abs(a[i]) - 0.5) < 0.05) a[i] += a[i] > 0 ? 0.1 : -0.1;
+  return a;
+}
+
+t.run();

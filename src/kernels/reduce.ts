@@ -1,6 +1,7 @@
 /**
- * Sum reduction over any set of axes. One workgroup reduces one output element (or a part of it when the
- * reduced extent is large; the parts are then summed by a second pass), with a tree in workgroup memory.
+ * Sum reduction over any set of axes. Many outputs: one invocation each. Few outputs: one workgroup reduces one
+ * output (or a part of it when the reduced extent is large; the parts are then summed by a second pass) with a tree
+ * in workgroup memory.
  */
 import { engine } from '../graph/engine.ts';
 import { Tensor } from '../graph/tensor.ts';
@@ -21,29 +22,13 @@ function contiguousStrides(shape: readonly number[]): number[] {
   return s;
 }
 
-function code(innerContiguous: boolean): string {
-  const roff = innerContiguous
-    ? 'let off = r;'
-    : `var rem = r; var off = 0u;
-      for (var d = i32(p.nr) - 1; d >= 0; d--) {
-        let k = u32(d);
-        let size = p.rshape[k / 4u][k % 4u];
-        off += (rem % size) * p.rstride[k / 4u][k % 4u];
-        rem = rem / size;
-      }`;
-  return /* wgsl */ `
+const STRUCT = /* wgsl */ `
 struct P { nOut: u32, R: u32, chunk: u32, parts: u32, nk: u32, nr: u32, _a: u32, _b: u32,
   kshape: array<vec4u, 2>, kstride: array<vec4u, 2>, rshape: array<vec4u, 2>, rstride: array<vec4u, 2> }
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read_write> O: array<f32>;
 @group(0) @binding(2) var<uniform> p: P;
-var<workgroup> tree: array<f32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let w = wid.x + wid.y * nwg.x;
-  if (w >= p.nOut * p.parts) { return; }
-  let o = w / p.parts;
-  let part = w % p.parts;
+fn keptOffset(o: u32) -> u32 {
   var rem = o;
   var base = 0u;
   for (var d = i32(p.nk) - 1; d >= 0; d--) {
@@ -52,12 +37,55 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     base += (rem % size) * p.kstride[k / 4u][k % 4u];
     rem = rem / size;
   }
+  return base;
+}
+fn reducedOffset(r: u32) -> u32 {
+  var rem = r;
+  var off = 0u;
+  for (var d = i32(p.nr) - 1; d >= 0; d--) {
+    let k = u32(d);
+    let size = p.rshape[k / 4u][k % 4u];
+    off += (rem % size) * p.rstride[k / 4u][k % 4u];
+    rem = rem / size;
+  }
+  return off;
+}`;
+
+/**
+ * Many outputs: one invocation per output sums its reduced elements serially (no barriers: they are very costly
+ * on software adapters, and neighbouring invocations read neighbouring memory when the kept axes are innermost).
+ */
+function perOutputCode(innerContiguous: boolean): string {
+  return /* wgsl */ `${STRUCT}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let o = (wid.x + wid.y * nwg.x) * ${WG}u + li;
+  if (o >= p.nOut) { return; }
+  let base = keptOffset(o);
+  var acc = 0.0;
+  for (var r = 0u; r < p.R; r++) {
+    acc += X[base + ${innerContiguous ? 'r' : 'reducedOffset(r)'}];
+  }
+  O[o] = acc;
+}`;
+}
+
+/** Few outputs: one workgroup per (output, part) with a tree in workgroup memory. */
+function treeCode(innerContiguous: boolean): string {
+  return /* wgsl */ `${STRUCT}
+var<workgroup> tree: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let w = wid.x + wid.y * nwg.x;
+  if (w >= p.nOut * p.parts) { return; }
+  let o = w / p.parts;
+  let part = w % p.parts;
+  let base = keptOffset(o);
   let r0 = part * p.chunk;
   let r1 = min(p.R, r0 + p.chunk);
   var acc = 0.0;
   for (var r = r0 + li; r < r1; r += ${WG}u) {
-    ${roff}
-    acc += X[base + off];
+    acc += X[base + ${innerContiguous ? 'r' : 'reducedOffset(r)'}];
   }
   tree[li] = acc;
   workgroupBarrier();
@@ -86,8 +114,9 @@ export function sumAxes(x: Tensor, axes: readonly number[]): Tensor {
   if (nOut === 0 || R === 0) return Tensor.zeros(outShape);
   // Reduced axes form the contiguous tail: offsets are plain r.
   const innerContiguous = red.length > 0 && red.every((a, j) => a === rank - red.length + j);
+  const perOutput = nOut >= WG;
   // Split long reductions so that enough workgroups run in parallel.
-  const parts = Math.max(1, Math.min(Math.ceil(R / 4096), Math.ceil(256 / nOut)));
+  const parts = perOutput ? 1 : Math.max(1, Math.min(Math.ceil(R / 4096), Math.ceil(256 / nOut)));
   const chunk = Math.ceil(R / parts);
   const pad = (v: number[]) => [...v, ...new Array(MAX_DIMS - v.length).fill(0)];
   const params = new Params()
@@ -95,7 +124,13 @@ export function sumAxes(x: Tensor, axes: readonly number[]): Tensor {
     .u32(...pad(kept.map((i) => x.shape[i])), ...pad(kept.map((i) => strides[i])))
     .u32(...pad(red.map((i) => x.shape[i])), ...pad(red.map((i) => strides[i]))).bytes;
   const partial = Tensor.empty(parts === 1 ? outShape : [nOut, parts]);
-  rt.dispatch({ label: 'sum', code: code(innerContiguous), buffers: [x.buffer, partial.buffer], params, workgroups: grid1d(nOut * parts) });
+  rt.dispatch({
+    label: 'sum',
+    code: perOutput ? perOutputCode(innerContiguous) : treeCode(innerContiguous),
+    buffers: [x.buffer, partial.buffer],
+    params,
+    workgroups: grid1d(perOutput ? Math.ceil(nOut / WG) : nOut * parts),
+  });
   if (parts === 1) return partial;
   const total = sumAxes(partial, [1]);
   partial.dispose();

@@ -1,5 +1,5 @@
 /** GPU timestamps (timestamp-query, quantisation disabled by device.ts) written between compute passes. */
-const CAPACITY = 512;
+const CAPACITY = 4096; // the most one query set may hold
 
 export class Timer {
   private querySet: GPUQuerySet;
@@ -24,11 +24,13 @@ export class Timer {
     this.labels.push(label);
   }
 
-  /** Called before each submit: resolves the timestamps written in this encoder. */
+  /**
+   * Called before each submit. Resolves every timestamp so far from index 0: the destination offset of a resolve
+   * must be 256-byte aligned, and re-resolving earlier queries is harmless.
+   */
   resolve(encoder: GPUCommandEncoder): void {
-    const n = this.labels.length - this.resolved;
-    if (n <= 0) return;
-    encoder.resolveQuerySet(this.querySet, this.resolved, n, this.resolveBuffer, this.resolved * 8);
+    if (this.labels.length === this.resolved) return;
+    encoder.resolveQuerySet(this.querySet, 0, this.labels.length, this.resolveBuffer, 0);
     this.resolved = this.labels.length;
   }
 

@@ -1,0 +1,104 @@
+/**
+ * Reading and writing images with `sharp`. Pixels are interleaved (row-major, channel last), 8- or 16-bit.
+ * Every error names the file and says what is wrong with it.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, extname, join } from 'node:path';
+import sharp from 'sharp';
+
+export type ImageChannels = 1 | 3 | 4;
+
+export interface Image {
+  width: number;
+  height: number;
+  channels: ImageChannels;
+  bitDepth: 8 | 16;
+  data: Uint8Array | Uint16Array;
+}
+
+export class ImageError extends Error {
+  constructor(
+    readonly file: string,
+    problem: string,
+  ) {
+    super(`${file}: ${problem}`);
+    this.name = 'ImageError';
+  }
+}
+
+/** Reads an image file. Gray+alpha is widened to RGBA so that `channels` is always 1, 3 or 4. */
+export async function readImage(path: string): Promise<Image> {
+  if (!existsSync(path)) throw new ImageError(path, 'file not found');
+  if (!statSync(path).isFile()) throw new ImageError(path, 'not a file');
+  try {
+    let pipeline = sharp(path, { failOn: 'error' });
+    const meta = await pipeline.metadata();
+    const sixteen = meta.depth === 'ushort';
+    // sharp converts to its pipeline colourspace unless told otherwise: keep plain gray as one channel.
+    const plainGray = (meta.space === 'b-w' || meta.space === 'grey16') && !meta.hasAlpha;
+    if (plainGray) pipeline = pipeline.toColourspace(sixteen ? 'grey16' : 'b-w');
+    else pipeline = pipeline.toColourspace(sixteen ? 'rgb16' : 'srgb');
+    if (!plainGray && meta.hasAlpha) pipeline = pipeline.ensureAlpha();
+    const { data, info } = await pipeline.raw({ depth: sixteen ? 'ushort' : 'uchar' }).toBuffer({ resolveWithObject: true });
+    const channels = info.channels as number;
+    if (channels !== 1 && channels !== 3 && channels !== 4)
+      throw new Error(`unsupported channel count ${channels}`);
+    const pixels = sixteen
+      ? new Uint16Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength))
+      : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    return { width: info.width, height: info.height, channels, bitDepth: sixteen ? 16 : 8, data: pixels };
+  } catch (e) {
+    if (e instanceof ImageError) throw e;
+    throw new ImageError(path, `cannot be read as an image (${(e as Error).message})`);
+  }
+}
+
+const formats: Record<string, 'png' | 'jpeg' | 'tiff' | 'webp'> = {
+  '.png': 'png',
+  '.jpg': 'jpeg',
+  '.jpeg': 'jpeg',
+  '.tif': 'tiff',
+  '.tiff': 'tiff',
+  '.webp': 'webp',
+};
+
+/**
+ * Writes interleaved pixels to PNG, JPEG, TIFF or WebP, chosen by the extension. Uint16Array data is written
+ * 16-bit (PNG, TIFF). The file appears atomically: a temporary file in the same folder is renamed over it.
+ */
+export async function writeImage(
+  path: string,
+  data: Uint8Array | Uint16Array,
+  width: number,
+  height: number,
+  channels: ImageChannels,
+): Promise<void> {
+  const ext = extname(path).toLowerCase();
+  const format = formats[ext];
+  if (!format) {
+    const why = ext === '.bmp' ? 'BMP output is not supported by sharp' : `unknown image extension "${ext}"`;
+    throw new ImageError(path, `${why}; use .png, .jpg, .tif or .webp`);
+  }
+  if (data.length !== width * height * channels)
+    throw new ImageError(path, `expected ${width}×${height}×${channels} = ${width * height * channels} values, got ${data.length}`);
+  const sixteen = data instanceof Uint16Array;
+  if (sixteen && format !== 'png' && format !== 'tiff') throw new ImageError(path, `16-bit data cannot be written as ${format}`);
+
+  let pipeline = sharp(data, { raw: { width, height, channels } });
+  const gray = channels === 1;
+  pipeline = pipeline.toColourspace(sixteen ? (gray ? 'grey16' : 'rgb16') : gray ? 'b-w' : 'srgb');
+  // sharp's TIFF default is JPEG compression, which would be lossy: ask for LZW.
+  const options = format === 'jpeg' ? { quality: 95 } : format === 'tiff' ? { compression: 'lzw' } : format === 'webp' ? { lossless: true } : {};
+  const encoded = await pipeline.toFormat(format, options).toBuffer();
+
+  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    await writeFile(temporary, encoded);
+    await rename(temporary, path);
+  } catch (e) {
+    await rm(temporary, { force: true });
+    throw new ImageError(path, `cannot be written (${(e as Error).message})`);
+  }
+}

@@ -1,0 +1,261 @@
+/**
+ * safetensors files (https://github.com/huggingface/safetensors): 8-byte little-endian header length N, N bytes of
+ * JSON header `{name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?: {string: string}}`, then the raw
+ * little-endian tensor bytes (offsets relative to the end of the header). Reading converts every float dtype to
+ * float32; writing stores F32 or F16 and replaces the target atomically (temp file + rename).
+ */
+import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { endianness } from 'node:os';
+
+export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16';
+
+export interface StoredTensor {
+  /** dtype as stored in the file; `data` is always float32. */
+  dtype: SafetensorsDtype;
+  shape: number[];
+  data: Float32Array;
+}
+
+export interface SafetensorsFile {
+  tensors: Map<string, StoredTensor>;
+  metadata: Record<string, string>;
+}
+
+export interface TensorToWrite {
+  shape: number[];
+  data: Float32Array;
+}
+
+export class SafetensorsError extends Error {
+  constructor(file: string, message: string) {
+    super(`${file}: ${message}`);
+    this.name = 'SafetensorsError';
+  }
+}
+
+const ITEM_BYTES: Record<SafetensorsDtype, number> = { F64: 8, F32: 4, F16: 2, BF16: 2 };
+/** Headers larger than this are refused as corrupt (the reference implementation uses the same bound). */
+const MAX_HEADER_BYTES = 100_000_000;
+
+const numel = (shape: number[]) => shape.reduce((a, d) => a * d, 1);
+/** On little-endian hosts F32 bytes are copied as they are, without per-element conversion. */
+const LITTLE_ENDIAN_HOST = endianness() === 'LE';
+
+function readExactly(fd: number, length: number, position: number, file: string, what: string): Buffer {
+  const buf = Buffer.alloc(length);
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, buf, done, length - done, position + done);
+    if (n === 0) throw new SafetensorsError(file, `truncated file: ${what} ends after ${done} of ${length} bytes`);
+    done += n;
+  }
+  return buf;
+}
+
+interface HeaderEntry {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+function parseHeader(json: Buffer, file: string, dataBytes: number): { entries: HeaderEntry[]; metadata: Record<string, string> } {
+  let header: unknown;
+  try {
+    header = JSON.parse(json.toString('utf8'));
+  } catch (e) {
+    throw new SafetensorsError(file, `bad header: not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header))
+    throw new SafetensorsError(file, 'bad header: expected a JSON object');
+
+  const metadata: Record<string, string> = {};
+  const entries: HeaderEntry[] = [];
+  for (const [name, value] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (typeof value !== 'object' || value === null || Array.isArray(value))
+        throw new SafetensorsError(file, 'bad header: __metadata__ must be an object of strings');
+      for (const [k, v] of Object.entries(value)) {
+        if (typeof v !== 'string') throw new SafetensorsError(file, `bad header: __metadata__.${k} is not a string`);
+        metadata[k] = v;
+      }
+      continue;
+    }
+    const t = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (typeof t !== 'object' || t === null) throw new SafetensorsError(file, `bad header: entry ${name} is not an object`);
+    if (typeof t.dtype !== 'string') throw new SafetensorsError(file, `bad header: tensor ${name} has no dtype`);
+    if (!(t.dtype in ITEM_BYTES))
+      throw new SafetensorsError(file, `tensor ${name} has unsupported dtype ${t.dtype} (supported: ${Object.keys(ITEM_BYTES).join(', ')})`);
+    const shape = t.shape;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      throw new SafetensorsError(file, `bad header: tensor ${name} has an invalid shape ${JSON.stringify(shape)}`);
+    const offsets = t.data_offsets;
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0))
+      throw new SafetensorsError(file, `bad header: tensor ${name} has invalid data_offsets ${JSON.stringify(offsets)}`);
+    const [begin, end] = offsets as [number, number];
+    const dtype = t.dtype as SafetensorsDtype;
+    if (end < begin || end > dataBytes)
+      throw new SafetensorsError(
+        file,
+        `tensor ${name}: data_offsets [${begin}, ${end}] out of range, the data section has ${dataBytes} bytes (truncated file?)`,
+      );
+    const expected = numel(shape) * ITEM_BYTES[dtype];
+    if (end - begin !== expected)
+      throw new SafetensorsError(file, `tensor ${name}: ${end - begin} bytes for ${dtype} [${shape}] (expected ${expected})`);
+    entries.push({ name, dtype, shape: [...shape], begin, end });
+  }
+  const sorted = [...entries].sort((a, b) => a.begin - b.begin);
+  for (let i = 1; i < sorted.length; i++)
+    if (sorted[i].begin < sorted[i - 1].end)
+      throw new SafetensorsError(file, `tensors ${sorted[i - 1].name} and ${sorted[i].name} overlap`);
+  return { entries, metadata };
+}
+
+/** IEEE half → float (exact). */
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+/** float → IEEE half, round to nearest even; overflow gives ±Infinity, NaN stays NaN. */
+function floatToHalf(value: number, bits: Uint32Array, f: Float32Array): number {
+  f[0] = value;
+  const x = bits[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  const mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign; // below half the smallest subnormal: rounds to zero
+    const m = mant | 0x800000; // implicit leading one
+    const shift = 14 - e;
+    let half = m >>> shift;
+    const rest = m & ((1 << shift) - 1);
+    const midpoint = 1 << (shift - 1);
+    if (rest > midpoint || (rest === midpoint && half & 1)) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++; // a carry into the exponent is still correct
+  return sign | half;
+}
+
+function decode(bytes: Buffer, dtype: SafetensorsDtype, count: number): Float32Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float32Array(count);
+  switch (dtype) {
+    case 'F32':
+      if (LITTLE_ENDIAN_HOST) new Uint8Array(out.buffer).set(bytes);
+      else for (let i = 0; i < count; i++) out[i] = view.getFloat32(4 * i, true);
+      break;
+    case 'F64':
+      for (let i = 0; i < count; i++) out[i] = view.getFloat64(8 * i, true);
+      break;
+    case 'F16':
+      for (let i = 0; i < count; i++) out[i] = halfToFloat(view.getUint16(2 * i, true));
+      break;
+    case 'BF16': {
+      const bits = new Uint32Array(out.buffer);
+      for (let i = 0; i < count; i++) bits[i] = view.getUint16(2 * i, true) << 16;
+      break;
+    }
+  }
+  return out;
+}
+
+/** Reads every tensor of a safetensors file as float32, with the file's metadata. */
+export function readSafetensors(path: string): SafetensorsFile {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw new SafetensorsError(path, `cannot open (${(e as Error).message})`);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size < 8) throw new SafetensorsError(path, `truncated file: ${size} bytes, not even the 8-byte header length`);
+    const headerBytes = Number(readExactly(fd, 8, 0, path, 'header length').readBigUInt64LE(0));
+    if (headerBytes > MAX_HEADER_BYTES || 8 + headerBytes > size)
+      throw new SafetensorsError(path, `truncated file or bad header: header length ${headerBytes} but file is ${size} bytes`);
+    const dataStart = 8 + headerBytes;
+    const { entries, metadata } = parseHeader(readExactly(fd, headerBytes, 8, path, 'header'), path, size - dataStart);
+    const tensors = new Map<string, StoredTensor>();
+    for (const t of entries) {
+      const bytes = readExactly(fd, t.end - t.begin, dataStart + t.begin, path, `tensor ${t.name}`);
+      tensors.set(t.name, { dtype: t.dtype, shape: t.shape, data: decode(bytes, t.dtype, numel(t.shape)) });
+    }
+    return { tensors, metadata };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function encode(data: Float32Array, dtype: 'F32' | 'F16'): Uint8Array {
+  if (dtype === 'F32') {
+    if (LITTLE_ENDIAN_HOST) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const out = Buffer.alloc(data.length * 4);
+    for (let i = 0; i < data.length; i++) out.writeFloatLE(data[i], 4 * i);
+    return out;
+  }
+  const out = Buffer.alloc(data.length * 2);
+  const f = new Float32Array(1);
+  const bits = new Uint32Array(f.buffer);
+  for (let i = 0; i < data.length; i++) out.writeUInt16LE(floatToHalf(data[i], bits, f), 2 * i);
+  return out;
+}
+
+/**
+ * Writes tensors (float32 data) stored as F32 (default) or F16, in the given key order, with string metadata.
+ * The file appears complete or not at all: it is written to a temporary file next to `path`, then renamed.
+ */
+export function writeSafetensors(
+  path: string,
+  tensors: Record<string, TensorToWrite>,
+  opts: { dtype?: 'F32' | 'F16'; metadata?: Record<string, string> } = {},
+): void {
+  const dtype = opts.dtype ?? 'F32';
+  const header: Record<string, unknown> = {};
+  if (opts.metadata && Object.keys(opts.metadata).length) header.__metadata__ = opts.metadata;
+  const chunks: Uint8Array[] = [];
+  let offset = 0;
+  for (const [name, t] of Object.entries(tensors)) {
+    if (name === '__metadata__') throw new SafetensorsError(path, 'a tensor cannot be named __metadata__');
+    if (numel(t.shape) !== t.data.length)
+      throw new SafetensorsError(path, `tensor ${name}: shape [${t.shape}] needs ${numel(t.shape)} values, got ${t.data.length}`);
+    const bytes = encode(t.data, dtype);
+    header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes.length] };
+    chunks.push(bytes);
+    offset += bytes.length;
+  }
+  // The header is padded with spaces to a multiple of 8 bytes so the data section starts aligned.
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+
+  const temp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  try {
+    const fd = openSync(temp, 'w');
+    try {
+      for (const part of [length, Buffer.from(json, 'utf8'), ...chunks]) writeAll(fd, part);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, path);
+  } catch (e) {
+    rmSync(temp, { force: true });
+    throw new SafetensorsError(path, `cannot write (${(e as Error).message})`);
+  }
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
+}

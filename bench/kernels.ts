@@ -1,0 +1,104 @@
+/**
+ * Kernel benchmark (`npx tsx bench/kernels.ts [--size 640x480] [--runs 5] [--batch 1] [--no-peers]`): every 3×3
+ * convolution of MoE-Fusion (+bias+ReLU) and a 1024³ matmul on the engine, TF.js's WebGPU backend and
+ * onnxruntime-node's WebGPU execution provider, on the same adapter in the same run. Prints median milliseconds,
+ * GFLOP/s, the share of the best matmul rate measured on this adapter, and engine/peer time ratios; writes
+ * bench/results/kernels-<adapter>-<date>.json.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { initEngine, shutdownEngine } from '../src/graph/engine.ts';
+import { enginePeer } from './peers/engine.ts';
+import { tfjsPeer } from './peers/tfjs.ts';
+import { onnxPeer } from './peers/onnxruntime.ts';
+import { convFlops, type ConvCase, type Peer } from './peers/common.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    size: { type: 'string', default: '160x120' },
+    batch: { type: 'string', default: '1' },
+    runs: { type: 'string', default: '5' },
+    'no-peers': { type: 'boolean', default: false },
+    out: { type: 'string', default: resolve(import.meta.dirname, 'results') },
+  },
+});
+
+const [width, height] = args.size!.split('x').map(Number);
+const batch = Number(args.batch);
+const runs = Number(args.runs);
+const MATMUL = 1024;
+/** MoE-Fusion's 3×3 convolutions (input → output channels). */
+const CHANNELS: Array<[number, number]> = [[1, 16], [16, 16], [32, 16], [48, 16], [16, 8], [8, 16], [160, 64], [64, 32], [32, 16], [16, 1]];
+const cases: ConvCase[] = [];
+for (const [cin, cout] of CHANNELS)
+  if (!cases.some((c) => c.cin === cin && c.cout === cout)) cases.push({ name: `conv3x3 ${cin}→${cout}`, n: batch, cin, cout, h: height, w: width, k: 3 });
+
+const e = await initEngine();
+const s = e.rt.handle.summary;
+const adapter = `${s.vendor} ${s.device || s.description}`.trim();
+console.log(`adapter: ${adapter}; images ${batch}×${width}×${height}; median of ${runs} runs`);
+
+const peers: Peer[] = [enginePeer()];
+const unavailable: Record<string, string> = {};
+if (!args['no-peers'])
+  for (const [name, start] of [['tfjs-webgpu', tfjsPeer], ['onnxruntime-webgpu', onnxPeer]] as const) {
+    try {
+      peers.push(await start());
+    } catch (err) {
+      unavailable[name] = (err as Error).message.split('\n')[0];
+      console.log(`${name}: cannot start here (${unavailable[name]}); continuing without it`);
+    }
+  }
+
+interface Row {
+  name: string;
+  flops: number;
+  ms: Record<string, number | string>;
+}
+
+async function measure(name: string, flops: number, run: (p: Peer) => Promise<number>): Promise<Row> {
+  const row: Row = { name, flops, ms: {} };
+  for (const p of peers) {
+    try {
+      row.ms[p.name] = await run(p);
+    } catch (err) {
+      row.ms[p.name] = `error: ${(err as Error).message.split('\n')[0]}`;
+    }
+  }
+  return row;
+}
+
+const rows: Row[] = [];
+rows.push(await measure(`matmul ${MATMUL}³`, 2 * MATMUL ** 3, (p) => p.matmul(MATMUL, MATMUL, MATMUL, runs)));
+for (const c of cases) rows.push(await measure(c.name, convFlops(c), (p) => p.conv(c, runs)));
+
+const gflops = (r: Row, peer: string) => (typeof r.ms[peer] === 'number' ? r.flops / (r.ms[peer] as number) / 1e6 : NaN);
+const best = Math.max(...peers.map((p) => gflops(rows[0], p.name)).filter(Number.isFinite));
+const fmt = (v: number, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : '-');
+const report = rows.map((r) => {
+  const entry: Record<string, unknown> = { name: r.name, gflop: r.flops / 1e9 };
+  for (const p of peers) {
+    const ms = r.ms[p.name];
+    entry[p.name] = typeof ms === 'number' ? { ms, gflops: gflops(r, p.name), shareOfBestMatmul: gflops(r, p.name) / best } : { error: ms };
+  }
+  const engineMs = r.ms.engine;
+  const ratios: Record<string, number> = {};
+  for (const p of peers.slice(1)) if (typeof r.ms[p.name] === 'number' && typeof engineMs === 'number') ratios[p.name] = engineMs / (r.ms[p.name] as number);
+  entry.engineOverPeerTime = ratios;
+  const line = peers.map((p) => `${p.name} ${fmt(r.ms[p.name] as number, 1)} ms ${fmt(gflops(r, p.name))} GF/s`).join(' | ');
+  const ratioText = Object.entries(ratios).map(([k, v]) => `engine/${k} ${v.toFixed(2)}`).join(', ');
+  console.log(`${r.name.padEnd(18)} ${line}  ${ratioText}  (engine at ${fmt((100 * gflops(r, 'engine')) / best, 0)}% of best matmul)`);
+  return entry;
+});
+console.log(`best matmul rate on this adapter: ${fmt(best)} GFLOP/s; engine/peer < 1 means the engine is faster. Engine times are GPU`);
+console.log('timestamps when available; peer times are wall clock including a readback (TF.js) or upload+download (onnxruntime).');
+
+mkdirSync(args.out!, { recursive: true });
+const date = new Date().toISOString().slice(0, 10);
+const file = resolve(args.out!, `kernels-${adapter.replace(/[^A-Za-z0-9]+/g, '_')}-${date}.json`);
+writeFileSync(file, JSON.stringify({ adapter, date, size: [width, height], batch, runs, bestMatmulGflops: best, unavailable, results: report }, null, 2));
+console.log(`wrote ${file}`);
+for (const p of peers) await p.dispose();
+shutdownEngine();
+process.exit(0);

@@ -1,0 +1,39 @@
+/** What every benchmark peer provides: the same convolution (NCHW semantics, 'same' padding, bias, ReLU) and matmul. */
+export interface ConvCase {
+  name: string;
+  n: number;
+  cin: number;
+  cout: number;
+  h: number;
+  w: number;
+  k: number;
+}
+
+export interface Peer {
+  name: string;
+  /** Median milliseconds of one convolution (+bias+ReLU), after warm-up. */
+  conv(c: ConvCase, runs: number): Promise<number>;
+  /** Median milliseconds of one m×k · k×n matmul. */
+  matmul(m: number, k: number, n: number, runs: number): Promise<number>;
+  dispose(): Promise<void>;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+export function convFlops(c: ConvCase): number {
+  return 2 * c.n * c.cin * c.cout * c.k * c.k * c.h * c.w;
+}
+
+/** Deterministic pseudo-random values in [-1, 1). */
+export function randomData(n: number, seed = 1): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = s / 2147483648 - 1;
+  }
+  return a;
+}

@@ -1,0 +1,184 @@
+/**
+ * Weight and bias gradients of the (routed) convolution: for expert e,
+ *   dW[e][co][ci][ky][kx] = Σ_{v routed to e} Σ_{y,x} gy[v][co][y][x] · x[input(v)][ci][y+ky−pad][x+kx−pad],
+ *   db[e][co] = Σ_{v routed to e} Σ_{y,x} gy[v][co][y][x].
+ * Each invocation owns COB output channels × one input channel × all K² taps over one band of rows (a "part"),
+ * sliding a K×K window of the input along each row so that every input value is loaded once per row; the
+ * per-part sums are reduced by a second pass. Experts that no sample was routed to get zeros.
+ */
+import { engine } from '../graph/engine.ts';
+import { Tensor } from '../graph/tensor.ts';
+import { Params } from '../runtime/params.ts';
+import { LimitError } from '../runtime/errors.ts';
+import { sumAxes } from './reduce.ts';
+import { ceilDiv, grid1d } from './wgsl.ts';
+import { planSlabs } from './conv2d-slabs.ts';
+
+const COB = 4;
+const WG = 64;
+/** Invocations to aim for when choosing how many row bands to split the reduction into. */
+const TARGET_INVOCATIONS = 8192;
+
+function gradCode(K: number): string {
+  const lines: string[] = [];
+  const win = (ky: number, kx: number) => `w${ky}_${kx}`;
+  const decl: string[] = [];
+  for (let ky = 0; ky < K; ky++) for (let kx = 0; kx < K; kx++) decl.push(`var ${win(ky, kx)} = 0.0;`);
+  const accDecl: string[] = [];
+  for (let c = 0; c < COB; c++) for (let t = 0; t < K * K; t++) accDecl.push(`var a${c}_${t} = 0.0;`);
+  const rows: string[] = [];
+  const init: string[] = [];
+  const shift: string[] = [];
+  for (let ky = 0; ky < K; ky++) {
+    rows.push(`let iy${ky} = i32(y) + ${ky - 0} - p.pad;
+        let rv${ky} = iy${ky} >= 0 && iy${ky} < i32(p.Hin);
+        let row${ky} = xc + u32(clamp(iy${ky}, 0, i32(p.Hin) - 1)) * p.Win;`);
+    for (let kx = 1; kx < K; kx++) init.push(`${win(ky, kx)} = ld(row${ky}, rv${ky}, ${kx - 1} - p.pad);`);
+    for (let kx = 0; kx < K - 1; kx++) shift.push(`${win(ky, kx)} = ${win(ky, kx + 1)};`);
+    shift.push(`${win(ky, K - 1)} = ld(row${ky}, rv${ky}, i32(xx) + ${K - 1} - p.pad);`);
+  }
+  const fma: string[] = [];
+  for (let c = 0; c < COB; c++)
+    for (let ky = 0; ky < K; ky++) for (let kx = 0; kx < K; kx++) fma.push(`a${c}_${ky * K + kx} += g${c} * ${win(ky, kx)};`);
+  const writes: string[] = [];
+  for (let c = 0; c < COB; c++) {
+    const w: string[] = [];
+    for (let t = 0; t < K * K; t++) w.push(`put(wo + ${t}u, a${c}_${t});`);
+    writes.push(`if (co0 + ${c}u < p.Cout) {
+    let wo = pw + ((e * p.Cout + co0 + ${c}u) * p.Cin + ci) * ${K * K}u;
+    ${w.join(' ')}
+    if (ci == 0u) { putBias(pb + e * p.Cout + co0 + ${c}u, b${c}); }
+  }`);
+  }
+  lines.push(`for (var y = y0; y < y1; y++) {
+        ${rows.join('\n        ')}
+        ${init.join(' ')}
+        let gr = gs + y * p.Wout;
+        for (var xx = 0u; xx < p.Wout; xx++) {
+          ${shift.join(' ')}
+          let g0 = gld(gr + xx, co0); let g1 = gld(gr + xx, co0 + 1u); let g2 = gld(gr + xx, co0 + 2u); let g3 = gld(gr + xx, co0 + 3u);
+          b0 += g0; b1 += g1; b2 += g2; b3 += g3;
+          ${fma.join(' ')}
+        }
+      }`);
+  return /* wgsl */ `
+struct P {
+  Hin: u32, Win: u32, Hout: u32, Wout: u32,
+  Cin: u32, Cout: u32, E: u32, pad: i32,
+  nv: u32, routed: u32, parts: u32, rowsPerPart: u32,
+  srcLo: u32, srcHi: u32, xBase: u32, xSample: u32,
+  ciLo: u32, ciHi: u32, vLo: u32, vHi: u32,
+  gBase: u32, gSample: u32, coLo: u32, coHi: u32,
+  accumulate: u32, coBlocks: u32, _a: u32, _b: u32,
+}
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> G: array<f32>;
+@group(0) @binding(2) var<storage, read> T: array<u32>;
+@group(0) @binding(3) var<storage, read_write> PW: array<f32>;
+@group(0) @binding(4) var<storage, read_write> PB: array<f32>;
+@group(0) @binding(5) var<uniform> p: P;
+
+fn ld(row: u32, rowValid: bool, ix: i32) -> f32 {
+  let v = X[row + u32(clamp(ix, 0, i32(p.Win) - 1))];
+  return select(0.0, v, rowValid && ix >= 0 && ix < i32(p.Win));
+}
+
+/** Output gradient of channel co at offset off of channel coLo's plane, 0 outside the bound channels. */
+fn gld(off: u32, co: u32) -> f32 {
+  let c = clamp(co, p.coLo, p.coHi - 1u) - p.coLo;
+  return select(0.0, G[off + c * p.Hout * p.Wout], co >= p.coLo && co < p.coHi);
+}
+
+fn put(idx: u32, v: f32) {
+  if (p.accumulate == 1u) { PW[idx] += v; } else { PW[idx] = v; }
+}
+
+fn putBias(idx: u32, v: f32) {
+  if (p.accumulate == 1u) { PB[idx] += v; } else { PB[idx] = v; }
+}
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
+  let pairs = p.E * p.coBlocks * p.Cin;
+  if (i >= pairs * p.parts) { return; }
+  let part = i / pairs;
+  let r = i % pairs;
+  let ci = r % p.Cin;
+  let cb = (r / p.Cin) % p.coBlocks;
+  let e = r / (p.Cin * p.coBlocks);
+  let co0 = cb * ${COB}u;
+  if (ci < p.ciLo || ci >= p.ciHi || co0 + ${COB}u <= p.coLo || co0 >= p.coHi) { return; }
+  let y0 = part * p.rowsPerPart;
+  let y1 = min(p.Hout, y0 + p.rowsPerPart);
+  let plane = p.Hin * p.Win;
+  ${accDecl.join(' ')}
+  var b0 = 0.0; var b1 = 0.0; var b2 = 0.0; var b3 = 0.0;
+  ${decl.join(' ')}
+  for (var v = p.vLo; v < p.vHi; v++) {
+    var src = v;
+    if (p.routed == 1u) {
+      if (T[2u * v + 1u] != e) { continue; }
+      src = T[2u * v];
+    }
+    if (src < p.srcLo || src >= p.srcHi) { continue; }
+    let xc = (src - p.srcLo) * p.xSample + p.xBase + (ci - p.ciLo) * plane;
+    let gs = (v - p.vLo) * p.gSample + p.gBase;
+    ${lines.join('\n')}
+  }
+  let pw = part * p.E * p.Cout * p.Cin * ${K * K}u;
+  let pb = part * p.E * p.Cout;
+  ${writes.join('\n  ')}
+}`;
+}
+
+/**
+ * Weight and bias gradients. x: (Nin, Cin, Hin, Win) forward input; gy: (Nv, Cout, Hout, Wout) output gradient
+ * (already masked by the ReLU); table as in convForward (null: identity, E = 1).
+ * Returns dw (E, Cout, Cin, K, K) and db (E, Cout).
+ */
+export function convBackwardWeight(x: Tensor, gy: Tensor, table: Tensor | null, E: number, K: number, pad: number): { dw: Tensor; db: Tensor } {
+  const rt = engine().rt;
+  const [Nin, Cin, Hin, Win] = x.shape;
+  const [Nv, Cout, Hout, Wout] = gy.shape;
+  const coBlocks = ceilDiv(Cout, COB);
+  const pairs = E * coBlocks * Cin;
+  const parts = Math.max(1, Math.min(Hout, Math.ceil(TARGET_INVOCATIONS / pairs)));
+  const rowsPerPart = ceilDiv(Hout, parts);
+  const pw = Tensor.empty([parts, E * Cout * Cin * K * K]);
+  const pb = Tensor.empty([parts, E * Cout]);
+  if (pw.bytes > rt.maxBinding) throw new LimitError('conv2d weight gradient: the partial sums exceed one storage binding');
+  const xSlabs = planSlabs(x, Nin, Cin, Hin * Win, 'conv2d weight gradient input');
+  const gSlabs = planSlabs(gy, Nv, Cout, Hout * Wout, 'conv2d weight gradient');
+  const multi = xSlabs.length > 1 || gSlabs.length > 1;
+  if (multi) {
+    rt.clear(pw.buffer, 0, pw.bytes);
+    rt.clear(pb.buffer, 0, pb.bytes);
+  }
+  const code = gradCode(K);
+  for (const gs of gSlabs)
+    for (const xs of xSlabs) {
+      if (!table && (xs.nHi <= gs.nLo || gs.nHi <= xs.nLo)) continue;
+      const params = new Params()
+        .u32(Hin, Win, Hout, Wout, Cin, Cout, E)
+        .i32(pad)
+        .u32(Nv, table ? 1 : 0, parts, rowsPerPart, xs.nLo, xs.nHi, xs.base, Cin * Hin * Win, xs.cLo, xs.cHi)
+        .u32(gs.nLo, gs.nHi, gs.base, Cout * Hout * Wout, gs.cLo, gs.cHi, multi ? 1 : 0, coBlocks, 0, 0).bytes;
+      rt.dispatch({
+        label: 'conv2d_grad_weight',
+        code,
+        buffers: [xs.range, gs.range, table?.buffer ?? gs.range, pw.buffer, pb.buffer],
+        params,
+        workgroups: grid1d(ceilDiv(pairs * parts, WG)),
+      });
+    }
+  const dwFlat = sumAxes(pw, [0]);
+  const dbFlat = sumAxes(pb, [0]);
+  pw.dispose();
+  pb.dispose();
+  const dw = dwFlat.view([E, Cout, Cin, K, K]);
+  const db = dbFlat.view([E, Cout]);
+  dwFlat.dispose();
+  dbFlat.dispose();
+  return { dw, db };
+}

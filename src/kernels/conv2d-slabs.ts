@@ -1,0 +1,49 @@
+/**
+ * Splits an (N, C, plane) tensor into slabs that each fit one storage binding: whole groups of samples when a
+ * sample fits, otherwise channel ranges of one sample. Offsets are rounded down to 64 elements (256 bytes, the
+ * storage offset alignment) and the remainder is handed to the kernel as `base`.
+ */
+import { engine } from '../graph/engine.ts';
+import type { Tensor } from '../graph/tensor.ts';
+import type { BufferRange } from '../runtime/runtime.ts';
+import { LimitError } from '../runtime/errors.ts';
+
+export interface Slab {
+  /** Samples [nLo, nHi) and channels [cLo, cHi) of every one of them are bound. */
+  nLo: number;
+  nHi: number;
+  cLo: number;
+  cHi: number;
+  range: BufferRange;
+  /** Element offset of (nLo, cLo, 0) inside the bound range. */
+  base: number;
+}
+
+const ALIGN = 64;
+
+/** Largest element count one binding may hold, leaving room for the alignment slack. */
+function bindingElements(): number {
+  return Math.floor(engine().rt.maxBinding / 4) - ALIGN;
+}
+
+export function planSlabs(t: Tensor, n: number, c: number, plane: number, what: string): Slab[] {
+  const limit = bindingElements();
+  const sample = c * plane;
+  const make = (nLo: number, nHi: number, cLo: number, cHi: number): Slab => {
+    const start = nLo * sample + cLo * plane;
+    const count = nHi - nLo > 1 ? (nHi - nLo) * sample : (cHi - cLo) * plane;
+    const aligned = Math.floor(start / ALIGN) * ALIGN;
+    return { nLo, nHi, cLo, cHi, range: t.binding(aligned, start - aligned + count), base: start - aligned };
+  };
+  if (t.size * 4 <= engine().rt.maxBinding) return [{ nLo: 0, nHi: n, cLo: 0, cHi: c, range: t.binding(), base: 0 }];
+  const slabs: Slab[] = [];
+  if (sample <= limit) {
+    const per = Math.floor(limit / sample);
+    for (let lo = 0; lo < n; lo += per) slabs.push(make(lo, Math.min(n, lo + per), 0, c));
+    return slabs;
+  }
+  const channels = Math.floor(limit / plane);
+  if (channels < 1) throw new LimitError(`${what}: one ${plane}-element channel plane exceeds one storage binding`);
+  for (let s = 0; s < n; s++) for (let lo = 0; lo < c; lo += channels) slabs.push(make(s, s + 1, lo, Math.min(c, lo + channels)));
+  return slabs;
+}

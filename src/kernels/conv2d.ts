@@ -1,0 +1,232 @@
+/**
+ * 2-D convolution, stride 1, zero padding, odd square kernels, with optional routing: output sample o is computed
+ * from input sample table[o][0] with expert table[o][1]'s weights (the plain conv is the identity table, E = 1).
+ * The same kernel computes the input gradient (a convolution of the output gradient with the flipped, transposed
+ * weights that gathers every output sample that read the input sample).
+ *
+ * Direct convolution with register blocking and no workgroup memory (fastest shape on lavapipe): each invocation
+ * computes COB output channels × PX horizontally adjacent pixels, reusing each loaded input row segment for all
+ * taps and channels. Tensors larger than one storage binding are processed in slabs (see conv2d-slabs.ts),
+ * accumulating into the output.
+ */
+import { engine } from '../graph/engine.ts';
+import { Tensor } from '../graph/tensor.ts';
+import { Params } from '../runtime/params.ts';
+import { LimitError } from '../runtime/errors.ts';
+import { ceilDiv, MAX_GRID } from './wgsl.ts';
+import { planSlabs } from './conv2d-slabs.ts';
+
+// Measured on lavapipe (2 cores): 16 pixels × 8 channels per invocation in 2×32 workgroups ran 2-4× faster than
+// 4×4 blocks in 8×8 workgroups; weight loads are uniform across a workgroup (scalar loads), inputs are gathers.
+// Other kernel sizes use a smaller block: LLVM took tens of seconds to compile the large one for k = 1 and 5.
+const blockFor = (K: number) => (K === 3 ? { PX: 16, MAX_COB: 8, WG_X: 2, WG_Y: 32 } : { PX: 4, MAX_COB: 4, WG_X: 8, WG_Y: 8 });
+
+/** Output channels per invocation: the smallest power of two ≥ the channel count, at most MAX_COB. */
+function channelBlock(channels: number, max: number): number {
+  let c = 1;
+  while (c < channels && c < max) c *= 2;
+  return c;
+}
+
+/** WGSL for kernel size K; `flip` reads taps mirrored (input gradient). */
+function convCode(K: number, flip: boolean, COB: number): string {
+  const { PX, WG_X, WG_Y } = blockFor(K);
+  const quads = PX / 4;
+  const span = PX + K - 1;
+  const acc = (c: number, q: number) => `acc${c}_${q}`;
+  const accDecl: string[] = [];
+  for (let c = 0; c < COB; c++) for (let q = 0; q < quads; q++) accDecl.push(`var ${acc(c, q)} = vec4f(0.0);`);
+  const wRows = Array.from({ length: COB }, (_, c) => `let w${c} = wb + min(co0 + ${c}u, coLast) * p.wO;`).join('\n    ');
+  const taps: string[] = [];
+  for (let ky = 0; ky < K; ky++) {
+    const loads = Array.from({ length: span }, (_, m) => `let x${m} = ld(row, ix0 + ${m});`).join(' ');
+    const fmas: string[] = [];
+    for (let kx = 0; kx < K; kx++) {
+      const t = flip ? K * K - 1 - (ky * K + kx) : ky * K + kx;
+      const xv = Array.from({ length: quads }, (_, q) => `let xv${q} = vec4f(x${kx + 4 * q}, x${kx + 4 * q + 1}, x${kx + 4 * q + 2}, x${kx + 4 * q + 3});`);
+      const body: string[] = [];
+      for (let c = 0; c < COB; c++) {
+        body.push(`let wv${c} = Wt[w${c} + wc + ${t}u];`);
+        for (let q = 0; q < quads; q++) body.push(`${acc(c, q)} += wv${c} * xv${q};`);
+      }
+      fmas.push(`{ ${xv.join(' ')}\n          ${body.join(' ')} }`);
+    }
+    taps.push(`{ let iy = i32(y) + ${ky} - p.pad;
+        if (iy >= 0 && iy < i32(p.Hin)) {
+          let row = xc + u32(iy) * p.Win;
+          ${loads}
+          ${fmas.join('\n          ')}
+        } }`);
+  }
+  const stores: string[] = [];
+  for (let c = 0; c < COB; c++) {
+    const q = Array.from({ length: quads }, (_, q) => `for (var j = 0u; j < 4u; j++) { if (px0 + ${4 * q}u + j < p.Wout) { store(base + ${4 * q}u + j, ${acc(c, q)}[j] + bias); } }`);
+    stores.push(`if (co0 + ${c}u <= coLast) {
+    let co = co0 + ${c}u;
+    var bias = 0.0;
+    if (p.addBias == 1u && found) { bias = Bias[expert * p.bE + co]; }
+    let base = rowBase + (co - p.coLo) * outPlane;
+    ${q.join('\n    ')}
+  }`);
+  }
+  return /* wgsl */ `
+struct P {
+  Hin: u32, Win: u32, Hout: u32, Wout: u32,
+  cin: u32, pad: i32, nv: u32, routed: u32,
+  srcLo: u32, srcHi: u32, xBase: u32, xSample: u32,
+  oLo: u32, oBase: u32, oSample: u32, coLo: u32,
+  coCount: u32, coBlocks: u32, wE: u32, wO: u32,
+  wI: u32, ciLo: u32, gather: u32, addBias: u32,
+  relu: u32, accumulate: u32, alwaysWrite: u32, bE: u32,
+}
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> Wt: array<f32>;
+@group(0) @binding(2) var<storage, read> Bias: array<f32>;
+@group(0) @binding(3) var<storage, read> T: array<u32>;
+@group(0) @binding(4) var<storage, read_write> O: array<f32>;
+@group(0) @binding(5) var<uniform> p: P;
+
+fn ld(row: u32, ix: i32) -> f32 {
+  let v = X[row + u32(clamp(ix, 0, i32(p.Win) - 1))];
+  return select(0.0, v, ix >= 0 && ix < i32(p.Win));
+}
+
+fn store(idx: u32, value: f32) {
+  var r = value;
+  if (p.accumulate == 1u) { r += O[idx]; }
+  if (p.relu == 1u) { r = max(r, 0.0); }
+  O[idx] = r;
+}
+
+@compute @workgroup_size(${WG_X}, ${WG_Y})
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let px0 = gid.x * ${PX}u;
+  let y = gid.y;
+  if (px0 >= p.Wout || y >= p.Hout) { return; }
+  let cb = wid.z % p.coBlocks;
+  let o = p.oLo + wid.z / p.coBlocks;
+  let co0 = p.coLo + cb * ${COB}u;
+  let coLast = p.coLo + p.coCount - 1u;
+  let plane = p.Hin * p.Win;
+  let ix0 = i32(px0) - p.pad;
+  ${accDecl.join(' ')}
+  var found = false;
+  var expert = 0u;
+  var vBeg = o;
+  var vEnd = o + 1u;
+  if (p.gather == 1u) { vBeg = 0u; vEnd = p.nv; }
+  for (var v = vBeg; v < vEnd; v++) {
+    var src = v;
+    var e = 0u;
+    if (p.routed == 1u) {
+      e = T[2u * v + 1u];
+      if (p.gather == 1u) {
+        if (T[2u * v] != o) { continue; }
+      } else {
+        src = T[2u * v];
+      }
+    } else if (v != o) {
+      continue;
+    }
+    if (src < p.srcLo || src >= p.srcHi) { continue; }
+    found = true;
+    expert = e;
+    let xs = (src - p.srcLo) * p.xSample + p.xBase;
+    let wb = e * p.wE + p.ciLo * p.wI;
+    ${wRows}
+    for (var ci = 0u; ci < p.cin; ci++) {
+      let xc = xs + ci * plane;
+      let wc = ci * p.wI;
+      ${taps.join('\n      ')}
+    }
+  }
+  if (!found && p.alwaysWrite == 0u) { return; }
+  let outPlane = p.Hout * p.Wout;
+  let rowBase = (o - p.oLo) * p.oSample + p.oBase + y * p.Wout + px0;
+  ${stores.join('\n  ')}
+}`;
+}
+
+export interface ConvArgs {
+  /** (Nx, Cx, Hin, Win): the input (forward) or the output gradient (input gradient). */
+  x: Tensor;
+  /** Weights (E, Cout, Cin, K, K). */
+  w: Tensor;
+  bias: Tensor | null;
+  /** (Nv, 2) u32 [inputIndex, expertIndex] per output sample, or null for the identity (E = 1). */
+  table: Tensor | null;
+  pad: number;
+  relu: boolean;
+}
+
+/** Conv forward: out[o] = conv(x[table[o][0]], w[table[o][1]]) + bias[table[o][1]], ReLU optional. */
+export function convForward(a: ConvArgs): Tensor {
+  const [E, Cout, Cin, K] = a.w.shape;
+  const [Nx, , Hin, Win] = a.x.shape;
+  const nv = a.table ? a.table.shape[0] : Nx;
+  const out = Tensor.empty([nv, Cout, Hin + 2 * a.pad - K + 1, Win + 2 * a.pad - K + 1]);
+  runConv(a, out, { gather: false, flip: false, K, nv, wE: Cout * Cin * K * K, wO: Cin * K * K, wI: K * K, bE: Cout, experts: E });
+  return out;
+}
+
+/** Input gradient of convForward (without the ReLU: pass the masked output gradient as `x`). nIn: input samples. */
+export function convBackwardInput(gy: Tensor, w: Tensor, table: Tensor | null, pad: number, nIn: number): Tensor {
+  const [E, Cout, Cin, K] = w.shape;
+  const [nv, , Hout, Wout] = gy.shape;
+  const pt = K - 1 - pad;
+  const out = Tensor.empty([nIn, Cin, Hout + 2 * pt - K + 1, Wout + 2 * pt - K + 1]);
+  const args: ConvArgs = { x: gy, w, bias: null, table, pad: pt, relu: false };
+  runConv(args, out, { gather: true, flip: true, K, nv, wE: Cout * Cin * K * K, wO: K * K, wI: Cin * K * K, bE: 0, experts: E });
+  return out;
+}
+
+interface Layout {
+  gather: boolean;
+  flip: boolean;
+  K: number;
+  nv: number;
+  wE: number;
+  wO: number;
+  wI: number;
+  bE: number;
+  experts: number;
+}
+
+function runConv(a: ConvArgs, out: Tensor, l: Layout): void {
+  const rt = engine().rt;
+  const [Nx, Cx, Hin, Win] = a.x.shape;
+  const [No, Co, Hout, Wout] = out.shape;
+  if (l.K % 2 !== 1) throw new Error(`conv2d: kernel size ${l.K} must be odd`);
+  if (a.w.bytes > rt.maxBinding) throw new LimitError('conv2d: the weights exceed one storage binding');
+  if (out.size === 0) return;
+  const xSlabs = planSlabs(a.x, Nx, Cx, Hin * Win, 'conv2d input');
+  const oSlabs = planSlabs(out, No, Co, Hout * Wout, 'conv2d output');
+  const multi = xSlabs.length > 1;
+  if (multi) rt.clear(out.buffer, 0, out.bytes);
+  const { PX, MAX_COB, WG_X, WG_Y } = blockFor(l.K);
+  const cob = channelBlock(Co, MAX_COB);
+  const code = convCode(l.K, l.flip, cob);
+  const dummy = a.w.buffer;
+  for (const os of oSlabs) {
+    const coCount = os.cHi - os.cLo;
+    const coBlocks = ceilDiv(coCount, cob);
+    const z = (os.nHi - os.nLo) * coBlocks;
+    if (z > MAX_GRID) throw new LimitError(`conv2d: ${z} output blocks exceed one grid dimension`);
+    for (const xs of xSlabs) {
+      if (!a.table && (xs.nHi <= os.nLo || os.nHi <= xs.nLo)) continue; // identity routing: disjoint samples
+      const params = new Params()
+        .u32(Hin, Win, Hout, Wout, xs.cHi - xs.cLo)
+        .i32(a.pad)
+        .u32(l.nv, a.table ? 1 : 0, xs.nLo, xs.nHi, xs.base, Cx * Hin * Win)
+        .u32(os.nLo, os.base, Co * Hout * Wout, os.cLo, coCount, coBlocks, l.wE, l.wO, l.wI, xs.cLo, l.gather ? 1 : 0)
+        .u32(a.bias && xs.cLo === 0 ? 1 : 0, a.relu && xs.cHi === Cx ? 1 : 0, multi ? 1 : 0, multi ? 0 : 1, l.bE).bytes;
+      rt.dispatch({
+        label: l.gather ? 'conv2d_grad_input' : 'conv2d',
+        code,
+        buffers: [xs.range, a.w.buffer, a.bias?.buffer ?? dummy, a.table?.buffer ?? dummy, os.range],
+        params,
+        workgroups: [ceilDiv(Wout, PX * WG_X), ceilDiv(Hout, WG_Y), z],
+      });
+    }
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * Colour conversions of the fusion pipeline: BT.601 luma (OpenCV's BGR2GRAY, what the reference feeds the network),
+ * and BT.601 YCbCr (full range, as OpenCV's YCrCb) for colour output: the fused image replaces Y.
+ */
+
+/** Interleaved 8- or 16-bit pixels, 1, 3 or 4 channels. */
+export interface RawImage {
+  width: number;
+  height: number;
+  channels: number;
+  bitDepth: 8 | 16;
+  data: Uint8Array | Uint16Array;
+}
+
+function maxValue(img: RawImage): number {
+  return img.bitDepth === 16 ? 65535 : 255;
+}
+
+/** Gray in [0,1]: BT.601 luma for colour images (rounded to the source's integer scale as OpenCV does), channel 0 otherwise. */
+export function toGray01(img: RawImage, mode: 'luma' | 'first' = 'luma'): Float32Array {
+  const n = img.width * img.height;
+  const out = new Float32Array(n);
+  const max = maxValue(img);
+  const c = img.channels;
+  for (let i = 0; i < n; i++) {
+    const p = i * c;
+    if (c >= 3 && mode === 'luma') {
+      const y = 0.299 * img.data[p] + 0.587 * img.data[p + 1] + 0.114 * img.data[p + 2];
+      out[i] = Math.round(y) / max;
+    } else out[i] = img.data[p] / max;
+  }
+  return out;
+}
+
+/** Replaces the luma of `visible` (RGB) by `fusedY` (values in [0,1], clamped) and returns 8-bit RGB. */
+export function recolor(fusedY: Float32Array, visible: RawImage): Uint8Array {
+  const n = visible.width * visible.height;
+  const out = new Uint8Array(n * 3);
+  const scale = 255 / maxValue(visible);
+  const c = visible.channels;
+  for (let i = 0; i < n; i++) {
+    const r = visible.data[i * c] * scale;
+    const g = visible.data[i * c + 1] * scale;
+    const b = visible.data[i * c + 2] * scale;
+    const y = 255 * Math.min(1, Math.max(0, fusedY[i]));
+    const yv = 0.299 * r + 0.587 * g + 0.114 * b;
+    const cb = (b - yv) * 0.564 + 128;
+    const cr = (r - yv) * 0.713 + 128;
+    out[3 * i] = clamp8(y + 1.403 * (cr - 128));
+    out[3 * i + 1] = clamp8(y - 0.714 * (cr - 128) - 0.344 * (cb - 128));
+    out[3 * i + 2] = clamp8(y + 1.773 * (cb - 128));
+  }
+  return out;
+}
+
+/** [0,1] floats → 8-bit with clamping and rounding (how the fused image is saved). */
+export function to8bit(values: Float32Array): Uint8Array {
+  const out = new Uint8Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = clamp8(values[i] * 255);
+  return out;
+}
+
+function clamp8(v: number): number {
+  return Math.min(255, Math.max(0, Math.round(v)));
+}

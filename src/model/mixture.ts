@@ -1,0 +1,64 @@
+/**
+ * A gated mixture of experts as MoE-Fusion uses it: a noisy top-k gate on a resized copy of the input decides, per
+ * image, which k experts run; only those run (routed convolutions driven by a routing table that stays on the GPU);
+ * their outputs are mixed by log Σ g·exp(y).
+ */
+import type { Tensor } from '../graph/tensor.ts';
+import { engine } from '../graph/engine.ts';
+import { resizeBilinear, reshape, noisyTopKGate, routingTable, routedConv2d, combineExperts } from '../graph/ops.ts';
+import type { ConvSpec, ParamSet } from './parameters.ts';
+
+export interface GateResult {
+  gates: Tensor;
+  topIndices: Tensor;
+  load: Tensor;
+  importance: Tensor;
+  auxLoss: Tensor;
+}
+
+export interface MixtureOptions {
+  name: string;
+  convs: ConvSpec[];
+  k: number;
+  gateGrid: [number, number];
+  lossCoef: number;
+  train: boolean;
+  /** Fixed N(0,1) noise (B,E) for the training gate; drawn when absent. */
+  noise?: Tensor;
+  /**
+   * Inputs stacked along the batch: one group per modality. With 2 groups (local experts) the first half of the
+   * experts read group 0 (visible), the second half group 1 (infrared).
+   */
+  groups: number;
+}
+
+/** Runs the gate on `gateInput` (B,C,H,W) and the chosen experts on `stacked` (groups·B, C', H, W). */
+export function mixture(params: ParamSet, gateInput: Tensor, stacked: Tensor, o: MixtureOptions): { y: Tensor; gate: GateResult } {
+  const B = gateInput.shape[0];
+  const rt = engine().rt;
+  rt.timestamp(`${o.name} gate`);
+  const small = resizeBilinear(gateInput, o.gateGrid[0], o.gateGrid[1]);
+  const flat = reshape(small, [B, -1]);
+  const gate = noisyTopKGate(flat, params.get(`${o.name}.w_gate`)!, params.get(`${o.name}.w_noise`)!, {
+    k: o.k,
+    train: o.train,
+    noise: o.noise,
+    lossCoef: o.lossCoef,
+  });
+  const first = routingTable(gate.topIndices, o.groups > 1 ? { inputOf: 'expertGroup', groups: o.groups } : {});
+  const chained = routingTable(gate.topIndices, { inputOf: 'self' });
+  rt.timestamp(`${o.name} experts`);
+  let h = stacked;
+  o.convs.forEach((c, layer) => {
+    const last = layer === o.convs.length - 1;
+    h = routedConv2d(
+      h,
+      params.get(`${o.name}.experts.${c.name}.weight`)!,
+      params.get(`${o.name}.experts.${c.name}.bias`)!,
+      layer === 0 ? first : chained,
+      { relu: !last },
+    );
+  });
+  const y = combineExperts(h, gate.gates, gate.topIndices);
+  return { y, gate };
+}

@@ -1,0 +1,86 @@
+/**
+ * Weights I/O in safetensors under the reference's state-dict names (docs/moe-fusion.md §9), so a file moves between
+ * this project and a PyTorch model laid out like the reference. Names may carry the reference's `fusion_head.` prefix.
+ * Loading checks every name, shape and dtype and says which tensor is wrong.
+ */
+import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
+import { Tensor, parameter } from '../graph/tensor.ts';
+import { DEFAULT_CONFIG, type FusionConfig } from './config.ts';
+import { BUFFERS, paramShapes, stateDictSlots, type ParamSet } from './parameters.ts';
+
+const PREFIX = 'fusion_head.';
+const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
+
+export class WeightsError extends Error {
+  constructor(file: string, message: string) {
+    super(`${file}: ${message}`);
+    this.name = 'WeightsError';
+  }
+}
+
+/** Reads a weights file into engine parameters (stacking the experts' slices). */
+export function loadWeights(file: string, cfg: FusionConfig = DEFAULT_CONFIG, opts: LoadOptions = {}): ParamSet {
+  return paramsFromStateDict(readSafetensors(file).tensors, file, cfg, opts);
+}
+
+export interface LoadOptions {
+  /** Ignore tensors that are not part of the fusion network (fixtures carry inputs and expected values). */
+  ignoreUnknown?: boolean;
+}
+
+type StateDict = Map<string, { dtype: string; shape: number[]; data: Float32Array }>;
+
+/** Builds engine parameters from state-dict tensors; `file` names the source in errors. */
+export function paramsFromStateDict(stored: StateDict, file: string, cfg: FusionConfig = DEFAULT_CONFIG, opts: LoadOptions = {}): ParamSet {
+  const byName: StateDict = new Map();
+  for (const [name, t] of stored) byName.set(name.startsWith(PREFIX) ? name.slice(PREFIX.length) : name, t);
+
+  const slots = stateDictSlots(cfg);
+  const expected = new Set([...slots.map((s) => s.name), ...Object.keys(BUFFERS)]);
+  const missing = slots.filter((s) => !byName.has(s.name)).map((s) => s.name);
+  if (missing.length)
+    throw new WeightsError(file, `missing ${missing.length} tensor(s): ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`);
+  const unexpected = [...byName.keys()].filter((n) => !expected.has(n));
+  if (unexpected.length && !opts.ignoreUnknown)
+    throw new WeightsError(file, `unexpected tensor(s): ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ', …' : ''}`);
+
+  const host = new Map<string, Float32Array>();
+  const shapes = paramShapes(cfg);
+  for (const [name, shape] of shapes) host.set(name, new Float32Array(shape.reduce((a, d) => a * d, 1)));
+  for (const s of slots) {
+    const t = byName.get(s.name)!;
+    if (!FLOAT_DTYPES.has(t.dtype)) throw new WeightsError(file, `tensor ${s.name} has dtype ${t.dtype}, expected a float type (F32 or F16)`);
+    if (t.shape.join() !== s.shape.join())
+      throw new WeightsError(file, `tensor ${s.name} has shape [${t.shape}], expected [${s.shape}]`);
+    const n = s.shape.reduce((a, d) => a * d, 1);
+    host.get(s.param)!.set(t.data, s.expert < 0 ? 0 : s.expert * n);
+  }
+  for (const [name, value] of Object.entries(BUFFERS)) {
+    const t = byName.get(name);
+    if (t && (t.data.length !== 1 || t.data[0] !== value[0]))
+      throw new WeightsError(file, `buffer ${name} must be [${value[0]}], found [${[...t.data]}]`);
+  }
+  const params: ParamSet = new Map();
+  for (const [name, data] of host) params.set(name, parameter(Tensor.fromArray(data, shapes.get(name)!), name));
+  return params;
+}
+
+/** Writes parameters under the reference's names (without prefix), float32 or float16 storage. */
+export async function saveWeights(
+  file: string,
+  params: ParamSet,
+  cfg: FusionConfig = DEFAULT_CONFIG,
+  opts: { dtype?: 'F32' | 'F16'; metadata?: Record<string, string> } = {},
+): Promise<void> {
+  const host = new Map<string, Float32Array>();
+  for (const [name, t] of params) host.set(name, await t.data());
+  const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (const s of stateDictSlots(cfg)) {
+    const all = host.get(s.param);
+    if (!all) throw new Error(`saveWeights: parameter ${s.param} is missing`);
+    const n = s.shape.reduce((a, d) => a * d, 1);
+    tensors[s.name] = { shape: s.shape, data: s.expert < 0 ? all : all.slice(s.expert * n, (s.expert + 1) * n) };
+  }
+  for (const [name, value] of Object.entries(BUFFERS)) tensors[name] = { shape: [1], data: Float32Array.from(value) };
+  writeSafetensors(file, tensors, { dtype: opts.dtype ?? 'F32', metadata: { format: 'pt', ...opts.metadata } });
+}

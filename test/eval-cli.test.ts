@@ -6,7 +6,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runEval } from '../src/cli/eval.ts';
 import { writeImage } from '../src/io/image.ts';
-import { METRIC_NAMES } from '../src/metrics/protocols.ts';
+import { evaluate } from '../src/metrics/evaluate.ts';
+import { METRIC_NAMES, PROTOCOLS } from '../src/metrics/protocols.ts';
 
 const TNO = '/work/shared/data/tno';
 const IMAGES = ['05.png', '08.png', '11.png'];
@@ -69,7 +70,7 @@ test('tang: JSON means match the MATLAB reference CSV; CSV and Markdown written'
     }
     const rows = reference.filter((r) => IMAGES.some((i) => r.startsWith(`${i},${method},`))).map((r) => r.split(','));
     assert.is(rows.length, IMAGES.length);
-    for (const name of ['EN', 'MI', 'SF', 'AG', 'CC', 'SCD', 'PSNR']) {
+    for (const name of ['EN', 'MI', 'SF', 'AG', 'CC', 'SCD', 'Qabf', 'PSNR']) {
       const j = columns.indexOf(name);
       const expected = rows.reduce((s, r) => s + Number(r[j]), 0) / rows.length;
       assert.ok(Math.abs(entry[name] - expected) <= 1e-6, `${method} mean ${name}: ${entry[name]} vs ${expected}`);
@@ -107,6 +108,10 @@ test('bad input: fused size differs, missing pair, unreadable file: one error na
     }],
     ['missing', async (dir) => (rmSync(join(dir, 'vi', '11.png')), join(dir, 'ir', '11.png'))],
     ['unreadable', async (dir) => (writeFileSync(join(dir, 'SeAFusion', '05.png'), 'not a png'), join(dir, 'SeAFusion', '05.png'))],
+    ['smaller than the VIF windows', async (dir) => {
+      for (const sub of ['ir', 'vi', ...METHODS]) await writeImage(join(dir, sub, '11.png'), new Uint8Array(40 * 60).fill(9), 40, 60, 1);
+      return join(dir, 'ir', '11.png');
+    }],
   ];
   for (const [what, spoil] of cases) {
     const dir = fixture();
@@ -125,6 +130,18 @@ test('bad input: fused size differs, missing pair, unreadable file: one error na
     const counts = METHODS.map((m) => result[m].images);
     assert.ok(counts.some((n) => n === IMAGES.length - 1), `${what}: one image fewer (${counts})`);
   }
+});
+
+test('scoring on worker threads gives exactly the values scored in this thread', async () => {
+  const dir = fixture();
+  const options = {
+    irDir: join(dir, 'ir'),
+    viDir: join(dir, 'vi'),
+    fused: METHODS.map((method) => ({ method, dir: join(dir, method) })),
+    protocol: PROTOCOLS.tang,
+  };
+  const [inThread, onWorkers] = await Promise.all([evaluate({ ...options, workers: 0 }), evaluate({ ...options, workers: 2 })]);
+  assert.equal(onWorkers, inThread);
 });
 
 test('usage errors: unknown protocol, malformed --fused', async () => {

@@ -1,13 +1,16 @@
 /**
  * Scores folders of fused images against infrared/visible source folders under one protocol: pairs files by
  * name, checks every input, and summarises each method by mean and (population) standard deviation.
- * Each image pair is scored independently of the others; the sources of a pair are read once and their
- * filtered maps are shared by all methods (see memoizeByObject).
+ * Each image pair is scored independently of the others, several at a time on worker threads; the sources
+ * of a pair are read once and their filtered maps are shared by all methods (see memoizeByObject).
  */
 import { readdirSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { extname, join, parse } from 'node:path';
 import { readImage, type Image } from '../io/image.ts';
 import { METRIC_NAMES, type MetricValues, type Protocol } from './protocols.ts';
+import { ScorePool } from './score-pool.ts';
+import { VIF_MIN_SIDE } from './vif.ts';
 
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp'];
 
@@ -25,6 +28,8 @@ export interface EvaluateOptions {
   skipBad?: boolean;
   onSkip?: (reason: string) => void;
   onProgress?: (done: number, total: number) => void;
+  /** Worker threads scoring pairs side by side (default: one per core, at most 8); 0 or 1: this thread. */
+  workers?: number;
 }
 
 export interface ImageScore {
@@ -126,6 +131,14 @@ function summarise(method: string, perImage: ImageScore[]): MethodSummary {
   return { method, count: perImage.length, mean, std, perImage };
 }
 
+/** Scores one pair's fused images, in this thread or on the worker pool. */
+type PairScorer = (ir: Image, vi: Image, fused: Image[]) => Promise<MetricValues[]>;
+
+/** Worker threads to use by default: one per core, at most 8. */
+export function defaultWorkers(): number {
+  return Math.min(8, availableParallelism());
+}
+
 export async function evaluate(options: EvaluateOptions): Promise<MethodSummary[]> {
   const methods = options.fused.map((f) => f.method);
   if (methods.length === 0) throw new EvaluationError('no fused folder given');
@@ -137,42 +150,113 @@ export async function evaluate(options: EvaluateOptions): Promise<MethodSummary[
     options.onSkip?.(message);
   };
   const pairs = pairFiles(options, problem);
-  const scores = new Map<string, ImageScore[]>(methods.map((m) => [m, []]));
-  // Read the next pair's files while the current one is scored.
+  const workers = Math.min(options.workers ?? defaultWorkers(), pairs.length);
+  const pool = workers > 1 ? new ScorePool(options.protocol.name, workers) : undefined;
+  const scorePair: PairScorer = pool
+    ? (ir, vi, fused) => pool.score(ir, vi, fused)
+    : async (ir, vi, fused) => fused.map((f) => options.protocol.score(f, ir, vi));
+  try {
+    const perPair = await scorePairs(pairs, scorePair, Math.max(1, 2 * workers), problem, options.onProgress);
+    const scores = new Map<string, ImageScore[]>(methods.map((m) => [m, []]));
+    for (const pairScores of perPair) for (const { method, score } of pairScores) scores.get(method)!.push(score);
+    const empty = methods.find((m) => scores.get(m)!.length === 0);
+    if (empty) throw new EvaluationError(`method ${empty}: no image could be scored`);
+    return methods.map((m) => summarise(m, scores.get(m)!));
+  } finally {
+    await pool?.close();
+  }
+}
+
+/** The fused images of a pair that can be scored, read and checked against the sources. */
+async function readFused(pair: Pair, ir: Image, problem: (message: string) => void): Promise<Array<{ method: string; path: string; image: Image }>> {
+  const fused = [];
+  for (const [method, path] of pair.fused) {
+    let image: Image;
+    try {
+      image = await readChecked(path);
+    } catch (e) {
+      problem((e as Error).message);
+      continue;
+    }
+    if (!sameSize(image, ir)) problem(`${path}: size ${image.width}×${image.height} differs from its sources ${pair.ir} (${ir.width}×${ir.height})`);
+    else fused.push({ method, path, image });
+  }
+  return fused;
+}
+
+/**
+ * Reads and checks the pairs in order and scores them with up to `inFlight` pairs at a time; the scores come
+ * back in pair order whatever order they finish in.
+ */
+async function scorePairs(
+  pairs: Pair[],
+  scorePair: PairScorer,
+  inFlight: number,
+  problem: (message: string) => void,
+  onProgress?: (done: number, total: number) => void,
+): Promise<Array<Array<{ method: string; score: ImageScore }>>> {
+  const results: Array<Array<{ method: string; score: ImageScore }>> = pairs.map(() => []);
+  const running = new Set<Promise<void>>();
+  let failure: { error: unknown } | undefined;
+  let done = 0;
+  const finished = () => onProgress?.(++done, pairs.length);
+  onProgress?.(0, pairs.length);
+  // Read the next pair's sources while the current one is checked.
   const load = (pair: Pair) => Promise.allSettled([pair.ir, pair.vi].map(readChecked));
   let next = pairs.length ? load(pairs[0]) : undefined;
-  for (const [index, pair] of pairs.entries()) {
-    const [irResult, viResult] = await next!;
-    next = index + 1 < pairs.length ? load(pairs[index + 1]) : undefined;
-    options.onProgress?.(index, pairs.length);
-    if (irResult.status === 'rejected' || viResult.status === 'rejected') {
-      problem(((irResult.status === 'rejected' ? irResult : viResult) as PromiseRejectedResult).reason.message);
-      continue;
-    }
-    const [ir, vi] = [irResult.value, viResult.value];
-    if (!sameSize(ir, vi)) {
-      problem(`${pair.vi}: size ${vi.width}×${vi.height} differs from its infrared source ${pair.ir} (${ir.width}×${ir.height})`);
-      continue;
-    }
-    for (const [method, path] of pair.fused) {
-      let fused: Image;
-      try {
-        fused = await readChecked(path);
-      } catch (e) {
-        problem((e as Error).message);
+  try {
+    for (const [index, pair] of pairs.entries()) {
+      const [irResult, viResult] = await next!;
+      next = index + 1 < pairs.length ? load(pairs[index + 1]) : undefined;
+      const sources = checkSources(pair, irResult, viResult, problem);
+      const fused = sources ? await readFused(pair, sources[0], problem) : [];
+      if (!sources || fused.length === 0) {
+        finished();
         continue;
       }
-      if (!sameSize(fused, ir)) {
-        problem(`${path}: size ${fused.width}×${fused.height} differs from its sources ${pair.ir} (${ir.width}×${ir.height})`);
-        continue;
-      }
-      scores.get(method)!.push({ image: parse(path).base, values: options.protocol.score(fused, ir, vi) });
+      const job: Promise<void> = scorePair(sources[0], sources[1], fused.map((f) => f.image))
+        .then(
+          (values) => {
+            results[index] = fused.map(({ method, path }, k) => ({ method, score: { image: parse(path).base, values: values[k] } }));
+            finished();
+          },
+          (error: unknown) => void (failure ??= { error }),
+        )
+        .finally(() => running.delete(job));
+      running.add(job);
+      if (running.size >= inFlight) await Promise.race(running);
+      if (failure) throw failure.error;
     }
+    await Promise.all(running);
+    if (failure) throw failure.error;
+  } finally {
+    // On a failure, let the other jobs settle before the pool closes under them.
+    await Promise.allSettled(running);
   }
-  options.onProgress?.(pairs.length, pairs.length);
-  const empty = methods.find((m) => scores.get(m)!.length === 0);
-  if (empty) throw new EvaluationError(`method ${empty}: no image could be scored`);
-  return methods.map((m) => summarise(m, scores.get(m)!));
+  return results;
+}
+
+/** The sources of a pair if both were read and fit together; otherwise the problem is reported. */
+function checkSources(
+  pair: Pair,
+  irResult: PromiseSettledResult<Image>,
+  viResult: PromiseSettledResult<Image>,
+  problem: (message: string) => void,
+): [Image, Image] | undefined {
+  if (irResult.status === 'rejected' || viResult.status === 'rejected') {
+    problem(((irResult.status === 'rejected' ? irResult : viResult) as PromiseRejectedResult).reason.message);
+    return undefined;
+  }
+  const [ir, vi] = [irResult.value, viResult.value];
+  if (!sameSize(ir, vi)) {
+    problem(`${pair.vi}: size ${vi.width}×${vi.height} differs from its infrared source ${pair.ir} (${ir.width}×${ir.height})`);
+    return undefined;
+  }
+  if (Math.min(ir.width, ir.height) < VIF_MIN_SIDE) {
+    problem(`${pair.ir}: ${ir.width}×${ir.height} is too small to score: VIF's windows need at least ${VIF_MIN_SIDE}×${VIF_MIN_SIDE} pixels`);
+    return undefined;
+  }
+  return [ir, vi];
 }
 
 /** JSON form: method → per-metric means (plain numbers), plus `std`, `images` and, if asked, `perImage`. */

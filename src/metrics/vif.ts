@@ -16,12 +16,31 @@ interface Level {
   variance: Float64Array;
 }
 
+/** Window size at scale 1..4: 17, 9, 5, 3. */
+const windowSize = (scale: number) => 2 ** (SCALES - scale + 1) + 1;
+
+/** The smallest image side for which every scale's 'valid' window fits (41). */
+export const VIF_MIN_SIDE = (() => {
+  const fits = (side: number) => {
+    let s = side;
+    for (let scale = 1; scale <= SCALES; scale++) {
+      const n = windowSize(scale);
+      if (s < n) return false;
+      if (scale < SCALES) s = Math.ceil((s - windowSize(scale + 1) + 1) / 2);
+    }
+    return true;
+  };
+  let side = 1;
+  while (!fits(side)) side++;
+  return side;
+})();
+
 /** An image at the 4 scales, with its local means and variances: computed once per image (memoised). */
 const pyramid = memoizeByObject((p: Plane): Level[] => {
   const levels: Level[] = [];
   let image = p;
   for (let scale = 1; scale <= SCALES; scale++) {
-    const n = 2 ** (SCALES - scale + 1) + 1;
+    const n = windowSize(scale);
     const taps = gaussianTaps(n, n / 5);
     if (scale > 1) image = decimate(filterValid(image, taps));
     const mean = filterValid(image, taps).data;

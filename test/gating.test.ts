@@ -130,6 +130,20 @@ t('Φ (erfc approximation in f32) matches a float64 erf on [−8, 8]', async () 
   assert.ok(Math.abs(phi64(-8) - 6.22096057427e-16) < 1e-25 && Math.abs(phi64(1) - 0.841344746068543) < 1e-14, 'float64 reference');
 });
 
+t('Φ stays finite and exact at extreme arguments (untrained gates produce |z| in the thousands)', async () => {
+  await gpu();
+  // A sweep of both tails off the 1/16 grid the approximation splits the exponent on (where it overflowed).
+  const sweep = Array.from({ length: 2000 }, (_, i) => 14 + 17.3 * i + 0.0371 * (i % 27));
+  const z = Float32Array.from([-1e30, ...sweep.map((v) => -v), -14.6, -14.4, 14.4, ...sweep, 1e30]);
+  const out = tidy(() => normalCdfKernel(Tensor.fromArray(z, [z.length])));
+  const got = await out.data();
+  out.dispose();
+  for (let i = 0; i < z.length; i++) {
+    assert.ok(Number.isFinite(got[i]), `Φ(${z[i]}) is ${got[i]}`);
+    assert.ok(Math.abs(got[i] - phi64(z[i])) < 1e-30 + 1e-7, `Φ(${z[i]}) = ${got[i]}, expected ${phi64(z[i])}`);
+  }
+});
+
 interface GateCase {
   B: number;
   D: number;

@@ -40,6 +40,9 @@ fn erf_series(x: f32) -> f32 {
 // erfc(|z|/√2) for |z| ≥ √2; the Gaussian factor exp(−z²/2) is taken from z itself, since rounding z/√2 to f32
 // would cost a relative error of z²·6e−8 in the tail.
 fn erfc_big(az: f32) -> f32 {
+  // Beyond |z| = 14.5 the tail is below f32's smallest subnormal; the split exponent below would also overflow
+  // (0·∞ = NaN) once |z| is in the thousands, which untrained gates reach.
+  if (az > 14.5) { return 0.0; }
   let x = az * 0.70710678118654752;
   let t = 1.0 / (1.0 + 0.5 * x);
   let c = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +

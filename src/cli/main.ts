@@ -9,41 +9,14 @@ import { Command, CommanderError, Option } from 'commander';
 import { hasEngine, initEngine, shutdownEngine } from '../graph/engine.ts';
 import { reportFatal } from './errors.ts';
 import { infoCommand } from './info.ts';
+import { fuseCommand } from './fuse.ts';
+import { trainCommand } from './train.ts';
+import { evalCommand } from './eval.ts';
+import { benchCommand } from './bench.ts';
 
 interface GlobalOptions {
   backend?: string;
   adapter?: string;
-}
-
-/**
- * Subcommands with heavy imports (the model, sharp), loaded at start. A module that does not exist yet is
- * skipped; one that fails to load becomes a stub that reports the failure when used, so that `info` and the
- * other commands keep working (e.g. when sharp's native library is missing).
- */
-const LOADED_COMMANDS: Array<{ name: string; file: string; factory: string }> = [
-  { name: 'fuse', file: 'fuse.ts', factory: 'fuseCommand' },
-  { name: 'train', file: 'train.ts', factory: 'trainCommand' },
-  { name: 'eval', file: 'eval.ts', factory: 'evalCommand' },
-  { name: 'bench', file: 'bench.ts', factory: 'benchCommand' },
-];
-
-async function loadCommand(name: string, file: string, factory: string): Promise<Command | null> {
-  const url = new URL(`./${file}`, import.meta.url);
-  if (!existsSync(url)) return null;
-  try {
-    const make = ((await import(url.href)) as Record<string, unknown>)[factory];
-    if (typeof make !== 'function') throw new Error(`src/cli/${file} does not export ${factory}()`);
-    return (make as () => Command)();
-  } catch (e) {
-    const failure = new Error(`the ${name} command could not be loaded: ${(e as Error).message}`, { cause: e });
-    return new Command(name)
-      .description(`(unavailable: src/cli/${file} failed to load)`)
-      .argument('[anything...]')
-      .allowUnknownOption()
-      .action(() => {
-        throw failure;
-      });
-  }
 }
 
 function version(): string {
@@ -67,9 +40,8 @@ export async function buildProgram(): Promise<Command> {
     if (o.backend || o.adapter) await initEngine({ backend: o.backend, adapter: o.adapter, compatibility: o.backend === 'opengles' });
   });
 
-  const commands: Array<Command | null> = [infoCommand()];
-  for (const { name, file, factory } of LOADED_COMMANDS) commands.push(await loadCommand(name, file, factory));
-  for (const cmd of commands) if (cmd) program.addCommand(cmd.copyInheritedSettings(program));
+  for (const cmd of [fuseCommand(), trainCommand(), evalCommand(), benchCommand(), infoCommand()])
+    program.addCommand(cmd.copyInheritedSettings(program));
   return program;
 }
 

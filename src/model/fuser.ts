@@ -5,14 +5,15 @@
 import { initEngine, noGrad, tidy } from '../graph/engine.ts';
 import { Tensor } from '../graph/tensor.ts';
 import type { DeviceOptions } from '../runtime/device.ts';
-import { DEFAULT_CONFIG, type FusionConfig } from './config.ts';
+import type { FusionConfig } from './config.ts';
 import { FusionNet } from './fusion-net.ts';
 import { disposeParameters } from './parameters.ts';
-import { loadWeights } from './weights.ts';
+import { loadWeights, loadWeightsWithConfig } from './weights.ts';
 
 export interface FuserOptions {
   /** Path of a safetensors weights file (reference state-dict names). */
   weights: string;
+  /** Overrides the configuration stored in the weights file. */
   config?: FusionConfig;
   device?: DeviceOptions;
 }
@@ -34,8 +35,9 @@ export class Fuser {
 
   static async create(opts: FuserOptions): Promise<Fuser> {
     await initEngine(opts.device);
-    const cfg = opts.config ?? DEFAULT_CONFIG;
-    return new Fuser(new FusionNet(loadWeights(opts.weights, cfg), cfg));
+    if (opts.config) return new Fuser(new FusionNet(loadWeights(opts.weights, opts.config), opts.config));
+    const { params, config } = loadWeightsWithConfig(opts.weights);
+    return new Fuser(new FusionNet(params, config));
   }
 
   /** Fuses one infrared/visible pair of equal size; returns the fused gray image (unclamped floats). */

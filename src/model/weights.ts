@@ -5,7 +5,7 @@
  */
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { Tensor, parameter } from '../graph/tensor.ts';
-import { DEFAULT_CONFIG, type FusionConfig } from './config.ts';
+import { DEFAULT_CONFIG, configFromMetadata, configToMetadata, type FusionConfig } from './config.ts';
 import { BUFFERS, paramShapes, stateDictSlots, type ParamSet } from './parameters.ts';
 
 const PREFIX = 'fusion_head.';
@@ -23,6 +23,13 @@ export function loadWeights(file: string, cfg: FusionConfig = DEFAULT_CONFIG, op
   return paramsFromStateDict(readSafetensors(file).tensors, file, cfg, opts);
 }
 
+/** Reads a weights file with the configuration stored in its metadata (the reference's when absent). */
+export function loadWeightsWithConfig(file: string): { params: ParamSet; config: FusionConfig } {
+  const stored = readSafetensors(file);
+  const config = configFromMetadata(stored.metadata['moefusion.config']);
+  return { params: paramsFromStateDict(stored.tensors, file, config), config };
+}
+
 export interface LoadOptions {
   /** Ignore tensors that are not part of the fusion network (fixtures carry inputs and expected values). */
   ignoreUnknown?: boolean;
@@ -37,7 +44,10 @@ export function paramsFromStateDict(stored: StateDict, file: string, cfg: Fusion
 
   const slots = stateDictSlots(cfg);
   const expected = new Set([...slots.map((s) => s.name), ...Object.keys(BUFFERS)]);
-  const missing = slots.filter((s) => !byName.has(s.name)).map((s) => s.name);
+  // Inference-only files may leave out every gate's training-noise matrix; those start at zero (as at init).
+  const noiseOnly = (name: string) => name.endsWith('.w_noise');
+  const allNoiseMissing = slots.filter((s) => noiseOnly(s.name)).every((s) => !byName.has(s.name));
+  const missing = slots.filter((s) => !byName.has(s.name) && !(allNoiseMissing && noiseOnly(s.name))).map((s) => s.name);
   if (missing.length)
     throw new WeightsError(file, `missing ${missing.length} tensor(s): ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`);
   const unexpected = [...byName.keys()].filter((n) => !expected.has(n));
@@ -48,7 +58,8 @@ export function paramsFromStateDict(stored: StateDict, file: string, cfg: Fusion
   const shapes = paramShapes(cfg);
   for (const [name, shape] of shapes) host.set(name, new Float32Array(shape.reduce((a, d) => a * d, 1)));
   for (const s of slots) {
-    const t = byName.get(s.name)!;
+    const t = byName.get(s.name);
+    if (!t) continue; // an omitted noise matrix stays zero
     if (!FLOAT_DTYPES.has(t.dtype)) throw new WeightsError(file, `tensor ${s.name} has dtype ${t.dtype}, expected a float type (F32 or F16)`);
     if (t.shape.join() !== s.shape.join())
       throw new WeightsError(file, `tensor ${s.name} has shape [${t.shape}], expected [${s.shape}]`);
@@ -65,22 +76,29 @@ export function paramsFromStateDict(stored: StateDict, file: string, cfg: Fusion
   return params;
 }
 
-/** Writes parameters under the reference's names (without prefix), float32 or float16 storage. */
+/**
+ * Writes parameters under the reference's names (without prefix), float32 or float16 storage, with the
+ * configuration in the metadata. `inferenceOnly` leaves out the gates' training-noise matrices (7 M values).
+ */
 export async function saveWeights(
   file: string,
   params: ParamSet,
   cfg: FusionConfig = DEFAULT_CONFIG,
-  opts: { dtype?: 'F32' | 'F16'; metadata?: Record<string, string> } = {},
+  opts: { dtype?: 'F32' | 'F16'; metadata?: Record<string, string>; inferenceOnly?: boolean } = {},
 ): Promise<void> {
   const host = new Map<string, Float32Array>();
   for (const [name, t] of params) host.set(name, await t.data());
   const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
   for (const s of stateDictSlots(cfg)) {
+    if (opts.inferenceOnly && s.name.endsWith('.w_noise')) continue;
     const all = host.get(s.param);
     if (!all) throw new Error(`saveWeights: parameter ${s.param} is missing`);
     const n = s.shape.reduce((a, d) => a * d, 1);
     tensors[s.name] = { shape: s.shape, data: s.expert < 0 ? all : all.slice(s.expert * n, (s.expert + 1) * n) };
   }
   for (const [name, value] of Object.entries(BUFFERS)) tensors[name] = { shape: [1], data: Float32Array.from(value) };
-  writeSafetensors(file, tensors, { dtype: opts.dtype ?? 'F32', metadata: { format: 'pt', ...opts.metadata } });
+  writeSafetensors(file, tensors, {
+    dtype: opts.dtype ?? 'F32',
+    metadata: { format: 'pt', 'moefusion.config': configToMetadata(cfg), ...opts.metadata },
+  });
 }

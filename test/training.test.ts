@@ -15,7 +15,7 @@ import { Rng } from '../src/graph/rng.ts';
 import { DEFAULT_CONFIG, type FusionConfig } from '../src/model/config.ts';
 import { initParameters, disposeParameters } from '../src/model/parameters.ts';
 import { FusionNet } from '../src/model/fusion-net.ts';
-import { Trainer, referenceOptions, type SampleSource, type TrainOptions } from '../src/model/trainer.ts';
+import { Trainer, referenceOptions, type SampleSource, type TrainingSample, type TrainOptions } from '../src/model/trainer.ts';
 import { openDataset } from '../src/io/dataset.ts';
 import { readImage } from '../src/io/image.ts';
 import { toGray01 } from '../src/io/color.ts';
@@ -25,7 +25,7 @@ const small: FusionConfig = { ...DEFAULT_CONFIG, localGate: [6, 8], globalGate: 
 /** The first `n` RoadScene pairs, gray. */
 async function roadscene(n: number): Promise<SampleSource> {
   const pairs = openDataset(resolve(import.meta.dirname, '../../shared/data/roadscene')).pairs.slice(0, n);
-  const samples = [];
+  const samples: TrainingSample[] = [];
   for (const p of pairs) {
     const [ir, vi] = [await readImage(p.ir), await readImage(p.vi)];
     samples.push({ width: ir.width, height: ir.height, ir: toGray01(ir, 'first'), vis: toGray01(vi, 'luma') });

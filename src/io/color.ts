@@ -2,15 +2,7 @@
  * Colour conversions of the fusion pipeline: BT.601 luma (OpenCV's BGR2GRAY, what the reference feeds the network),
  * and BT.601 YCbCr (full range, as OpenCV's YCrCb) for colour output: the fused image replaces Y.
  */
-
-/** Interleaved 8- or 16-bit pixels, 1, 3 or 4 channels. */
-export interface RawImage {
-  width: number;
-  height: number;
-  channels: number;
-  bitDepth: 8 | 16;
-  data: Uint8Array | Uint16Array;
-}
+import type { Image as RawImage } from './image.ts';
 
 function maxValue(img: RawImage): number {
   return img.bitDepth === 16 ? 65535 : 255;

@@ -1,4 +1,7 @@
-/** The engine itself as a benchmark "peer": GPU timestamps around each op (wall time after sync without them). */
+/**
+ * The engine itself as a benchmark "peer". Measured like TF.js: wall time from recording the op until the GPU has
+ * finished it (a sync, as TF.js's one-value read-back), so that the ratios compare like with like.
+ */
 import { engine, noGrad } from '../../src/graph/engine.ts';
 import { Tensor } from '../../src/graph/tensor.ts';
 import { conv2d } from '../../src/graph/ops/conv.ts';
@@ -7,22 +10,15 @@ import { median, randomData, type ConvCase, type Peer } from './common.ts';
 
 async function timeOp(run: () => Tensor, runs: number): Promise<number> {
   const rt = engine().rt;
-  const useTimestamps = rt.timer !== null;
-  rt.profiling = useTimestamps;
   const times: number[] = [];
   for (let i = -1; i < runs; i++) {
     await rt.sync();
     const t0 = performance.now();
-    rt.timestamp('start');
     const out = run();
-    rt.timestamp('end');
     await rt.sync();
-    const wall = performance.now() - t0;
+    if (i >= 0) times.push(performance.now() - t0);
     out.dispose();
-    const marks = await rt.readTimestamps();
-    if (i >= 0) times.push(useTimestamps ? marks[1][1] - marks[0][1] : wall);
   }
-  rt.profiling = false;
   return median(times);
 }
 

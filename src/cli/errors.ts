@@ -7,6 +7,8 @@ import { ImageError } from '../io/image.ts';
 import { DatasetError } from '../io/dataset.ts';
 import { BoxFormatError } from '../io/boxes.ts';
 import { OutputError } from '../io/atomic.ts';
+import { SafetensorsError } from '../io/safetensors.ts';
+import { WeightsError } from '../model/weights.ts';
 
 /** A problem with the user's input or arguments: its message is shown as is, without a stack. */
 export class UserError extends Error {
@@ -26,7 +28,7 @@ export interface DescribedError {
   exitCode: number;
 }
 
-const INPUT_ERRORS = [UserError, ImageError, DatasetError, BoxFormatError, OutputError];
+const INPUT_ERRORS = [UserError, ImageError, DatasetError, BoxFormatError, OutputError, SafetensorsError, WeightsError];
 
 const SYSTEM_ERRORS: Record<string, string> = {
   ENOENT: 'no such file or folder',

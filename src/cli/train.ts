@@ -2,28 +2,29 @@
  * `moefusion train --data DIR --out RUN_DIR [options]`: trains the fusion network on the GPU from scratch, from a
  * weights file (--init) or from the run's own checkpoint (--resume, which continues exactly where a killed run
  * stopped). Writes to RUN_DIR: checkpoint.safetensors (atomic, every --checkpoint-every steps and at the end),
- * weights.safetensors (reference names), log.jsonl (one line per step, plus validation lines) and loss.png.
+ * weights.safetensors (reference names), log.jsonl (one line per step, plus a validation line after each epoch) and
+ * loss.png (training loss, and validation loss in the second colour).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { initEngine, noGrad, tidy } from '../graph/engine.ts';
-import { Tensor } from '../graph/tensor.ts';
-import { DEFAULT_CONFIG } from '../model/config.ts';
+import { initEngine } from '../graph/engine.ts';
+import { GpuError } from '../runtime/errors.ts';
+import { DEFAULT_CONFIG, type FusionConfig } from '../model/config.ts';
 import { FusionNet } from '../model/fusion-net.ts';
-import { initParameters } from '../model/parameters.ts';
-import { loadWeights, saveWeights } from '../model/weights.ts';
-import { fusionLosses } from '../model/losses.ts';
-import { Trainer, referenceOptions, type SampleSource, type TrainingSample, type TrainOptions } from '../model/trainer.ts';
+import { initParameters, type ParamSet } from '../model/parameters.ts';
+import { loadWeightsWithConfig, saveWeights } from '../model/weights.ts';
+import { Trainer, referenceOptions, type SampleSource, type StepResult, type TrainingSample, type TrainOptions } from '../model/trainer.ts';
 import { openDataset, splitPairs, type ImagePair } from '../io/dataset.ts';
 import { boxMask, type BoxSource } from '../io/boxes.ts';
-import { readImage } from '../io/image.ts';
+import { readImage, writeImage } from '../io/image.ts';
 import { toGray01 } from '../io/color.ts';
 import { lineChart } from '../io/plot.ts';
-import { writeImage } from '../io/image.ts';
+import { readSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
 import { ensureWritableDir, writeFileAtomic } from '../io/atomic.ts';
 import { UserError } from './errors.ts';
 import { createProgress } from './progress.ts';
+import { Validator, type ValidationScores } from './train-validation.ts';
 
 interface TrainArgs {
   data: string[];
@@ -40,17 +41,23 @@ interface TrainArgs {
   seed: string;
   attention: 'boxes' | 'none';
   valFraction: string;
-  valEvery: string;
+  valEvery?: string;
   checkpointEvery: string;
+  gateGrids?: string;
   init?: string;
   resume?: boolean;
 }
 
-/** Decodes pairs lazily and keeps them (gray floats) for the next passes. */
+/**
+ * Decodes pairs lazily and keeps them (gray floats) for the next passes. Checks what the trainer needs of each
+ * image (at least the crop; one size for all when whole images are batched), so that the error names the file.
+ */
 class PairSource implements SampleSource {
   private cache = new Map<number, TrainingSample>();
+  private firstSize: string | null = null;
   constructor(
     private pairs: Array<ImagePair & { boxes: BoxSource | null }>,
+    private opts: Pick<TrainOptions, 'crop' | 'batchSize'>,
   ) {}
   get count(): number {
     return this.pairs.length;
@@ -62,6 +69,13 @@ class PairSource implements SampleSource {
     const [ir, vi] = [await readImage(p.ir), await readImage(p.vi)];
     if (ir.width !== vi.width || ir.height !== vi.height)
       throw new UserError(`${p.ir} is ${ir.width}×${ir.height} but ${p.vi} is ${vi.width}×${vi.height}: a pair must have one size`);
+    const { crop, batchSize } = this.opts;
+    if (crop && (ir.height < crop[0] || ir.width < crop[1]))
+      throw new UserError(`${p.ir} is ${ir.width}×${ir.height}, smaller than --crop ${crop[0]}x${crop[1]} (HEIGHTxWIDTH)`);
+    const size = `${ir.width}×${ir.height}`;
+    this.firstSize ??= size;
+    if (!crop && batchSize > 1 && size !== this.firstSize)
+      throw new UserError(`${p.ir} is ${size} but other pairs are ${this.firstSize}: batching whole images needs one size; use --crop or --batch 1`);
     const boxes = p.boxes?.read(p.name, { width: ir.width, height: ir.height }) ?? [];
     const s: TrainingSample = {
       width: ir.width,
@@ -84,7 +98,7 @@ function positive(name: string, v: string, integer = true): number {
 function parseCrop(v: string): [number, number] | null {
   if (v === 'none') return null;
   const m = /^(\d+)(?:x(\d+))?$/.exec(v);
-  if (!m) throw new UserError(`--crop ${v}: expected SIZE, HEIGHTxWIDTH or none`);
+  if (!m || Number(m[1]) < 1 || Number(m[2] ?? 1) < 1) throw new UserError(`--crop ${v}: expected SIZE, HEIGHTxWIDTH (positive integers) or none`);
   return [Number(m[1]), Number(m[2] ?? m[1])];
 }
 
@@ -105,84 +119,132 @@ function optionsFrom(a: TrainArgs): TrainOptions {
   };
 }
 
-async function validationLoss(net: FusionNet, source: SampleSource, crop: [number, number] | null): Promise<number> {
-  let sum = 0;
-  for (let i = 0; i < source.count; i++) {
-    const s = await source.get(i);
-    const [h, w] = crop ? [Math.min(crop[0], s.height), Math.min(crop[1], s.width)] : [s.height, s.width];
-    const take = (a: Float32Array) => {
-      const out = new Float32Array(h * w);
-      for (let y = 0; y < h; y++) out.set(a.subarray(y * s.width, y * s.width + w), y * w);
-      return out;
-    };
-    const shape = [1, 1, h, w];
-    const total = noGrad(() =>
-      tidy(() => {
-        const ir = Tensor.fromArray(take(s.ir), shape);
-        const vis = Tensor.fromArray(take(s.vis), shape);
-        const mask = Tensor.fromArray(s.mask ? take(s.mask) : new Float32Array(h * w), shape);
-        const out = net.forward(ir, vis, s.mask ? mask : null);
-        return fusionLosses(net.config, out.fused, vis, ir, mask, out.auxLoss).total;
-      }),
-    );
-    sum += await total.item();
-    total.dispose();
+/** `--gate-grids 120x160,60x80`: the local and global gate grids of a network trained from scratch. */
+function parseGateGrids(v: string): Pick<FusionConfig, 'localGate' | 'globalGate'> {
+  const m = /^(\d+)x(\d+),(\d+)x(\d+)$/.exec(v);
+  const sizes = m ? m.slice(1).map(Number) : [];
+  if (!m || sizes.some((n) => n < 1)) throw new UserError(`--gate-grids ${v}: expected LOCAL_HxW,GLOBAL_HxW, e.g. 120x160,60x80`);
+  return { localGate: [sizes[0], sizes[1]], globalGate: [sizes[2], sizes[3]] };
+}
+
+/** Output files of a run; a killed run may leave their writers' temporary files behind. */
+const RUN_FILES = ['checkpoint.safetensors', 'weights.safetensors', 'log.jsonl', 'loss.png'];
+
+/** Removes temporary files of our outputs left by a killed run (names of io/atomic.ts, io/image.ts, io/safetensors.ts). */
+function removeStaleTemporaries(dir: string): void {
+  for (const name of readdirSync(dir))
+    if (RUN_FILES.some((f) => name.startsWith(`${f}.tmp-`) || (name.startsWith(`.${f}.`) && name.endsWith('.tmp'))))
+      rmSync(join(dir, name), { force: true });
+}
+
+/** Reads the checkpoint to resume from, with its network configuration; a damaged file is named and left alone. */
+function readCheckpoint(file: string): { contents: SafetensorsFile; config: FusionConfig } {
+  if (!existsSync(file)) throw new UserError(`--resume: ${file} does not exist`);
+  let contents: SafetensorsFile;
+  try {
+    contents = readSafetensors(file);
+  } catch (e) {
+    throw new UserError(`cannot resume: ${(e as Error).message} (the checkpoint is damaged; it was left as it is)`);
   }
-  return sum / Math.max(1, source.count);
+  const meta = contents.metadata['moefusion.checkpoint'];
+  let config: FusionConfig | undefined;
+  try {
+    config = meta ? (JSON.parse(meta) as { config?: FusionConfig }).config : undefined;
+  } catch {
+    config = undefined;
+  }
+  if (!config) throw new UserError(`cannot resume: ${file} is not a moefusion training checkpoint (no readable 'moefusion.checkpoint' metadata)`);
+  return { contents, config };
+}
+
+/** A line of log.jsonl: a training step's losses, or the validation after it. */
+interface LogRecord extends Partial<StepResult> {
+  step: number;
+  time?: string;
+  epoch?: number;
+  validation?: ValidationScores;
+}
+
+function formatScores(v: ValidationScores): string {
+  return Object.entries(v).map(([k, x]) => `${k} ${x.toPrecision(4)}`).join(', ');
 }
 
 export async function runTrain(a: TrainArgs): Promise<void> {
-  ensureWritableDir(a.out, '--out');
-  const checkpoint = join(a.out, 'checkpoint.safetensors');
-  const logFile = join(a.out, 'log.jsonl');
-  if (a.resume && !existsSync(checkpoint)) throw new UserError(`--resume: ${checkpoint} does not exist`);
-  if (!a.resume && existsSync(checkpoint))
-    throw new UserError(`${a.out} already holds a run (checkpoint.safetensors): pass --resume to continue it, or choose another --out`);
   const opts = optionsFrom(a);
+  const every = positive('--checkpoint-every', a.checkpointEvery);
+  const valEvery = a.valEvery === undefined ? null : positive('--val-every', a.valEvery);
+  const grids = a.gateGrids ? parseGateGrids(a.gateGrids) : null;
+  const valFraction = Number(a.valFraction);
+  if (!(valFraction >= 0 && valFraction < 1)) throw new UserError(`--val-fraction ${a.valFraction}: expected a number in [0, 1)`);
 
   const pairs: Array<ImagePair & { boxes: BoxSource | null }> = [];
   for (const root of a.data) {
     const ds = openDataset(root, { split: a.split });
     for (const p of ds.pairs) pairs.push({ ...p, boxes: ds.boxes });
   }
-  const valFraction = Number(a.valFraction);
-  const { train, val } = valFraction > 0 ? splitPairs(pairs, { valFraction, seed: opts.seed }) : { train: pairs, val: [] };
-  if (!train.length) throw new UserError('no training pairs left after the validation split');
+  // One pair cannot be split: it trains, and nothing is validated.
+  const { train, val } = valFraction > 0 && pairs.length > 1 ? splitPairs(pairs, { valFraction, seed: opts.seed }) : { train: pairs, val: [] };
+
+  ensureWritableDir(a.out, '--out');
+  const checkpoint = join(a.out, 'checkpoint.safetensors');
+  const logFile = join(a.out, 'log.jsonl');
+  if (!a.resume && existsSync(checkpoint))
+    throw new UserError(`${a.out} already holds a run (checkpoint.safetensors): pass --resume to continue it, or choose another --out`);
+  const resumed = a.resume ? readCheckpoint(checkpoint) : null;
+  removeStaleTemporaries(a.out);
 
   await initEngine();
-  const cfg = DEFAULT_CONFIG;
-  const params = a.init ? loadWeights(a.init, cfg) : initParameters(cfg, opts.seed);
+  // The network's configuration: the checkpoint's, else the --init file's, else the reference's (--gate-grids).
+  let cfg: FusionConfig = resumed?.config ?? { ...DEFAULT_CONFIG, ...grids };
+  let params: ParamSet;
+  if (a.init && !resumed) ({ params, config: cfg } = loadWeightsWithConfig(a.init));
+  else params = initParameters(cfg, opts.seed);
+  if (grids && (grids.localGate.join() !== cfg.localGate.join() || grids.globalGate.join() !== cfg.globalGate.join()))
+    throw new UserError(`--gate-grids ${a.gateGrids} differs from the ${resumed ? 'checkpoint' : '--init weights'} (${cfg.localGate.join('x')},${cfg.globalGate.join('x')})`);
   const net = new FusionNet(params, cfg);
-  const trainer = new Trainer(net, new PairSource(train), opts);
-  const valSource = new PairSource(val);
-  let log: string[] = [];
-  if (a.resume) {
-    await trainer.loadCheckpoint(checkpoint);
+  const trainer = new Trainer(net, new PairSource(train, opts), opts);
+  const validator = new Validator(net, new PairSource(val, opts), { attention: opts.attention, warn: (m) => console.log(m) });
+  let log: LogRecord[] = [];
+  if (resumed) {
+    try {
+      await trainer.loadCheckpoint(checkpoint, resumed.contents);
+    } catch (e) {
+      if (e instanceof GpuError) throw e;
+      throw new UserError(`cannot resume: ${(e as Error).message}`);
+    }
     // Keep the log consistent with the checkpoint: drop lines of steps that were lost.
     log = existsSync(logFile)
-      ? readFileSync(logFile, 'utf8').split('\n').filter((l) => l && (JSON.parse(l).step ?? 0) <= trainer.step)
+      ? readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogRecord).filter((r) => r.step <= trainer.step)
       : [];
   }
-  console.log(`training on ${train.length} pairs (validation ${val.length}), ${opts.steps} steps, batch ${opts.batchSize}, crop ${opts.crop ? opts.crop.join('×') : 'none'}${a.resume ? `, resuming at step ${trainer.step}` : ''}`);
+  const stepsPerEpoch = Math.ceil(train.length / opts.batchSize);
+  console.log(
+    `training on ${train.length} pairs (validation ${val.length}), ${opts.steps} steps, batch ${opts.batchSize} (${stepsPerEpoch} steps per epoch), ` +
+      `crop ${opts.crop ? opts.crop.join('×') : 'none'}${resumed ? `, resuming at step ${trainer.step}` : ''}`,
+  );
 
-  const every = positive('--checkpoint-every', a.checkpointEvery);
-  const valEvery = positive('--val-every', a.valEvery);
   const bar = createProgress(opts.steps, 'training');
   bar.update(trainer.step);
+  // The log goes first: lines past the checkpoint's step are dropped on resume, lines missing could not be.
   const save = async () => {
+    await writeFileAtomic(logFile, log.map((r) => JSON.stringify(r) + '\n').join(''));
     await trainer.saveCheckpoint(checkpoint);
-    await writeFileAtomic(logFile, log.map((l) => l + '\n').join(''));
-    const curve = lineChart([log.map((l) => JSON.parse(l)).filter((r) => r.total !== undefined).map((r) => [r.step, r.total] as [number, number])]);
+    const series = (pick: (r: LogRecord) => number | undefined) =>
+      log.flatMap((r) => (pick(r) === undefined ? [] : [[r.step, pick(r)!] as [number, number]]));
+    const curve = lineChart([series((r) => r.total), series((r) => r.validation?.loss)]);
     await writeImage(join(a.out, 'loss.png'), curve.data, curve.width, curve.height, 3);
   };
   while (trainer.step < opts.steps) {
     const r = await trainer.trainStep();
     if (!Number.isFinite(r.total)) throw new UserError(`the loss became ${r.total} at step ${r.step}; lower --lr`);
-    log.push(JSON.stringify({ ...r, time: new Date().toISOString() }));
-    bar.tick({ loss: r.total.toFixed(4), lr: r.lr.toExponential(1) });
-    if (val.length && (r.step % valEvery === 0 || r.step === opts.steps)) {
-      const v = await validationLoss(net, valSource, opts.crop);
-      log.push(JSON.stringify({ step: r.step, validation: v }));
+    log.push({ ...r, time: new Date().toISOString() });
+    bar.tick({ loss: r.total, lr: r.lr });
+    const epochEnd = r.step % stepsPerEpoch === 0;
+    if (val.length && (epochEnd || r.step === opts.steps || (valEvery !== null && r.step % valEvery === 0))) {
+      const validation = await validator.run();
+      const epoch = Math.round((100 * r.step) / stepsPerEpoch) / 100;
+      log.push({ step: r.step, epoch, validation });
+      console.log(`step ${r.step} (epoch ${epoch}) validation: ${formatScores(validation)}`);
     }
     if (r.step % every === 0 || r.step === opts.steps) await save();
   }
@@ -208,9 +270,10 @@ export function trainCommand(): Command {
     .option('--seed <n>', 'seed of initialisation, crops, noise and the validation split', '0')
     .option('--attention <mode>', 'attention map: boxes (from labels, else 0.5) or none (0.5)', 'boxes')
     .option('--val-fraction <x>', 'share of pairs held out for validation (seeded, stable)', '0.1')
-    .option('--val-every <n>', 'steps between validation passes', '100')
+    .option('--val-every <n>', 'also validate every <n> steps (validation always runs after each epoch and at the end)')
     .option('--checkpoint-every <n>', 'steps between checkpoints', '50')
-    .option('--init <weights>', 'start from these weights')
+    .option('--gate-grids <grids>', 'gate grids LOCAL_HxW,GLOBAL_HxW of a new network (default: the reference, 120x160,60x80)')
+    .option('--init <weights>', 'start from these weights (and their configuration)')
     .option('--resume', 'continue the run in --out from its checkpoint')
     .action(async (opts: TrainArgs) => runTrain(opts));
 }

@@ -1,12 +1,14 @@
 /**
- * Reading and writing images with `sharp`. Pixels are interleaved (row-major, channel last), 8- or 16-bit.
- * Every error names the file and says what is wrong with it.
+ * Reading and writing images: PNG, JPEG, TIFF and WebP with `sharp`, BMP with our own codec (bmp.ts), chosen by
+ * the file's signature when reading and by the extension when writing. Pixels are interleaved (row-major, channel
+ * last), 8- or 16-bit. Every error names the file and says what is wrong with it.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import sharp from 'sharp';
+import { BmpFormatError, decodeBmp, encodeBmp, isBmp } from './bmp.ts';
 
 export type ImageChannels = 1 | 3 | 4;
 
@@ -33,7 +35,9 @@ export async function readImage(path: string): Promise<Image> {
   if (!existsSync(path)) throw new ImageError(path, 'file not found');
   if (!statSync(path).isFile()) throw new ImageError(path, 'not a file');
   try {
-    let pipeline = sharp(path, { failOn: 'error' });
+    const bytes = await readFile(path);
+    if (isBmp(bytes)) return { ...decodeBmp(bytes), bitDepth: 8 };
+    let pipeline = sharp(bytes, { failOn: 'error' });
     const meta = await pipeline.metadata();
     const sixteen = meta.depth === 'ushort';
     // sharp converts to its pipeline colourspace unless told otherwise: keep plain gray as one channel.
@@ -51,11 +55,13 @@ export async function readImage(path: string): Promise<Image> {
     return { width: info.width, height: info.height, channels, bitDepth: sixteen ? 16 : 8, data: pixels };
   } catch (e) {
     if (e instanceof ImageError) throw e;
+    if (e instanceof BmpFormatError) throw new ImageError(path, e.message);
     throw new ImageError(path, `cannot be read as an image (${(e as Error).message})`);
   }
 }
 
-const formats: Record<string, 'png' | 'jpeg' | 'tiff' | 'webp'> = {
+const formats: Record<string, 'png' | 'jpeg' | 'tiff' | 'webp' | 'bmp'> = {
+  '.bmp': 'bmp',
   '.png': 'png',
   '.jpg': 'jpeg',
   '.jpeg': 'jpeg',
@@ -65,7 +71,7 @@ const formats: Record<string, 'png' | 'jpeg' | 'tiff' | 'webp'> = {
 };
 
 /**
- * Writes interleaved pixels to PNG, JPEG, TIFF or WebP, chosen by the extension. Uint16Array data is written
+ * Writes interleaved pixels to PNG, JPEG, TIFF, WebP or BMP, chosen by the extension. Uint16Array data is written
  * 16-bit (PNG, TIFF). The file appears atomically: a temporary file in the same folder is renamed over it.
  */
 export async function writeImage(
@@ -77,21 +83,13 @@ export async function writeImage(
 ): Promise<void> {
   const ext = extname(path).toLowerCase();
   const format = formats[ext];
-  if (!format) {
-    const why = ext === '.bmp' ? 'BMP output is not supported by sharp' : `unknown image extension "${ext}"`;
-    throw new ImageError(path, `${why}; use .png, .jpg, .tif or .webp`);
-  }
+  if (!format) throw new ImageError(path, `unknown image extension "${ext}"; use .png, .jpg, .tif, .bmp or .webp`);
   if (data.length !== width * height * channels)
     throw new ImageError(path, `expected ${width}×${height}×${channels} = ${width * height * channels} values, got ${data.length}`);
   const sixteen = data instanceof Uint16Array;
   if (sixteen && format !== 'png' && format !== 'tiff') throw new ImageError(path, `16-bit data cannot be written as ${format}`);
 
-  let pipeline = sharp(data, { raw: { width, height, channels } });
-  const gray = channels === 1;
-  pipeline = pipeline.toColourspace(sixteen ? (gray ? 'grey16' : 'rgb16') : gray ? 'b-w' : 'srgb');
-  // sharp's TIFF default is JPEG compression, which would be lossy: ask for LZW.
-  const options = format === 'jpeg' ? { quality: 95 } : format === 'tiff' ? { compression: 'lzw' } : format === 'webp' ? { lossless: true } : {};
-  const encoded = await pipeline.toFormat(format, options).toBuffer();
+  const encoded = format === 'bmp' ? encodeBmp(data as Uint8Array, width, height, channels) : await encodeWithSharp(data, width, height, channels, format);
 
   const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
@@ -101,4 +99,19 @@ export async function writeImage(
     await rm(temporary, { force: true });
     throw new ImageError(path, `cannot be written (${(e as Error).message})`);
   }
+}
+
+async function encodeWithSharp(
+  data: Uint8Array | Uint16Array,
+  width: number,
+  height: number,
+  channels: ImageChannels,
+  format: 'png' | 'jpeg' | 'tiff' | 'webp',
+): Promise<Buffer> {
+  const sixteen = data instanceof Uint16Array;
+  const gray = channels === 1;
+  const pipeline = sharp(data, { raw: { width, height, channels } }).toColourspace(sixteen ? (gray ? 'grey16' : 'rgb16') : gray ? 'b-w' : 'srgb');
+  // sharp's TIFF default is JPEG compression, which would be lossy: ask for LZW.
+  const options = format === 'jpeg' ? { quality: 95 } : format === 'tiff' ? { compression: 'lzw' } : format === 'webp' ? { lossless: true } : {};
+  return pipeline.toFormat(format, options).toBuffer();
 }

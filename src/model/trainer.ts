@@ -8,7 +8,7 @@ import { engine, tidy } from '../graph/engine.ts';
 import { backward } from '../graph/autograd.ts';
 import { Adam, clipGradNorm } from '../graph/optimizer.ts';
 import { Rng } from '../graph/rng.ts';
-import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
+import { readSafetensors, writeSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
 import type { FusionNet } from './fusion-net.ts';
 import { fusionLosses } from './losses.ts';
 
@@ -193,9 +193,12 @@ export class Trainer {
     writeSafetensors(file, tensors, { dtype: 'F32', metadata: { 'moefusion.checkpoint': JSON.stringify(meta), ...extra } });
   }
 
-  /** Restores a checkpoint written by saveCheckpoint into this trainer (same network layout). */
-  async loadCheckpoint(file: string): Promise<void> {
-    const ck = readSafetensors(file);
+  /**
+   * Restores a checkpoint written by saveCheckpoint into this trainer (same network layout). `contents` spares a
+   * second read when the caller has already read the file (e.g. for its configuration).
+   */
+  async loadCheckpoint(file: string, contents?: SafetensorsFile): Promise<void> {
+    const ck = contents ?? readSafetensors(file);
     const metaText = ck.metadata['moefusion.checkpoint'];
     if (!metaText) throw new Error(`${file}: not a moefusion checkpoint (no 'moefusion.checkpoint' metadata)`);
     const meta = JSON.parse(metaText);

@@ -1,0 +1,156 @@
+/**
+ * `moefusion train` as users meet it, on a tiny dataset (4 pairs of 48×44, crops of 24×32, small gate grids):
+ * a run from scratch writes its files and validates after each epoch; --resume continues the step count with a
+ * consistent log; a run killed with SIGKILL resumes from its last checkpoint and leaves no temporary files; a
+ * corrupt checkpoint, incomplete --init weights and bad arguments each give one clear line and a non-zero exit.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Rng } from '../src/graph/rng.ts';
+import { readImage, writeImage } from '../src/io/image.ts';
+import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
+
+const root = resolve(import.meta.dirname, '..');
+const dir = mkdtempSync(join(tmpdir(), 'moefusion-train-'));
+const data = join(dir, 'data');
+const MAIN = join(root, 'src/cli/main.ts');
+// Small gates keep checkpoints to a few MB; the validation pair (48×44) is large enough for every metric.
+const COMMON = ['--data', data, '--batch', '2', '--crop', '24x32', '--gate-grids', '6x8,3x4', '--val-fraction', '0.25'];
+const METRICS = ['loss', 'EN', 'SD', 'SF', 'AG', 'MI', 'SCD', 'VIF', 'Qabf'];
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(...args: string[]): Result {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { encoding: 'utf8', cwd: root });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr.replace(/^Warning: .*\n/gm, '') };
+}
+
+interface LogLine {
+  step: number;
+  total?: number;
+  epoch?: number;
+  validation?: Record<string, number | null>;
+}
+
+const readLog = (run: string): LogLine[] => readFileSync(join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const trainingSteps = (log: LogLine[]) => log.filter((l) => l.total !== undefined).map((l) => l.step);
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const checkpointStep = (run: string) => JSON.parse(readSafetensors(join(run, 'checkpoint.safetensors')).metadata['moefusion.checkpoint']).step as number;
+const temporaries = (run: string) => readdirSync(run).filter((f) => /tmp/.test(f));
+
+function assertFails(r: Result, pattern: RegExp): void {
+  assert.is.not(r.code, 0, 'non-zero exit');
+  const lines = r.stderr.trim().split('\n').filter(Boolean);
+  assert.is(lines.length, 1, `one line of error, got: ${r.stderr}`);
+  assert.match(lines[0], /^moefusion: /);
+  assert.match(lines[0], pattern);
+}
+
+const t = suite('train-cli');
+
+t.before(async () => {
+  const r = new Rng(5);
+  for (const m of ['ir', 'vi']) mkdirSync(join(data, m), { recursive: true });
+  for (let i = 0; i < 4; i++) {
+    await writeImage(join(data, 'ir', `p${i}.png`), Uint8Array.from(r.uniform(48 * 44, 0, 255)), 48, 44, 1);
+    await writeImage(join(data, 'vi', `p${i}.png`), Uint8Array.from(r.uniform(48 * 44 * 3, 0, 255)), 48, 44, 3);
+  }
+});
+
+t.after(() => rmSync(dir, { recursive: true, force: true }));
+
+t('from scratch: checkpoint, weights, log and loss curve, validation after each epoch; --resume continues', async () => {
+  const run = join(dir, 'run');
+  const first = cli('train', ...COMMON, '--out', run, '--steps', '4', '--checkpoint-every', '2');
+  assert.is(first.code, 0, first.stderr);
+  for (const f of ['checkpoint.safetensors', 'weights.safetensors', 'log.jsonl', 'loss.png']) assert.ok(existsSync(join(run, f)), f);
+  assert.match(first.stdout, /3 pairs \(validation 1\).*2 steps per epoch/);
+  assert.match(first.stdout, /step 2 \(epoch 1\) validation: loss \S+, EN \S+, SD/);
+  let log = readLog(run);
+  assert.equal(trainingSteps(log), range(1, 4));
+  const validations = log.filter((l) => l.validation);
+  assert.equal(validations.map((l) => [l.step, l.epoch]), [[2, 1], [4, 2]], 'one validation per epoch (2 steps)');
+  for (const v of validations) {
+    assert.equal(Object.keys(v.validation!), METRICS);
+    for (const m of METRICS) assert.ok(Number.isFinite(v.validation![m]), `${m} = ${v.validation![m]}`);
+  }
+  const curve = await readImage(join(run, 'loss.png'));
+  assert.ok(curve.width > 100 && curve.channels === 3, 'loss.png is a picture');
+
+  const second = cli('train', ...COMMON, '--out', run, '--steps', '6', '--checkpoint-every', '2', '--resume');
+  assert.is(second.code, 0, second.stderr);
+  assert.match(second.stdout, /resuming at step 4/);
+  log = readLog(run);
+  assert.equal(trainingSteps(log), range(1, 6), 'the step count continues');
+  assert.equal(log.filter((l) => l.validation).map((l) => l.step), [2, 4, 6]);
+  assert.is(checkpointStep(run), 6);
+  assert.equal(temporaries(run), []);
+});
+
+t('a run killed with SIGKILL after a checkpoint resumes from it; no temporary files are left', async () => {
+  const run = join(dir, 'killed');
+  const args = ['train', ...COMMON, '--val-fraction', '0', '--out', run, '--checkpoint-every', '2', '--milestones', '1000'];
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args, '--steps', '500'], { cwd: root, stdio: 'ignore' });
+  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+  const checkpoint = join(run, 'checkpoint.safetensors');
+  const deadline = Date.now() + 40_000;
+  while (!existsSync(checkpoint) && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 20));
+  child.kill('SIGKILL');
+  await exited;
+  assert.ok(existsSync(checkpoint), 'the first checkpoint was written before the kill');
+  const saved = checkpointStep(run);
+  assert.ok(saved >= 2 && saved < 500, `checkpoint at step ${saved}`);
+  // A kill during a write leaves the writer's temporary file; make sure of one of each kind.
+  writeFileSync(join(run, '.log.jsonl.123.abcd.tmp'), 'partial');
+  writeFileSync(join(run, 'checkpoint.safetensors.tmp-123-456'), 'partial');
+
+  const resumed = cli(...args, '--steps', String(saved + 2), '--resume');
+  assert.is(resumed.code, 0, resumed.stderr);
+  assert.match(resumed.stdout, new RegExp(`resuming at step ${saved}\\b`));
+  assert.equal(trainingSteps(readLog(run)), range(1, saved + 2), 'each step logged once');
+  assert.is(checkpointStep(run), saved + 2);
+  assert.equal(temporaries(run), [], 'no temporary files');
+});
+
+t('a corrupt checkpoint: one line naming it, non-zero exit, the file left as it was', () => {
+  const run = join(dir, 'corrupt');
+  assert.is(cli('train', ...COMMON, '--out', run, '--steps', '1', '--val-fraction', '0').code, 0);
+  const checkpoint = join(run, 'checkpoint.safetensors');
+  truncateSync(checkpoint, 5000);
+  const before = readFileSync(checkpoint);
+  assertFails(cli('train', ...COMMON, '--out', run, '--steps', '3', '--resume'), /checkpoint\.safetensors.*(truncated|damaged)/);
+  assert.ok(readFileSync(checkpoint).equals(before), 'the corrupt checkpoint is not replaced');
+  assert.equal(temporaries(run), []);
+});
+
+t('--init with weights that lack tensors names the file and a tensor', () => {
+  const partial = join(dir, 'partial.safetensors');
+  writeSafetensors(partial, { 'encoder.Conv1.conv_r.weight': { shape: [16, 1, 3, 3], data: new Float32Array(144) } });
+  assertFails(cli('train', ...COMMON, '--out', join(dir, 'init-run'), '--steps', '1', '--init', partial), /partial\.safetensors: missing \d+ tensor\(s\): \S+/);
+});
+
+t('bad arguments and datasets: one clear line each, no run folder created', () => {
+  const out = join(dir, 'never');
+  const train = (...a: string[]) => cli('train', '--data', data, '--out', out, '--steps', '2', ...a);
+  assertFails(train('--crop', 'big'), /--crop big: expected SIZE, HEIGHTxWIDTH/);
+  assertFails(train('--crop', '0x32'), /--crop 0x32/);
+  assertFails(train('--steps', '0'), /--steps 0: expected a positive integer/);
+  assertFails(train('--gate-grids', '6x8'), /--gate-grids 6x8: expected LOCAL_HxW,GLOBAL_HxW/);
+  assertFails(cli('train', '--data', join(dir, 'nowhere'), '--out', out), /nowhere: no such folder/);
+  for (const m of ['ir', 'vi']) mkdirSync(join(dir, 'empty', m), { recursive: true });
+  assertFails(cli('train', '--data', join(dir, 'empty'), '--out', out), /empty[/\\]ir: no images .*it is empty/);
+  assert.not.ok(existsSync(out), 'no run folder for bad arguments');
+  assertFails(train('--crop', '64', '--val-fraction', '0', '--gate-grids', '6x8,3x4'), /p\d\.png is 48×44, smaller than --crop 64x64/);
+  assertFails(cli('train', '--data', data, '--out', join(dir, 'run'), '--steps', '8'), /already holds a run.*--resume/);
+  assertFails(cli('train', '--data', data, '--out', join(dir, 'fresh'), '--resume'), /fresh[/\\]checkpoint\.safetensors does not exist/);
+});
+
+t.run();

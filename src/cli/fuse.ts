@@ -3,7 +3,7 @@
  * PATH: two files and an output file, or two folders (pairs matched by file name) and an output folder.
  */
 import { existsSync, statSync } from 'node:fs';
-import { basename, extname, join } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { Fuser } from '../model/fuser.ts';
 import { readImage, writeImage } from '../io/image.ts';
@@ -66,6 +66,10 @@ export async function runFuse(a: FuseArgs): Promise<void> {
   const folders = statSync(a.ir).isDirectory();
   if (folders !== statSync(a.vi).isDirectory()) throw new UserError('--ir and --vi must both be files or both be folders');
 
+  // Check the outputs before any work: a file's folder is created, a folder must be writable.
+  ensureWritableDir(folders ? a.out : dirname(resolve(a.out)), '--out');
+  if (a.compare) ensureWritableDir(folders ? a.compare : dirname(resolve(a.compare)), '--compare');
+  const pairs = folders ? matchPairsInFolders(a.ir, a.vi) : [];
   const fuser = await Fuser.create({ weights: a.weights });
   try {
     if (!folders) {
@@ -76,9 +80,6 @@ export async function runFuse(a: FuseArgs): Promise<void> {
       console.log(`fused ${basename(a.ir)} + ${basename(a.vi)} → ${a.out}`);
       return;
     }
-    const pairs = matchPairsInFolders(a.ir, a.vi);
-    ensureWritableDir(a.out, '--out');
-    if (a.compare) ensureWritableDir(a.compare, '--compare');
     const bar = createProgress(pairs.length, 'fusing');
     for (const p of pairs) {
       const [ir, vi] = [await readImage(p.ir), await readImage(p.vi)];

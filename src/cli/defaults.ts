@@ -3,4 +3,3 @@ import { resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '../..');
 export const DEFAULT_WEIGHTS = resolve(root, 'weights/moefusion.safetensors');
-export const SAMPLE_DIR = resolve(root, 'samples');

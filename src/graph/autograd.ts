@@ -72,11 +72,6 @@ function releaseNode(node: GradNode): void {
   for (const o of node.outputs) if (o.node === node) o.node = null;
 }
 
-/** Frees the graph behind a tensor without computing gradients. */
-export function releaseGraph(root: Tensor): void {
-  for (const n of topoOrder(root)) releaseNode(n);
-}
-
 /**
  * Computes d(root)/d(leaf) for every leaf that requires grad, adding into leaf.grad.
  * root must be a scalar unless `seed` (its gradient) is given. The graph is freed afterwards unless retainGraph.

@@ -49,18 +49,6 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
-/** Async variant of noGrad (the flag is global: do not interleave with graph-building work). */
-export async function noGradAsync<T>(fn: () => Promise<T>): Promise<T> {
-  const e = engine();
-  const prev = e.gradEnabled;
-  e.gradEnabled = false;
-  try {
-    return await fn();
-  } finally {
-    e.gradEnabled = prev;
-  }
-}
-
 function collectTensors(value: unknown, out: Set<Tensor>, depth = 0): void {
   if (!value || typeof value !== 'object' || depth > 4) return;
   if ((value as Tensor).isTensor === true) {

@@ -7,7 +7,7 @@ import { engine } from '../graph/engine.ts';
 import { Tensor } from '../graph/tensor.ts';
 import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { grid1d } from './wgsl.ts';
+import { grid1d, wgsl } from './wgsl.ts';
 
 const WG = 256;
 const MAX_DIMS = 8;
@@ -56,7 +56,7 @@ fn reducedOffset(r: u32) -> u32 {
  * on software adapters, and neighbouring invocations read neighbouring memory when the kept axes are innermost).
  */
 function perOutputCode(innerContiguous: boolean): string {
-  return /* wgsl */ `${STRUCT}
+  return wgsl`${STRUCT}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let o = (wid.x + wid.y * nwg.x) * ${WG}u + li;
@@ -64,7 +64,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let base = keptOffset(o);
   var acc = 0.0;
   for (var r = 0u; r < p.R; r++) {
-    acc += X[base + ${innerContiguous ? 'r' : 'reducedOffset(r)'}];
+#if ${innerContiguous}
+    acc += X[base + r];
+#else
+    acc += X[base + reducedOffset(r)];
+#endif
   }
   O[o] = acc;
 }`;
@@ -72,7 +76,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 
 /** Few outputs: one workgroup per (output, part) with a tree in workgroup memory. */
 function treeCode(innerContiguous: boolean): string {
-  return /* wgsl */ `${STRUCT}
+  return wgsl`${STRUCT}
 var<workgroup> tree: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -85,7 +89,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let r1 = min(p.R, r0 + p.chunk);
   var acc = 0.0;
   for (var r = r0 + li; r < r1; r += ${WG}u) {
-    acc += X[base + ${innerContiguous ? 'r' : 'reducedOffset(r)'}];
+#if ${innerContiguous}
+    acc += X[base + r];
+#else
+    acc += X[base + reducedOffset(r)];
+#endif
   }
   tree[li] = acc;
   workgroupBarrier();

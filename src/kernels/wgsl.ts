@@ -12,9 +12,6 @@ export function grid1d(count: number): [number, number, number] {
   return [Math.ceil(count / y), y, 1];
 }
 
-/** WGSL: the linear workgroup index for a grid made by grid1d (needs `@builtin(workgroup_id) wid` and `@builtin(num_workgroups) nwg`). */
-export const LINEAR_WG = 'let wg_linear = wid.x + wid.y * nwg.x;';
-
 export function ceilDiv(a: number, b: number): number {
   return Math.floor((a + b - 1) / b);
 }

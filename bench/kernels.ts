@@ -91,7 +91,7 @@ const report = rows.map((r) => {
   console.log(`${r.name.padEnd(18)} ${line}  ${ratioText}  (engine at ${fmt((100 * gflops(r, 'engine')) / best, 0)}% of best matmul)`);
   return entry;
 });
-console.log(`best matmul rate on this adapter: ${fmt(best)} GFLOP/s; engine/peer < 1 means the engine is faster. Engine times are GPU`);
+console.log(`best matmul rate on this adapter: ${fmt(best)} GFLOP/s; engine/peer < 1 means the engine is faster. All three are wall clock until the GPU is done (TF.js: one-value readback; onnxruntime: with upload and download).`);
 console.log('timestamps when available; peer times are wall clock including a readback (TF.js) or upload+download (onnxruntime).');
 
 mkdirSync(args.out!, { recursive: true });

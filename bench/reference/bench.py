@@ -7,30 +7,11 @@ import argparse
 import json
 import os
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from moe_fusion import load_model, losses  # noqa: E402
-
-
-def timed(fn, runs, warmup, device):
-    def sync():
-        if device.startswith('cuda'):
-            torch.cuda.synchronize()
-
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        sync()
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append((time.perf_counter() - t0) * 1000)
-    times.sort()
-    return {'median': times[len(times) // 2], 'min': times[0], 'max': times[-1]}
+from moe_fusion import load_model, losses, timed  # noqa: E402
 
 
 def main():

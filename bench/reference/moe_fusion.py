@@ -308,10 +308,6 @@ def timing(model: MoEFusion, batch: int = 1, size: tuple[int, int] = (480, 640),
     mask[:, :, h // 4:h // 2, w // 4:w // 2] = 1
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-4)
 
-    def sync():
-        if device.startswith('cuda'):
-            torch.cuda.synchronize()
-
     def infer():
         with torch.no_grad():
             model(ir, vis, att, train=False)
@@ -323,18 +319,27 @@ def timing(model: MoEFusion, batch: int = 1, size: tuple[int, int] = (480, 640),
         torch.nn.utils.clip_grad_norm_(model.parameters(), 35)
         opt.step()
 
-    out = {}
-    for name, fn in (('inference_s', infer), ('train_step_s', train_step)):
-        fn()  # warm-up
-        times = []
-        for _ in range(repeats):
-            sync()
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            times.append(time.perf_counter() - t0)
-        out[name] = float(np.median(times))
-    return out
+    return {name: timed(fn, repeats, 1, device)['median'] / 1000
+            for name, fn in (('inference_s', infer), ('train_step_s', train_step))}
+
+
+def timed(fn, runs: int, warmup: int, device: str) -> dict[str, float]:
+    """Median, min and max milliseconds of fn over `runs` runs after `warmup` untimed ones (synchronised on CUDA)."""
+    def sync():
+        if device.startswith('cuda'):
+            torch.cuda.synchronize()
+
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append((time.perf_counter() - t0) * 1000)
+    times.sort()
+    return {'median': times[len(times) // 2], 'min': times[0], 'max': times[-1]}
 
 
 def read_gray(path: str, size: tuple[int, int], first_channel: bool) -> torch.Tensor:

@@ -169,8 +169,8 @@ t('tidy disposes intermediates and keeps results; pool reuses buffers', async ()
   assert.is(e.rt.pool.liveBytes - live0, 4096, 'only the result stays live');
   y.dispose();
   x.dispose();
-  const dispatched = e.rt.pool.idleBytes;
-  assert.ok(dispatched > 0, 'buffers were returned to the pool');
+  const idle = e.rt.pool.idleBytes;
+  assert.ok(idle > 0, 'buffers were returned to the pool');
   assert.throws(() => x.buffer, /after dispose/);
 });
 

@@ -59,6 +59,12 @@ async function writeComparison(path: string, ir: RawImage, vi: RawImage, pic: Fu
   await writeImage(path, strip.data, strip.width, strip.height, 3);
 }
 
+/** A pair's output file: its name with the visible image's extension, PNG instead of JPEG (no second lossy pass). */
+function outputName(name: string, visible: string): string {
+  const ext = extname(visible);
+  return name + (['.jpg', '.jpeg', ''].includes(ext.toLowerCase()) ? '.png' : ext);
+}
+
 export async function runFuse(a: FuseArgs): Promise<void> {
   for (const [flag, p] of [['--ir', a.ir], ['--vi', a.vi]] as const)
     if (!existsSync(p)) throw new UserError(`${flag} ${p}: no such file or folder`);
@@ -84,8 +90,7 @@ export async function runFuse(a: FuseArgs): Promise<void> {
     for (const p of pairs) {
       const [ir, vi] = [await readImage(p.ir), await readImage(p.vi)];
       const pic = await fusePair(fuser, ir, vi, !!a.color, { ir: p.ir, vi: p.vi });
-      const name = `${p.name}${extname(p.vi).toLowerCase() === '.jpg' || extname(p.vi).toLowerCase() === '.jpeg' ? '.png' : extname(p.vi) || '.png'}`;
-      await writeResult(join(a.out, name), pic, ir.width, ir.height);
+      await writeResult(join(a.out, outputName(p.name, p.vi)), pic, ir.width, ir.height);
       if (a.compare) await writeComparison(join(a.compare, `${p.name}.png`), ir, vi, pic);
       bar.tick();
     }

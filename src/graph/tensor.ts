@@ -86,7 +86,7 @@ export class Tensor {
 
   static zeros(shape: readonly number[], dtype: DType = 'f32'): Tensor {
     const t = new Tensor(shape, dtype);
-    if (t.size) engine().rt.clear(t.buffer, 0, Math.ceil((t.size * 4) / 4) * 4);
+    if (t.size) engine().rt.clear(t.buffer, 0, t.bytes);
     return t;
   }
 

@@ -157,7 +157,7 @@ export class Trainer {
       });
       return fusionLosses(this.net.config, out.fused, visT, irT, maskT, out.auxLoss);
     });
-    backward(losses.total, undefined, { retainGraph: false });
+    backward(losses.total);
     const params = [...this.net.params.values()];
     const norm = clipGradNorm(params, this.opts.clipNorm);
     this.optimizer.step();

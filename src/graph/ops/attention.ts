@@ -1,6 +1,5 @@
 /** Differentiable fused scaled dot-product attention (see src/kernels/attention.ts). */
 import type { Tensor } from '../tensor.ts';
-import { keep } from '../engine.ts';
 import { record } from '../autograd.ts';
 import { attentionForward, attentionBackward, type AttentionConfig } from '../../kernels/attention.ts';
 
@@ -17,8 +16,6 @@ export interface AttentionOptions {
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   const cfg: AttentionConfig = { mask: opts.mask ?? null, causal: opts.causal ?? false, scale: opts.scale };
   const { out, lse } = attentionForward(q, k, v, cfg);
-  // lse lives only as a saved tensor of the graph: keep it out of tidy scopes, record() retains what it needs.
-  keep(lse);
   const saved = [q, k, v, out, lse, ...(cfg.mask ? [cfg.mask] : [])];
   record(
     'attention',
@@ -30,6 +27,6 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     },
     saved,
   );
-  lse.dispose();
+  lse.dispose(); // lives on as a saved tensor of the graph when one was recorded
   return out;
 }

@@ -4,7 +4,7 @@
  * table that lets the chosen experts run on the GPU without reading the routing back.
  */
 import { Tensor } from '../tensor.ts';
-import { engine, keep } from '../engine.ts';
+import { engine } from '../engine.ts';
 import { record } from '../autograd.ts';
 import { Rng } from '../rng.ts';
 import { gateLinearKernel, gateLinearGradX, gateLinearGradW } from '../../kernels/gate-linear.ts';
@@ -126,8 +126,8 @@ export function noisyTopKGate(x: Tensor, wGate: Tensor, wNoise: Tensor, opts: No
     },
     [state, fwd.gates, fwd.rank, fwd.stats],
   );
-  // Saved temporaries: released once here (the graph holds its own reference), never again by a tidy scope.
-  for (const tmp of [state, fwd.rank, fwd.stats]) keep(tmp).dispose();
+  // Saved temporaries: the graph holds its own reference (dispose() is idempotent, so tidy() cannot free them twice).
+  for (const tmp of [state, fwd.rank, fwd.stats]) tmp.dispose();
   for (const t of inputs) t.dispose();
   return { gates: fwd.gates, topIndices: fwd.topIndices, load, importance, auxLoss };
 }

@@ -19,3 +19,5 @@ export * from './ops/statistics.ts';
 export * from './ops/softmax.ts';
 export * from './ops/sobel.ts';
 export * from './ops/losses.ts';
+export * from './ops/pool.ts';
+export * from './ops/batch-norm.ts';

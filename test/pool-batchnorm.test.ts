@@ -1,0 +1,299 @@
+/** avgPool2d (stride = window, trailing rows dropped) and batchNorm2d (PyTorch BatchNorm2d) against float64 references. */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { gpu } from './helpers/gpu.ts';
+import { Rng } from './helpers/random.ts';
+import { assertClose } from './helpers/compare.ts';
+import { gradcheck } from './helpers/gradcheck.ts';
+import * as ref from './helpers/reference.ts';
+import { Tensor } from '../src/graph/tensor.ts';
+import { backward } from '../src/graph/autograd.ts';
+import { noGrad, tidy } from '../src/graph/engine.ts';
+import { avgPool2d, batchNorm2d } from '../src/graph/ops.ts';
+
+const t = suite('pool-batchnorm');
+const rng = new Rng(23);
+
+function refAvgPool(x: ArrayLike<number>, [n, c, h, w]: number[], k: number): Float64Array {
+  const [oh, ow] = [Math.floor(h / k), Math.floor(w / k)];
+  const out = new Float64Array(n * c * oh * ow);
+  for (let p = 0; p < n * c; p++)
+    for (let oy = 0; oy < oh; oy++)
+      for (let ox = 0; ox < ow; ox++) {
+        let s = 0;
+        for (let dy = 0; dy < k; dy++) for (let dx = 0; dx < k; dx++) s += x[(p * h + oy * k + dy) * w + ox * k + dx];
+        out[(p * oh + oy) * ow + ox] = s / (k * k);
+      }
+  return out;
+}
+
+/** The adjoint of refAvgPool: g/k² over each window, zero on dropped rows and columns. */
+function refAvgPoolGrad(g: ArrayLike<number>, [n, c, h, w]: number[], k: number): Float64Array {
+  const [oh, ow] = [Math.floor(h / k), Math.floor(w / k)];
+  const out = new Float64Array(n * c * h * w);
+  for (let p = 0; p < n * c; p++)
+    for (let y = 0; y < oh * k; y++) {
+      const row = (p * oh + Math.floor(y / k)) * ow;
+      for (let ox = 0; ox < ow; ox++)
+        for (let dx = 0; dx < k; dx++) out[(p * h + y) * w + ox * k + dx] = g[row + ox] / (k * k);
+    }
+  return out;
+}
+
+interface RefStats {
+  mean: Float64Array;
+  /** Biased variance. */
+  var: Float64Array;
+  count: number;
+}
+
+/** Per-channel mean and biased variance over (N, H, W), two-pass in float64. */
+function refChannelStats(x: ArrayLike<number>, [n, c, h, w]: number[]): RefStats {
+  const hw = h * w;
+  const mean = new Float64Array(c);
+  const variance = new Float64Array(c);
+  const count = n * hw;
+  for (let ch = 0; ch < c; ch++) {
+    let s = 0;
+    for (let b = 0; b < n; b++) for (let j = 0; j < hw; j++) s += x[(b * c + ch) * hw + j];
+    const m = s / count;
+    let q = 0;
+    for (let b = 0; b < n; b++) for (let j = 0; j < hw; j++) q += (x[(b * c + ch) * hw + j] - m) ** 2;
+    mean[ch] = m;
+    variance[ch] = q / count;
+  }
+  return { mean, var: variance, count };
+}
+
+/** y = γ·(x − mean)/√(var + eps) + β with the given per-channel statistics. */
+function refNormalize(x: ArrayLike<number>, [n, c, h, w]: number[], mean: ArrayLike<number>, variance: ArrayLike<number>, gamma: ArrayLike<number>, beta: ArrayLike<number>, eps: number): Float64Array {
+  const hw = h * w;
+  const out = new Float64Array(n * c * hw);
+  for (let p = 0; p < n * c; p++) {
+    const ch = p % c;
+    const a = gamma[ch] / Math.sqrt(variance[ch] + eps);
+    for (let i = p * hw; i < (p + 1) * hw; i++) out[i] = a * (x[i] - mean[ch]) + beta[ch];
+  }
+  return out;
+}
+
+/** PyTorch's running update, with the unbiased batch variance (the biased one for a single value per channel). */
+function refRunningUpdate(run: ArrayLike<number>, batch: Float64Array, momentum: number): Float64Array {
+  return Float64Array.from(batch, (b, ch) => (1 - momentum) * run[ch] + momentum * b);
+}
+
+/** The BN backward in float64: training through the batch statistics, eval with fixed statistics. */
+function refBatchNormGrad(g: ArrayLike<number>, x: ArrayLike<number>, shape: number[], mean: ArrayLike<number>, variance: ArrayLike<number>, gamma: ArrayLike<number>, eps: number, training: boolean) {
+  const [n, c, h, w] = shape;
+  const hw = h * w;
+  const M = n * hw;
+  const invstd = Float64Array.from({ length: c }, (_, ch) => 1 / Math.sqrt(variance[ch] + eps));
+  const dGamma = new Float64Array(c);
+  const dBeta = new Float64Array(c);
+  for (let p = 0; p < n * c; p++) {
+    const ch = p % c;
+    for (let i = p * hw; i < (p + 1) * hw; i++) {
+      dBeta[ch] += g[i];
+      dGamma[ch] += g[i] * (x[i] - mean[ch]) * invstd[ch];
+    }
+  }
+  const dx = new Float64Array(x.length);
+  for (let p = 0; p < n * c; p++) {
+    const ch = p % c;
+    const a = gamma[ch] * invstd[ch];
+    for (let i = p * hw; i < (p + 1) * hw; i++) {
+      const xhat = (x[i] - mean[ch]) * invstd[ch];
+      dx[i] = training ? a * (g[i] - dBeta[ch] / M - (xhat * dGamma[ch]) / M) : a * g[i];
+    }
+  }
+  return { dx, dGamma, dBeta };
+}
+
+t('avgPool2d matches float64 on odd shapes, dropping trailing rows and columns', async () => {
+  await gpu();
+  const cases: Array<[number[], number]> = [
+    [[1, 1, 7, 5], 2],
+    [[3, 5, 11, 13], 3],
+    [[3, 1, 2, 7], 2],
+    [[1, 5, 9, 3], 3],
+    [[1, 2, 5, 1], 1],
+    [[3, 5, 29, 31], 2],
+  ];
+  for (const [shape, k] of cases) {
+    const x = rng.uniform(ref.size(shape));
+    const out = tidy(() => avgPool2d(Tensor.fromArray(x, shape), k));
+    const [n, c, h, w] = shape;
+    assert.equal([...out.shape], [n, c, Math.floor(h / k), Math.floor(w / k)], `shape of ${shape} k=${k}`);
+    assertClose(await out.data(), refAvgPool(x, shape, k), { what: `avgPool2d ${shape} k=${k}` });
+    out.dispose();
+  }
+  const x = Tensor.zeros([1, 1, 2, 5]);
+  assert.throws(() => avgPool2d(x, 3), /smaller than the 3×3 window/);
+  assert.throws(() => avgPool2d(Tensor.zeros([2, 5]), 2), /expected \(N, C, H, W\)/);
+  x.dispose();
+});
+
+t('avgPool2d backward: g/k² over each window, zero on dropped pixels; finite differences', async () => {
+  await gpu();
+  for (const [shape, k] of [[[3, 5, 7, 11], 2], [[1, 1, 13, 5], 3]] as Array<[number[], number]>) {
+    const xd = rng.uniform(ref.size(shape));
+    const x = Tensor.fromArray(xd, shape);
+    x.requiresGrad = true;
+    const out = avgPool2d(x, k);
+    const gd = rng.uniform(out.size);
+    const g = Tensor.fromArray(gd, out.shape);
+    backward(out, g);
+    assertClose(await x.grad!.data(), refAvgPoolGrad(gd, shape, k), { what: `avgPool2d grad ${shape} k=${k}` });
+    for (const v of [x, out, g]) v.dispose();
+  }
+  for (const [shape, k] of [[[3, 2, 5, 7], 2], [[1, 3, 7, 5], 3]] as Array<[number[], number]>) {
+    const r = await gradcheck(([x]) => avgPool2d(x, k), [rng.uniform(ref.size(shape))], [shape]);
+    assert.ok(r.ok, `avgPool2d ${shape} k=${k}: ${r.message}`);
+  }
+});
+
+/** Random γ, β and running statistics for C channels. */
+function bnParams(c: number) {
+  return { gamma: rng.uniform(c, 0.5, 1.5), beta: rng.uniform(c), runMean: rng.uniform(c), runVar: rng.uniform(c, 0.5, 2) };
+}
+
+t('batchNorm2d training: batch statistics, output and in-place running update match float64', async () => {
+  await gpu();
+  const cases: Array<[number[], number]> = [
+    [[3, 5, 7, 11], 0.1],
+    [[1, 1, 13, 3], 0.3],
+    [[3, 5, 1, 1], 0.1], // one value per plane
+    [[1, 5, 1, 1], 0.1], // N·H·W = 1: output β, running variance takes the biased (zero) batch variance
+    [[4, 3, 67, 71], 0.1], // several parts per channel
+    [[3, 1, 97, 89], 1], // one channel split into many parts
+  ];
+  for (const [shape, momentum] of cases) {
+    const c = shape[1];
+    const p = bnParams(c);
+    // An offset keeps the variance small against the mean: the statistics must not cancel catastrophically.
+    const x = Float32Array.from(rng.normal(ref.size(shape)), (v, i) => 5 + (Math.floor(i / (shape[2] * shape[3])) % c) + v);
+    const running = { mean: Tensor.fromArray(p.runMean, [c]), var: Tensor.fromArray(p.runVar, [c]) };
+    const ts = [Tensor.fromArray(x, shape), Tensor.fromArray(p.gamma, [c]), Tensor.fromArray(p.beta, [c])];
+    const out = noGrad(() => batchNorm2d(ts[0], ts[1], ts[2], running, { training: true, momentum }));
+    const s = refChannelStats(x, shape);
+    const what = `training ${shape}`;
+    assertClose(await out.data(), refNormalize(x, shape, s.mean, s.var, p.gamma, p.beta, 1e-5), { what: `${what} output` });
+    const unbiased = s.count > 1 ? s.var.map((v) => (v * s.count) / (s.count - 1)) : s.var;
+    assertClose(await running.mean.data(), refRunningUpdate(p.runMean, s.mean, momentum), { what: `${what} running mean` });
+    assertClose(await running.var.data(), refRunningUpdate(p.runVar, unbiased, momentum), { what: `${what} running var` });
+    for (const v of [...ts, out, running.mean, running.var]) v.dispose();
+  }
+});
+
+t('batchNorm2d eval uses the running statistics and leaves them unchanged; shape errors', async () => {
+  await gpu();
+  for (const shape of [[3, 5, 7, 5], [1, 1, 1, 1], [1, 3, 2, 13]]) {
+    const c = shape[1];
+    const p = bnParams(c);
+    const x = rng.normal(ref.size(shape), 2);
+    const running = { mean: Tensor.fromArray(p.runMean, [c]), var: Tensor.fromArray(p.runVar, [c]) };
+    const ts = [Tensor.fromArray(x, shape), Tensor.fromArray(p.gamma, [c]), Tensor.fromArray(p.beta, [c])];
+    const out = noGrad(() => batchNorm2d(ts[0], ts[1], ts[2], running, { training: false, eps: 1e-3 }));
+    assertClose(await out.data(), refNormalize(x, shape, p.runMean, p.runVar, p.gamma, p.beta, 1e-3), { what: `eval ${shape}` });
+    assertClose(await running.mean.data(), p.runMean, { what: 'running mean unchanged', rtol: 0, atol: 0 });
+    assertClose(await running.var.data(), p.runVar, { what: 'running var unchanged', rtol: 0, atol: 0 });
+    for (const v of [...ts, out, running.mean, running.var]) v.dispose();
+  }
+  const c3 = Tensor.zeros([3]);
+  const running = { mean: c3, var: c3 };
+  assert.throws(() => batchNorm2d(Tensor.zeros([2, 4, 3, 3]), c3, c3, running, { training: true }), /gamma \[3\] must hold 4/);
+  assert.throws(() => batchNorm2d(Tensor.zeros([3, 3]), c3, c3, running, { training: true }), /expected \(N, C, H, W\)/);
+  c3.dispose();
+});
+
+t('batchNorm2d backward matches float64 for x, gamma, beta in training and eval (multi-part channels)', async () => {
+  await gpu();
+  for (const training of [true, false])
+    for (const shape of [[3, 5, 7, 3], [4, 2, 61, 53], [3, 4, 1, 1]]) {
+      const c = shape[1];
+      const p = bnParams(c);
+      const xd = rng.normal(ref.size(shape));
+      const x = Tensor.fromArray(xd, shape);
+      const gamma = Tensor.fromArray(p.gamma, [c]);
+      const beta = Tensor.fromArray(p.beta, [c]);
+      for (const v of [x, gamma, beta]) v.requiresGrad = true;
+      const running = { mean: Tensor.fromArray(p.runMean, [c]), var: Tensor.fromArray(p.runVar, [c]) };
+      const out = batchNorm2d(x, gamma, beta, running, { training });
+      const gd = rng.uniform(out.size);
+      const g = Tensor.fromArray(gd, out.shape);
+      backward(out, g);
+      const s = training ? refChannelStats(xd, shape) : { mean: p.runMean, var: p.runVar };
+      const want = refBatchNormGrad(gd, xd, shape, s.mean, s.var, p.gamma, 1e-5, training);
+      const what = `${training ? 'training' : 'eval'} ${shape}`;
+      // dx in training is a difference of terms of similar size: a looser relative tolerance.
+      assertClose(await x.grad!.data(), want.dx, { what: `${what} dx`, rtol: 5e-4 });
+      assertClose(await gamma.grad!.data(), want.dGamma, { what: `${what} dgamma`, rtol: 2e-4 });
+      assertClose(await beta.grad!.data(), want.dBeta, { what: `${what} dbeta`, rtol: 2e-4 });
+      for (const v of [x, gamma, beta, out, g, running.mean, running.var]) v.dispose();
+    }
+});
+
+t('batchNorm2d gradients for x, gamma, beta pass finite differences in training and eval', async () => {
+  await gpu();
+  const cases: Array<[number[], boolean]> = [
+    [[3, 2, 3, 5], true],
+    [[1, 3, 5, 1], true],
+    [[3, 2, 3, 5], false],
+  ];
+  for (const [shape, training] of cases) {
+    const c = shape[1];
+    const p = bnParams(c);
+    const running = { mean: Tensor.fromArray(p.runMean, [c]), var: Tensor.fromArray(p.runVar, [c]) };
+    // Training updates the running statistics on every call; the output does not depend on them.
+    const f = ([x, gamma, beta]: Tensor[]) => batchNorm2d(x, gamma, beta, running, { training });
+    const r = await gradcheck(f, [rng.normal(ref.size(shape)), p.gamma, p.beta], [shape, [c], [c]], { maxChecks: 32 });
+    assert.ok(r.ok, `${training ? 'training' : 'eval'} ${shape}: ${r.message}`);
+    running.mean.dispose();
+    running.var.dispose();
+  }
+});
+
+t('beyond one storage binding: batchNorm2d (training, both ways) in image groups, avgPool2d in plane groups', async () => {
+  const e = await gpu();
+  // 3 images of 2×2367×2367: 134.5 MB, over the 128 MiB binding limit; two images fit one binding.
+  const shape = [3, 2, 2367, 2367];
+  const count = ref.size(shape);
+  assert.ok(count * 4 > e.rt.maxBinding, 'x exceeds one binding');
+  const plane = shape[2] * shape[3];
+  // Cheap deterministic patterns (random numbers for 34 M values would dominate the test's time); channel 1 of x
+  // is shifted by `shift`.
+  const pattern = (shift: number, step: number, period: number) => {
+    const d = new Float32Array(count);
+    for (let p = 0, v = 0; p < count / plane; p++)
+      for (let i = p * plane; i < (p + 1) * plane; i++, v = (v + step) % period) d[i] = v / period - 0.5 + (p % 2) * shift;
+    return d;
+  };
+  const xd = pattern(3, 7919, 10007);
+  const gd = pattern(0, 104729, 9973);
+  const p = bnParams(2);
+  const x = Tensor.fromArray(xd, shape);
+  const gamma = Tensor.fromArray(p.gamma, [2]);
+  const beta = Tensor.fromArray(p.beta, [2]);
+  for (const v of [x, gamma, beta]) v.requiresGrad = true;
+  const running = { mean: Tensor.fromArray(p.runMean, [2]), var: Tensor.fromArray(p.runVar, [2]) };
+  const out = batchNorm2d(x, gamma, beta, running, { training: true });
+  const s = refChannelStats(xd, shape);
+  assertClose(await out.data(), refNormalize(xd, shape, s.mean, s.var, p.gamma, p.beta, 1e-5), { what: 'large output' });
+  const unbiased = s.var.map((v) => (v * s.count) / (s.count - 1));
+  assertClose(await running.mean.data(), refRunningUpdate(p.runMean, s.mean, 0.1), { what: 'large running mean' });
+  assertClose(await running.var.data(), refRunningUpdate(p.runVar, unbiased, 0.1), { what: 'large running var' });
+  const g = Tensor.fromArray(gd, shape);
+  backward(out, g);
+  const want = refBatchNormGrad(gd, xd, shape, s.mean, s.var, p.gamma, 1e-5, true);
+  assertClose(await x.grad!.data(), want.dx, { what: 'large dx', rtol: 5e-4 });
+  assertClose(await gamma.grad!.data(), want.dGamma, { what: 'large dgamma', rtol: 2e-4 });
+  assertClose(await beta.grad!.data(), want.dBeta, { what: 'large dbeta', rtol: 2e-4 });
+  for (const v of [gamma, beta, out, running.mean, running.var]) v.dispose();
+
+  // Pooling splits planes into groups: the forward covers that logic (the backward shares it).
+  const pooled = noGrad(() => avgPool2d(x, 3));
+  assertClose(await pooled.data(), refAvgPool(xd, shape, 3), { what: 'large avgPool2d' });
+  for (const v of [x, g, pooled]) v.dispose();
+});
+
+t.run();

@@ -23,6 +23,7 @@ interface FuseArgs {
   color?: boolean;
   compare?: string;
   weights: string;
+  attention: 'auto' | 'detector' | 'none';
 }
 
 export interface FusedPicture {
@@ -31,12 +32,20 @@ export interface FusedPicture {
 }
 
 /** Fuses one decoded pair; colour output uses the visible image's chroma. */
-export async function fusePair(fuser: Fuser, ir: RawImage, vi: RawImage, color: boolean, names: { ir: string; vi: string }): Promise<FusedPicture> {
+export async function fusePair(
+  fuser: Fuser,
+  ir: RawImage,
+  vi: RawImage,
+  color: boolean,
+  names: { ir: string; vi: string },
+  attention: 'detector' | 'none' = 'none',
+): Promise<FusedPicture> {
   if (ir.width !== vi.width || ir.height !== vi.height)
     throw new UserError(`${names.ir} is ${ir.width}×${ir.height} but ${names.vi} is ${vi.width}×${vi.height}: a pair must have one size`);
   const out = await fuser.fuse(
     { width: ir.width, height: ir.height, data: toGray01(ir, 'first') },
     { width: vi.width, height: vi.height, data: toGray01(vi, 'luma') },
+    { attention: attention === 'detector' ? 'detector' : undefined },
   );
   const gray = to8bit(out.data);
   return { gray, rgb: color && vi.channels >= 3 ? recolor(out.data, vi) : null };
@@ -76,11 +85,15 @@ export async function runFuse(a: FuseArgs): Promise<void> {
   ensureWritableDir(folders ? a.out : dirname(resolve(a.out)), '--out');
   if (a.compare) ensureWritableDir(folders ? a.compare : dirname(resolve(a.compare)), '--compare');
   const pairs = folders ? matchPairsInFolders(a.ir, a.vi) : [];
+  if (!['auto', 'detector', 'none'].includes(a.attention)) throw new UserError(`--attention ${a.attention}: expected auto, detector or none`);
   const fuser = await Fuser.create({ weights: a.weights });
   try {
+    if (a.attention === 'detector' && !fuser.detector)
+      throw new UserError(`--attention detector: ${a.weights} carries no detector (train one with \`moefusion train --attention detector\`)`);
+    const attention = a.attention === 'none' || !fuser.detector ? 'none' : 'detector';
     if (!folders) {
       const [ir, vi] = [await readImage(a.ir), await readImage(a.vi)];
-      const pic = await fusePair(fuser, ir, vi, !!a.color, { ir: a.ir, vi: a.vi });
+      const pic = await fusePair(fuser, ir, vi, !!a.color, { ir: a.ir, vi: a.vi }, attention);
       await writeResult(a.out, pic, ir.width, ir.height);
       if (a.compare) await writeComparison(a.compare, ir, vi, pic);
       console.log(`fused ${basename(a.ir)} + ${basename(a.vi)} → ${a.out}`);
@@ -89,7 +102,7 @@ export async function runFuse(a: FuseArgs): Promise<void> {
     const bar = createProgress(pairs.length, 'fusing');
     for (const p of pairs) {
       const [ir, vi] = [await readImage(p.ir), await readImage(p.vi)];
-      const pic = await fusePair(fuser, ir, vi, !!a.color, { ir: p.ir, vi: p.vi });
+      const pic = await fusePair(fuser, ir, vi, !!a.color, { ir: p.ir, vi: p.vi }, attention);
       await writeResult(join(a.out, outputName(p.name, p.vi)), pic, ir.width, ir.height);
       if (a.compare) await writeComparison(join(a.compare, `${p.name}.png`), ir, vi, pic);
       bar.tick();
@@ -110,5 +123,6 @@ export function fuseCommand(): Command {
     .option('--color', 'colour output: the fused image as luma with the visible chroma (YCbCr)')
     .option('--compare <path>', 'also write an IR | visible | fused picture (file, or folder for folders)')
     .option('--weights <file>', 'weights (safetensors)', DEFAULT_WEIGHTS)
+    .option('--attention <mode>', "attention map: detector (the weights' detectors), none (0.5), or auto (detector when the weights carry one)", 'auto')
     .action(async (opts: FuseArgs) => runFuse(opts));
 }

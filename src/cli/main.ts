@@ -13,6 +13,8 @@ import { fuseCommand } from './fuse.ts';
 import { trainCommand } from './train.ts';
 import { evalCommand } from './eval.ts';
 import { benchCommand } from './bench.ts';
+import { synthCommand } from './synth.ts';
+import { detectCommand } from './detect.ts';
 
 interface GlobalOptions {
   backend?: string;
@@ -40,7 +42,7 @@ export async function buildProgram(): Promise<Command> {
     if (o.backend || o.adapter) await initEngine({ backend: o.backend, adapter: o.adapter, compatibility: o.backend === 'opengles' });
   });
 
-  for (const cmd of [fuseCommand(), trainCommand(), evalCommand(), benchCommand(), infoCommand()])
+  for (const cmd of [fuseCommand(), trainCommand(), detectCommand(), evalCommand(), benchCommand(), synthCommand(), infoCommand()])
     program.addCommand(cmd.copyInheritedSettings(program));
   return program;
 }

@@ -8,18 +8,25 @@ import { noGrad, tidy } from '../graph/engine.ts';
 import { Tensor } from '../graph/tensor.ts';
 import type { FusionNet } from '../model/fusion-net.ts';
 import { fusionLosses } from '../model/losses.ts';
-import type { SampleSource, TrainingSample } from '../model/trainer.ts';
+import type { AttentionMode, SampleSource, TrainingSample } from '../model/trainer.ts';
+import { type Detector, fusionAttention } from '../model/detector/network.ts';
+import { decodeDetections } from '../model/detector/decode.ts';
+import { evaluateDetections, type ImageDetections } from '../metrics/detection-map.ts';
+import { cropBoxes } from '../io/boxes.ts';
 import { to8bit } from '../io/color.ts';
 import type { Image } from '../io/image.ts';
 import { getProtocol, type MetricName } from '../metrics/protocols.ts';
 
 export const VALIDATION_METRICS = ['EN', 'SD', 'SF', 'AG', 'MI', 'SCD', 'VIF', 'Qabf'] as const satisfies readonly MetricName[];
-export type ValidationScores = Record<'loss' | (typeof VALIDATION_METRICS)[number], number>;
+/** Fusion loss and metrics; with a detector also its VOC mAP@0.5 and COCO mAP@[.5:.95] (both detectors merged). */
+export type ValidationScores = Record<'loss' | (typeof VALIDATION_METRICS)[number], number> & { mAP50?: number; mAP?: number };
 
 /** Largest side of the validated region. */
 export const VALIDATION_MAX_SIDE = 256;
 
 interface Crop {
+  x0: number;
+  y0: number;
   width: number;
   height: number;
   take(plane: Float32Array): Float32Array;
@@ -30,6 +37,8 @@ function centreCrop(s: TrainingSample, maxSide: number): Crop {
   const [height, width] = [Math.min(maxSide, s.height), Math.min(maxSide, s.width)];
   const [y0, x0] = [Math.floor((s.height - height) / 2), Math.floor((s.width - width) / 2)];
   return {
+    x0,
+    y0,
     width,
     height,
     take(plane) {
@@ -45,7 +54,9 @@ function gray8(values: Float32Array, width: number, height: number): Image {
 }
 
 export interface ValidationOptions {
-  attention: 'boxes' | 'none';
+  attention: AttentionMode;
+  /** The jointly trained detectors: their Att feeds the fusion under attention 'detector', and they are scored. */
+  detector?: Detector | null;
   maxSide?: number;
   /** Told once per metric that cannot be computed at the images' size (e.g. VIF below 41 pixels); it stays NaN. */
   warn?: (message: string) => void;
@@ -62,33 +73,47 @@ export class Validator {
 
   async run(): Promise<ValidationScores> {
     const sums = Object.fromEntries(['loss', ...VALIDATION_METRICS].map((k) => [k, 0])) as ValidationScores;
+    const detections: ImageDetections[] = [];
     for (let i = 0; i < this.source.count; i++) {
-      const { loss, fused, ir, vis } = await this.fuse(await this.source.get(i));
+      const { loss, fused, ir, vis, detected } = await this.fuse(await this.source.get(i));
       sums.loss += loss;
       for (const m of VALIDATION_METRICS) sums[m] += this.score(m, fused, ir, vis);
+      if (detected) detections.push(detected);
     }
     const n = Math.max(1, this.source.count);
-    return Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / n])) as ValidationScores;
+    const scores = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / n])) as ValidationScores;
+    if (this.opts.detector) {
+      const d = evaluateDetections(detections, { classes: this.opts.detector.config.classes });
+      Object.assign(scores, { mAP50: d.map50, mAP: d.map });
+    }
+    return scores;
   }
 
   /** The fused centre crop (8-bit, as saved) with its sources, and the loss of the same forward pass. */
-  private async fuse(s: TrainingSample): Promise<{ loss: number; fused: Image; ir: Image; vis: Image }> {
+  private async fuse(s: TrainingSample): Promise<{ loss: number; fused: Image; ir: Image; vis: Image; detected: ImageDetections | null }> {
     const crop = centreCrop(s, this.opts.maxSide ?? VALIDATION_MAX_SIDE);
     const [ir, vis] = [crop.take(s.ir), crop.take(s.vis)];
     const mask = s.mask ? crop.take(s.mask) : new Float32Array(crop.width * crop.height);
     const shape = [1, 1, crop.height, crop.width];
-    const { fused, total } = noGrad(() =>
+    const detector = this.opts.detector ?? null;
+    const { fused, total, heads } = noGrad(() =>
       tidy(() => {
         const [irT, visT, maskT] = [ir, vis, mask].map((a) => Tensor.fromArray(a, shape));
-        const out = this.net.forward(irT, visT, this.opts.attention === 'boxes' && s.mask ? maskT : null);
-        return { fused: out.fused, total: fusionLosses(this.net.config, out.fused, visT, irT, maskT, out.auxLoss).total };
+        const det = detector ? detector.forward(irT, visT) : null;
+        const att = this.opts.attention === 'detector' && det ? fusionAttention(det, crop.height, crop.width) : this.opts.attention === 'boxes' && s.mask ? maskT : null;
+        const out = this.net.forward(irT, visT, att);
+        const total = fusionLosses(this.net.config, out.fused, visT, irT, maskT, out.auxLoss).total;
+        return { fused: out.fused, total, heads: det ? [...det.heads.vis, ...det.heads.ir] : null };
       }),
     );
-    const [fusedData, loss] = await Promise.all([fused.data(), total.item()]);
-    fused.dispose();
-    total.dispose();
+    const decoded = heads && detector
+      ? decodeDetections(heads, { classNames: detector.config.classes, imageWidth: crop.width, imageHeight: crop.height })
+      : null;
+    const [fusedData, loss, boxes] = await Promise.all([fused.data(), total.item(), decoded]);
+    for (const t of [fused, total, ...(heads ?? []).flatMap((h) => [h.heat, h.size, h.offset])]) t.dispose();
     const [w, h] = [crop.width, crop.height];
-    return { loss, fused: gray8(fusedData, w, h), ir: gray8(ir, w, h), vis: gray8(vis, w, h) };
+    const detected = boxes ? { detections: boxes[0], truths: cropBoxes(s.boxes ?? [], crop.x0, crop.y0, w, h) } : null;
+    return { loss, fused: gray8(fusedData, w, h), ir: gray8(ir, w, h), vis: gray8(vis, w, h), detected };
   }
 
   private score(m: (typeof VALIDATION_METRICS)[number], fused: Image, ir: Image, vis: Image): number {

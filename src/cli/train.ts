@@ -14,7 +14,11 @@ import { DEFAULT_CONFIG, type FusionConfig } from '../model/config.ts';
 import { FusionNet } from '../model/fusion-net.ts';
 import { initParameters, type ParamSet } from '../model/parameters.ts';
 import { loadWeightsWithConfig, saveWeights } from '../model/weights.ts';
-import { Trainer, referenceOptions, type SampleSource, type StepResult, type TrainingSample, type TrainOptions } from '../model/trainer.ts';
+import { Trainer, referenceOptions, type AttentionMode, type SampleSource, type StepResult, type TrainingSample, type TrainOptions } from '../model/trainer.ts';
+import { Detector } from '../model/detector/network.ts';
+import { DEFAULT_DETECTOR_CONFIG, M3FD_CLASSES, type DetectorConfig } from '../model/detector/config.ts';
+import { initDetectorTensors } from '../model/detector/parameters.ts';
+import { detectorFromFile, detectorToHost, hasDetector } from '../model/detector/weights.ts';
 import { openDataset, splitPairs, type ImagePair } from '../io/dataset.ts';
 import { boxMask, type BoxSource } from '../io/boxes.ts';
 import { readImage, writeImage } from '../io/image.ts';
@@ -39,7 +43,8 @@ interface TrainArgs {
   milestones?: string;
   gamma: string;
   seed: string;
-  attention: 'boxes' | 'none';
+  attention: AttentionMode;
+  classes?: string;
   valFraction: string;
   valEvery?: string;
   checkpointEvery: string;
@@ -83,6 +88,7 @@ class PairSource implements SampleSource {
       ir: toGray01(ir, 'first'),
       vis: toGray01(vi, 'luma'),
       mask: boxes.length ? boxMask(boxes, ir.width, ir.height) : undefined,
+      boxes,
     };
     this.cache.set(i, s);
     return s;
@@ -102,7 +108,10 @@ function parseCrop(v: string): [number, number] | null {
   return [Number(m[1]), Number(m[2] ?? m[1])];
 }
 
+const ATTENTION_MODES: AttentionMode[] = ['boxes', 'none', 'detector'];
+
 function optionsFrom(a: TrainArgs): TrainOptions {
+  if (!ATTENTION_MODES.includes(a.attention)) throw new UserError(`--attention ${a.attention}: expected one of ${ATTENTION_MODES.join(', ')}`);
   const steps = positive('--steps', a.steps);
   const ref = referenceOptions(steps);
   return {
@@ -138,7 +147,7 @@ function removeStaleTemporaries(dir: string): void {
 }
 
 /** Reads the checkpoint to resume from, with its network configuration; a damaged file is named and left alone. */
-function readCheckpoint(file: string): { contents: SafetensorsFile; config: FusionConfig } {
+function readCheckpoint(file: string): { contents: SafetensorsFile; config: FusionConfig; detector: DetectorConfig | null } {
   if (!existsSync(file)) throw new UserError(`--resume: ${file} does not exist`);
   let contents: SafetensorsFile;
   try {
@@ -147,14 +156,29 @@ function readCheckpoint(file: string): { contents: SafetensorsFile; config: Fusi
     throw new UserError(`cannot resume: ${(e as Error).message} (the checkpoint is damaged; it was left as it is)`);
   }
   const meta = contents.metadata['moefusion.checkpoint'];
-  let config: FusionConfig | undefined;
+  let parsed: { config?: FusionConfig; detector?: DetectorConfig | null } = {};
   try {
-    config = meta ? (JSON.parse(meta) as { config?: FusionConfig }).config : undefined;
+    parsed = meta ? JSON.parse(meta) : {};
   } catch {
-    config = undefined;
+    parsed = {};
   }
-  if (!config) throw new UserError(`cannot resume: ${file} is not a moefusion training checkpoint (no readable 'moefusion.checkpoint' metadata)`);
-  return { contents, config };
+  if (!parsed.config) throw new UserError(`cannot resume: ${file} is not a moefusion training checkpoint (no readable 'moefusion.checkpoint' metadata)`);
+  return { contents, config: parsed.config, detector: parsed.detector ?? null };
+}
+
+/**
+ * The classes of a new detector: --classes, else M3FD's when every label of the data is one of them, else the
+ * data's own labels (sorted).
+ */
+function detectorClasses(a: TrainArgs, pairs: Array<ImagePair & { boxes: BoxSource | null }>): string[] {
+  if (a.classes) {
+    const list = a.classes.split(',').map((c) => c.trim()).filter(Boolean);
+    if (!list.length) throw new UserError(`--classes ${a.classes}: expected comma-separated class names`);
+    return list;
+  }
+  const labels = new Set<string>();
+  for (const p of pairs) for (const b of p.boxes?.read(p.name, { width: 1, height: 1 }) ?? []) labels.add(b.label);
+  return [...labels].every((l) => M3FD_CLASSES.includes(l)) ? M3FD_CLASSES : [...labels].sort();
 }
 
 /** A line of log.jsonl: a training step's losses, or the validation after it. */
@@ -167,6 +191,25 @@ interface LogRecord extends Partial<StepResult> {
 
 function formatScores(v: ValidationScores): string {
   return Object.entries(v).map(([k, x]) => `${k} ${x.toPrecision(4)}`).join(', ');
+}
+
+/** The jointly trained detector of --attention detector: the checkpoint's, the --init file's, or a new one. */
+function createDetector(a: TrainArgs, pairs: Array<ImagePair & { boxes: BoxSource | null }>, resumed: ReturnType<typeof readCheckpoint> | null): Detector | null {
+  if (a.attention !== 'detector') return null;
+  if (!pairs.some((p) => p.boxes)) throw new UserError(`--attention detector needs boxes: ${a.data.join(', ')} has no labels folder (VOC, YOLO or COCO)`);
+  if (resumed) {
+    if (!resumed.detector) throw new UserError(`cannot resume with --attention detector: the checkpoint was trained without a detector`);
+    return new Detector(initDetectorTensors(resumed.detector), resumed.detector);
+  }
+  if (a.init) {
+    const file = readSafetensors(a.init);
+    if (hasDetector(file)) {
+      const { tensors, config } = detectorFromFile(file, a.init);
+      return new Detector(tensors, config);
+    }
+  }
+  const config = { ...DEFAULT_DETECTOR_CONFIG, classes: detectorClasses(a, pairs) };
+  return new Detector(initDetectorTensors(config, Number(a.seed)), config);
 }
 
 export async function runTrain(a: TrainArgs): Promise<void> {
@@ -202,8 +245,9 @@ export async function runTrain(a: TrainArgs): Promise<void> {
   if (grids && (grids.localGate.join() !== cfg.localGate.join() || grids.globalGate.join() !== cfg.globalGate.join()))
     throw new UserError(`--gate-grids ${a.gateGrids} differs from the ${resumed ? 'checkpoint' : '--init weights'} (${cfg.localGate.join('x')},${cfg.globalGate.join('x')})`);
   const net = new FusionNet(params, cfg);
-  const trainer = new Trainer(net, new PairSource(train, opts), opts);
-  const validator = new Validator(net, new PairSource(val, opts), { attention: opts.attention, warn: (m) => console.log(m) });
+  const detector = createDetector(a, pairs, resumed);
+  const trainer = new Trainer(net, new PairSource(train, opts), opts, detector);
+  const validator = new Validator(net, new PairSource(val, opts), { attention: opts.attention, detector, warn: (m) => console.log(m) });
   let log: LogRecord[] = [];
   if (resumed) {
     try {
@@ -249,7 +293,11 @@ export async function runTrain(a: TrainArgs): Promise<void> {
     if (r.step % every === 0 || r.step === opts.steps) await save();
   }
   bar.stop();
-  await saveWeights(join(a.out, 'weights.safetensors'), params, cfg, { metadata: { steps: String(trainer.step) } });
+  const detectorFiles = detector ? await detectorToHost(detector.tensors, detector.config) : null;
+  await saveWeights(join(a.out, 'weights.safetensors'), params, cfg, {
+    metadata: { steps: String(trainer.step), ...detectorFiles?.metadata },
+    extraTensors: detectorFiles?.tensors,
+  });
   console.log(`done: ${trainer.step} steps; weights in ${join(a.out, 'weights.safetensors')}`);
 }
 
@@ -268,7 +316,8 @@ export function trainCommand(): Command {
     .option('--milestones <steps>', 'comma-separated steps where lr is multiplied by --gamma (default: 2/3 and 11/12 of --steps)')
     .option('--gamma <x>', 'learning-rate factor at milestones', '0.1')
     .option('--seed <n>', 'seed of initialisation, crops, noise and the validation split', '0')
-    .option('--attention <mode>', 'attention map: boxes (from labels, else 0.5) or none (0.5)', 'boxes')
+    .option('--attention <mode>', 'attention map: boxes (from labels, else 0.5), none (0.5), or detector (detectors trained jointly on the labels)', 'boxes')
+    .option('--classes <names>', 'detector classes, comma-separated (default: M3FD\'s, or the labels found in the data)')
     .option('--val-fraction <x>', 'share of pairs held out for validation (seeded, stable)', '0.1')
     .option('--val-every <n>', 'also validate every <n> steps (validation always runs after each epoch and at the end)')
     .option('--checkpoint-every <n>', 'steps between checkpoints', '50')

@@ -204,3 +204,13 @@ export function openBoxSource(dir: string): BoxSource {
     },
   };
 }
+
+/** Boxes of a crop at (x0, y0) of size w×h: shifted, clipped, and kept when their centre lies inside. */
+export function cropBoxes(boxes: Box[], x0: number, y0: number, w: number, h: number): Box[] {
+  return boxes.flatMap((b) => {
+    const cx = (b.x0 + b.x1) / 2 - x0;
+    const cy = (b.y0 + b.y1) / 2 - y0;
+    if (cx < 0 || cy < 0 || cx >= w || cy >= h) return [];
+    return [{ label: b.label, x0: Math.max(0, b.x0 - x0), y0: Math.max(0, b.y0 - y0), x1: Math.min(w, b.x1 - x0), y1: Math.min(h, b.y1 - y0) }];
+  });
+}

@@ -5,26 +5,34 @@
  */
 import { Tensor } from '../graph/tensor.ts';
 import { engine, tidy } from '../graph/engine.ts';
+import { add } from '../graph/ops.ts';
 import { backward } from '../graph/autograd.ts';
 import { Adam, clipGradNorm } from '../graph/optimizer.ts';
 import { Rng } from '../graph/rng.ts';
 import { readSafetensors, writeSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
 import type { FusionNet } from './fusion-net.ts';
 import { fusionLosses } from './losses.ts';
+import { cropBoxes, type Box } from '../io/boxes.ts';
+import { Detector, fusionAttention } from './detector/network.ts';
+import { detectorLoss } from './detector/losses.ts';
+import { buildTargets } from './detector/targets.ts';
 
-/** One training pair, gray in [0,1], with an optional box mask (1 inside boxes). */
+/** One training pair, gray in [0,1], with an optional box mask (1 inside boxes) and the boxes themselves. */
 export interface TrainingSample {
   width: number;
   height: number;
   ir: Float32Array;
   vis: Float32Array;
   mask?: Float32Array;
+  boxes?: Box[];
 }
 
 export interface SampleSource {
   readonly count: number;
   get(index: number): Promise<TrainingSample>;
 }
+
+export type AttentionMode = 'boxes' | 'none' | 'detector';
 
 export interface TrainOptions {
   steps: number;
@@ -38,8 +46,8 @@ export interface TrainOptions {
   milestones: number[];
   gamma: number;
   seed: number;
-  /** Attention for the mixtures: from the box mask, or 0.5 everywhere. */
-  attention: 'boxes' | 'none';
+  /** Attention for the mixtures: from the box mask, 0.5 everywhere, or the detectors' (trained jointly). */
+  attention: AttentionMode;
 }
 
 /** The reference's settings (docs/moe-fusion.md §6), for a run of `steps` steps. */
@@ -64,6 +72,8 @@ export interface StepResult {
   grad: number;
   pixel: number;
   aux: number;
+  /** Detection losses of both detectors (weight 1 each), when a detector trains. */
+  detection?: number;
   gradNorm: number;
   lr: number;
 }
@@ -79,10 +89,18 @@ export class Trainer {
     readonly net: FusionNet,
     readonly source: SampleSource,
     readonly opts: TrainOptions,
+    /** Trained jointly (its detection losses only reach it: Att is detached), required by attention 'detector'. */
+    readonly detector: Detector | null = null,
   ) {
     if (source.count === 0) throw new Error('the training set is empty');
+    if (opts.attention === 'detector' && !detector) throw new Error("attention 'detector' needs a detector");
     this.rng = new Rng(opts.seed + 1);
-    this.optimizer = new Adam([...net.params.values()], { lr: opts.lr, weightDecay: opts.weightDecay });
+    this.optimizer = new Adam(this.named().map(([, t]) => t), { lr: opts.lr, weightDecay: opts.weightDecay });
+  }
+
+  /** Every trained parameter with its name: the fusion network's, then the detector's. */
+  private named(): Array<[string, Tensor]> {
+    return [...this.net.params, ...(this.detector?.params ?? [])];
   }
 
   /** Learning rate at a step under the schedule. */
@@ -103,7 +121,7 @@ export class Trainer {
     return this.order[this.cursor++];
   }
 
-  private async batch(): Promise<{ ir: Float32Array; vis: Float32Array; mask: Float32Array; hasBoxes: boolean; h: number; w: number }> {
+  private async batch(): Promise<{ ir: Float32Array; vis: Float32Array; mask: Float32Array; boxes: Box[][]; hasBoxes: boolean; h: number; w: number }> {
     const B = this.opts.batchSize;
     const samples: TrainingSample[] = [];
     for (let b = 0; b < B; b++) samples.push(await this.source.get(this.nextIndex()));
@@ -112,6 +130,7 @@ export class Trainer {
     const vis = new Float32Array(B * h * w);
     const mask = new Float32Array(B * h * w);
     let hasBoxes = false;
+    const boxes: Box[][] = [];
     samples.forEach((s, b) => {
       if (s.height < h || s.width < w)
         throw new Error(`a training image of ${s.width}×${s.height} is smaller than the crop ${w}×${h}`);
@@ -119,6 +138,7 @@ export class Trainer {
         throw new Error(`images of different sizes (${samples[0].width}×${samples[0].height}, ${s.width}×${s.height}) need --crop or batch size 1`);
       const y0 = this.rng.int(s.height - h + 1);
       const x0 = this.rng.int(s.width - w + 1);
+      boxes.push(cropBoxes(s.boxes ?? [], x0, y0, w, h));
       for (let y = 0; y < h; y++) {
         const src = (y0 + y) * s.width + x0;
         const dst = (b * h + y) * w;
@@ -130,13 +150,13 @@ export class Trainer {
         }
       }
     });
-    return { ir, vis, mask, hasBoxes, h, w };
+    return { ir, vis, mask, boxes, hasBoxes, h, w };
   }
 
   /** One optimisation step; returns the loss terms (read back from the GPU). */
   async trainStep(): Promise<StepResult> {
     const B = this.opts.batchSize;
-    const { ir, vis, mask, hasBoxes, h, w } = await this.batch();
+    const { ir, vis, mask, boxes, hasBoxes, h, w } = await this.batch();
     const E = this.net.config.experts;
     const noise = { fg: this.rng.normal(B * E), bg: this.rng.normal(B * E), global: this.rng.normal(B * E) };
     const lr = this.lrAt(this.step);
@@ -146,7 +166,14 @@ export class Trainer {
       const irT = Tensor.fromArray(ir, shape);
       const visT = Tensor.fromArray(vis, shape);
       const maskT = Tensor.fromArray(mask, shape);
-      const att = this.opts.attention === 'boxes' && hasBoxes ? maskT : null;
+      let att = this.opts.attention === 'boxes' && hasBoxes ? maskT : null;
+      let detection: Tensor | null = null;
+      if (this.detector) {
+        const det = this.detector.forward(irT, visT, { training: true });
+        const targets = buildTargets(boxes, h, w, this.detector.config.classes);
+        detection = detectorLoss(det, targets);
+        if (this.opts.attention === 'detector') att = fusionAttention(det, h, w);
+      }
       const out = this.net.forward(irT, visT, att, {
         train: true,
         noise: {
@@ -155,29 +182,29 @@ export class Trainer {
           global: Tensor.fromArray(noise.global, [B, E]),
         },
       });
-      return fusionLosses(this.net.config, out.fused, visT, irT, maskT, out.auxLoss);
+      const fusion = fusionLosses(this.net.config, out.fused, visT, irT, maskT, out.auxLoss);
+      return { ...fusion, total: detection ? add(fusion.total, detection) : fusion.total, detection };
     });
     backward(losses.total);
-    const params = [...this.net.params.values()];
-    const norm = clipGradNorm(params, this.opts.clipNorm);
+    const norm = clipGradNorm(this.named().map(([, t]) => t), this.opts.clipNorm);
     this.optimizer.step();
     this.optimizer.zeroGrad();
-    const [total, grad, pixel, aux, gradNorm] = await Promise.all(
-      [losses.total, losses.grad, losses.pixel, losses.aux, norm].map((t) => t.item()),
-    );
-    for (const t of [losses.total, losses.grad, losses.pixel, losses.aux, norm]) t.dispose();
+    const scalars = [losses.total, losses.grad, losses.pixel, losses.aux, norm, ...(losses.detection ? [losses.detection] : [])];
+    const [total, grad, pixel, aux, gradNorm, detection] = await Promise.all(scalars.map((t) => t.item()));
+    for (const t of scalars) t.dispose();
     this.step++;
-    return { step: this.step, total, grad, pixel, aux, gradNorm, lr };
+    return { step: this.step, total, grad, pixel, aux, ...(detection === undefined ? {} : { detection }), gradNorm, lr };
   }
 
   /** Writes parameters, optimizer moments, step and generator state atomically. */
   async saveCheckpoint(file: string, extra: Record<string, string> = {}): Promise<void> {
     const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
-    for (const [name, t] of this.net.params) tensors[`param/${name}`] = { shape: [...t.shape], data: await t.data() };
+    const named = this.named();
+    for (const [name, t] of named) tensors[`param/${name}`] = { shape: [...t.shape], data: await t.data() };
+    for (const [name, t] of this.detector?.tensors.buffers ?? []) tensors[`buffer/${name}`] = { shape: [...t.shape], data: await t.data() };
     const state = await this.optimizer.exportState();
-    const names = [...this.net.params.keys()];
-    names.forEach((name, i) => {
-      const shape = [...this.net.params.get(name)!.shape];
+    named.forEach(([name, t], i) => {
+      const shape = [...t.shape];
       tensors[`adam.m/${name}`] = { shape, data: state.m[i] };
       tensors[`adam.v/${name}`] = { shape, data: state.v[i] };
     });
@@ -188,6 +215,7 @@ export class Trainer {
       order: this.order,
       cursor: this.cursor,
       config: this.net.config,
+      detector: this.detector?.config ?? null,
       options: this.opts,
     };
     writeSafetensors(file, tensors, { dtype: 'F32', metadata: { 'moefusion.checkpoint': JSON.stringify(meta), ...extra } });
@@ -204,22 +232,25 @@ export class Trainer {
     const meta = JSON.parse(metaText);
     const m: Float32Array[] = [];
     const v: Float32Array[] = [];
-    for (const [name, t] of this.net.params) {
-      const get = (key: string) => {
-        const s = ck.tensors.get(key);
-        if (!s) throw new Error(`${file}: checkpoint lacks ${key}`);
-        if (s.shape.join() !== t.shape.join()) throw new Error(`${file}: ${key} has shape [${s.shape}], expected [${t.shape}]`);
-        return s.data;
-      };
-      const p = get(`param/${name}`);
-      t.grad?.dispose();
-      t.grad = null;
-      const fresh = Tensor.fromArray(p, t.shape);
+    const restore = (t: Tensor, data: Float32Array) => {
+      const fresh = Tensor.fromArray(data, t.shape);
       copyInto(t, fresh);
       fresh.dispose();
-      m.push(get(`adam.m/${name}`));
-      v.push(get(`adam.v/${name}`));
+    };
+    const get = (key: string, t: Tensor) => {
+      const s = ck.tensors.get(key);
+      if (!s) throw new Error(`${file}: checkpoint lacks ${key}`);
+      if (s.shape.join() !== t.shape.join()) throw new Error(`${file}: ${key} has shape [${s.shape}], expected [${t.shape}]`);
+      return s.data;
+    };
+    for (const [name, t] of this.named()) {
+      t.grad?.dispose();
+      t.grad = null;
+      restore(t, get(`param/${name}`, t));
+      m.push(get(`adam.m/${name}`, t));
+      v.push(get(`adam.v/${name}`, t));
     }
+    for (const [name, t] of this.detector?.tensors.buffers ?? []) restore(t, get(`buffer/${name}`, t));
     this.optimizer.importState({ step: meta.adamStep, m, v });
     this.step = meta.step;
     this.rng.state = meta.rng;

@@ -50,7 +50,8 @@ export function paramsFromStateDict(stored: StateDict, file: string, cfg: Fusion
   const missing = slots.filter((s) => !byName.has(s.name) && !(allNoiseMissing && noiseOnly(s.name))).map((s) => s.name);
   if (missing.length)
     throw new WeightsError(file, `missing ${missing.length} tensor(s): ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`);
-  const unexpected = [...byName.keys()].filter((n) => !expected.has(n));
+  // The detectors' tensors may share the file (detector/weights.ts reads them).
+  const unexpected = [...byName.keys()].filter((n) => !expected.has(n) && !n.startsWith('detector.'));
   if (unexpected.length && !opts.ignoreUnknown)
     throw new WeightsError(file, `unexpected tensor(s): ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ', …' : ''}`);
 
@@ -84,7 +85,13 @@ export async function saveWeights(
   file: string,
   params: ParamSet,
   cfg: FusionConfig = DEFAULT_CONFIG,
-  opts: { dtype?: 'F32' | 'F16'; metadata?: Record<string, string>; inferenceOnly?: boolean } = {},
+  opts: {
+    dtype?: 'F32' | 'F16';
+    metadata?: Record<string, string>;
+    inferenceOnly?: boolean;
+    /** More tensors stored beside the network's (the detectors'). */
+    extraTensors?: Record<string, { shape: number[]; data: Float32Array }>;
+  } = {},
 ): Promise<void> {
   const host = new Map<string, Float32Array>();
   for (const [name, t] of params) host.set(name, await t.data());
@@ -97,6 +104,7 @@ export async function saveWeights(
     tensors[s.name] = { shape: s.shape, data: s.expert < 0 ? all : all.slice(s.expert * n, (s.expert + 1) * n) };
   }
   for (const [name, value] of Object.entries(BUFFERS)) tensors[name] = { shape: [1], data: Float32Array.from(value) };
+  Object.assign(tensors, opts.extraTensors);
   writeSafetensors(file, tensors, {
     dtype: opts.dtype ?? 'F32',
     metadata: { format: 'pt', 'moefusion.config': configToMetadata(cfg), ...opts.metadata },

@@ -13,6 +13,7 @@ import { add, sub, mul, div, scale, relu, sum, mean, matmul, reshape, addScalar 
 import { record } from '../src/graph/autograd.ts';
 import { unaryMap } from '../src/kernels/elementwise.ts';
 import { LimitError } from '../src/runtime/errors.ts';
+import { MAX_DISPATCHES_WITHOUT_WAITING } from '../src/runtime/runtime.ts';
 
 const t = suite('engine');
 const rng = new Rng(42);
@@ -172,6 +173,24 @@ t('tidy disposes intermediates and keeps results; pool reuses buffers', async ()
   const idle = e.rt.pool.idleBytes;
   assert.ok(idle > 0, 'buffers were returned to the pool');
   assert.throws(() => x.buffer, /after dispose/);
+});
+
+t('a synchronous loop that never awaits gets a clear error instead of exhausting the driver; awaiting resets the count', async () => {
+  const e = await gpu();
+  await e.rt.sync();
+  const x = Tensor.fromArray([1, 2, 3], [3]);
+  const run = (n: number) => {
+    for (let i = 0; i < n; i++) tidy(() => addScalar(x, 1)).dispose();
+  };
+  run(MAX_DISPATCHES_WITHOUT_WAITING - 10);
+  await e.rt.sync();
+  await new Promise((r) => setImmediate(r));
+  run(MAX_DISPATCHES_WITHOUT_WAITING - 10); // fine: the wait above released the finished work
+  assert.throws(() => run(100), /without awaiting anything/);
+  await e.rt.sync();
+  await new Promise((r) => setImmediate(r));
+  assert.equal([...(await x.data())], [1, 2, 3]);
+  x.dispose();
 });
 
 t('a tensor larger than the adapter allows gives a clear error', async () => {

@@ -1,0 +1,98 @@
+/**
+ * The detectors learn: trained from scratch for a short while on synthetic infrared/visible scenes (warm objects on
+ * textured, unevenly lit backgrounds), they reach a high VOC mAP@0.5 on held-out scenes, and their attention map Att
+ * covers the objects. The same run before training scores near zero, so the test measures learning.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { gpu } from './helpers/gpu.ts';
+import { Tensor } from '../src/graph/tensor.ts';
+import { noGrad, tidy } from '../src/graph/engine.ts';
+import { backward } from '../src/graph/autograd.ts';
+import { Adam } from '../src/graph/optimizer.ts';
+import { syntheticScene, SYNTHETIC_CLASSES, type SyntheticScene } from '../src/io/synthetic-scenes.ts';
+import { boxMask } from '../src/io/boxes.ts';
+import { Detector, fusionAttention } from '../src/model/detector/network.ts';
+import { initDetectorTensors } from '../src/model/detector/parameters.ts';
+import { buildTargets } from '../src/model/detector/targets.ts';
+import { detectorLoss } from '../src/model/detector/losses.ts';
+import { decodeDetections } from '../src/model/detector/decode.ts';
+import { disposeDetector } from '../src/model/detector/weights.ts';
+import { evaluateDetections } from '../src/metrics/detection-map.ts';
+import type { DetectorConfig } from '../src/model/detector/config.ts';
+
+const t = suite('detector-learning');
+const S = 64;
+const B = 4;
+const STEPS = 500;
+const CONFIG: DetectorConfig = { classes: [...SYNTHETIC_CLASSES], backbone: [8, 16, 16, 16], fpn: 16, head: 16 };
+const SCENE = { width: S, height: S, maxObjects: 3, minSize: 10, maxSize: 29 };
+
+interface Score {
+  map50: number;
+  /** Mean Att inside the boxes and outside them. */
+  inside: number;
+  outside: number;
+}
+
+async function score(det: Detector, scenes: SyntheticScene[]): Promise<Score> {
+  const images = [];
+  let [inside, outside] = [0, 0];
+  for (const s of scenes) {
+    const out = noGrad(() =>
+      tidy(() => {
+        const o = det.forward(Tensor.fromArray(s.ir, [1, 1, S, S]), Tensor.fromArray(s.vis, [1, 1, S, S]));
+        return { heads: [...o.heads.vis, ...o.heads.ir], att: fusionAttention(o, S, S) };
+      }),
+    );
+    const [[detections], att] = await Promise.all([
+      decodeDetections(out.heads, { classNames: CONFIG.classes, imageWidth: S, imageHeight: S, scoreThreshold: 0.05 }),
+      out.att.data(),
+    ]);
+    for (const t of [out.att, ...out.heads.flatMap((h) => [h.heat, h.size, h.offset])]) t.dispose();
+    images.push({ detections, truths: s.boxes });
+    const mask = boxMask(s.boxes, S, S);
+    const [si, so, ni] = att.reduce(([a, b, n], v, i) => (mask[i] ? [a + v, b, n + 1] : [a, b + v, n]), [0, 0, 0]);
+    inside += si / Math.max(1, ni) / scenes.length;
+    outside += so / (S * S - ni) / scenes.length;
+  }
+  return { map50: evaluateDetections(images, { classes: CONFIG.classes }).map50, inside, outside };
+}
+
+t(`after ${STEPS} steps on ${S}×${S} synthetic scenes: mAP@0.5 ≥ 0.7 on held-out scenes, Att higher on the objects`, async () => {
+  await gpu();
+  const train = Array.from({ length: 256 }, (_, k) => syntheticScene(1000 + k, SCENE));
+  const held = Array.from({ length: 32 }, (_, k) => syntheticScene(50000 + k, SCENE));
+  const tensors = initDetectorTensors(CONFIG, 1);
+  const det = new Detector(tensors, CONFIG);
+  const before = await score(det, held);
+  const adam = new Adam([...tensors.params.values()], { lr: 5e-3, weightDecay: 1e-4 });
+  const planes = (batch: SyntheticScene[], k: 'ir' | 'vis') => {
+    const a = new Float32Array(B * S * S);
+    batch.forEach((s, b) => a.set(s[k], b * S * S));
+    return Tensor.fromArray(a, [B, 1, S, S]);
+  };
+  for (let step = 0; step < STEPS; step++) {
+    const batch = Array.from({ length: B }, (_, b) => train[(step * B + b) % train.length]);
+    const loss = tidy(() => {
+      const out = det.forward(planes(batch, 'ir'), planes(batch, 'vis'), { training: true });
+      return detectorLoss(out, buildTargets(batch.map((s) => s.boxes), S, S, CONFIG.classes));
+    });
+    backward(loss);
+    adam.step();
+    adam.zeroGrad();
+    const value = await loss.item(); // also lets the GPU release finished work
+    loss.dispose();
+    assert.ok(Number.isFinite(value), `loss at step ${step}: ${value}`);
+  }
+  const after = await score(det, held);
+  adam.dispose();
+  disposeDetector(tensors);
+  const report = `before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`;
+  assert.ok(before.map50 < 0.2, `untrained mAP@0.5 is low: ${report}`);
+  assert.ok(after.map50 >= 0.7, `trained mAP@0.5 ≥ 0.7: ${report}`);
+  assert.ok(after.inside > after.outside + 0.15 && after.inside > 1.5 * after.outside, `Att covers the objects: ${report}`);
+  console.log(`  ${report}`);
+});
+
+t.run();

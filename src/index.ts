@@ -2,13 +2,21 @@
  * moefusion as a library: the fusion runtime (Fuser), image I/O and colour handling, the metrics, and the engine
  * underneath (tensors, ops, autograd, optimizer) for those who build their own models on it.
  */
-export { Fuser, type FuserOptions, type FuseOptions, type GrayImage } from './model/fuser.ts';
+export { Fuser, type FuserOptions, type FuseOptions, type GrayImage, type DetectOptions, type DetectResult } from './model/fuser.ts';
+export { Detector, fusionAttention, type DetectorOutput } from './model/detector/network.ts';
+export { DEFAULT_DETECTOR_CONFIG, M3FD_CLASSES, type DetectorConfig } from './model/detector/config.ts';
+export { initDetectorTensors } from './model/detector/parameters.ts';
+export { buildTargets } from './model/detector/targets.ts';
+export { detectorLoss, detectionLosses } from './model/detector/losses.ts';
+export { decodeDetections, type Detection } from './model/detector/decode.ts';
+export { evaluateDetections, formatDetectionTable } from './metrics/detection-map.ts';
+export { syntheticScene, writeSyntheticDataset, SYNTHETIC_CLASSES } from './io/synthetic-scenes.ts';
 export { FusionNet, type ForwardOptions, type ForwardResult } from './model/fusion-net.ts';
 export { DEFAULT_CONFIG, type FusionConfig } from './model/config.ts';
 export { initParameters, type ParamSet } from './model/parameters.ts';
 export { loadWeights, loadWeightsWithConfig, saveWeights } from './model/weights.ts';
 export { fusionLosses } from './model/losses.ts';
-export { Trainer, referenceOptions, type TrainOptions, type SampleSource, type TrainingSample } from './model/trainer.ts';
+export { Trainer, referenceOptions, type AttentionMode, type TrainOptions, type SampleSource, type TrainingSample } from './model/trainer.ts';
 export { readImage, writeImage, type Image } from './io/image.ts';
 export { toGray01, recolor, to8bit } from './io/color.ts';
 export { evaluate } from './metrics/evaluate.ts';

@@ -3,7 +3,7 @@
  * detectors of a weights file trained with `--attention detector`. Writes DIR/detections.json (per pair the boxes of
  * the visible detector, the infrared one and both merged), one picture per pair (infrared with its boxes | visible
  * with its boxes | the fusion network's Att with the merged boxes), and, when the data has boxes, the VOC mAP@0.5
- * and COCO mAP@[.5:.95] per class in DIR/map.json and on the console.
+ * and COCO mAP@[.5:.95] per class in DIR/map.json and on the console (scored on all boxes above 0.05).
  */
 import { existsSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -20,6 +20,9 @@ import { evaluateDetections, formatDetectionTable, type ImageDetections } from '
 import { UserError } from './errors.ts';
 import { createProgress } from './progress.ts';
 import { DEFAULT_WEIGHTS } from './defaults.ts';
+
+/** Boxes above this score enter the mAP, whatever --score shows. */
+const MAP_SCORE_THRESHOLD = 0.05;
 
 interface DetectArgs {
   data?: string;
@@ -78,10 +81,14 @@ export async function runDetect(a: DetectArgs): Promise<void> {
         throw new UserError(`${p.ir} is ${ir.width}×${ir.height} but ${p.vi} is ${vi.width}×${vi.height}: a pair must have one size`);
       const [w, h] = [ir.width, ir.height];
       const [irGray, viGray] = [toGray01(ir, 'first'), toGray01(vi, 'luma')];
-      const r = await fuser.detect({ width: w, height: h, data: irGray }, { width: w, height: h, data: viGray }, { scoreThreshold, iouThreshold });
+      // mAP is scored on every box above a low threshold (a precision-recall curve needs the weak ones too);
+      // the JSON and the pictures keep those above --score.
+      const all = await fuser.detect({ width: w, height: h, data: irGray }, { width: w, height: h, data: viGray }, { scoreThreshold: Math.min(scoreThreshold, MAP_SCORE_THRESHOLD), iouThreshold });
+      const keep = (ds: DetectResult['vis']) => ds.filter((d) => d.score >= scoreThreshold);
+      const r: DetectResult = { vis: keep(all.vis), ir: keep(all.ir), both: keep(all.both), attention: all.attention };
       results[p.name] = hostBoxes(r);
       const truths: Box[] | null = boxes ? boxes.read(p.name, { width: w, height: h }) : null;
-      if (truths) for (const k of ['vis', 'ir', 'both'] as const) scored[k].push({ detections: r[k], truths });
+      if (truths) for (const k of ['vis', 'ir', 'both'] as const) scored[k].push({ detections: all[k], truths });
       const [ir8, vi8] = [to8bit(irGray), to8bit(viGray)];
       const strip = sideBySide(
         [drawBoxes(grayToRgb(ir8, w, h), r.ir, classes), drawBoxes(grayToRgb(vi8, w, h), r.vis, classes), drawBoxes(attentionOverlay(vi8, r.attention, w, h), r.both, classes)].map(
@@ -94,7 +101,6 @@ export async function runDetect(a: DetectArgs): Promise<void> {
     bar.stop();
     await writeFileAtomic(join(a.out, 'detections.json'), JSON.stringify({ classes, scoreThreshold, iouThreshold, images: results }, null, 1));
     if (boxes) {
-      // Scored with a low threshold would be fairer to AP; the chosen --score applies to what is shown and scored alike.
       const maps = Object.fromEntries((['both', 'vis', 'ir'] as const).map((k) => [k, evaluateDetections(scored[k], { classes })]));
       await writeFileAtomic(join(a.out, 'map.json'), JSON.stringify(maps, null, 1));
       for (const k of ['both', 'vis', 'ir'] as const) console.log(`\n${k === 'both' ? 'both detectors' : `${k} detector`}:\n${formatDetectionTable(maps[k])}`);

@@ -107,7 +107,7 @@ export class Validator {
       }),
     );
     const decoded = heads && detector
-      ? decodeDetections(heads, { classNames: detector.config.classes, imageWidth: crop.width, imageHeight: crop.height })
+      ? decodeDetections(heads, { classNames: detector.config.classes, imageWidth: crop.width, imageHeight: crop.height, scoreThreshold: 0.05 })
       : null;
     const [fusedData, loss, boxes] = await Promise.all([fused.data(), total.item(), decoded]);
     for (const t of [fused, total, ...(heads ?? []).flatMap((h) => [h.heat, h.size, h.offset])]) t.dispose();

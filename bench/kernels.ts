@@ -1,5 +1,5 @@
 /**
- * Kernel benchmark (`npx tsx bench/kernels.ts [--size 640x480] [--runs 5] [--batch 1] [--no-peers]`): every 3×3
+ * Kernel benchmark (`npx tsx bench/kernels.ts [--size 640x480] [--runs 5] [--batch 1] [--no-peers] [--only 160-64,64-32]`): every 3×3
  * convolution of MoE-Fusion (+bias+ReLU) and a 1024³ matmul on the engine, TF.js's WebGPU backend and
  * onnxruntime-node's WebGPU execution provider, on the same adapter in the same run. Prints median milliseconds,
  * GFLOP/s, the share of the best matmul rate measured on this adapter, and engine/peer time ratios; writes
@@ -20,6 +20,8 @@ const { values: args } = parseArgs({
     batch: { type: 'string', default: '1' },
     runs: { type: 'string', default: '5' },
     'no-peers': { type: 'boolean', default: false },
+    /** Only these convolutions, as CIN-COUT pairs (the matmul always runs: it is the reference rate). */
+    only: { type: 'string' },
     out: { type: 'string', default: resolve(import.meta.dirname, 'results') },
   },
 });
@@ -31,8 +33,11 @@ const MATMUL = 1024;
 /** MoE-Fusion's 3×3 convolutions (input → output channels). */
 const CHANNELS: Array<[number, number]> = [[1, 16], [16, 16], [32, 16], [48, 16], [16, 8], [8, 16], [160, 64], [64, 32], [32, 16], [16, 1]];
 const cases: ConvCase[] = [];
-for (const [cin, cout] of CHANNELS)
+const only = args.only?.split(',').map((pair) => pair.split('-').map(Number));
+for (const [cin, cout] of CHANNELS) {
+  if (only && !only.some(([i, o]) => i === cin && o === cout)) continue;
   if (!cases.some((c) => c.cin === cin && c.cout === cout)) cases.push({ name: `conv3x3 ${cin}→${cout}`, n: batch, cin, cout, h: height, w: width, k: 3 });
+}
 
 const e = await initEngine();
 const s = e.rt.handle.summary;

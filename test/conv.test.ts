@@ -10,6 +10,7 @@ import { Tensor } from '../src/graph/tensor.ts';
 import { backward } from '../src/graph/autograd.ts';
 import { tidy, noGrad } from '../src/graph/engine.ts';
 import { conv2d, routedConv2d, sum, mul } from '../src/graph/ops.ts';
+import { convSubgroupSize, setConvSubgroups } from '../src/kernels/conv2d.ts';
 
 const t = suite('conv');
 const rng = new Rng(11);
@@ -59,6 +60,75 @@ t('conv2d gradients of x, w and b pass the finite-difference check (with and wit
 });
 
 const routedTable: Array<[number, number]> = [[1, 2], [0, 0], [1, 0]]; // input 1 read twice, expert 1 never chosen
+
+/** Float64 gradients of Σ R·routedConv(x, w, b) (stride 1, zero padding (K−1)/2, no relu). */
+function refConvGrads(x: Float32Array, xShape: number[], w: Float32Array, E: number, Cout: number, K: number, table: Array<[number, number]>, r: Float32Array) {
+  const [, Cin, H, W] = xShape;
+  const pad = (K - 1) / 2;
+  const dx = new Float64Array(x.length);
+  const dw = new Float64Array(w.length);
+  const db = new Float64Array(E * Cout);
+  table.forEach(([n, e], o) => {
+    for (let co = 0; co < Cout; co++)
+      for (let y = 0; y < H; y++)
+        for (let xx = 0; xx < W; xx++) {
+          const g = r[((o * Cout + co) * H + y) * W + xx];
+          db[e * Cout + co] += g;
+          for (let ci = 0; ci < Cin; ci++)
+            for (let ky = 0; ky < K; ky++)
+              for (let kx = 0; kx < K; kx++) {
+                const [iy, ix] = [y + ky - pad, xx + kx - pad];
+                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                const xi = ((n * Cin + ci) * H + iy) * W + ix;
+                const wi = (((e * Cout + co) * Cin + ci) * K + ky) * K + kx;
+                dw[wi] += g * x[xi];
+                dx[xi] += g * w[wi];
+              }
+        }
+  });
+  return { dx, dw, db };
+}
+
+t('wide channel blocks (13→17, 20→9, routed): input, weight and bias gradients match float64, subgroup kernels and fallback', async () => {
+  await gpu();
+  const cases: Array<[string, number[], number, number, number, Array<[number, number]>]> = [
+    // name, x shape, E, Cout, K, table (output sample → [input sample, expert])
+    ['13→17 k3', [2, 13, 7, 11], 1, 17, 3, [[0, 0], [1, 0]]],
+    ['20→9 k1', [1, 20, 5, 9], 1, 9, 1, [[0, 0]]],
+    ['routed 11→17 E3', [2, 11, 6, 7], 3, 17, 3, routedTable],
+  ];
+  const modes = convSubgroupSize() ? [true, false] : [false];
+  try {
+    for (const subgroups of modes) {
+      setConvSubgroups(subgroups);
+      for (const [name, xShape, E, Cout, K, tbl] of cases) {
+        const Cin = xShape[1];
+        const x = rng.uniform(xShape.reduce((a, d) => a * d, 1));
+        const w = rng.uniform(E * Cout * Cin * K * K);
+        const b = rng.uniform(E * Cout);
+        const r = rng.uniform(tbl.length * Cout * xShape[2] * xShape[3]);
+        const xt = Tensor.fromArray(x, xShape);
+        const wt = Tensor.fromArray(w, E === 1 ? [Cout, Cin, K, K] : [E, Cout, Cin, K, K]);
+        const bt = Tensor.fromArray(b, E === 1 ? [Cout] : [E, Cout]);
+        const table = Tensor.fromArray(tbl.flat(), [tbl.length, 2], 'u32');
+        for (const p of [xt, wt, bt]) p.requiresGrad = true;
+        const loss = tidy(() => {
+          const out = E === 1 && tbl.length === xShape[0] ? conv2d(xt, wt, bt) : routedConv2d(xt, wt, bt, table);
+          return sum(mul(out, Tensor.fromArray(r, out.shape)));
+        });
+        backward(loss);
+        const want = refConvGrads(x, xShape, w, E, Cout, K, tbl, r);
+        const what = `${name} (subgroups ${subgroups ? 'on' : 'off'})`;
+        assertClose(await xt.grad!.data(), want.dx, { what: `${what} dx` });
+        assertClose(await wt.grad!.data(), want.dw, { what: `${what} dw` });
+        assertClose(await bt.grad!.data(), want.db, { what: `${what} db` });
+        for (const v of [loss, xt, wt, bt, table]) v.dispose();
+      }
+    }
+  } finally {
+    setConvSubgroups(true);
+  }
+});
 
 t('routedConv2d matches float64 (repeated inputs, an expert never chosen)', async () => {
   await gpu();

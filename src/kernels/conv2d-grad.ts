@@ -13,6 +13,7 @@ import { LimitError } from '../runtime/errors.ts';
 import { sumAxes } from './reduce.ts';
 import { ceilDiv, grid1d } from './wgsl.ts';
 import { planSlabs } from './conv2d-slabs.ts';
+import { convSubgroupSize } from './conv2d.ts';
 
 const COB = 4;
 const WG = 64;
@@ -69,7 +70,7 @@ struct P {
   srcLo: u32, srcHi: u32, xBase: u32, xSample: u32,
   ciLo: u32, ciHi: u32, vLo: u32, vHi: u32,
   gBase: u32, gSample: u32, coLo: u32, coHi: u32,
-  accumulate: u32, coBlocks: u32, _a: u32, _b: u32,
+  accumulate: u32, coBlocks: u32, ciChunks: u32, _b: u32,
 }
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read> G: array<f32>;
@@ -133,6 +134,142 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 }
 
 /**
+ * Subgroup variant (subgroups of ≥ 8 lanes): a workgroup of one subgroup (8 invocations on lavapipe) owns one
+ * (part, expert, block of COB output channels) and as many consecutive input channels, one per invocation. All lanes walk the same pixels, so the
+ * output gradient of the COB channels is the same for every lane: lane l loads channels co0 + l, co0 + 8 + l, …
+ * and subgroupBroadcast hands them to the others (COB / 8 loads per pixel instead of COB). The input window is
+ * each lane's own. Measured on lavapipe (160→64): 2× faster than the plain kernel with COB = 8, 2.3-2.4× with
+ * COB = 16 (160×120 and 640×480); COB = 32 gained 4% more for a 4× longer compile. One workgroup size for every
+ * channel count keeps it to one pipeline per (K, COB).
+ */
+function gradCodeSub(K: number, cob: number, accumulate: boolean, WG: number): string {
+  const KK = K * K;
+  const win = (ky: number, kx: number) => `w${ky}_${kx}`;
+  const decl: string[] = [];
+  for (let ky = 0; ky < K; ky++) for (let kx = 0; kx < K; kx++) decl.push(`var ${win(ky, kx)} = 0.0;`);
+  const accDecl: string[] = [];
+  for (let c = 0; c < cob; c++) for (let t = 0; t < KK; t++) accDecl.push(`var a${c}_${t} = 0.0;`);
+  const rows: string[] = [];
+  const init: string[] = [];
+  const shift: string[] = [];
+  for (let ky = 0; ky < K; ky++) {
+    rows.push(`let iy${ky} = i32(y) + ${ky} - p.pad;
+        let rv${ky} = iy${ky} >= 0 && iy${ky} < i32(p.Hin);
+        let row${ky} = xc + u32(clamp(iy${ky}, 0, i32(p.Hin) - 1)) * p.Win;`);
+    for (let kx = 1; kx < K; kx++) init.push(`${win(ky, kx)} = ld(row${ky}, rv${ky}, ${kx - 1} - p.pad);`);
+    for (let kx = 0; kx < K - 1; kx++) shift.push(`${win(ky, kx)} = ${win(ky, kx + 1)};`);
+    shift.push(`${win(ky, K - 1)} = ld(row${ky}, rv${ky}, i32(xx) + ${K - 1} - p.pad);`);
+  }
+  const fma: string[] = [];
+  const bias: string[] = [];
+  for (let c = 0; c < cob; c++) {
+    fma.push(`let g${c} = subgroupBroadcast(gl${c >> 3}, ${c % 8}u);`);
+    bias.push(`b${c} += g${c};`);
+    for (let ky = 0; ky < K; ky++) for (let kx = 0; kx < K; kx++) fma.push(`a${c}_${ky * K + kx} += g${c} * ${win(ky, kx)};`);
+  }
+  // Lane l loads the output gradient of channels co0 + l, co0 + 8 + l, …
+  const lanes: string[] = [];
+  const gLoads: string[] = [];
+  for (let j = 0; j < cob / 8; j++) {
+    lanes.push(`let myCo${j} = co0 + ${8 * j}u + (sid % 8u);
+  let coOk${j} = myCo${j} >= p.coLo && myCo${j} < p.coHi;
+  let coOff${j} = (clamp(myCo${j}, p.coLo, p.coHi - 1u) - p.coLo) * p.Hout * p.Wout;`);
+    gLoads.push(`let gl${j} = select(0.0, G[gr + coOff${j} + xx], coOk${j});`);
+  }
+  const writes: string[] = [];
+  for (let c = 0; c < cob; c++) {
+    const w: string[] = [];
+    for (let t = 0; t < KK; t++) w.push(`put(wo + ${t}u, a${c}_${t});`);
+    writes.push(`if (co0 + ${c}u < p.coHi) {
+    let wo = pw + ((e * p.Cout + co0 + ${c}u) * p.Cin + ci) * ${KK}u;
+    ${w.join(' ')}
+    if (ci == 0u) { putBias(pb + e * p.Cout + co0 + ${c}u, b${c}); }
+  }`);
+  }
+  return /* wgsl */ `enable subgroups;
+struct P {
+  Hin: u32, Win: u32, Hout: u32, Wout: u32,
+  Cin: u32, Cout: u32, E: u32, pad: i32,
+  nv: u32, routed: u32, parts: u32, rowsPerPart: u32,
+  srcLo: u32, srcHi: u32, xBase: u32, xSample: u32,
+  ciLo: u32, ciHi: u32, vLo: u32, vHi: u32,
+  gBase: u32, gSample: u32, coLo: u32, coHi: u32,
+  accumulate: u32, coBlocks: u32, ciChunks: u32, _b: u32,
+}
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> G: array<f32>;
+@group(0) @binding(2) var<storage, read> T: array<u32>;
+@group(0) @binding(3) var<storage, read_write> PW: array<f32>;
+@group(0) @binding(4) var<storage, read_write> PB: array<f32>;
+@group(0) @binding(5) var<uniform> p: P;
+
+fn ld(row: u32, rowValid: bool, ix: i32) -> f32 {
+  let v = X[row + u32(clamp(ix, 0, i32(p.Win) - 1))];
+  return select(0.0, v, rowValid && ix >= 0 && ix < i32(p.Win));
+}
+
+fn put(idx: u32, v: f32) {
+  PW[idx] ${accumulate ? '+=' : '='} v;
+}
+
+fn putBias(idx: u32, v: f32) {
+  PB[idx] ${accumulate ? '+=' : '='} v;
+}
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32,
+        @builtin(subgroup_invocation_id) sid: u32) {
+  // Everything but ci is uniform across the workgroup: no divergent branch may precede the broadcasts.
+  let g = wid.x + wid.y * nwg.x;
+  let blocks = p.E * p.coBlocks * p.ciChunks;
+  if (g >= blocks * p.parts) { return; }
+  let part = g / blocks;
+  let r = g % blocks;
+  let chunk = r % p.ciChunks;
+  let cb = (r / p.ciChunks) % p.coBlocks;
+  let e = r / (p.ciChunks * p.coBlocks);
+  let co0 = cb * ${cob}u;
+  if (co0 + ${cob}u <= p.coLo || co0 >= p.coHi) { return; }
+  if ((chunk + 1u) * ${WG}u <= p.ciLo || chunk * ${WG}u >= p.ciHi) { return; } // no channel of this input slab
+  let ci = chunk * ${WG}u + li;
+  let ciOk = ci >= p.ciLo && ci < p.ciHi;
+  let ciC = clamp(ci, p.ciLo, p.ciHi - 1u);
+  ${lanes.join('\n  ')}
+  let y0 = part * p.rowsPerPart;
+  let y1 = min(p.Hout, y0 + p.rowsPerPart);
+  let plane = p.Hin * p.Win;
+  ${accDecl.join(' ')}
+  ${Array.from({ length: cob }, (_, c) => `var b${c} = 0.0;`).join(' ')}
+  ${decl.join(' ')}
+  for (var v = p.vLo; v < p.vHi; v++) {
+    var src = v;
+    if (p.routed == 1u) {
+      if (T[2u * v + 1u] != e) { continue; }
+      src = T[2u * v];
+    }
+    if (src < p.srcLo || src >= p.srcHi) { continue; }
+    let xc = (src - p.srcLo) * p.xSample + p.xBase + (ciC - p.ciLo) * plane;
+    let gs = (v - p.vLo) * p.gSample + p.gBase;
+    for (var y = y0; y < y1; y++) {
+      ${rows.join('\n      ')}
+      ${init.join(' ')}
+      let gr = gs + y * p.Wout;
+      for (var xx = 0u; xx < p.Wout; xx++) {
+        ${shift.join(' ')}
+        ${gLoads.join(' ')}
+        ${fma.join(' ')}
+        ${bias.join(' ')}
+      }
+    }
+  }
+  if (!ciOk) { return; }
+  let pw = part * p.E * p.Cout * p.Cin * ${KK}u;
+  let pb = part * p.E * p.Cout;
+  ${writes.join('\n  ')}
+}`;
+}
+
+/**
  * Weight and bias gradients. x: (Nin, Cin, Hin, Win) forward input; gy: (Nv, Cout, Hout, Wout) output gradient
  * (already masked by the ReLU); table as in convForward (null: identity, E = 1).
  * Returns dw (E, Cout, Cin, K, K) and db (E, Cout).
@@ -141,8 +278,13 @@ export function convBackwardWeight(x: Tensor, gy: Tensor, table: Tensor | null, 
   const rt = engine().rt;
   const [Nin, Cin, Hin, Win] = x.shape;
   const [Nv, Cout, Hout, Wout] = gy.shape;
-  const coBlocks = ceilDiv(Cout, COB);
-  const pairs = E * coBlocks * Cin;
+  // Subgroup path: a workgroup is one full subgroup, so that the broadcast lanes 0-7 are always active.
+  const subSize = convSubgroupSize();
+  const sub = subSize > 0;
+  const cob = sub ? (Cout > 8 ? 16 : 8) : COB;
+  const coBlocks = ceilDiv(Cout, cob);
+  const ciChunks = sub ? ceilDiv(Cin, subSize) : 1;
+  const pairs = sub ? E * coBlocks * ciChunks * subSize : E * coBlocks * Cin;
   const parts = Math.max(1, Math.min(Hout, Math.ceil(TARGET_INVOCATIONS / pairs)));
   const rowsPerPart = ceilDiv(Hout, parts);
   const pw = Tensor.empty([parts, E * Cout * Cin * K * K]);
@@ -155,7 +297,8 @@ export function convBackwardWeight(x: Tensor, gy: Tensor, table: Tensor | null, 
     rt.clear(pw.buffer, 0, pw.bytes);
     rt.clear(pb.buffer, 0, pb.bytes);
   }
-  const code = gradCode(K);
+  const code = sub ? gradCodeSub(K, cob, multi, subSize) : gradCode(K);
+  const groups = sub ? E * coBlocks * ciChunks * parts : ceilDiv(pairs * parts, WG);
   for (const gs of gSlabs)
     for (const xs of xSlabs) {
       if (!table && (xs.nHi <= gs.nLo || gs.nHi <= xs.nLo)) continue;
@@ -163,13 +306,13 @@ export function convBackwardWeight(x: Tensor, gy: Tensor, table: Tensor | null, 
         .u32(Hin, Win, Hout, Wout, Cin, Cout, E)
         .i32(pad)
         .u32(Nv, table ? 1 : 0, parts, rowsPerPart, xs.nLo, xs.nHi, xs.base, Cin * Hin * Win, xs.cLo, xs.cHi)
-        .u32(gs.nLo, gs.nHi, gs.base, Cout * Hout * Wout, gs.cLo, gs.cHi, multi ? 1 : 0, coBlocks, 0, 0).bytes;
+        .u32(gs.nLo, gs.nHi, gs.base, Cout * Hout * Wout, gs.cLo, gs.cHi, multi ? 1 : 0, coBlocks, ciChunks, 0).bytes;
       rt.dispatch({
         label: 'conv2d_grad_weight',
         code,
         buffers: [xs.range, gs.range, table?.buffer ?? gs.range, pw.buffer, pb.buffer],
         params,
-        workgroups: grid1d(ceilDiv(pairs * parts, WG)),
+        workgroups: grid1d(groups),
       });
     }
   const dwFlat = sumAxes(pw, [0]);

@@ -4,10 +4,15 @@
  * The same kernel computes the input gradient (a convolution of the output gradient with the flipped, transposed
  * weights that gathers every output sample that read the input sample).
  *
- * Direct convolution with register blocking and no workgroup memory (fastest shape on lavapipe): each invocation
- * computes COB output channels × PX horizontally adjacent pixels, reusing each loaded input row segment for all
- * taps and channels. Tensors larger than one storage binding are processed in slabs (see conv2d-slabs.ts),
- * accumulating into the output.
+ * Direct convolution with register blocking and no workgroup memory: each invocation computes COB output channels
+ * × PX horizontally adjacent pixels, reusing each loaded input row segment for all taps and channels. With
+ * subgroups, the weights are loaded once per subgroup and broadcast (see convCode). Tensors larger than one storage
+ * binding are processed in slabs (see conv2d-slabs.ts), accumulating into the output.
+ *
+ * Cost model on lavapipe (llvmpipe, Mesa 25.0): an invocation is one lane of an 8-wide SIMD vector; every storage
+ * load whose address is not a compile-time constant is emitted as 8 guarded scalar loads (exec-mask and bounds
+ * branches per lane), several times the cost of the 8-lane multiply-add it feeds. The weights, the same for
+ * every lane, were such loads too: they took over half the time. The blocking below minimises those loads.
  */
 import { engine } from '../graph/engine.ts';
 import { Tensor } from '../graph/tensor.ts';
@@ -16,10 +21,29 @@ import { LimitError } from '../runtime/errors.ts';
 import { ceilDiv, MAX_GRID } from './wgsl.ts';
 import { planSlabs } from './conv2d-slabs.ts';
 
-// Measured on lavapipe (2 cores): 16 pixels × 8 channels per invocation in 2×32 workgroups ran 2-4× faster than
-// 4×4 blocks in 8×8 workgroups; weight loads are uniform across a workgroup (scalar loads), inputs are gathers.
-// Other kernel sizes use a smaller block: LLVM took tens of seconds to compile the large one for k = 1 and 5.
-const blockFor = (K: number) => (K === 3 ? { PX: 16, MAX_COB: 8, WG_X: 2, WG_Y: 32 } : { PX: 4, MAX_COB: 4, WG_X: 8, WG_Y: 8 });
+// Measured on lavapipe (2 cores, 160→64 at 160×120, CPU time, subgroup weights): 8 pixels × 16 channels per
+// invocation ran 18% faster than 8 × 8 and 16 × 8, 25% faster than 8 × 32 and 16 × 16 (more accumulators than
+// LLVM can keep near, and a 30 s compile). Other kernel sizes use a smaller block: LLVM took tens of seconds to
+// compile large ones for k = 1 and 5.
+const blockFor = (K: number) => (K === 3 ? { PX: 8, MAX_COB: 16, WG_X: 4, WG_Y: 16 } : { PX: 4, MAX_COB: 4, WG_X: 8, WG_Y: 8 });
+
+let subgroupsAllowed = true;
+
+/** Turns the subgroup kernels of the convolution and its gradients off or on (tests of the fallback, A/B timing). */
+export function setConvSubgroups(on: boolean): void {
+  subgroupsAllowed = on;
+}
+
+/**
+ * The largest subgroup size when the subgroup kernels may run (allowed, the feature is on, every subgroup has at
+ * least 8 lanes), else 0. lavapipe: 8, the lanes of one 256-bit vector.
+ */
+export function convSubgroupSize(): number {
+  const h = engine().rt.handle;
+  const info = (h.device as GPUDevice & { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
+  const ok = subgroupsAllowed && h.features.has('subgroups') && (info?.subgroupMinSize ?? 0) >= 8;
+  return ok ? Math.max(8, info?.subgroupMaxSize ?? 8) : 0;
+}
 
 /** Output channels per invocation: the smallest power of two ≥ the channel count, at most MAX_COB. */
 function channelBlock(channels: number, max: number): number {
@@ -28,35 +52,62 @@ function channelBlock(channels: number, max: number): number {
   return c;
 }
 
-/** WGSL for kernel size K; `flip` reads taps mirrored (input gradient). */
-function convCode(K: number, flip: boolean, COB: number): string {
+/** Code generation options: `flip` reads taps mirrored (input gradient); `sub` shares weights across a subgroup. */
+interface CodeOpts {
+  K: number;
+  flip: boolean;
+  COB: number;
+  sub: boolean;
+  /** Adds to the output (slabs); a generation-time switch so the common case carries no read-back code. */
+  acc: boolean;
+}
+
+/**
+ * WGSL for one block shape. Without `sub`, every invocation loads its COB·K² weights per input channel itself; on
+ * lavapipe these are per-lane loads (8 scalar loads each, costlier than the FMAs they feed). With `sub`, lane l of
+ * a subgroup (size ≥ 8) loads the K² taps of output channel co0 + l and subgroupBroadcast hands them to the other
+ * lanes: 8× fewer weight loads. The body has no divergent branches (rows outside the image are clamped and zeroed
+ * by select) so that the broadcasts sit in uniform control flow.
+ */
+function convCode(o: CodeOpts): string {
+  const { K, flip, COB, sub, acc: accumulate } = o;
   const { PX, WG_X, WG_Y } = blockFor(K);
   const quads = PX / 4;
   const span = PX + K - 1;
+  const KK = K * K;
+  const lanes = Math.min(COB, 8);
+  const groups = Math.ceil(COB / 8);
   const acc = (c: number, q: number) => `acc${c}_${q}`;
   const accDecl: string[] = [];
   for (let c = 0; c < COB; c++) for (let q = 0; q < quads; q++) accDecl.push(`var ${acc(c, q)} = vec4f(0.0);`);
-  const wRows = Array.from({ length: COB }, (_, c) => `let w${c} = wb + min(co0 + ${c}u, coLast) * p.wO;`).join('\n    ');
+  const wRows = sub
+    ? Array.from({ length: groups }, (_, g) => `let wl${g} = wb + min(co0 + ${g * 8}u + (sid % ${lanes}u), coLast) * p.wO;`).join('\n    ')
+    : Array.from({ length: COB }, (_, c) => `let w${c} = wb + min(co0 + ${c}u, coLast) * p.wO;`).join('\n    ');
+  // Subgroup path: lane loads of this input channel's taps (one per group of 8 output channels).
+  const laneLoads: string[] = [];
+  if (sub) for (let g = 0; g < groups; g++) for (let t = 0; t < KK; t++) laneLoads.push(`let q${g}_${t} = Wt[wl${g} + wc + ${t}u];`);
+  const weight = (c: number, t: number) =>
+    sub ? `subgroupBroadcast(q${Math.floor(c / 8)}_${t}, ${c % 8}u)` : `Wt[w${c} + wc + ${t}u]`;
   const taps: string[] = [];
   for (let ky = 0; ky < K; ky++) {
-    const loads = Array.from({ length: span }, (_, m) => `let x${m} = ld(row, ix0 + ${m});`).join(' ');
+    const loads = Array.from({ length: span }, (_, m) => `let x${m} = ld(row, ok, ix0 + ${m});`).join(' ');
     const fmas: string[] = [];
     for (let kx = 0; kx < K; kx++) {
-      const t = flip ? K * K - 1 - (ky * K + kx) : ky * K + kx;
+      const t = flip ? KK - 1 - (ky * K + kx) : ky * K + kx;
       const xv = Array.from({ length: quads }, (_, q) => `let xv${q} = vec4f(x${kx + 4 * q}, x${kx + 4 * q + 1}, x${kx + 4 * q + 2}, x${kx + 4 * q + 3});`);
       const body: string[] = [];
       for (let c = 0; c < COB; c++) {
-        body.push(`let wv${c} = Wt[w${c} + wc + ${t}u];`);
+        body.push(`let wv${c} = ${weight(c, t)};`);
         for (let q = 0; q < quads; q++) body.push(`${acc(c, q)} += wv${c} * xv${q};`);
       }
       fmas.push(`{ ${xv.join(' ')}\n          ${body.join(' ')} }`);
     }
-    taps.push(`{ let iy = i32(y) + ${ky} - p.pad;
-        if (iy >= 0 && iy < i32(p.Hin)) {
-          let row = xc + u32(iy) * p.Win;
-          ${loads}
-          ${fmas.join('\n          ')}
-        } }`);
+    taps.push(`{ let iy = i32(yc) + ${ky} - p.pad;
+        let ok = iy >= 0 && iy < i32(p.Hin);
+        let row = xc + u32(clamp(iy, 0, i32(p.Hin) - 1)) * p.Win;
+        ${loads}
+        ${fmas.join('\n        ')}
+      }`);
   }
   const stores: string[] = [];
   for (let c = 0; c < COB; c++) {
@@ -69,7 +120,7 @@ function convCode(K: number, flip: boolean, COB: number): string {
     ${q.join('\n    ')}
   }`);
   }
-  return /* wgsl */ `
+  return /* wgsl */ `${sub ? 'enable subgroups;' : ''}
 struct P {
   Hin: u32, Win: u32, Hout: u32, Wout: u32,
   cin: u32, pad: i32, nv: u32, routed: u32,
@@ -86,23 +137,25 @@ struct P {
 @group(0) @binding(4) var<storage, read_write> O: array<f32>;
 @group(0) @binding(5) var<uniform> p: P;
 
-fn ld(row: u32, ix: i32) -> f32 {
+/** X[row][ix], zero outside the image (rowOk: the row is inside). */
+fn ld(row: u32, rowOk: bool, ix: i32) -> f32 {
   let v = X[row + u32(clamp(ix, 0, i32(p.Win) - 1))];
-  return select(0.0, v, ix >= 0 && ix < i32(p.Win));
+  return select(0.0, v, rowOk && ix >= 0 && ix < i32(p.Win));
 }
 
 fn store(idx: u32, value: f32) {
   var r = value;
-  if (p.accumulate == 1u) { r += O[idx]; }
-  if (p.relu == 1u) { r = max(r, 0.0); }
+${accumulate ? '  r += O[idx];\n' : ''}  if (p.relu == 1u) { r = max(r, 0.0); }
   O[idx] = r;
 }
 
 @compute @workgroup_size(${WG_X}, ${WG_Y})
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u${sub ? ', @builtin(subgroup_invocation_id) sid: u32' : ''}) {
   let px0 = gid.x * ${PX}u;
   let y = gid.y;
-  if (px0 >= p.Wout || y >= p.Hout) { return; }
+  // No early return: out-of-image invocations compute on clamped rows and skip the stores.
+  let live = px0 < p.Wout && y < p.Hout;
+  let yc = min(y, p.Hout - 1u);
   let cb = wid.z % p.coBlocks;
   let o = p.oLo + wid.z / p.coBlocks;
   let co0 = p.coLo + cb * ${COB}u;
@@ -137,10 +190,11 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
     for (var ci = 0u; ci < p.cin; ci++) {
       let xc = xs + ci * plane;
       let wc = ci * p.wI;
+      ${laneLoads.join(' ')}
       ${taps.join('\n      ')}
     }
   }
-  if (!found && p.alwaysWrite == 0u) { return; }
+  if (!live || (!found && p.alwaysWrite == 0u)) { return; }
   let outPlane = p.Hout * p.Wout;
   let rowBase = (o - p.oLo) * p.oSample + p.oBase + y * p.Wout + px0;
   ${stores.join('\n  ')}
@@ -205,7 +259,7 @@ function runConv(a: ConvArgs, out: Tensor, l: Layout): void {
   if (multi) rt.clear(out.buffer, 0, out.bytes);
   const { PX, MAX_COB, WG_X, WG_Y } = blockFor(l.K);
   const cob = channelBlock(Co, MAX_COB);
-  const code = convCode(l.K, l.flip, cob);
+  const code = convCode({ K: l.K, flip: l.flip, COB: cob, sub: convSubgroupSize() > 0, acc: multi });
   const dummy = a.w.buffer;
   for (const os of oSlabs) {
     const coCount = os.cHi - os.cLo;

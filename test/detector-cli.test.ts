@@ -4,9 +4,9 @@
  * serve `detect` (boxes, pictures, mAP) and `fuse --attention detector`; misuse gives one clear line.
  */
 import { suite } from 'uvu';
+import { cli, assertFails } from './helpers/cli.ts';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readSafetensors } from '../src/io/safetensors.ts';
@@ -16,25 +16,6 @@ const root = resolve(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'moefusion-detector-'));
 const data = join(dir, 'data');
 const run = join(dir, 'run');
-const MAIN = join(root, 'src/cli/main.ts');
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(...args: string[]): Result {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { encoding: 'utf8', cwd: root });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr.replace(/^Warning: .*\n/gm, '') };
-}
-
-function assertFails(r: Result, pattern: RegExp): void {
-  assert.is.not(r.code, 0, 'non-zero exit');
-  const lines = r.stderr.trim().split('\n').filter(Boolean);
-  assert.is(lines.length, 1, `one line of error, got: ${r.stderr}`);
-  assert.match(lines[0], pattern);
-}
 
 const TRAIN = ['train', '--data', data, '--out', run, '--attention', 'detector', '--batch', '2', '--crop', '48', '--gate-grids', '6x8,3x4', '--val-fraction', '0.34', '--checkpoint-every', '2', '--lr', '1e-3'];
 
@@ -98,10 +79,7 @@ t('train --attention detector without labels, and a bad --attention, fail with o
   const bare = join(dir, 'bare');
   mkdirSync(join(bare, 'ir'), { recursive: true });
   mkdirSync(join(bare, 'vi'), { recursive: true });
-  for (const m of ['ir', 'vi']) for (const f of readdirSync(join(data, m === 'ir' ? 'Ir' : 'Vis')).slice(0, 2)) {
-    const src = join(data, m === 'ir' ? 'Ir' : 'Vis', f);
-    spawnSync('cp', [src, join(bare, m, f)]);
-  }
+  for (const [m, from] of [['ir', 'Ir'], ['vi', 'Vis']]) for (const f of readdirSync(join(data, from)).slice(0, 2)) copyFileSync(join(data, from, f), join(bare, m, f));
   assertFails(cli('train', '--data', bare, '--out', join(dir, 'r2'), '--attention', 'detector', '--steps', '1'), /needs boxes/);
   assertFails(cli('train', '--data', data, '--out', join(dir, 'r3'), '--attention', 'yolo', '--steps', '1'), /--attention yolo/);
 });

@@ -5,8 +5,9 @@
  * corrupt checkpoint, incomplete --init weights and bad arguments each give one clear line and a non-zero exit.
  */
 import { suite } from 'uvu';
+import { cli, assertFails } from './helpers/cli.ts';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -22,17 +23,6 @@ const MAIN = join(root, 'src/cli/main.ts');
 const COMMON = ['--data', data, '--batch', '2', '--crop', '24x32', '--gate-grids', '6x8,3x4', '--val-fraction', '0.25'];
 const METRICS = ['loss', 'EN', 'SD', 'SF', 'AG', 'MI', 'SCD', 'VIF', 'Qabf'];
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(...args: string[]): Result {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { encoding: 'utf8', cwd: root });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr.replace(/^Warning: .*\n/gm, '') };
-}
-
 interface LogLine {
   step: number;
   total?: number;
@@ -45,14 +35,6 @@ const trainingSteps = (log: LogLine[]) => log.filter((l) => l.total !== undefine
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const checkpointStep = (run: string) => JSON.parse(readSafetensors(join(run, 'checkpoint.safetensors')).metadata['moefusion.checkpoint']).step as number;
 const temporaries = (run: string) => readdirSync(run).filter((f) => /tmp/.test(f));
-
-function assertFails(r: Result, pattern: RegExp): void {
-  assert.is.not(r.code, 0, 'non-zero exit');
-  const lines = r.stderr.trim().split('\n').filter(Boolean);
-  assert.is(lines.length, 1, `one line of error, got: ${r.stderr}`);
-  assert.match(lines[0], /^moefusion: /);
-  assert.match(lines[0], pattern);
-}
 
 const t = suite('train-cli');
 

@@ -20,6 +20,29 @@ const WG = 64;
 /** Invocations to aim for when choosing how many row bands to split the reduction into. */
 const TARGET_INVOCATIONS = 8192;
 
+/** Parameters, bindings and the zero-padded input load shared by both weight-gradient kernels. */
+const GRAD_PRELUDE = /* wgsl */ `struct P {
+  Hin: u32, Win: u32, Hout: u32, Wout: u32,
+  Cin: u32, Cout: u32, E: u32, pad: i32,
+  nv: u32, routed: u32, parts: u32, rowsPerPart: u32,
+  srcLo: u32, srcHi: u32, xBase: u32, xSample: u32,
+  ciLo: u32, ciHi: u32, vLo: u32, vHi: u32,
+  gBase: u32, gSample: u32, coLo: u32, coHi: u32,
+  accumulate: u32, coBlocks: u32, ciChunks: u32, _b: u32,
+}
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> G: array<f32>;
+@group(0) @binding(2) var<storage, read> T: array<u32>;
+@group(0) @binding(3) var<storage, read_write> PW: array<f32>;
+@group(0) @binding(4) var<storage, read_write> PB: array<f32>;
+@group(0) @binding(5) var<uniform> p: P;
+
+fn ld(row: u32, rowValid: bool, ix: i32) -> f32 {
+  let v = X[row + u32(clamp(ix, 0, i32(p.Win) - 1))];
+  return select(0.0, v, rowValid && ix >= 0 && ix < i32(p.Win));
+}
+`;
+
 function gradCode(K: number): string {
   const lines: string[] = [];
   const win = (ky: number, kx: number) => `w${ky}_${kx}`;
@@ -63,27 +86,7 @@ function gradCode(K: number): string {
         }
       }`);
   return /* wgsl */ `
-struct P {
-  Hin: u32, Win: u32, Hout: u32, Wout: u32,
-  Cin: u32, Cout: u32, E: u32, pad: i32,
-  nv: u32, routed: u32, parts: u32, rowsPerPart: u32,
-  srcLo: u32, srcHi: u32, xBase: u32, xSample: u32,
-  ciLo: u32, ciHi: u32, vLo: u32, vHi: u32,
-  gBase: u32, gSample: u32, coLo: u32, coHi: u32,
-  accumulate: u32, coBlocks: u32, ciChunks: u32, _b: u32,
-}
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read> G: array<f32>;
-@group(0) @binding(2) var<storage, read> T: array<u32>;
-@group(0) @binding(3) var<storage, read_write> PW: array<f32>;
-@group(0) @binding(4) var<storage, read_write> PB: array<f32>;
-@group(0) @binding(5) var<uniform> p: P;
-
-fn ld(row: u32, rowValid: bool, ix: i32) -> f32 {
-  let v = X[row + u32(clamp(ix, 0, i32(p.Win) - 1))];
-  return select(0.0, v, rowValid && ix >= 0 && ix < i32(p.Win));
-}
-
+${GRAD_PRELUDE}
 /** Output gradient of channel co at offset off of channel coLo's plane, 0 outside the bound channels. */
 fn gld(off: u32, co: u32) -> f32 {
   let c = clamp(co, p.coLo, p.coHi - 1u) - p.coLo;
@@ -187,27 +190,7 @@ function gradCodeSub(K: number, cob: number, accumulate: boolean, WG: number): s
   }`);
   }
   return /* wgsl */ `enable subgroups;
-struct P {
-  Hin: u32, Win: u32, Hout: u32, Wout: u32,
-  Cin: u32, Cout: u32, E: u32, pad: i32,
-  nv: u32, routed: u32, parts: u32, rowsPerPart: u32,
-  srcLo: u32, srcHi: u32, xBase: u32, xSample: u32,
-  ciLo: u32, ciHi: u32, vLo: u32, vHi: u32,
-  gBase: u32, gSample: u32, coLo: u32, coHi: u32,
-  accumulate: u32, coBlocks: u32, ciChunks: u32, _b: u32,
-}
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read> G: array<f32>;
-@group(0) @binding(2) var<storage, read> T: array<u32>;
-@group(0) @binding(3) var<storage, read_write> PW: array<f32>;
-@group(0) @binding(4) var<storage, read_write> PB: array<f32>;
-@group(0) @binding(5) var<uniform> p: P;
-
-fn ld(row: u32, rowValid: bool, ix: i32) -> f32 {
-  let v = X[row + u32(clamp(ix, 0, i32(p.Win) - 1))];
-  return select(0.0, v, rowValid && ix >= 0 && ix < i32(p.Win));
-}
-
+${GRAD_PRELUDE}
 fn put(idx: u32, v: f32) {
   PW[idx] ${accumulate ? '+=' : '='} v;
 }

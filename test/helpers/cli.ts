@@ -1,0 +1,28 @@
+/** Runs the `moefusion` command line in a child process, as users do, and checks its one-line failures. */
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '../..');
+const MAIN = join(root, 'src/cli/main.ts');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Exit code and output of `moefusion ARGS…` run in the repository root (Dawn's warnings removed from stderr). */
+export function cli(...args: string[]): CliResult {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { encoding: 'utf8', cwd: root });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr.replace(/^Warning: .*\n/gm, '') };
+}
+
+/** A failure as the CLI promises it: non-zero exit and exactly one `moefusion: …` line matching `pattern`. */
+export function assertFails(r: CliResult, pattern: RegExp): void {
+  assert.is.not(r.code, 0, 'non-zero exit');
+  const lines = r.stderr.trim().split('\n').filter(Boolean);
+  assert.is(lines.length, 1, `one line of error, got: ${r.stderr}`);
+  assert.match(lines[0], /^moefusion: /);
+  assert.match(lines[0], pattern);
+}

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { initEngine, shutdownEngine, noGrad, tidy } from '../src/graph/engine.ts';
+import { initEngine, noGrad, tidy } from '../src/graph/engine.ts';
 import { Tensor } from '../src/graph/tensor.ts';
 import { backward } from '../src/graph/autograd.ts';
 import { Adam, clipGradNorm } from '../src/graph/optimizer.ts';

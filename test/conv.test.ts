@@ -8,7 +8,7 @@ import { gradcheck } from './helpers/gradcheck.ts';
 import { refConv } from './helpers/conv-reference.ts';
 import { Tensor } from '../src/graph/tensor.ts';
 import { backward } from '../src/graph/autograd.ts';
-import { tidy, noGrad } from '../src/graph/engine.ts';
+import { tidy } from '../src/graph/engine.ts';
 import { conv2d, routedConv2d, sum, mul } from '../src/graph/ops.ts';
 import { convSubgroupSize, setConvSubgroups } from '../src/kernels/conv2d.ts';
 

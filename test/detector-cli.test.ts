@@ -8,11 +8,10 @@ import { cli, assertFails } from './helpers/cli.ts';
 import * as assert from 'uvu/assert';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { readSafetensors } from '../src/io/safetensors.ts';
 import { readImage } from '../src/io/image.ts';
 
-const root = resolve(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'moefusion-detector-'));
 const data = join(dir, 'data');
 const run = join(dir, 'run');

@@ -1,6 +1,6 @@
 /**
- * The detectors' demonstration of README.md: trains both detectors from scratch on 64×64 synthetic scenes exactly as
- * test/detector-learning.test.ts does (500 steps), stores them beside the shipped fusion weights in
+ * The detectors' demonstration of README.md: trains both detectors from scratch on 64×64 synthetic scenes with the
+ * recipe test/detector-learning.test.ts checks (model/detector/synthetic-training.ts, 500 steps), stores them beside the shipped fusion weights in
  * OUT/weights.safetensors, writes four new 128×128 scenes to OUT/data, runs `moefusion detect` on them and stacks
  * its pictures into results/detector-synthetic.png.
  *   npx tsx scripts/detector-demo.ts [OUT=out/detector-demo]
@@ -9,50 +9,23 @@ import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
-import { initEngine, shutdownEngine, tidy } from '../src/graph/engine.ts';
-import { Tensor } from '../src/graph/tensor.ts';
-import { backward } from '../src/graph/autograd.ts';
-import { Adam } from '../src/graph/optimizer.ts';
-import { syntheticScene, writeSyntheticDataset, SYNTHETIC_CLASSES, type SyntheticScene } from '../src/io/synthetic-scenes.ts';
-import { Detector } from '../src/model/detector/network.ts';
-import { initDetectorTensors } from '../src/model/detector/parameters.ts';
-import { buildTargets } from '../src/model/detector/targets.ts';
-import { detectorLoss } from '../src/model/detector/losses.ts';
+import { initEngine, shutdownEngine } from '../src/graph/engine.ts';
+import { writeSyntheticDataset } from '../src/io/synthetic-scenes.ts';
 import { detectorToHost } from '../src/model/detector/weights.ts';
-import type { DetectorConfig } from '../src/model/detector/config.ts';
+import { trainSyntheticDetector } from '../src/model/detector/synthetic-training.ts';
 import { loadWeightsWithConfig, saveWeights } from '../src/model/weights.ts';
 import { DEFAULT_WEIGHTS } from '../src/cli/defaults.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const out = resolve(process.argv[2] ?? join(root, 'out/detector-demo'));
-const [S, B, STEPS] = [64, 4, 500];
-const config: DetectorConfig = { classes: [...SYNTHETIC_CLASSES], backbone: [8, 16, 16, 16], fpn: 16, head: 16 };
-const scene = { width: S, height: S, maxObjects: 3, minSize: 10, maxSize: 29 };
-
 await initEngine();
-const train = Array.from({ length: 256 }, (_, k) => syntheticScene(1000 + k, scene));
-const tensors = initDetectorTensors(config, 1);
-const detector = new Detector(tensors, config);
-const adam = new Adam([...tensors.params.values()], { lr: 5e-3, weightDecay: 1e-4 });
-const planes = (batch: SyntheticScene[], k: 'ir' | 'vis') => {
-  const a = new Float32Array(B * S * S);
-  batch.forEach((s, b) => a.set(s[k], b * S * S));
-  return Tensor.fromArray(a, [B, 1, S, S]);
-};
-for (let step = 0; step < STEPS; step++) {
-  const batch = Array.from({ length: B }, (_, b) => train[(step * B + b) % train.length]);
-  const loss = tidy(() => detectorLoss(detector.forward(planes(batch, 'ir'), planes(batch, 'vis'), { training: true }), buildTargets(batch.map((s) => s.boxes), S, S, config.classes)));
-  backward(loss);
-  adam.step();
-  adam.zeroGrad();
-  if ((step + 1) % 100 === 0) console.log(`step ${step + 1}: loss ${(await loss.item()).toFixed(3)}`);
-  else await loss.item();
-  loss.dispose();
-}
+const { detector } = await trainSyntheticDetector((step, loss) => {
+  if (step % 100 === 0) console.log(`step ${step}: loss ${loss.toFixed(3)}`);
+});
 rmSync(out, { recursive: true, force: true });
 const weights = join(out, 'weights.safetensors');
 const { params, config: fusion } = loadWeightsWithConfig(DEFAULT_WEIGHTS);
-const host = await detectorToHost(tensors, config);
+const host = await detectorToHost(detector.tensors, detector.config);
 await saveWeights(weights, params, fusion, { inferenceOnly: true, metadata: host.metadata, extraTensors: host.tensors });
 shutdownEngine();
 

@@ -8,25 +8,17 @@ import * as assert from 'uvu/assert';
 import { gpu } from './helpers/gpu.ts';
 import { Tensor } from '../src/graph/tensor.ts';
 import { noGrad, tidy } from '../src/graph/engine.ts';
-import { backward } from '../src/graph/autograd.ts';
-import { Adam } from '../src/graph/optimizer.ts';
-import { syntheticScene, SYNTHETIC_CLASSES, type SyntheticScene } from '../src/io/synthetic-scenes.ts';
+import { syntheticScene, type SyntheticScene } from '../src/io/synthetic-scenes.ts';
 import { boxMask } from '../src/io/boxes.ts';
 import { Detector, fusionAttention } from '../src/model/detector/network.ts';
 import { initDetectorTensors } from '../src/model/detector/parameters.ts';
-import { buildTargets } from '../src/model/detector/targets.ts';
-import { detectorLoss } from '../src/model/detector/losses.ts';
 import { decodeDetections } from '../src/model/detector/decode.ts';
 import { disposeDetector } from '../src/model/detector/weights.ts';
 import { evaluateDetections } from '../src/metrics/detection-map.ts';
-import type { DetectorConfig } from '../src/model/detector/config.ts';
+import { SYNTHETIC_DETECTOR as CONFIG, SYNTHETIC_RECIPE, SYNTHETIC_SCENE as SCENE, SYNTHETIC_SIZE as S, trainSyntheticDetector } from '../src/model/detector/synthetic-training.ts';
 
 const t = suite('detector-learning');
-const S = 64;
-const B = 4;
-const STEPS = 500;
-const CONFIG: DetectorConfig = { classes: [...SYNTHETIC_CLASSES], backbone: [8, 16, 16, 16], fpn: 16, head: 16 };
-const SCENE = { width: S, height: S, maxObjects: 3, minSize: 10, maxSize: 29 };
+const STEPS = SYNTHETIC_RECIPE.steps;
 
 interface Score {
   map50: number;
@@ -61,33 +53,15 @@ async function score(det: Detector, scenes: SyntheticScene[]): Promise<Score> {
 
 t(`after ${STEPS} steps on ${S}×${S} synthetic scenes: mAP@0.5 ≥ 0.7 on held-out scenes, Att higher on the objects`, async () => {
   await gpu();
-  const train = Array.from({ length: 256 }, (_, k) => syntheticScene(1000 + k, SCENE));
   const held = Array.from({ length: 32 }, (_, k) => syntheticScene(50000 + k, SCENE));
-  const tensors = initDetectorTensors(CONFIG, 1);
-  const det = new Detector(tensors, CONFIG);
-  const before = await score(det, held);
-  const adam = new Adam([...tensors.params.values()], { lr: 5e-3, weightDecay: 1e-4 });
-  const planes = (batch: SyntheticScene[], k: 'ir' | 'vis') => {
-    const a = new Float32Array(B * S * S);
-    batch.forEach((s, b) => a.set(s[k], b * S * S));
-    return Tensor.fromArray(a, [B, 1, S, S]);
-  };
-  for (let step = 0; step < STEPS; step++) {
-    const batch = Array.from({ length: B }, (_, b) => train[(step * B + b) % train.length]);
-    const loss = tidy(() => {
-      const out = det.forward(planes(batch, 'ir'), planes(batch, 'vis'), { training: true });
-      return detectorLoss(out, buildTargets(batch.map((s) => s.boxes), S, S, CONFIG.classes));
-    });
-    backward(loss);
-    adam.step();
-    adam.zeroGrad();
-    const value = await loss.item(); // also lets the GPU release finished work
-    loss.dispose();
-    assert.ok(Number.isFinite(value), `loss at step ${step}: ${value}`);
-  }
-  const after = await score(det, held);
-  adam.dispose();
-  disposeDetector(tensors);
+  // The recipe's detector before training: same initialisation (seed 1), so the comparison measures learning.
+  const untrained = initDetectorTensors(CONFIG, 1);
+  const before = await score(new Detector(untrained, CONFIG), held);
+  disposeDetector(untrained);
+  const { detector, losses } = await trainSyntheticDetector();
+  losses.forEach((value, step) => assert.ok(Number.isFinite(value), `loss at step ${step}: ${value}`));
+  const after = await score(detector, held);
+  disposeDetector(detector.tensors);
   const report = `before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`;
   assert.ok(before.map50 < 0.2, `untrained mAP@0.5 is low: ${report}`);
   assert.ok(after.map50 >= 0.7, `trained mAP@0.5 ≥ 0.7: ${report}`);

@@ -20,7 +20,7 @@ const WG = 64;
 /** Invocations to aim for when choosing how many row bands to split the reduction into. */
 const TARGET_INVOCATIONS = 8192;
 
-/** Parameters, bindings and the zero-padded input load shared by both weight-gradient kernels. */
+/** Parameters, bindings, the zero-padded input load and the routing lookup shared by both weight-gradient kernels. */
 const GRAD_PRELUDE = /* wgsl */ `struct P {
   Hin: u32, Win: u32, Hout: u32, Wout: u32,
   Cin: u32, Cout: u32, E: u32, pad: i32,
@@ -40,6 +40,17 @@ const GRAD_PRELUDE = /* wgsl */ `struct P {
 fn ld(row: u32, rowValid: bool, ix: i32) -> f32 {
   let v = X[row + u32(clamp(ix, 0, i32(p.Win) - 1))];
   return select(0.0, v, rowValid && ix >= 0 && ix < i32(p.Win));
+}
+
+/** The input sample output sample v reads when it uses expert e and that input lies in the bound slab, else -1. */
+fn sourceOf(v: u32, e: u32) -> i32 {
+  var src = v;
+  if (p.routed == 1u) {
+    if (T[2u * v + 1u] != e) { return -1; }
+    src = T[2u * v];
+  }
+  if (src < p.srcLo || src >= p.srcHi) { return -1; }
+  return i32(src);
 }
 `;
 
@@ -120,12 +131,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   var b0 = 0.0; var b1 = 0.0; var b2 = 0.0; var b3 = 0.0;
   ${decl.join(' ')}
   for (var v = p.vLo; v < p.vHi; v++) {
-    var src = v;
-    if (p.routed == 1u) {
-      if (T[2u * v + 1u] != e) { continue; }
-      src = T[2u * v];
-    }
-    if (src < p.srcLo || src >= p.srcHi) { continue; }
+    let found = sourceOf(v, e);
+    if (found < 0) { continue; }
+    let src = u32(found);
     let xc = (src - p.srcLo) * p.xSample + p.xBase + (ci - p.ciLo) * plane;
     let gs = (v - p.vLo) * p.gSample + p.gBase;
     ${lines.join('\n')}
@@ -225,12 +233,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   ${Array.from({ length: cob }, (_, c) => `var b${c} = 0.0;`).join(' ')}
   ${decl.join(' ')}
   for (var v = p.vLo; v < p.vHi; v++) {
-    var src = v;
-    if (p.routed == 1u) {
-      if (T[2u * v + 1u] != e) { continue; }
-      src = T[2u * v];
-    }
-    if (src < p.srcLo || src >= p.srcHi) { continue; }
+    let found = sourceOf(v, e);
+    if (found < 0) { continue; }
+    let src = u32(found);
     let xc = (src - p.srcLo) * p.xSample + p.xBase + (ciC - p.ciLo) * plane;
     let gs = (v - p.vLo) * p.gSample + p.gBase;
     for (var y = y0; y < y1; y++) {

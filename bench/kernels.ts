@@ -2,7 +2,8 @@
  * Kernel benchmark (`npx tsx bench/kernels.ts [--size 640x480] [--runs 5] [--batch 1] [--no-peers] [--only 160-64,64-32]`): every 3×3
  * convolution of MoE-Fusion (+bias+ReLU) and a 1024³ matmul on the engine, TF.js's WebGPU backend and
  * onnxruntime-node's WebGPU execution provider, on the same adapter in the same run. Prints median milliseconds,
- * GFLOP/s, the share of the best matmul rate measured on this adapter, and engine/peer time ratios; writes
+ * GFLOP/s, the share of the best matmul rate measured on this adapter, and engine/peer time ratios (the peers' runs
+ * interleaved round by round); writes
  * bench/results/kernels-<adapter>-<date>.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { initEngine, shutdownEngine } from '../src/graph/engine.ts';
 import { enginePeer } from './peers/engine.ts';
 import { tfjsPeer } from './peers/tfjs.ts';
 import { onnxPeer } from './peers/onnxruntime.ts';
-import { convFlops, type ConvCase, type Peer } from './peers/common.ts';
+import { convFlops, median, type ConvCase, type Peer, type Timed } from './peers/common.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -62,21 +63,42 @@ interface Row {
   ms: Record<string, number | string>;
 }
 
-async function measure(name: string, flops: number, run: (p: Peer) => Promise<number>): Promise<Row> {
+/**
+ * Runs the case on every peer in rounds (one warm-up, then `runs` timed rounds), each round visiting every peer
+ * once, so that a change in the machine's load during the case affects all of them alike; medians per peer.
+ */
+async function measure(name: string, flops: number, prepare: (p: Peer) => Promise<Timed>): Promise<Row> {
   const row: Row = { name, flops, ms: {} };
+  const ready: Array<[Peer, Timed]> = [];
   for (const p of peers) {
     try {
-      row.ms[p.name] = await run(p);
+      ready.push([p, await prepare(p)]);
     } catch (err) {
       row.ms[p.name] = `error: ${(err as Error).message.split('\n')[0]}`;
     }
+  }
+  const times = new Map<Peer, number[]>(ready.map(([p]) => [p, []]));
+  for (let round = -1; round < runs; round++)
+    for (const [p, t] of ready) {
+      if (!times.has(p)) continue;
+      try {
+        const ms = await t.once();
+        if (round >= 0) times.get(p)!.push(ms);
+      } catch (err) {
+        row.ms[p.name] = `error: ${(err as Error).message.split('\n')[0]}`;
+        times.delete(p);
+      }
+    }
+  for (const [p, t] of ready) {
+    if (times.has(p)) row.ms[p.name] = median(times.get(p)!);
+    await t.dispose();
   }
   return row;
 }
 
 const rows: Row[] = [];
-rows.push(await measure(`matmul ${MATMUL}³`, 2 * MATMUL ** 3, (p) => p.matmul(MATMUL, MATMUL, MATMUL, runs)));
-for (const c of cases) rows.push(await measure(c.name, convFlops(c), (p) => p.conv(c, runs)));
+rows.push(await measure(`matmul ${MATMUL}³`, 2 * MATMUL ** 3, (p) => p.matmul(MATMUL, MATMUL, MATMUL)));
+for (const c of cases) rows.push(await measure(c.name, convFlops(c), (p) => p.conv(c)));
 
 const gflops = (r: Row, peer: string) => (typeof r.ms[peer] === 'number' ? r.flops / (r.ms[peer] as number) / 1e6 : NaN);
 const best = Math.max(...peers.map((p) => gflops(rows[0], p.name)).filter(Number.isFinite));

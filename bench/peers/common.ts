@@ -9,12 +9,18 @@ export interface ConvCase {
   k: number;
 }
 
+/** One prepared benchmark case: each call of `once` runs it once and returns its wall milliseconds. */
+export interface Timed {
+  once(): Promise<number>;
+  dispose(): Promise<void>;
+}
+
 export interface Peer {
   name: string;
-  /** Median milliseconds of one convolution (+bias+ReLU), after warm-up. */
-  conv(c: ConvCase, runs: number): Promise<number>;
-  /** Median milliseconds of one m×k · k×n matmul. */
-  matmul(m: number, k: number, n: number, runs: number): Promise<number>;
+  /** The convolution (+bias+ReLU), inputs uploaded and ready. */
+  conv(c: ConvCase): Promise<Timed>;
+  /** An m×k · k×n matmul, inputs uploaded and ready. */
+  matmul(m: number, k: number, n: number): Promise<Timed>;
   dispose(): Promise<void>;
 }
 

@@ -1,6 +1,6 @@
 /** onnxruntime-node's WebGPU execution provider, on one-op models written by hand (onnx-proto.ts). */
 import { convModel, matmulModel } from './onnx-proto.ts';
-import { median, randomData, type ConvCase, type Peer } from './common.ts';
+import { randomData, type ConvCase, type Peer } from './common.ts';
 
 export async function onnxPeer(): Promise<Peer> {
   const ort = await import('onnxruntime-node');
@@ -8,27 +8,25 @@ export async function onnxPeer(): Promise<Peer> {
   // Fails here (rather than mid-benchmark) when the WebGPU EP cannot start.
   await session(matmulModel(4, 4, 4, randomData(16)));
   /** Wall time of one run, including the upload of the input and the download of the output. */
-  const time = async (s: Awaited<ReturnType<typeof session>>, feeds: Record<string, InstanceType<typeof ort.Tensor>>, runs: number) => {
-    const times: number[] = [];
-    for (let i = -1; i < runs; i++) {
+  const timed = (s: Awaited<ReturnType<typeof session>>, feeds: Record<string, InstanceType<typeof ort.Tensor>>) => ({
+    async once() {
       const t0 = performance.now();
       await s.run(feeds);
-      if (i >= 0) times.push(performance.now() - t0);
-    }
-    await s.release();
-    return median(times);
-  };
+      return performance.now() - t0;
+    },
+    dispose: () => s.release(),
+  });
   return {
     name: 'onnxruntime-webgpu',
-    async conv(c: ConvCase, runs: number) {
+    async conv(c: ConvCase) {
       const s = await session(convModel(c.n, c.cin, c.cout, c.h, c.w, c.k, randomData(c.cout * c.cin * c.k * c.k, 2), randomData(c.cout, 3)));
       const x = new ort.Tensor('float32', randomData(c.n * c.cin * c.h * c.w, 1), [c.n, c.cin, c.h, c.w]);
-      return time(s, { x }, runs);
+      return timed(s, { x });
     },
-    async matmul(m: number, k: number, n: number, runs: number) {
+    async matmul(m: number, k: number, n: number) {
       const s = await session(matmulModel(m, k, n, randomData(k * n, 5)));
       const a = new ort.Tensor('float32', randomData(m * k, 4), [m, k]);
-      return time(s, { a }, runs);
+      return timed(s, { a });
     },
     async dispose() {},
   };

@@ -10,7 +10,7 @@ import { Tensor } from '../src/graph/tensor.ts';
 import { backward } from '../src/graph/autograd.ts';
 import { tidy } from '../src/graph/engine.ts';
 import { conv2d, routedConv2d, sum, mul } from '../src/graph/ops.ts';
-import { convSubgroupSize, setConvSubgroups } from '../src/kernels/conv2d.ts';
+import { subgroupSize, setSubgroupsAllowed } from '../src/kernels/subgroups.ts';
 
 const t = suite('conv');
 const rng = new Rng(11);
@@ -101,10 +101,10 @@ t('wide channel blocks (13→17, 20→9, routed): input, weight and bias gradien
     ['20→9 k1', [1, 20, 5, 9], 1, 9, 1, [[0, 0]]],
     ['routed 11→17 E3', [2, 11, 6, 7], 3, 17, 3, routedTable],
   ];
-  const modes = convSubgroupSize() ? [true, false] : [false];
+  const modes = subgroupSize() ? [true, false] : [false];
   try {
     for (const subgroups of modes) {
-      setConvSubgroups(subgroups);
+      setSubgroupsAllowed(subgroups);
       for (const [name, xShape, E, Cout, K, tbl] of cases) {
         const Cin = xShape[1];
         const x = rng.uniform(xShape.reduce((a, d) => a * d, 1));
@@ -130,7 +130,7 @@ t('wide channel blocks (13→17, 20→9, routed): input, weight and bias gradien
       }
     }
   } finally {
-    setConvSubgroups(true);
+    setSubgroupsAllowed(true);
   }
 });
 

@@ -14,6 +14,7 @@ import { record } from '../src/graph/autograd.ts';
 import { unaryMap } from '../src/kernels/elementwise.ts';
 import { LimitError } from '../src/runtime/errors.ts';
 import { MAX_DISPATCHES_WITHOUT_WAITING } from '../src/runtime/runtime.ts';
+import { subgroupSize, setSubgroupsAllowed } from '../src/kernels/subgroups.ts';
 
 const t = suite('engine');
 const rng = new Rng(42);
@@ -87,27 +88,39 @@ t('sum and mean over axes match float64, including a long reduction', async () =
   bs.dispose();
 });
 
-t('matmul matches float64 with transposes, batches and tile-unfriendly sizes', async () => {
+t('matmul matches float64 with transposes, batches and tile-unfriendly sizes, with and without subgroups', async () => {
   await gpu();
-  for (const [M, K, N] of [[1, 1, 1], [5, 7, 3], [33, 17, 65], [64, 64, 64], [97, 131, 31]]) {
-    for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
-      const a = rng.uniform(M * K);
-      const b = rng.uniform(K * N);
-      const aData = ta ? ref.transpose(a, M, K) : a;
-      const bData = tb ? ref.transpose(b, K, N) : b;
-      const out = tidy(() => matmul(Tensor.fromArray(aData, ta ? [K, M] : [M, K]), Tensor.fromArray(bData, tb ? [N, K] : [K, N]), ta, tb));
-      assertClose(await out.data(), ref.matmul(a, b, M, K, N), { what: `matmul ${M}×${K}×${N} ${ta}/${tb}` });
-      out.dispose();
+  // Subgroup kernel: K chunks of 8 with tails, vec4 B rows when N % 4 == 0, 8 to 64 lanes along N.
+  const modes = subgroupSize() ? [true, false] : [false];
+  try {
+    for (const subgroups of modes) {
+      setSubgroupsAllowed(subgroups);
+      const mode = subgroups ? 'subgroups' : 'no subgroups';
+      for (const [M, K, N] of [[1, 1, 1], [5, 7, 3], [33, 17, 65], [64, 64, 64], [97, 131, 31], [9, 23, 300]]) {
+        for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
+          const a = rng.uniform(M * K);
+          const b = rng.uniform(K * N);
+          const aData = ta ? ref.transpose(a, M, K) : a;
+          const bData = tb ? ref.transpose(b, K, N) : b;
+          const out = tidy(() => matmul(Tensor.fromArray(aData, ta ? [K, M] : [M, K]), Tensor.fromArray(bData, tb ? [N, K] : [K, N]), ta, tb));
+          assertClose(await out.data(), ref.matmul(a, b, M, K, N), { what: `matmul ${M}×${K}×${N} ${ta}/${tb} ${mode}` });
+          out.dispose();
+        }
+      }
+      // Batched, and batched against one shared right-hand side (N = 12: vec4 rows).
+      for (const [B, M, K, N, shared] of [[3, 9, 10, 11, false], [3, 10, 9, 12, true]] as const) {
+        const a = rng.uniform(B * M * K);
+        const b = rng.uniform((shared ? 1 : B) * K * N);
+        const out = tidy(() => matmul(Tensor.fromArray(a, [B, M, K]), Tensor.fromArray(b, shared ? [K, N] : [B, K, N])));
+        const want = new Float64Array(B * M * N);
+        for (let i = 0; i < B; i++) want.set(ref.matmul(a.subarray(i * M * K), b.subarray(shared ? 0 : i * K * N), M, K, N), i * M * N);
+        assertClose(await out.data(), want, { what: `batched matmul ${shared ? 'shared B' : ''} ${mode}` });
+        out.dispose();
+      }
     }
+  } finally {
+    setSubgroupsAllowed(true);
   }
-  const B = 3, M = 9, K = 10, N = 11;
-  const a = rng.uniform(B * M * K);
-  const b = rng.uniform(B * K * N);
-  const out = tidy(() => matmul(Tensor.fromArray(a, [B, M, K]), Tensor.fromArray(b, [B, K, N])));
-  const want = new Float64Array(B * M * N);
-  for (let i = 0; i < B; i++) want.set(ref.matmul(a.subarray(i * M * K), b.subarray(i * K * N), M, K, N), i * M * N);
-  assertClose(await out.data(), want, { what: 'batched matmul' });
-  out.dispose();
 });
 
 t('gradients of every foundation op pass the finite-difference check', async () => {

@@ -13,7 +13,7 @@ import { LimitError } from '../runtime/errors.ts';
 import { sumAxes } from './reduce.ts';
 import { ceilDiv, grid1d } from './wgsl.ts';
 import { planSlabs } from './conv2d-slabs.ts';
-import { convSubgroupSize } from './conv2d.ts';
+import { subgroupSize } from './subgroups.ts';
 
 const COB = 4;
 const WG = 64;
@@ -267,7 +267,7 @@ export function convBackwardWeight(x: Tensor, gy: Tensor, table: Tensor | null, 
   const [Nin, Cin, Hin, Win] = x.shape;
   const [Nv, Cout, Hout, Wout] = gy.shape;
   // Subgroup path: a workgroup is one full subgroup, so that the broadcast lanes 0-7 are always active.
-  const subSize = convSubgroupSize();
+  const subSize = subgroupSize();
   const sub = subSize > 0;
   const cob = sub ? (Cout > 8 ? 16 : 8) : COB;
   const coBlocks = ceilDiv(Cout, cob);

@@ -27,30 +27,13 @@ import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { ceilDiv, grid1d, MAX_GRID } from './wgsl.ts';
 import { planSlabs } from './conv2d-slabs.ts';
+import { subgroupSize } from './subgroups.ts';
 
 // Measured on lavapipe (2 cores, 160→64 at 160×120, CPU time, subgroup weights): 8 pixels × 16 channels per
 // invocation ran 18% faster than 8 × 8 and 16 × 8, 25% faster than 8 × 32 and 16 × 16 (more accumulators than
 // LLVM can keep near, and a 30 s compile). Other kernel sizes use a smaller block: LLVM took tens of seconds to
 // compile large ones for k = 1 and 5.
 const blockFor = (K: number) => (K === 3 ? { PX: 8, MAX_COB: 16, WG_X: 4, WG_Y: 16 } : { PX: 4, MAX_COB: 4, WG_X: 8, WG_Y: 8 });
-
-let subgroupsAllowed = true;
-
-/** Turns the subgroup kernels of the convolution and its gradients off or on (tests of the fallback, A/B timing). */
-export function setConvSubgroups(on: boolean): void {
-  subgroupsAllowed = on;
-}
-
-/**
- * The largest subgroup size when the subgroup kernels may run (allowed, the feature is on, every subgroup has at
- * least 8 lanes), else 0. lavapipe: 8, the lanes of one 256-bit vector.
- */
-export function convSubgroupSize(): number {
-  const h = engine().rt.handle;
-  const info = (h.device as GPUDevice & { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
-  const ok = subgroupsAllowed && h.features.has('subgroups') && (info?.subgroupMinSize ?? 0) >= 8;
-  return ok ? Math.max(8, info?.subgroupMaxSize ?? 8) : 0;
-}
 
 /** Output channels per invocation: the smallest power of two ≥ the channel count, at most MAX_COB. */
 function channelBlock(channels: number, max: number): number {
@@ -300,7 +283,7 @@ function runConv(a: ConvArgs, out: Tensor, l: Layout): void {
   // Every row start is a multiple of 4 when the width is (slab bases are multiples of the plane or of 64). Not for
   // fewer than 4 output channels: there the vec4 path measured slower (16→1: +10%), the loads being few already.
   const v4 = cob >= 4 && l.K === 3 && a.pad === 1 && Win % 4 === 0 && Wout === Win;
-  const sub = convSubgroupSize() > 0;
+  const sub = subgroupSize() > 0;
   // Packed weights need one output slab (channel blocks aligned to cob) and one input slab (all input channels).
   const packedBytes = l.experts * ceilDiv(Co, cob) * cob * Cx * l.K * l.K * 4;
   const pk = sub && cob % 4 === 0 && xSlabs.length === 1 && oSlabs.length === 1 && packedBytes <= rt.maxBinding;

@@ -1,19 +1,30 @@
 /**
  * Batched matmul C[b] = op(A[b]) · op(B[b]) with optional transposes (expressed as strides) and batch
- * broadcasting. Register-blocked: each invocation computes a 4×4 block of C.
+ * broadcasting.
+ *
+ * With subgroups (the common case): a workgroup owns RM rows of C and WX·CN columns, one lane CN columns of all
+ * RM rows. A is read in chunks of 8 along K: lane l loads A[m0 + i][k0 + l] for the RM rows, and
+ * subgroupBroadcast hands each value to the lanes that need it, so every A value is loaded once per subgroup
+ * rather than once per lane; B rows are read as vec4s when B is untransposed and N % 4 == 0. On lavapipe, where
+ * each lane's load costs about as much as 8 multiply-adds, this cuts the loads per multiply-add from 1/2 to 1/16.
+ * Every lane of a workgroup shares its rows, so the broadcast is right for any subgroup size ≥ 8.
+ * Without subgroups: each invocation computes a 4×4 block of C from its own loads.
  */
 import { engine } from '../graph/engine.ts';
 import { Tensor } from '../graph/tensor.ts';
 import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { ceilDiv } from './wgsl.ts';
+import { subgroupSize } from './subgroups.ts';
 
-const TILE = 32; // 8×8 invocations × 4×4 outputs
+const TILE = 32; // fallback: 8×8 invocations × 4×4 outputs
+
+const PARAMS = `struct P { M: u32, N: u32, K: u32, batch: u32,
+  sam: u32, sak: u32, sbk: u32, sbn: u32,
+  sab: u32, sbb: u32, _a: u32, _b: u32 }`;
 
 const CODE = /* wgsl */ `
-struct P { M: u32, N: u32, K: u32, batch: u32,
-  sam: u32, sak: u32, sbk: u32, sbn: u32,
-  sab: u32, sbb: u32, _a: u32, _b: u32 }
+${PARAMS}
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
@@ -44,6 +55,55 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   }
 }`;
 
+// Rows of C per workgroup and columns per lane of the subgroup kernel. Measured on lavapipe (1024³): 8 rows × 4
+// columns 15 GFLOP/s; 16 × 4 12.5, 8 × 8 9.6, 4 × 8 6.9 (the fallback kernel: 4.5).
+const RM = 8;
+const CN = 4;
+
+/** WGSL of the subgroup kernel; `v4`: B rows are read as vec4s (B untransposed, N % 4 == 0). */
+function subgroupCode(WX: number, v4: boolean): string {
+  const aLoads = Array.from({ length: RM }, (_, i) => `let a${i} = select(0.0, A[aBase + rows[${i}] * p.sam + kc * p.sak], kOk);`);
+  const chunk: string[] = [];
+  for (let kk = 0; kk < 8; kk++) {
+    const kRow = `min(k0 + ${kk}u, p.K - 1u)`;
+    const bLoad = v4
+      ? `let b${kk} = B4[(bBase + ${kRow} * p.sbk) / 4u + nq];`
+      : `let br${kk} = bBase + ${kRow} * p.sbk; let b${kk} = vec4f(${Array.from({ length: CN }, (_, j) => `B[br${kk} + cols[${j}] * p.sbn]`).join(', ')});`;
+    const fmas = Array.from({ length: RM }, (_, i) => `acc${i} += subgroupBroadcast(a${i}, ${kk}u) * b${kk};`);
+    chunk.push(`${bLoad} ${fmas.join(' ')}`);
+  }
+  const stores = Array.from({ length: RM }, (_, i) => `if (m0 + ${i}u < p.M) { for (var j = 0u; j < ${CN}u; j++) { if (n0 + j < p.N) { C[cBase + (m0 + ${i}u) * p.N + n0 + j] = acc${i}[j]; } } }`);
+  return /* wgsl */ `enable subgroups;
+${PARAMS}
+@group(0) @binding(0) var<storage, read> A: array<f32>;
+@group(0) @binding(1) var<storage, read> ${v4 ? 'B4: array<vec4f>' : 'B: array<f32>'};
+@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+@group(0) @binding(3) var<uniform> p: P;
+@compute @workgroup_size(${WX})
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
+  let b = gid.z;
+  let m0 = wid.y * ${RM}u;
+  let n0 = gid.x * ${CN}u;
+  // Rows and columns past the edge are clamped (their results are not stored) so that every lane runs the same
+  // loop: the broadcasts need uniform control flow.
+  var rows: array<u32, ${RM}>;
+  for (var i = 0u; i < ${RM}u; i++) { rows[i] = min(m0 + i, p.M - 1u); }
+  ${v4 ? 'let nq = min(n0, p.N - 4u) / 4u;' : `var cols: array<u32, ${CN}>;
+  for (var j = 0u; j < ${CN}u; j++) { cols[j] = min(n0 + j, p.N - 1u); }`}
+  let aBase = b * p.sab;
+  let bBase = b * p.sbb;
+  ${Array.from({ length: RM }, (_, i) => `var acc${i} = vec4f(0.0);`).join(' ')}
+  for (var k0 = 0u; k0 < p.K; k0 += 8u) {
+    let kc = min(k0 + sid % 8u, p.K - 1u);
+    let kOk = k0 + sid % 8u < p.K;
+    ${aLoads.join('\n    ')}
+    ${chunk.join('\n    ')}
+  }
+  let cBase = b * p.M * p.N;
+  ${stores.join('\n  ')}
+}`;
+}
+
 /**
  * a: [..., M, K] (or [..., K, M] with transA), b: [..., K, N] (or [..., N, K] with transB).
  * Batch dimensions must match, or one side has none (it is shared by every batch).
@@ -73,6 +133,16 @@ export function matmulKernel(a: Tensor, b: Tensor, transA = false, transB = fals
     transB ? 1 : N, transB ? K : 1, // B strides (k, n)
     aBatch.length ? M * K : 0, bBatch.length ? K * N : 0, 0, 0,
   ).bytes;
-  rt.dispatch({ label: 'matmul', code: CODE, buffers: [a.buffer, b.buffer, out.buffer], params, workgroups: [ceilDiv(N, TILE), ceilDiv(M, TILE), batch] });
+  const sub = subgroupSize();
+  if (sub > 0) {
+    // Lanes along N: enough for the columns, at least one subgroup, at most 64.
+    let WX = Math.max(8, sub);
+    while (WX < 64 && WX * CN < N) WX *= 2;
+    const v4 = !transB && N % 4 === 0;
+    const code = subgroupCode(WX, v4);
+    rt.dispatch({ label: 'matmul', code, buffers: [a.buffer, b.buffer, out.buffer], params, workgroups: [ceilDiv(N, WX * CN), ceilDiv(M, RM), batch] });
+  } else {
+    rt.dispatch({ label: 'matmul', code: CODE, buffers: [a.buffer, b.buffer, out.buffer], params, workgroups: [ceilDiv(N, TILE), ceilDiv(M, TILE), batch] });
+  }
   return out;
 }

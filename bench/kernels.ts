@@ -1,5 +1,5 @@
 /**
- * Kernel benchmark (`npx tsx bench/kernels.ts [--size 640x480] [--runs 5] [--batch 1] [--no-peers] [--only 160-64,64-32]`): every 3×3
+ * Kernel benchmark (`npx tsx bench/kernels.ts [--size 640x480] [--runs 7] [--batch 1] [--no-peers] [--only 160-64,64-32]`): every 3×3
  * convolution of MoE-Fusion (+bias+ReLU) and a 1024³ matmul on the engine, TF.js's WebGPU backend and
  * onnxruntime-node's WebGPU execution provider, on the same adapter in the same run. Prints median milliseconds,
  * GFLOP/s, the share of the best matmul rate measured on this adapter, and engine/peer time ratios (the peers' runs
@@ -13,13 +13,13 @@ import { initEngine, shutdownEngine } from '../src/graph/engine.ts';
 import { enginePeer } from './peers/engine.ts';
 import { tfjsPeer } from './peers/tfjs.ts';
 import { onnxPeer } from './peers/onnxruntime.ts';
-import { convFlops, median, type ConvCase, type Peer, type Timed } from './peers/common.ts';
+import { checksum, convFlops, median, type ConvCase, type Peer, type Timed } from './peers/common.ts';
 
 const { values: args } = parseArgs({
   options: {
     size: { type: 'string', default: '160x120' },
     batch: { type: 'string', default: '1' },
-    runs: { type: 'string', default: '5' },
+    runs: { type: 'string', default: '7' },
     'no-peers': { type: 'boolean', default: false },
     /** Only these convolutions, as CIN-COUT pairs (the matmul always runs: it is the reference rate). */
     only: { type: 'string' },
@@ -89,10 +89,17 @@ async function measure(name: string, flops: number, prepare: (p: Peer) => Promis
         times.delete(p);
       }
     }
+  // A peer whose result differs from the engine's is reported as an error, not timed (TF.js returns garbage, without
+  // an error, when a tensor exceeds one storage binding).
+  let want: { sum: number; abs: number } | undefined;
   for (const [p, t] of ready) {
-    if (times.has(p)) row.ms[p.name] = median(times.get(p)!);
-    await t.dispose();
+    if (!times.has(p)) continue;
+    const got = checksum(await t.output().catch(() => [NaN]));
+    want ??= got;
+    if (Math.abs(got.sum - want.sum) <= 1e-4 * want.abs && Math.abs(got.abs - want.abs) <= 1e-4 * want.abs) row.ms[p.name] = median(times.get(p)!);
+    else row.ms[p.name] = `error: wrong result (sum ${got.sum.toPrecision(6)}, engine ${want.sum.toPrecision(6)})`;
   }
+  for (const [, t] of ready) await t.dispose();
   return row;
 }
 
@@ -113,7 +120,8 @@ const report = rows.map((r) => {
   const ratios: Record<string, number> = {};
   for (const p of peers.slice(1)) if (typeof r.ms[p.name] === 'number' && typeof engineMs === 'number') ratios[p.name] = engineMs / (r.ms[p.name] as number);
   entry.engineOverPeerTime = ratios;
-  const line = peers.map((p) => `${p.name} ${fmt(r.ms[p.name] as number, 1)} ms ${fmt(gflops(r, p.name))} GF/s`).join(' | ');
+  const cell = (p: Peer) => (typeof r.ms[p.name] === 'number' ? `${fmt(r.ms[p.name] as number, 1)} ms ${fmt(gflops(r, p.name))} GF/s` : String(r.ms[p.name]));
+  const line = peers.map((p) => `${p.name} ${cell(p)}`).join(' | ');
   const ratioText = Object.entries(ratios).map(([k, v]) => `engine/${k} ${v.toFixed(2)}`).join(', ');
   console.log(`${r.name.padEnd(18)} ${line}  ${ratioText}  (engine at ${fmt((100 * gflops(r, 'engine')) / best, 0)}% of best matmul)`);
   return entry;

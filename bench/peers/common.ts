@@ -9,9 +9,13 @@ export interface ConvCase {
   k: number;
 }
 
-/** One prepared benchmark case: each call of `once` runs it once and returns its wall milliseconds. */
+/**
+ * One prepared benchmark case: each call of `once` runs it once and returns its wall milliseconds; `output` runs it
+ * and reads the result back (any layout), to check that every peer computed the same thing.
+ */
 export interface Timed {
   once(): Promise<number>;
+  output(): Promise<ArrayLike<number>>;
   dispose(): Promise<void>;
 }
 
@@ -27,6 +31,22 @@ export interface Peer {
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
+}
+
+/** The convolution's operands, the same for every peer: x NCHW, w (Cout, Cin, K, K), bias. */
+export function convData(c: ConvCase): { x: Float32Array; w: Float32Array; b: Float32Array } {
+  return { x: randomData(c.n * c.cin * c.h * c.w, 1), w: randomData(c.cout * c.cin * c.k * c.k, 2), b: randomData(c.cout, 3) };
+}
+
+/** Sum and sum of magnitudes in float64: equal for the same values in any layout. */
+export function checksum(values: ArrayLike<number>): { sum: number; abs: number } {
+  let sum = 0;
+  let abs = 0;
+  for (let i = 0; i < values.length; i++) {
+    sum += values[i];
+    abs += Math.abs(values[i]);
+  }
+  return { sum, abs };
 }
 
 export function convFlops(c: ConvCase): number {

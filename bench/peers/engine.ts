@@ -6,7 +6,7 @@ import { engine, noGrad } from '../../src/graph/engine.ts';
 import { Tensor } from '../../src/graph/tensor.ts';
 import { conv2d } from '../../src/graph/ops/conv.ts';
 import { matmul } from '../../src/graph/ops/matmul.ts';
-import { randomData, type ConvCase, type Peer, type Timed } from './common.ts';
+import { convData, randomData, type ConvCase, type Peer, type Timed } from './common.ts';
 
 function timed(run: () => Tensor, inputs: Tensor[]): Timed {
   const rt = engine().rt;
@@ -20,6 +20,12 @@ function timed(run: () => Tensor, inputs: Tensor[]): Timed {
       out.dispose();
       return ms;
     },
+    async output() {
+      const out = run();
+      const data = await out.data();
+      out.dispose();
+      return data;
+    },
     async dispose() {
       for (const t of inputs) t.dispose();
     },
@@ -30,9 +36,10 @@ export function enginePeer(): Peer {
   return {
     name: 'engine',
     async conv(c: ConvCase) {
-      const x = Tensor.fromArray(randomData(c.n * c.cin * c.h * c.w, 1), [c.n, c.cin, c.h, c.w]);
-      const w = Tensor.fromArray(randomData(c.cout * c.cin * c.k * c.k, 2), [c.cout, c.cin, c.k, c.k]);
-      const b = Tensor.fromArray(randomData(c.cout, 3), [c.cout]);
+      const d = convData(c);
+      const x = Tensor.fromArray(d.x, [c.n, c.cin, c.h, c.w]);
+      const w = Tensor.fromArray(d.w, [c.cout, c.cin, c.k, c.k]);
+      const b = Tensor.fromArray(d.b, [c.cout]);
       return timed(() => noGrad(() => conv2d(x, w, b, { relu: true })), [x, w, b]);
     },
     async matmul(m: number, k: number, n: number) {

@@ -1,6 +1,6 @@
 /** onnxruntime-node's WebGPU execution provider, on one-op models written by hand (onnx-proto.ts). */
 import { convModel, matmulModel } from './onnx-proto.ts';
-import { randomData, type ConvCase, type Peer } from './common.ts';
+import { convData, randomData, type ConvCase, type Peer } from './common.ts';
 
 export async function onnxPeer(): Promise<Peer> {
   const ort = await import('onnxruntime-node');
@@ -14,13 +14,18 @@ export async function onnxPeer(): Promise<Peer> {
       await s.run(feeds);
       return performance.now() - t0;
     },
+    async output() {
+      const out = await s.run(feeds);
+      return Object.values(out)[0].data as Float32Array;
+    },
     dispose: () => s.release(),
   });
   return {
     name: 'onnxruntime-webgpu',
     async conv(c: ConvCase) {
-      const s = await session(convModel(c.n, c.cin, c.cout, c.h, c.w, c.k, randomData(c.cout * c.cin * c.k * c.k, 2), randomData(c.cout, 3)));
-      const x = new ort.Tensor('float32', randomData(c.n * c.cin * c.h * c.w, 1), [c.n, c.cin, c.h, c.w]);
+      const d = convData(c);
+      const s = await session(convModel(c.n, c.cin, c.cout, c.h, c.w, c.k, d.w, d.b));
+      const x = new ort.Tensor('float32', d.x, [c.n, c.cin, c.h, c.w]);
       return timed(s, { x });
     },
     async matmul(m: number, k: number, n: number) {

@@ -1,6 +1,6 @@
 /** TF.js's WebGPU backend on the same adapter (Dawn through the `webgpu` package), NHWC fused conv + bias + ReLU. */
 import { create, globals } from 'webgpu';
-import { randomData, type ConvCase, type Peer } from './common.ts';
+import { convData, randomData, type ConvCase, type Peer } from './common.ts';
 
 export async function tfjsPeer(): Promise<Peer> {
   Object.assign(globalThis, globals);
@@ -20,6 +20,12 @@ export async function tfjsPeer(): Promise<Peer> {
       tf.dispose([y, one]);
       return ms;
     },
+    async output() {
+      const y = op();
+      const data = await y.data();
+      y.dispose();
+      return data;
+    },
     async dispose() {
       tf.dispose(inputs);
     },
@@ -27,9 +33,11 @@ export async function tfjsPeer(): Promise<Peer> {
   return {
     name: 'tfjs-webgpu',
     async conv(c: ConvCase) {
-      const x = tf.tensor4d(randomData(c.n * c.h * c.w * c.cin, 1), [c.n, c.h, c.w, c.cin]);
-      const w = tf.tensor4d(randomData(c.k * c.k * c.cin * c.cout, 2), [c.k, c.k, c.cin, c.cout]);
-      const b = tf.tensor1d(randomData(c.cout, 3));
+      // The same operands as the other peers, transposed to TF.js's NHWC input and (K, K, Cin, Cout) filter.
+      const d = convData(c);
+      const x = tf.tidy(() => tf.transpose(tf.tensor4d(d.x, [c.n, c.cin, c.h, c.w]), [0, 2, 3, 1]));
+      const w = tf.tidy(() => tf.transpose(tf.tensor4d(d.w, [c.cout, c.cin, c.k, c.k]), [2, 3, 1, 0]));
+      const b = tf.tensor1d(d.b);
       return timed(() => tf.fused.conv2d({ x, filter: w, bias: b, strides: 1, pad: 'same', activation: 'relu' }), [x, w, b]);
     },
     async matmul(m: number, k: number, n: number) {

@@ -4,13 +4,14 @@
  * onnxruntime-node's WebGPU execution provider, on the same adapter in the same run. Prints median milliseconds,
  * GFLOP/s, the share of the best matmul rate measured on this adapter, and engine/peer time ratios (the peers' runs
  * interleaved round by round); writes
- * bench/results/kernels-<adapter>-<date>.json.
+ * bench/results/kernels-<adapter>-<date>.json. Then times the engine's other kernels alone (bench/engine-kernels.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initEngine, shutdownEngine } from '../src/graph/engine.ts';
 import { enginePeer } from './peers/engine.ts';
+import { engineCases } from './engine-kernels.ts';
 import { tfjsPeer } from './peers/tfjs.ts';
 import { onnxPeer } from './peers/onnxruntime.ts';
 import { checksum, convFlops, median, type ConvCase, type Peer, type Timed } from './peers/common.ts';
@@ -129,10 +130,34 @@ const report = rows.map((r) => {
 console.log(`best matmul rate on this adapter: ${fmt(best)} GFLOP/s; engine/peer < 1 means the engine is faster. All three are wall clock until the GPU is done (TF.js: one-value readback; onnxruntime: with upload and download).`);
 console.log('timestamps when available; peer times are wall clock including a readback (TF.js) or upload+download (onnxruntime).');
 
+// The engine's other kernels, alone (skipped with --only, which targets the comparison).
+const engineOnly: Array<Record<string, unknown>> = [];
+if (!only) {
+  console.log('\nthe engine\'s other kernels (no peer has the same op):');
+  for (const c of engineCases(width, height)) {
+    const { run, dispose } = c.prepare();
+    const times: number[] = [];
+    for (let i = -1; i < runs; i++) {
+      await e.rt.sync();
+      const t0 = performance.now();
+      const outs = run();
+      await e.rt.sync();
+      if (i >= 0) times.push(performance.now() - t0);
+      outs.forEach((t) => t.dispose());
+    }
+    dispose();
+    const ms = median(times);
+    const rate = c.amount / ms / 1e6;
+    const what = c.unit === 'flop' ? `${fmt(rate)} GFLOP/s (${fmt((100 * rate) / best, 0)}% of best matmul)` : `${fmt(rate)} GB/s`;
+    console.log(`${c.name.padEnd(58)} ${fmt(ms, 1).padStart(8)} ms  ${what}`);
+    engineOnly.push({ name: c.name, ms, ...(c.unit === 'flop' ? { gflops: rate, shareOfBestMatmul: rate / best } : { gbPerS: rate }) });
+  }
+}
+
 mkdirSync(args.out!, { recursive: true });
 const date = new Date().toISOString().slice(0, 10);
 const file = resolve(args.out!, `kernels-${adapter.replace(/[^A-Za-z0-9]+/g, '_')}-${date}.json`);
-writeFileSync(file, JSON.stringify({ adapter, date, size: [width, height], batch, runs, bestMatmulGflops: best, unavailable, results: report }, null, 2));
+writeFileSync(file, JSON.stringify({ adapter, date, size: [width, height], batch, runs, bestMatmulGflops: best, unavailable, results: report, engineOnly }, null, 2));
 console.log(`wrote ${file}`);
 for (const p of peers) await p.dispose();
 shutdownEngine();

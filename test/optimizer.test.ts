@@ -12,7 +12,8 @@ import { Adam, clipGradNorm, type AdamOptions } from '../src/graph/optimizer.ts'
 
 const t = suite('optimizer');
 const rng = new Rng(99);
-const SHAPES = [[13, 17], [1], [4099], [2, 3, 5, 7]];
+// Sizes that are and are not multiples of 4 (the kernels read vec4s when they can).
+const SHAPES = [[13, 17], [1], [4099], [2, 3, 5, 7], [6, 10], [4100]];
 
 /** torch.optim.Adam / AdamW (amsgrad off) for one tensor, in float64. */
 class ReferenceAdam {

@@ -22,19 +22,32 @@ export function forEachChunk(n: number, fn: (offset: number, count: number) => v
   for (let off = 0; off < n; off += c) fn(off, Math.min(c, n - off));
 }
 
-function unaryCode(expr: string): string {
+/**
+ * With `v4` each invocation maps 4 consecutive elements, read and written as vec4s (n % 4 == 0): on lavapipe a
+ * storage access costs one load per lane whatever its width, so this moves 4× the data per access. The scalar
+ * expression is evaluated per component, so any f32 expression works.
+ */
+function unaryCode(expr: string, v4: boolean): string {
+  const type = v4 ? 'vec4f' : 'f32';
+  const body = v4 ? `let xv = X[i]; var o: vec4f;
+  ${perComponent((c) => `{ let x = xv.${c}; o.${c} = ${expr}; }`)}
+  O[i] = o;` : `let x = X[i];
+  O[i] = ${expr};`;
   return /* wgsl */ `
 struct P { n: u32, s0: f32, s1: f32, _p: u32 }
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read_write> O: array<f32>;
+@group(0) @binding(0) var<storage, read> X: array<${type}>;
+@group(0) @binding(1) var<storage, read_write> O: array<${type}>;
 @group(0) @binding(2) var<uniform> p: P;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
   if (i >= p.n) { return; }
-  let x = X[i];
-  O[i] = ${expr};
+  ${body}
 }`;
+}
+
+function perComponent(line: (c: string) => string): string {
+  return ['x', 'y', 'z', 'w'].map(line).join('\n  ');
 }
 
 /**
@@ -43,14 +56,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
  */
 export function unaryMap(expr: string, x: Tensor, s0 = 0, s1 = 0, label = 'unary'): Tensor {
   const out = Tensor.empty(x.shape);
-  const code = unaryCode(expr);
+  const lanes = x.size % 4 === 0 ? 4 : 1; // chunks are multiples of 64 elements, so each is a multiple of 4 too
+  const code = unaryCode(expr, lanes === 4);
   forEachChunk(x.size, (off, n) => {
     engine().rt.dispatch({
       label,
       code,
       buffers: [x.binding(off, n), out.binding(off, n)],
-      params: new Params().u32(n).f32(s0, s1).u32(0).bytes,
-      workgroups: grid1d(Math.ceil(n / WG)),
+      params: new Params().u32(n / lanes).f32(s0, s1).u32(0).bytes,
+      workgroups: grid1d(Math.ceil(n / lanes / WG)),
     });
   });
   return out;
@@ -83,7 +97,8 @@ export function broadcastStrides(shape: readonly number[], outShape: readonly nu
 
 type Mode = 'same' | 'scalarB' | 'scalarA' | 'general';
 
-function binaryCode(expr: string, mode: Mode): string {
+/** `v4`: 4 elements per invocation as vec4s (not for 'general'; a scalar operand is read as one f32). */
+function binaryCode(expr: string, mode: Mode, v4: boolean): string {
   const index = {
     same: 'let ia = i; let ib = i;',
     scalarB: 'let ia = i; let ib = 0u;',
@@ -98,20 +113,27 @@ function binaryCode(expr: string, mode: Mode): string {
     ib += c * p.sb[k / 4u][k % 4u];
   }`,
   }[mode];
+  const aType = v4 && mode !== 'scalarA' ? 'vec4f' : 'f32';
+  const bType = v4 && mode !== 'scalarB' ? 'vec4f' : 'f32';
+  const body = v4
+    ? `let av = A[ia]; let bv = B[ib]; var o: vec4f;
+  ${perComponent((c) => `{ let a = av${aType === 'f32' ? '' : `.${c}`}; let b = bv${bType === 'f32' ? '' : `.${c}`}; o.${c} = ${expr}; }`)}
+  O[i] = o;`
+    : `let a = A[ia];
+  let b = B[ib];
+  O[i] = ${expr};`;
   return /* wgsl */ `
 struct P { n: u32, ndim: u32, s0: f32, _p: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, sb: array<vec4u, 2> }
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
-@group(0) @binding(2) var<storage, read_write> O: array<f32>;
+@group(0) @binding(0) var<storage, read> A: array<${aType}>;
+@group(0) @binding(1) var<storage, read> B: array<${bType}>;
+@group(0) @binding(2) var<storage, read_write> O: array<${v4 ? 'vec4f' : 'f32'}>;
 @group(0) @binding(3) var<uniform> p: P;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
   if (i >= p.n) { return; }
   ${index}
-  let a = A[ia];
-  let b = B[ib];
-  O[i] = ${expr};
+  ${body}
 }`;
 }
 
@@ -135,15 +157,16 @@ export function binaryMap(expr: string, a: Tensor, b: Tensor, s0 = 0, label = 'b
         : a.size === 1 && sameShape(b.shape, shape)
           ? 'scalarA'
           : 'general';
-  const code = binaryCode(expr, mode);
+  const lanes = mode !== 'general' && out.size % 4 === 0 ? 4 : 1;
+  const code = binaryCode(expr, mode, lanes === 4);
   const paramsFor = (n: number) =>
     new Params()
-      .u32(n, shape.length)
+      .u32(n / lanes, shape.length)
       .f32(s0)
       .u32(0, ...padded(shape), ...padded(broadcastStrides(a.shape, shape)), ...padded(broadcastStrides(b.shape, shape))).bytes;
   const rt = engine().rt;
   if (Math.max(a.bytes, b.bytes, out.bytes) <= rt.maxBinding) {
-    rt.dispatch({ label, code, buffers: [a.buffer, b.buffer, out.buffer], params: paramsFor(out.size), workgroups: grid1d(Math.ceil(out.size / WG)) });
+    rt.dispatch({ label, code, buffers: [a.buffer, b.buffer, out.buffer], params: paramsFor(out.size), workgroups: grid1d(Math.ceil(out.size / lanes / WG)) });
     return out;
   }
   if (mode === 'general') {
@@ -156,7 +179,7 @@ export function binaryMap(expr: string, a: Tensor, b: Tensor, s0 = 0, label = 'b
       code,
       buffers: [mode === 'scalarA' ? a.buffer : a.binding(off, n), mode === 'scalarB' ? b.buffer : b.binding(off, n), out.binding(off, n)],
       params: paramsFor(n),
-      workgroups: grid1d(Math.ceil(n / WG)),
+      workgroups: grid1d(Math.ceil(n / lanes / WG)),
     });
   });
   return out;

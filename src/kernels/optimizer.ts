@@ -30,13 +30,20 @@ export interface AdamScalars {
   bc2Sqrt: number;
 }
 
-const ADAM_CODE = /* wgsl */ `
+/**
+ * The update kernels read and write vec4s when a chunk's length is a multiple of 4 (lavapipe: one load per lane
+ * whatever its width, so 4× the data per access); the arithmetic is the same for f32 and vec4f.
+ */
+const vecType = (n: number) => (n % 4 === 0 ? 'vec4f' : 'f32');
+const lanesOf = (n: number) => (n % 4 === 0 ? 4 : 1);
+
+const adamCode = (T: string) => /* wgsl */ `
 struct P { n: u32, beta1: f32, beta2: f32, oneMinusBeta1: f32, oneMinusBeta2: f32, eps: f32, coupledDecay: f32, paramDecay: f32,
   stepSize: f32, bc2Sqrt: f32, _a: u32, _b: u32 }
-@group(0) @binding(0) var<storage, read_write> X: array<f32>;
-@group(0) @binding(1) var<storage, read> G: array<f32>;
-@group(0) @binding(2) var<storage, read_write> M: array<f32>;
-@group(0) @binding(3) var<storage, read_write> V: array<f32>;
+@group(0) @binding(0) var<storage, read_write> X: array<${T}>;
+@group(0) @binding(1) var<storage, read> G: array<${T}>;
+@group(0) @binding(2) var<storage, read_write> M: array<${T}>;
+@group(0) @binding(3) var<storage, read_write> V: array<${T}>;
 @group(0) @binding(4) var<uniform> p: P;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -57,10 +64,10 @@ export function adamUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, s:
   forEachChunk(param.size, (off, n) => {
     rt.dispatch({
       label: 'adam',
-      code: ADAM_CODE,
+      code: adamCode(vecType(n)),
       buffers: [param.binding(off, n), grad.binding(off, n), m.binding(off, n), v.binding(off, n)],
-      params: new Params().u32(n).f32(s.beta1, s.beta2, s.oneMinusBeta1, s.oneMinusBeta2, s.eps, s.coupledDecay, s.paramDecay, s.stepSize, s.bc2Sqrt).bytes,
-      workgroups: grid1d(ceilDiv(n, WG)),
+      params: new Params().u32(n / lanesOf(n)).f32(s.beta1, s.beta2, s.oneMinusBeta1, s.oneMinusBeta2, s.eps, s.coupledDecay, s.paramDecay, s.stepSize, s.bc2Sqrt).bytes,
+      workgroups: grid1d(ceilDiv(n / lanesOf(n), WG)),
     });
   });
 }
@@ -68,20 +75,22 @@ export function adamUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, s:
 /** Elements each workgroup of the sum-of-squares pass covers. */
 const PER_GROUP = WG * 64;
 
-const SUM_SQUARES_CODE = /* wgsl */ `
+/** p.n counts elements of type T (vec4s when T is vec4f): a workgroup covers PER_GROUP floats either way. */
+const sumSquaresCode = (T: string) => /* wgsl */ `
 struct P { n: u32, base: u32, _a: u32, _b: u32 }
-@group(0) @binding(0) var<storage, read> G: array<f32>;
+@group(0) @binding(0) var<storage, read> G: array<${T}>;
 @group(0) @binding(1) var<storage, read_write> Partial: array<f32>;
 @group(0) @binding(2) var<uniform> p: P;
 var<workgroup> tree: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let w = wid.x + wid.y * nwg.x;
-  let start = w * ${PER_GROUP}u;
+  let per = ${PER_GROUP}u / ${T === 'f32' ? 1 : 4}u;
+  let start = w * per;
   if (start >= p.n) { return; } // past the end of a 2-D grid: must not write another tensor's slot
-  let end = min(p.n, start + ${PER_GROUP}u);
+  let end = min(p.n, start + per);
   var acc = 0.0;
-  for (var i = start + li; i < end; i += ${WG}u) { acc += G[i] * G[i]; }
+  for (var i = start + li; i < end; i += ${WG}u) { acc += ${T === 'f32' ? 'G[i] * G[i]' : 'dot(G[i], G[i])'}; }
   tree[li] = acc;
   workgroupBarrier();
   for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
@@ -115,9 +124,9 @@ fn main(@builtin(local_invocation_index) li: u32) {
   }
 }`;
 
-const SCALE_CODE = /* wgsl */ `
+const scaleCode = (T: string) => /* wgsl */ `
 struct P { n: u32, _a: u32, _b: u32, _c: u32 }
-@group(0) @binding(0) var<storage, read_write> G: array<f32>;
+@group(0) @binding(0) var<storage, read_write> G: array<${T}>;
 @group(0) @binding(1) var<storage, read> Factor: array<f32>;
 @group(0) @binding(2) var<uniform> p: P;
 @compute @workgroup_size(${WG})
@@ -145,9 +154,9 @@ export function clipByTotalNorm(grads: Tensor[], maxNorm: number): Tensor {
   for (const c of chunks)
     rt.dispatch({
       label: 'grad_sum_squares',
-      code: SUM_SQUARES_CODE,
+      code: sumSquaresCode(vecType(c.n)),
       buffers: [c.grad.binding(c.off, c.n), partial.buffer],
-      params: new Params().u32(c.n, c.base, 0, 0).bytes,
+      params: new Params().u32(c.n / lanesOf(c.n), c.base, 0, 0).bytes,
       workgroups: grid1d(ceilDiv(c.n, PER_GROUP)),
     });
   const norm = Tensor.empty([]);
@@ -166,10 +175,10 @@ export function clipByTotalNorm(grads: Tensor[], maxNorm: number): Tensor {
     scaledOffsets.set(c.grad.buffer, done.add(c.off));
     rt.dispatch({
       label: 'grad_clip_scale',
-      code: SCALE_CODE,
+      code: scaleCode(vecType(c.n)),
       buffers: [c.grad.binding(c.off, c.n), factor.buffer],
-      params: new Params().u32(c.n, 0, 0, 0).bytes,
-      workgroups: grid1d(ceilDiv(c.n, WG)),
+      params: new Params().u32(c.n / lanesOf(c.n), 0, 0, 0).bytes,
+      workgroups: grid1d(ceilDiv(c.n / lanesOf(c.n), WG)),
     });
   }
   partial.dispose();

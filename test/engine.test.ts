@@ -70,6 +70,16 @@ t('sum and mean over axes match float64, including a long reduction', async () =
     assertClose(await s.data(), ref.sumAxes(x, shape, axes), { what: `sum ${axes}`, rtol: 1e-5 });
     s.dispose();
   }
+  // Size-1 axes between reduced or kept ones (the kernel merges neighbouring axes of one kind).
+  const shape1 = [2, 1, 3, 1, 4];
+  const x1 = rng.uniform(ref.size(shape1));
+  const x1t = Tensor.fromArray(x1, shape1);
+  for (const axes of [[0, 2], [0, 4], [1, 3], [0, 1, 2], [2, 3, 4]]) {
+    const s = sum(x1t, axes);
+    assertClose(await s.data(), ref.sumAxes(x1, shape1, axes), { what: `sum [${shape1}] over ${axes}`, rtol: 1e-5 });
+    s.dispose();
+  }
+  x1t.dispose();
   const m = mean(xt, [1, 3], true);
   assert.equal([...m.shape], [3, 1, 11, 1]);
   const want = ref.sumAxes(x, shape, [1, 3]).map((v) => v / 35);

@@ -55,7 +55,7 @@ fn reducedOffset(r: u32) -> u32 {
  * Many outputs: one invocation per output sums its reduced elements serially (no barriers: they are very costly
  * on software adapters, and neighbouring invocations read neighbouring memory when the kept axes are innermost).
  */
-function perOutputCode(innerContiguous: boolean): string {
+function perOutputCode(innerContiguous: boolean, single: boolean): string {
   return wgsl`${STRUCT}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -66,6 +66,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   for (var r = 0u; r < p.R; r++) {
 #if ${innerContiguous}
     acc += X[base + r];
+#elif ${single}
+    acc += X[base + r * p.rstride[0].x];
 #else
     acc += X[base + reducedOffset(r)];
 #endif
@@ -75,7 +77,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 }
 
 /** Few outputs: one workgroup per (output, part) with a tree in workgroup memory. */
-function treeCode(innerContiguous: boolean): string {
+function treeCode(innerContiguous: boolean, single: boolean): string {
   return wgsl`${STRUCT}
 var<workgroup> tree: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
@@ -91,6 +93,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   for (var r = r0 + li; r < r1; r += ${WG}u) {
 #if ${innerContiguous}
     acc += X[base + r];
+#elif ${single}
+    acc += X[base + r * p.rstride[0].x];
 #else
     acc += X[base + reducedOffset(r)];
 #endif
@@ -114,14 +118,28 @@ export function sumAxes(x: Tensor, axes: readonly number[]): Tensor {
   const rt = engine().rt;
   if (x.bytes > rt.maxBinding) throw new LimitError(`sum over a tensor of ${x.bytes} bytes exceeds one storage binding`);
   const strides = contiguousStrides(x.shape);
-  const kept = [...x.shape.keys()].filter((i) => !set.has(i));
-  const red = [...x.shape.keys()].filter((i) => set.has(i));
-  const outShape = kept.map((i) => x.shape[i]);
-  const nOut = kept.reduce((n, i) => n * x.shape[i], 1);
-  const R = red.reduce((n, i) => n * x.shape[i], 1);
-  if (nOut === 0 || R === 0) return Tensor.zeros(outShape);
+  const outShape = x.shape.filter((_, i) => !set.has(i));
+  // Neighbouring axes that are both kept or both reduced merge into one (size-1 axes drop out): fewer index
+  // divisions per element, and a single reduced axis needs none (a plain stride).
+  const kept: Array<[number, number]> = []; // [size, stride]
+  const red: Array<[number, number]> = [];
+  let prevReduced: boolean | null = null;
+  for (let i = 0; i < rank; i++) {
+    if (x.shape[i] === 1) continue;
+    const reduced = set.has(i);
+    const list = reduced ? red : kept;
+    if (prevReduced === reduced) {
+      const last = list[list.length - 1];
+      list[list.length - 1] = [last[0] * x.shape[i], strides[i]];
+    } else list.push([x.shape[i], strides[i]]);
+    prevReduced = reduced;
+  }
+  const nOut = kept.reduce((n, [size]) => n * size, 1);
+  const R = red.reduce((n, [size]) => n * size, 1);
+  if (nOut === 0 || R === 0 || x.size === 0) return Tensor.zeros(outShape);
   // Reduced axes form the contiguous tail: offsets are plain r.
-  const innerContiguous = red.length > 0 && red.every((a, j) => a === rank - red.length + j);
+  const innerContiguous = red.length === 1 && red[0][1] === 1;
+  const single = red.length === 1;
   const perOutput = nOut >= WG;
   // Split long reductions so that enough workgroups run in parallel.
   const parts = perOutput ? 1 : Math.max(1, Math.min(Math.ceil(R / 4096), Math.ceil(256 / nOut)));
@@ -129,12 +147,12 @@ export function sumAxes(x: Tensor, axes: readonly number[]): Tensor {
   const pad = (v: number[]) => [...v, ...new Array(MAX_DIMS - v.length).fill(0)];
   const params = new Params()
     .u32(nOut, R, chunk, parts, kept.length, red.length, 0, 0)
-    .u32(...pad(kept.map((i) => x.shape[i])), ...pad(kept.map((i) => strides[i])))
-    .u32(...pad(red.map((i) => x.shape[i])), ...pad(red.map((i) => strides[i]))).bytes;
+    .u32(...pad(kept.map(([size]) => size)), ...pad(kept.map(([, stride]) => stride)))
+    .u32(...pad(red.map(([size]) => size)), ...pad(red.map(([, stride]) => stride))).bytes;
   const partial = Tensor.empty(parts === 1 ? outShape : [nOut, parts]);
   rt.dispatch({
     label: 'sum',
-    code: perOutput ? perOutputCode(innerContiguous) : treeCode(innerContiguous),
+    code: perOutput ? perOutputCode(innerContiguous, single) : treeCode(innerContiguous, single),
     buffers: [x.buffer, partial.buffer],
     params,
     workgroups: grid1d(perOutput ? Math.ceil(nOut / WG) : nOut * parts),

@@ -11,6 +11,7 @@ import { backward } from '../src/graph/autograd.ts';
 import { tidy } from '../src/graph/engine.ts';
 import { conv2d, routedConv2d, sum, mul } from '../src/graph/ops.ts';
 import { subgroupSize, setSubgroupsAllowed } from '../src/kernels/subgroups.ts';
+import { setConvRowSharing } from '../src/kernels/conv2d.ts';
 
 const t = suite('conv');
 const rng = new Rng(11);
@@ -100,11 +101,16 @@ t('wide channel blocks (13→17, 20→9, routed): input, weight and bias gradien
     ['routed 6→8 E2 width 8', [2, 6, 4, 8], 2, 8, 3, [[1, 1], [0, 0]]],
     ['20→9 k1', [1, 20, 5, 9], 1, 9, 1, [[0, 0]]],
     ['routed 11→17 E3', [2, 11, 6, 7], 3, 17, 3, routedTable],
+    // 19 rows: the shared-row kernel's subgroups of 8 rows, their edges and a partial last one.
+    ['5→8 k3 19×16', [1, 5, 19, 16], 1, 8, 3, [[0, 0]]],
   ];
-  const modes = subgroupSize() ? [true, false] : [false];
+  // Subgroups with and without shared input rows, and without subgroups.
+  const modes = subgroupSize() ? ['rows', 'subgroups', 'off'] : ['off'];
   try {
-    for (const subgroups of modes) {
+    for (const mode of modes) {
+      const subgroups = mode !== 'off';
       setSubgroupsAllowed(subgroups);
+      setConvRowSharing(mode === 'rows');
       for (const [name, xShape, E, Cout, K, tbl] of cases) {
         const Cin = xShape[1];
         const x = rng.uniform(xShape.reduce((a, d) => a * d, 1));
@@ -122,7 +128,7 @@ t('wide channel blocks (13→17, 20→9, routed): input, weight and bias gradien
         });
         backward(loss);
         const want = refConvGrads(x, xShape, w, E, Cout, K, tbl, r);
-        const what = `${name} (subgroups ${subgroups ? 'on' : 'off'})`;
+        const what = `${name} (${mode})`;
         assertClose(await xt.grad!.data(), want.dx, { what: `${what} dx` });
         assertClose(await wt.grad!.data(), want.dw, { what: `${what} dw` });
         assertClose(await bt.grad!.data(), want.db, { what: `${what} db` });
@@ -131,6 +137,38 @@ t('wide channel blocks (13→17, 20→9, routed): input, weight and bias gradien
     }
   } finally {
     setSubgroupsAllowed(true);
+    setConvRowSharing(true);
+  }
+});
+
+t('convolutions split into channel slabs (a small binding limit): packed weights, forward and gradients vs float64', async () => {
+  const e = await gpu();
+  // 64 KiB bindings: the 24-channel 24×32 samples split into input slabs of 21 channels and output slabs aligned
+  // to the 16-channel blocks of the packed weights ([0, 16), [16, 24)), for the forward and the input gradient.
+  const [N, Cin, Cout, H, W, K] = [2, 24, 24, 24, 32, 3];
+  const x = rng.uniform(N * Cin * H * W);
+  const w = rng.uniform(Cout * Cin * K * K);
+  const b = rng.uniform(Cout);
+  const r = rng.uniform(N * Cout * H * W);
+  e.rt.bindingLimitForTests = 64 * 1024;
+  try {
+    assert.ok(Cin * H * W * 4 > e.rt.maxBinding, 'one sample exceeds one binding');
+    const xt = Tensor.fromArray(x, [N, Cin, H, W]);
+    const wt = Tensor.fromArray(w, [Cout, Cin, K, K]);
+    const bt = Tensor.fromArray(b, [Cout]);
+    for (const p of [xt, wt, bt]) p.requiresGrad = true;
+    const out = conv2d(xt, wt, bt);
+    assertClose(await out.data(), refConv({ x, xShape: [N, Cin, H, W], w, E: 1, Cout, K, b, pad: 1, relu: false }).data, { what: 'slab forward' });
+    // The gradients of Σ out·r, seeded with r (a sum would not fit the binding limit either).
+    const seed = Tensor.fromArray(r, out.shape);
+    backward(out, seed);
+    const want = refConvGrads(x, [N, Cin, H, W], w, 1, Cout, K, [[0, 0], [1, 0]], r);
+    assertClose(await xt.grad!.data(), want.dx, { what: 'slab dx' });
+    assertClose(await wt.grad!.data(), want.dw, { what: 'slab dw' });
+    assertClose(await bt.grad!.data(), want.db, { what: 'slab db' });
+    for (const v of [out, seed, xt, wt, bt]) v.dispose();
+  } finally {
+    e.rt.bindingLimitForTests = null;
   }
 });
 

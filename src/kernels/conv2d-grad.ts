@@ -273,7 +273,9 @@ export function convBackwardWeight(x: Tensor, gy: Tensor, table: Tensor | null, 
   const coBlocks = ceilDiv(Cout, cob);
   const ciChunks = sub ? ceilDiv(Cin, subSize) : 1;
   const pairs = sub ? E * coBlocks * ciChunks * subSize : E * coBlocks * Cin;
-  const parts = Math.max(1, Math.min(Hout, Math.ceil(TARGET_INVOCATIONS / pairs)));
+  // Row parts in parallel, as many as the partial sums of the weights fit one binding.
+  const maxParts = Math.floor(rt.maxBinding / (4 * E * Cout * Cin * K * K));
+  const parts = Math.max(1, Math.min(Hout, Math.ceil(TARGET_INVOCATIONS / pairs), maxParts));
   const rowsPerPart = ceilDiv(Hout, parts);
   const pw = Tensor.empty([parts, E * Cout * Cin * K * K]);
   const pb = Tensor.empty([parts, E * Cout]);

@@ -26,7 +26,8 @@ function bindingElements(): number {
   return Math.floor(engine().rt.maxBinding / 4) - ALIGN;
 }
 
-export function planSlabs(t: Tensor, n: number, c: number, plane: number, what: string): Slab[] {
+/** `align`: channel ranges start at multiples of it when one binding holds at least that many channels. */
+export function planSlabs(t: Tensor, n: number, c: number, plane: number, what: string, align = 1): Slab[] {
   const limit = bindingElements();
   const sample = c * plane;
   const make = (nLo: number, nHi: number, cLo: number, cHi: number): Slab => {
@@ -42,7 +43,8 @@ export function planSlabs(t: Tensor, n: number, c: number, plane: number, what: 
     for (let lo = 0; lo < n; lo += per) slabs.push(make(lo, Math.min(n, lo + per), 0, c));
     return slabs;
   }
-  const channels = Math.floor(limit / plane);
+  const fit = Math.floor(limit / plane);
+  const channels = Math.floor(fit / align) * align || fit;
   if (channels < 1) throw new LimitError(`${what}: one ${plane}-element channel plane exceeds one storage binding`);
   for (let s = 0; s < n; s++) for (let lo = 0; lo < c; lo += channels) slabs.push(make(s, s + 1, lo, Math.min(c, lo + channels)));
   return slabs;

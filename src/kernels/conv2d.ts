@@ -18,8 +18,10 @@
  * and the weights repacked per call so that one input channel's taps of a 16-channel block are 36 consecutive
  * vec4s, 5 loads per lane instead of 18 scalar ones (packWeights). Measured against the scalar-load kernel
  * (batch 1, CPU time, interleaved): forward 64→32 1.2× faster at 160×120 and 1.4× at 640×480, 160→64 1.3× and
- * 1.1×; input gradients of both 1.5× at 160×120. The input reads are what is left: an oracle with same-address
- * row loads ran 160→64 at 640×480 35% faster.
+ * 1.1×; input gradients of both 1.5× at 160×120. The input reads were what was left (an oracle with same-address
+ * row loads ran 160→64 at 640×480 35% faster), so on lavapipe neighbouring lanes share input rows (CodeOpts.rows):
+ * 160→64 28% and 64→32 16% faster at 160×120. The packed weights also serve tensors split into slabs (output slabs
+ * start on a channel block): 160→64 at 640×480, whose input exceeds one binding, went from 2.7 to 2.1 s.
  */
 import { engine } from '../graph/engine.ts';
 import { Tensor } from '../graph/tensor.ts';
@@ -33,7 +35,29 @@ import { subgroupSize } from './subgroups.ts';
 // invocation ran 18% faster than 8 × 8 and 16 × 8, 25% faster than 8 × 32 and 16 × 16 (more accumulators than
 // LLVM can keep near, and a 30 s compile). Other kernel sizes use a smaller block: LLVM took tens of seconds to
 // compile large ones for k = 1 and 5.
-const blockFor = (K: number) => (K === 3 ? { PX: 8, MAX_COB: 16, WG_X: 4, WG_Y: 16 } : { PX: 4, MAX_COB: 4, WG_X: 8, WG_Y: 8 });
+// With row sharing a workgroup is one column of 64 rows, so that a subgroup holds vertically adjacent rows.
+const blockFor = (K: number, rows = 0) =>
+  K === 3 ? { PX: 8, MAX_COB: 16, WG_X: rows ? 1 : 4, WG_Y: rows ? 64 : 16 } : { PX: 4, MAX_COB: 4, WG_X: 8, WG_Y: 8 };
+
+let rowSharingAllowed = true;
+
+/** Turns the row-sharing variant of the 3×3 kernels off or on (tests of both paths, A/B timing). */
+export function setConvRowSharing(on: boolean): void {
+  rowSharingAllowed = on;
+}
+
+/**
+ * Lanes per subgroup when the 3×3 kernels may share input rows between lanes, else 0. Only on software adapters
+ * (lavapipe), where it was measured, and where subgroups are known to be runs of consecutive invocations of a
+ * fixed size: the kernel derives a lane's place in its subgroup from its row.
+ */
+function rowSharingLanes(): number {
+  const h = engine().rt.handle;
+  const info = (h.device as GPUDevice & { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
+  const size = subgroupSize();
+  const fixed = info?.subgroupMinSize === info?.subgroupMaxSize && size > 0 && 64 % size === 0;
+  return rowSharingAllowed && h.summary.isSoftware && fixed ? size : 0;
+}
 
 /** Output channels per invocation: the smallest power of two ≥ the channel count, at most MAX_COB. */
 function channelBlock(channels: number, max: number): number {
@@ -52,8 +76,15 @@ interface CodeOpts {
   acc: boolean;
   /** Reads the input as vec4s (K = 3, pad 1, width and every row start a multiple of 4). */
   v4: boolean;
-  /** Weights packed by packWeights (vec4s of 4 output channels; needs `sub` and COB % 4 == 0). */
+  /** Weights packed by packWeights (vec4s of 4 output channels; needs `sub`, COB % 4 == 0, aligned output slabs). */
   pk: boolean;
+  /**
+   * Subgroup size S when lanes share input rows (needs `v4`, `pk`, K = 3): each lane loads only its own centre
+   * row and takes the rows above and below from its neighbours (subgroupShuffleUp/Down); the rows just outside
+   * the subgroup's S rows are loaded one vec4 per lane by lanes 0-7 and broadcast to the first and last lane.
+   * 5 vec4 loads per lane and input channel instead of 12: 64→32 17% faster on lavapipe. 0: off.
+   */
+  rows: number;
 }
 
 /**
@@ -65,10 +96,10 @@ interface CodeOpts {
  * image are clamped and zeroed by select) so that the broadcasts sit in uniform control flow.
  */
 function convCode(o: CodeOpts): string {
-  const { K, flip, COB, sub, acc: accumulate, v4, pk } = o;
+  const { K, flip, COB, sub, acc: accumulate, v4, pk, rows: S } = o;
   const NV = (K * K * COB) / 4; // packed vec4s per input channel
   const slots = Math.ceil(NV / 8);
-  const { PX, WG_X, WG_Y } = blockFor(K);
+  const { PX, WG_X, WG_Y } = blockFor(K, S);
   const quads = PX / 4;
   const span = PX + K - 1;
   const KK = K * K;
@@ -78,7 +109,7 @@ function convCode(o: CodeOpts): string {
   const accDecl: string[] = [];
   for (let c = 0; c < COB; c++) for (let q = 0; q < quads; q++) accDecl.push(`var ${acc(c, q)} = vec4f(0.0);`);
   const wRows = pk
-    ? `let wp = ((e * p.coBlocks + cb) * p.cin) * ${NV}u + (sid % 8u); let wLast = arrayLength(&Wt) - 1u;`
+    ? `let wp = ((e * p.blocksAll + p.coLo / ${COB}u + cb) * p.cinAll + p.ciLo) * ${NV}u + (sid % 8u); let wLast = arrayLength(&Wt) - 1u;`
     : sub
     ? Array.from({ length: groups }, (_, g) => `let wl${g} = wb + min(co0 + ${g * 8}u + (sid % ${lanes}u), coLast) * p.wO;`).join('\n    ')
     : Array.from({ length: COB }, (_, c) => `let w${c} = wb + min(co0 + ${c}u, coLast) * p.wO;`).join('\n    ');
@@ -92,7 +123,10 @@ function convCode(o: CodeOpts): string {
   for (let ky = 0; ky < K; ky++) {
     const nv4 = PX / 4 + 2;
     const comp = 'xyzw';
-    const loads = v4
+    const loads = S
+      ? Array.from({ length: nv4 }, (_, j) => `let v${j} = m${ky}_${j};`).join(' ') + '\n        ' +
+        Array.from({ length: span }, (_, m) => `let x${m} = v${(m + 3) >> 2}.${comp[(m + 3) & 3]};`).join(' ')
+      : v4
       ? Array.from({ length: nv4 }, (_, j) => `let v${j} = select(vec4f(0.0), X[r4 + qa${j}], ok && ok${j});`).join(' ') + '\n        ' +
         Array.from({ length: span }, (_, m) => `let x${m} = v${(m + 3) >> 2}.${comp[(m + 3) & 3]};`).join(' ')
       : Array.from({ length: span }, (_, m) => `let x${m} = ld(row, ok, ix0 + ${m});`).join(' ');
@@ -113,14 +147,15 @@ function convCode(o: CodeOpts): string {
       }
       fmas.push(`{ ${xv.join(' ')}\n          ${body.join(' ')} }`);
     }
-    taps.push(`{ let iy = i32(yc) + ${ky} - p.pad;
+    taps.push(`{ ${S ? '' : `let iy = i32(yc) + ${ky} - p.pad;
         let ok = iy >= 0 && iy < i32(p.Hin);
-        let row = xc + u32(clamp(iy, 0, i32(p.Hin) - 1)) * p.Win;
-        ${v4 ? 'let r4 = row >> 2u;' : ''}
+        let row = xc + u32(clamp(iy, 0, i32(p.Hin) - 1)) * p.Win;`}
+        ${v4 && !S ? 'let r4 = row >> 2u;' : ''}
         ${loads}
         ${fmas.join('\n        ')}
       }`);
   }
+  if (S) laneLoads.push(sharedRows());
   const stores: string[] = [];
   for (let c = 0; c < COB; c++) {
     const q = Array.from({ length: quads }, (_, q) => `for (var j = 0u; j < 4u; j++) { if (px0 + ${4 * q}u + j < p.Wout) { store(base + ${4 * q}u + j, ${acc(c, q)}[j] + bias); } }`);
@@ -141,6 +176,7 @@ struct P {
   coCount: u32, coBlocks: u32, wE: u32, wO: u32,
   wI: u32, ciLo: u32, gather: u32, addBias: u32,
   relu: u32, accumulate: u32, alwaysWrite: u32, bE: u32,
+  cinAll: u32, blocksAll: u32, _q0: u32, _q1: u32,
 }
 @group(0) @binding(0) var<storage, read> X: array<${v4 ? 'vec4f' : 'f32'}>;
 @group(0) @binding(1) var<storage, read> Wt: array<${pk ? 'vec4f' : 'f32'}>;
@@ -175,6 +211,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
   let plane = p.Hin * p.Win;
   let ix0 = i32(px0) - p.pad;
   ${v4 ? v4Cols(PX) : ''}
+  ${S ? rowSetup(S) : ''}
   ${accDecl.join(' ')}
   var found = false;
   var expert = 0u;
@@ -212,6 +249,32 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
   let rowBase = (o - p.oLo) * p.oSample + p.oBase + y * p.Wout + px0;
   ${stores.join('\n  ')}
 }`;
+}
+
+/**
+ * Row sharing, per invocation: the lane's place in its subgroup (li, from its row: subgroups are runs of S
+ * rows), the offset of its own input row (rows past the image read as zeros and still feed the shuffles), and
+ * its share of the rows outside the subgroup: lanes
+ * 0-3 the vec4s 0-3 of the row above the first lane's, lanes 4-7 those of the row below the last lane's.
+ * (Selecting on conditions of the row rather than of subgroup_invocation_id measured faster on lavapipe.)
+ */
+function rowSetup(S: number): string {
+  const lines = ['let li = y % ' + S + 'u; let firstLane = li == 0u; let lastLane = li == ' + (S - 1) + 'u;'];
+  lines.push('let rok1 = y < p.Hin; let rowOff1 = min(y, p.Hin - 1u) * p.Win;');
+  lines.push(`let ey = i32(y - li) + select(-1, ${S}, li % 8u >= 4u); let ec = i32(px0 >> 2u) + i32(li % 4u) - 1;
+  let eok = ey >= 0 && ey < i32(p.Hin) && ec >= 0 && ec < w4; let eOff = u32(clamp(ey, 0, i32(p.Hin) - 1)) * p.Win; let eq = u32(clamp(ec, 0, w4 - 1));`);
+  return lines.join('\n  ');
+}
+
+/** Row sharing, per input channel: the three input rows of the lane as vec4s m{row}_{j} (see rowSetup). */
+function sharedRows(): string {
+  const lines: string[] = [];
+  for (let j = 0; j < 4; j++) lines.push(`let m1_${j} = select(vec4f(0.0), X[((xc + rowOff1) >> 2u) + qa${j}], rok1 && ok${j});`);
+  lines.push('let extra = select(vec4f(0.0), X[((xc + eOff) >> 2u) + eq], eok);');
+  for (let j = 0; j < 4; j++)
+    lines.push(`let m0_${j} = select(subgroupShuffleUp(m1_${j}, 1u), subgroupBroadcast(extra, ${j}u), firstLane);`,
+      `let m2_${j} = select(subgroupShuffleDown(m1_${j}, 1u), subgroupBroadcast(extra, ${4 + j}u), lastLane);`);
+  return lines.join(' ');
 }
 
 /** vec4 columns px0/4 - 1 + j of the vec4 path, clamped into the row, and whether each lies inside it. */
@@ -274,20 +337,23 @@ function runConv(a: ConvArgs, out: Tensor, l: Layout): void {
   if (l.K % 2 !== 1) throw new Error(`conv2d: kernel size ${l.K} must be odd`);
   if (a.w.bytes > rt.maxBinding) throw new LimitError('conv2d: the weights exceed one storage binding');
   if (out.size === 0) return;
+  const { MAX_COB } = blockFor(l.K);
+  const cob = channelBlock(Co, MAX_COB);
   const xSlabs = planSlabs(a.x, Nx, Cx, Hin * Win, 'conv2d input');
-  const oSlabs = planSlabs(out, No, Co, Hout * Wout, 'conv2d output');
+  const oSlabs = planSlabs(out, No, Co, Hout * Wout, 'conv2d output', cob);
   const multi = xSlabs.length > 1;
   if (multi) rt.clear(out.buffer, 0, out.bytes);
-  const { PX, MAX_COB, WG_X, WG_Y } = blockFor(l.K);
-  const cob = channelBlock(Co, MAX_COB);
   // Every row start is a multiple of 4 when the width is (slab bases are multiples of the plane or of 64). Not for
   // fewer than 4 output channels: there the vec4 path measured slower (16→1: +10%), the loads being few already.
   const v4 = cob >= 4 && l.K === 3 && a.pad === 1 && Win % 4 === 0 && Wout === Win;
   const sub = subgroupSize() > 0;
-  // Packed weights need one output slab (channel blocks aligned to cob) and one input slab (all input channels).
-  const packedBytes = l.experts * ceilDiv(Co, cob) * cob * Cx * l.K * l.K * 4;
-  const pk = sub && cob % 4 === 0 && xSlabs.length === 1 && oSlabs.length === 1 && packedBytes <= rt.maxBinding;
-  const code = convCode({ K: l.K, flip: l.flip, COB: cob, sub, acc: multi, v4, pk });
+  // Packed weights are blocks of cob output channels counted from channel 0: output slabs must start on a block.
+  const blocksAll = ceilDiv(Co, cob);
+  const packedBytes = l.experts * blocksAll * cob * Cx * l.K * l.K * 4;
+  const pk = sub && cob % 4 === 0 && oSlabs.every((os) => os.cLo % cob === 0) && packedBytes <= rt.maxBinding;
+  const rows = v4 && pk ? rowSharingLanes() : 0;
+  const { PX, WG_X, WG_Y } = blockFor(l.K, rows);
+  const code = convCode({ K: l.K, flip: l.flip, COB: cob, sub, acc: multi, v4, pk, rows });
   const dummy = a.w.buffer;
   const packed = pk ? packWeights(a.w.buffer, l, Co, Cx, cob) : null;
   for (const os of oSlabs) {
@@ -302,7 +368,7 @@ function runConv(a: ConvArgs, out: Tensor, l: Layout): void {
         .i32(a.pad)
         .u32(l.nv, a.table ? 1 : 0, xs.nLo, xs.nHi, xs.base, Cx * Hin * Win)
         .u32(os.nLo, os.base, Co * Hout * Wout, os.cLo, coCount, coBlocks, l.wE, l.wO, l.wI, xs.cLo, l.gather ? 1 : 0)
-        .u32(a.bias && xs.cLo === 0 ? 1 : 0, a.relu && xs.cHi === Cx ? 1 : 0, multi ? 1 : 0, multi ? 0 : 1, l.bE).bytes;
+        .u32(a.bias && xs.cLo === 0 ? 1 : 0, a.relu && xs.cHi === Cx ? 1 : 0, multi ? 1 : 0, multi ? 0 : 1, l.bE, Cx, blocksAll, 0, 0).bytes;
       rt.dispatch({
         label: l.gather ? 'conv2d_grad_input' : 'conv2d',
         code,

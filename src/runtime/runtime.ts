@@ -80,9 +80,12 @@ export class Runtime {
     return this.handle.limits;
   }
 
+  /** A lower binding limit than the adapter's, so that tests can split small tensors as large ones are split. */
+  bindingLimitForTests: number | null = null;
+
   /** Largest byte range one storage binding may cover on this adapter. */
   get maxBinding(): number {
-    return this.handle.limits.maxStorageBufferBindingSize;
+    return Math.min(this.handle.limits.maxStorageBufferBindingSize, this.bindingLimitForTests ?? Infinity);
   }
 
   private fail(e: GpuError): void {

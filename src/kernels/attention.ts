@@ -466,6 +466,18 @@ ${SG_MAIN}
 }`;
 }
 
+/** The inputs of both backward kernels: q, k, v, the mask, g, lse and delta (bindings 0 to n + 2). */
+function sgBackwardInputs(v4: boolean, v4v: boolean, mask: boolean): string {
+  const n = mask ? 4 : 3;
+  return `${rowOperand('Q', 0, v4, 'p.hd')}
+${rowOperand('K', 1, v4, 'p.hd')}
+${rowOperand('V', 2, v4v, 'p.hdv')}
+${maskBinding(mask, 3)}
+${rowOperand('G', n, v4v, 'p.hdv')}
+@group(0) @binding(${n + 1}) var<storage, read> LSE: array<f32>;
+@group(0) @binding(${n + 2}) var<storage, read> Delta: array<f32>;`;
+}
+
 /** dq, subgroup version: a lane owns a query row; key (and value) rows stream past. */
 function sgDqCode(d: Dims, mask: boolean, causal: boolean): string {
   const [nc, ncv] = [chunks(d.D), chunks(d.Dv)];
@@ -480,13 +492,7 @@ function sgDqCode(d: Dims, mask: boolean, causal: boolean): string {
       ${rep(nc, (c) => `dq${c} += ds * kb${c};`, ' ')}
     }`, '\n    ');
   return /* wgsl */ `${sgPrelude(d, mask, causal)}
-${rowOperand('Q', 0, v4, 'p.hd')}
-${rowOperand('K', 1, v4, 'p.hd')}
-${rowOperand('V', 2, v4v, 'p.hdv')}
-${maskBinding(mask, 3)}
-${rowOperand('G', n, v4v, 'p.hdv')}
-@group(0) @binding(${n + 1}) var<storage, read> LSE: array<f32>;
-@group(0) @binding(${n + 2}) var<storage, read> Delta: array<f32>;
+${sgBackwardInputs(v4, v4v, mask)}
 @group(0) @binding(${n + 3}) var<storage, read_write> DQ: array<${v4 ? 'vec4f' : 'f32'}>;
 @group(0) @binding(${n + 4}) var<uniform> p: P;
 ${SG_MAIN}
@@ -526,13 +532,7 @@ function sgDkvCode(d: Dims, mask: boolean, causal: boolean): string {
       ${rep(nc, (c) => `dk${c} += ds * qb${c};`, ' ')}
     }`, '\n    ');
   return /* wgsl */ `${sgPrelude(d, mask, causal)}
-${rowOperand('Q', 0, v4, 'p.hd')}
-${rowOperand('K', 1, v4, 'p.hd')}
-${rowOperand('V', 2, v4v, 'p.hdv')}
-${maskBinding(mask, 3)}
-${rowOperand('G', n, v4v, 'p.hdv')}
-@group(0) @binding(${n + 1}) var<storage, read> LSE: array<f32>;
-@group(0) @binding(${n + 2}) var<storage, read> Delta: array<f32>;
+${sgBackwardInputs(v4, v4v, mask)}
 @group(0) @binding(${n + 3}) var<storage, read_write> DK: array<${v4 ? 'vec4f' : 'f32'}>;
 @group(0) @binding(${n + 4}) var<storage, read_write> DVo: array<${v4v ? 'vec4f' : 'f32'}>;
 @group(0) @binding(${n + 5}) var<uniform> p: P;

@@ -29,7 +29,7 @@ import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { ceilDiv, grid1d, MAX_GRID } from './wgsl.ts';
 import { planSlabs } from './conv2d-slabs.ts';
-import { subgroupSize } from './subgroups.ts';
+import { fixedSubgroupSize, subgroupSize } from './subgroups.ts';
 
 // Measured on lavapipe (2 cores, 160→64 at 160×120, CPU time, subgroup weights): 8 pixels × 16 channels per
 // invocation ran 18% faster than 8 × 8 and 16 × 8, 25% faster than 8 × 32 and 16 × 16 (more accumulators than
@@ -52,11 +52,8 @@ export function setConvRowSharing(on: boolean): void {
  * fixed size: the kernel derives a lane's place in its subgroup from its row.
  */
 function rowSharingLanes(): number {
-  const h = engine().rt.handle;
-  const info = (h.device as GPUDevice & { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
-  const size = subgroupSize();
-  const fixed = info?.subgroupMinSize === info?.subgroupMaxSize && size > 0 && 64 % size === 0;
-  return rowSharingAllowed && h.summary.isSoftware && fixed ? size : 0;
+  const size = fixedSubgroupSize();
+  return rowSharingAllowed && engine().rt.handle.summary.isSoftware && size > 0 && 64 % size === 0 ? size : 0;
 }
 
 /** Output channels per invocation: the smallest power of two ≥ the channel count, at most MAX_COB. */

@@ -13,8 +13,17 @@ export function setSubgroupsAllowed(on: boolean): void {
  * least 8 lanes), else 0. lavapipe: 8, the lanes of one 256-bit vector.
  */
 export function subgroupSize(): number {
-  const h = engine().rt.handle;
-  const info = (h.device as GPUDevice & { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
-  const ok = subgroupsAllowed && h.features.has('subgroups') && (info?.subgroupMinSize ?? 0) >= 8;
+  const info = sizes();
+  const ok = subgroupsAllowed && engine().rt.handle.features.has('subgroups') && (info?.subgroupMinSize ?? 0) >= 8;
   return ok ? Math.max(8, info?.subgroupMaxSize ?? 8) : 0;
+}
+
+/** subgroupSize() when every subgroup has that many lanes (the minimum and maximum sizes agree), else 0. */
+export function fixedSubgroupSize(): number {
+  const info = sizes();
+  return info?.subgroupMinSize === info?.subgroupMaxSize ? subgroupSize() : 0;
+}
+
+function sizes(): { subgroupMinSize?: number; subgroupMaxSize?: number } | undefined {
+  return (engine().rt.handle.device as GPUDevice & { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
 }

@@ -21,8 +21,7 @@ import { FusionNet } from '../src/model/fusion-net.ts';
 import { initParameters } from '../src/model/parameters.ts';
 import { saveWeights } from '../src/model/weights.ts';
 import { fusionLosses } from '../src/model/losses.ts';
-import { barChart } from '../src/io/plot.ts';
-import { writeImage } from '../src/io/image.ts';
+import { barChartSvg, writeSvgImage } from '../src/io/charts.ts';
 
 export interface BenchOptions {
   /** Inference sizes, WIDTHxHEIGHT, comma-separated. */
@@ -208,10 +207,13 @@ export async function runBenchmark(args: BenchOptions): Promise<string> {
   mkdirSync(args.out, { recursive: true });
   const file = join(args.out, `e2e-${slug}-${date}.json`);
   writeFileSync(file, JSON.stringify({ adapter, software: rt.handle.summary.isSoftware, date, runs, warmup, results }, null, 2));
-  const chart = barChart(
-    results.map((r) => ({ label: r.name, values: [r.engine.median, r.torch && 'median' in r.torch ? r.torch.median : 0] })),
+  const torchDevice = results.map((r) => (r.torch && 'device' in r.torch ? r.torch.device : null)).find(Boolean);
+  const chart = barChartSvg(
+    results.map((r) => ({ label: r.name, values: [r.engine.median, r.torch && 'median' in r.torch ? r.torch.median : NaN] })),
+    [`engine (${adapter})`, `PyTorch${torchDevice ? ` (${torchDevice})` : ''}`],
+    { title: `MoE-Fusion end to end, ${date}`, yLabel: 'milliseconds (lower is faster)' },
   );
-  await writeImage(join(args.out, `e2e-${slug}-${date}.png`), chart.data, chart.width, chart.height, 3);
+  await writeSvgImage(join(args.out, `e2e-${slug}-${date}.png`), chart);
   console.log(`\nwrote ${file}`);
   return file;
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh Debian/Ubuntu machine:
 #   - npm dependencies (when node_modules is missing or stale),
-#   - Mesa's lavapipe (software Vulkan) from bookworm-backports, but only when no WebGPU adapter works already.
+#   - Mesa's lavapipe (software Vulkan) from bookworm-backports, but only when no WebGPU adapter works already,
+#   - a font for the text of the charts (loss curves, benchmark pictures) when the system has none (optional).
 # Safe to run again: it does nothing that is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,16 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   log "installing npm dependencies"
   # onnxruntime-node's install script would try to download CUDA binaries; its WebGPU provider is bundled.
   ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
+fi
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+has_font() { [ -n "$(fc-list 2>/dev/null | head -1)" ] || ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf >/dev/null 2>&1; }
+if ! has_font && command -v apt-get >/dev/null; then
+  log "no system font: installing fonts-dejavu-core for the charts' text"
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq fonts-dejavu-core >/dev/null; } ||
+    log "could not install fonts-dejavu-core: charts will be drawn without text"
 fi
 
 adapter_works() { node scripts/probe-adapter.mjs >/dev/null 2>&1; }
@@ -26,8 +37,6 @@ if ! command -v apt-get >/dev/null; then
   exit 1
 fi
 
-SUDO=""
-[ "$(id -u)" = 0 ] || SUDO="sudo"
 . /etc/os-release
 log "no WebGPU adapter: installing Mesa lavapipe (software Vulkan)"
 if [ "${VERSION_CODENAME:-}" = bookworm ]; then

@@ -21,9 +21,9 @@ import { initDetectorTensors } from '../model/detector/parameters.ts';
 import { detectorFromFile, detectorToHost, hasDetector } from '../model/detector/weights.ts';
 import { openDataset, splitPairs, type ImagePair } from '../io/dataset.ts';
 import { boxMask, type BoxSource } from '../io/boxes.ts';
-import { readImage, writeImage } from '../io/image.ts';
+import { readImage } from '../io/image.ts';
 import { toGray01 } from '../io/color.ts';
-import { lineChart } from '../io/plot.ts';
+import { lineChartSvg, writeSvgImage } from '../io/charts.ts';
 import { readSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
 import { ensureWritableDir, writeFileAtomic } from '../io/atomic.ts';
 import { UserError } from './errors.ts';
@@ -275,8 +275,11 @@ export async function runTrain(a: TrainArgs): Promise<void> {
     await trainer.saveCheckpoint(checkpoint);
     const series = (pick: (r: LogRecord) => number | undefined) =>
       log.flatMap((r) => (pick(r) === undefined ? [] : [[r.step, pick(r)!] as [number, number]]));
-    const curve = lineChart([series((r) => r.total), series((r) => r.validation?.loss)]);
-    await writeImage(join(a.out, 'loss.png'), curve.data, curve.width, curve.height, 3);
+    const curve = lineChartSvg(
+      [{ name: 'training loss', points: series((r) => r.total) }, { name: 'validation loss', points: series((r) => r.validation?.loss) }],
+      { title: 'MoE-Fusion training', xLabel: 'step', yLabel: 'loss' },
+    );
+    await writeSvgImage(join(a.out, 'loss.png'), curve);
   };
   while (trainer.step < opts.steps) {
     const r = await trainer.trainStep();

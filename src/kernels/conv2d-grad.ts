@@ -132,7 +132,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let plane = p.Hin * p.Win;
   ${accDecl.join(' ')}
   var b0 = 0.0; var b1 = 0.0; var b2 = 0.0; var b3 = 0.0;
-  ${decl.join(' ')}
+  ${decl}
   for (var v = p.vLo; v < p.vHi; v++) {
     let found = sourceOf(v, e);
     if (found < 0) { continue; }
@@ -155,66 +155,20 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
  * each lane's own. Measured on lavapipe (160→64): 2× faster than the plain kernel with COB = 8, 2.3-2.4× with
  * COB = 16 (160×120 and 640×480); COB = 32 gained 4% more for a 4× longer compile. One workgroup size for every
  * channel count keeps it to one pipeline per (K, COB).
- */
-/**
- * `v4` (K = 3, pad 1, the width a multiple of 4, same-size output): each step covers 4 pixels. A lane reads one
- * vec4 per input row (sliding a 12-pixel window of three vec4s) and one vec4 of output gradient per 8 channels,
- * and adds dot(gradient, input) of 4 pixels to each accumulator: the accumulators, far more than the registers,
- * are loaded and stored once per 4 pixels instead of once per pixel. Measured on lavapipe (160→64 at 160×120):
- * 146-175 → 105-110 ms (1.4-1.6×); cold compile 3.4 s (16 output channels per block).
+ *
+ * `v4` (K = 3, pad 1, the width a multiple of 4, same-size output): each step covers 4 pixels (vec4Steps).
  */
 function gradCodeSub(K: number, cob: number, accumulate: boolean, WG: number, v4 = false): string {
   const KK = K * K;
-  const win = (ky: number, kx: number) => `w${ky}_${kx}`;
-  const decl: string[] = [];
-  for (let ky = 0; ky < K; ky++) for (let kx = 0; kx < K; kx++) decl.push(`var ${win(ky, kx)} = 0.0;`);
   const accDecl: string[] = [];
   for (let c = 0; c < cob; c++) for (let t = 0; t < KK; t++) accDecl.push(`var a${c}_${t} = 0.0;`);
-  const rows: string[] = [];
-  const init: string[] = [];
-  const shift: string[] = [];
-  for (let ky = 0; ky < K; ky++) {
-    rows.push(`let iy${ky} = i32(y) + ${ky} - p.pad;
-        let rv${ky} = iy${ky} >= 0 && iy${ky} < i32(p.Hin);
-        let row${ky} = xc + u32(clamp(iy${ky}, 0, i32(p.Hin) - 1)) * p.Win;`);
-    for (let kx = 1; kx < K; kx++) init.push(`${win(ky, kx)} = ld(row${ky}, rv${ky}, ${kx - 1} - p.pad);`);
-    for (let kx = 0; kx < K - 1; kx++) shift.push(`${win(ky, kx)} = ${win(ky, kx + 1)};`);
-    shift.push(`${win(ky, K - 1)} = ld(row${ky}, rv${ky}, i32(xx) + ${K - 1} - p.pad);`);
-  }
-  const fma: string[] = [];
-  const bias: string[] = [];
-  for (let c = 0; c < cob; c++) {
-    fma.push(`let g${c} = subgroupBroadcast(gl${c >> 3}, ${c % 8}u);`);
-    bias.push(`b${c} += g${c};`);
-    for (let ky = 0; ky < K; ky++) for (let kx = 0; kx < K; kx++) fma.push(`a${c}_${ky * K + kx} += g${c} * ${win(ky, kx)};`);
-  }
   // Lane l loads the output gradient of channels co0 + l, co0 + 8 + l, …
   const lanes: string[] = [];
-  const gLoads: string[] = [];
-  for (let j = 0; j < cob / 8; j++) {
+  for (let j = 0; j < cob / 8; j++)
     lanes.push(`let myCo${j} = co0 + ${8 * j}u + (sid % 8u);
   let coOk${j} = myCo${j} >= p.coLo && myCo${j} < p.coHi;
   let coOff${j} = (clamp(myCo${j}, p.coLo, p.coHi - 1u) - p.coLo) * p.Hout * p.Wout;`);
-    gLoads.push(`let gl${j} = select(0.0, G[gr + coOff${j} + xx], coOk${j});`);
-  }
-  if (v4) {
-    // Rows k = 0..2 (input rows y - 1, y, y + 1): vec4s A (pixels xx-4..xx-1), B (xx..xx+3), C (xx+4..xx+7).
-    rows.length = init.length = shift.length = fma.length = bias.length = gLoads.length = 0;
-    for (let k = 0; k < 3; k++) {
-      rows.push(`let iy${k} = i32(y) + ${k - 1}; let rv${k} = iy${k} >= 0 && iy${k} < i32(p.Hin);
-        let r4_${k} = (xc + u32(clamp(iy${k}, 0, i32(p.Hin) - 1)) * p.Win) / 4u;`);
-      init.push(`var A${k} = vec4f(0.0); var B${k} = select(vec4f(0.0), X[r4_${k}], rv${k});`);
-      shift.push(`let C${k} = select(vec4f(0.0), X[r4_${k} + min(q + 1u, w4 - 1u)], rv${k} && q + 1u < w4);
-        let t${k}_0 = vec4f(A${k}.w, B${k}.xyz); let t${k}_1 = B${k}; let t${k}_2 = vec4f(B${k}.yzw, C${k}.x);`);
-    }
-    for (let j = 0; j < cob / 8; j++) gLoads.push(`let gl${j} = select(vec4f(0.0), G[gr4 + coOff${j} / 4u + q], coOk${j});`);
-    for (let c = 0; c < cob; c++) {
-      fma.push(`let g${c} = subgroupBroadcast(gl${c >> 3}, ${c % 8}u);`);
-      bias.push(`b${c} += dot(g${c}, vec4f(1.0));`);
-      for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) fma.push(`a${c}_${ky * 3 + kx} += dot(g${c}, t${ky}_${kx});`);
-    }
-  }
-  const slide = v4 ? Array.from({ length: 3 }, (_, k) => `A${k} = B${k}; B${k} = C${k};`).join(' ') : '';
+  const { decl, rows, init, loop, step } = v4 ? vec4Steps(cob) : pixelSteps(K, cob);
   const writes: string[] = [];
   for (let c = 0; c < cob; c++) {
     const w: string[] = [];
@@ -259,7 +213,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let plane = p.Hin * p.Win;
   ${accDecl.join(' ')}
   ${Array.from({ length: cob }, (_, c) => `var b${c} = 0.0;`).join(' ')}
-  ${decl.join(' ')}
+  ${decl}
   for (var v = p.vLo; v < p.vHi; v++) {
     let found = sourceOf(v, e);
     if (found < 0) { continue; }
@@ -267,16 +221,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     let xc = (src - p.srcLo) * p.xSample + p.xBase + (ciC - p.ciLo) * plane;
     let gs = (v - p.vLo) * p.gSample + p.gBase;
     for (var y = y0; y < y1; y++) {
-      ${rows.join('\n      ')}
-      ${init.join(' ')}
+      ${rows}
       let gr = gs + y * p.Wout;
-      ${v4 ? 'let gr4 = gr / 4u; let w4 = p.Wout / 4u;' : ''}
-      for (var ${v4 ? 'q = 0u; q < w4; q++' : 'xx = 0u; xx < p.Wout; xx++'}) {
-        ${shift.join(' ')}
-        ${gLoads.join(' ')}
-        ${fma.join(' ')}
-        ${bias.join(' ')}
-        ${slide}
+      ${init}
+      for (${loop}) {
+        ${step}
       }
     }
   }
@@ -285,6 +234,67 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let pb = part * p.E * p.Cout;
   ${writes.join('\n  ')}
 }`;
+}
+
+interface Steps {
+  /** Declarations before the sample loop, per row (input rows), at its start, the pixel loop header, its body. */
+  decl: string;
+  rows: string;
+  init: string;
+  loop: string;
+  step: string;
+}
+
+/** One pixel per step: a K×K window of scalars slides along the row, one new column loaded per step. */
+function pixelSteps(K: number, cob: number): Steps {
+  const win = (ky: number, kx: number) => `w${ky}_${kx}`;
+  const decl: string[] = [];
+  const rows: string[] = [];
+  const init: string[] = [];
+  const step: string[] = [];
+  for (let ky = 0; ky < K; ky++) {
+    for (let kx = 0; kx < K; kx++) decl.push(`var ${win(ky, kx)} = 0.0;`);
+    rows.push(`let iy${ky} = i32(y) + ${ky} - p.pad;
+        let rv${ky} = iy${ky} >= 0 && iy${ky} < i32(p.Hin);
+        let row${ky} = xc + u32(clamp(iy${ky}, 0, i32(p.Hin) - 1)) * p.Win;`);
+    for (let kx = 1; kx < K; kx++) init.push(`${win(ky, kx)} = ld(row${ky}, rv${ky}, ${kx - 1} - p.pad);`);
+    for (let kx = 0; kx < K - 1; kx++) step.push(`${win(ky, kx)} = ${win(ky, kx + 1)};`);
+    step.push(`${win(ky, K - 1)} = ld(row${ky}, rv${ky}, i32(xx) + ${K - 1} - p.pad);`);
+  }
+  for (let j = 0; j < cob / 8; j++) step.push(`let gl${j} = select(0.0, G[gr + coOff${j} + xx], coOk${j});`);
+  for (let c = 0; c < cob; c++) {
+    step.push(`let g${c} = subgroupBroadcast(gl${c >> 3}, ${c % 8}u); b${c} += g${c};`);
+    for (let ky = 0; ky < K; ky++) for (let kx = 0; kx < K; kx++) step.push(`a${c}_${ky * K + kx} += g${c} * ${win(ky, kx)};`);
+  }
+  return { decl: decl.join(' '), rows: rows.join('\n      '), init: init.join(' '), loop: 'var xx = 0u; xx < p.Wout; xx++', step: step.join(' ') };
+}
+
+/**
+ * 4 pixels per step (K = 3): a lane reads one vec4 per input row, sliding a 12-pixel window of three vec4s (A:
+ * pixels xx-4..xx-1, B: xx..xx+3, C: xx+4..xx+7), and one vec4 of output gradient per 8 channels, and adds
+ * dot(gradient, input) of 4 pixels to each accumulator. The accumulators, far more than the registers, are then
+ * loaded and stored once per 4 pixels instead of once per pixel. Measured on lavapipe (160→64 at 160×120):
+ * 146-175 → 105-110 ms (1.4-1.6×); cold compile 3.4 s (16 output channels per block).
+ */
+function vec4Steps(cob: number): Steps {
+  const rows: string[] = [];
+  const init: string[] = [];
+  const step: string[] = [];
+  for (let k = 0; k < 3; k++) {
+    rows.push(`let iy${k} = i32(y) + ${k - 1}; let rv${k} = iy${k} >= 0 && iy${k} < i32(p.Hin);
+        let r4_${k} = (xc + u32(clamp(iy${k}, 0, i32(p.Hin) - 1)) * p.Win) / 4u;`);
+    init.push(`var A${k} = vec4f(0.0); var B${k} = select(vec4f(0.0), X[r4_${k}], rv${k});`);
+    step.push(`let C${k} = select(vec4f(0.0), X[r4_${k} + min(q + 1u, w4 - 1u)], rv${k} && q + 1u < w4);
+        let t${k}_0 = vec4f(A${k}.w, B${k}.xyz); let t${k}_1 = B${k}; let t${k}_2 = vec4f(B${k}.yzw, C${k}.x);`);
+  }
+  init.push('let gr4 = gr / 4u; let w4 = p.Wout / 4u;');
+  for (let j = 0; j < cob / 8; j++) step.push(`let gl${j} = select(vec4f(0.0), G[gr4 + coOff${j} / 4u + q], coOk${j});`);
+  for (let c = 0; c < cob; c++) {
+    step.push(`let g${c} = subgroupBroadcast(gl${c >> 3}, ${c % 8}u); b${c} += dot(g${c}, vec4f(1.0));`);
+    for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) step.push(`a${c}_${ky * 3 + kx} += dot(g${c}, t${ky}_${kx});`);
+  }
+  step.push(...Array.from({ length: 3 }, (_, k) => `A${k} = B${k}; B${k} = C${k};`));
+  return { decl: '', rows: rows.join('\n      '), init: init.join(' '), loop: 'var q = 0u; q < w4; q++', step: step.join(' ') };
 }
 
 /**

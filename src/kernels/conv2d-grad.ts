@@ -132,7 +132,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let plane = p.Hin * p.Win;
   ${accDecl.join(' ')}
   var b0 = 0.0; var b1 = 0.0; var b2 = 0.0; var b3 = 0.0;
-  ${decl}
+  ${decl.join(' ')}
   for (var v = p.vLo; v < p.vHi; v++) {
     let found = sourceOf(v, e);
     if (found < 0) { continue; }

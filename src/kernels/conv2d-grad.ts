@@ -59,44 +59,19 @@ fn sourceOf(v: u32, e: u32) -> i32 {
 
 function gradCode(K: number): string {
   const lines: string[] = [];
-  const win = (ky: number, kx: number) => `w${ky}_${kx}`;
-  const decl: string[] = [];
-  for (let ky = 0; ky < K; ky++) for (let kx = 0; kx < K; kx++) decl.push(`var ${win(ky, kx)} = 0.0;`);
   const accDecl: string[] = [];
   for (let c = 0; c < COB; c++) for (let t = 0; t < K * K; t++) accDecl.push(`var a${c}_${t} = 0.0;`);
-  const rows: string[] = [];
-  const init: string[] = [];
-  const shift: string[] = [];
-  for (let ky = 0; ky < K; ky++) {
-    rows.push(`let iy${ky} = i32(y) + ${ky - 0} - p.pad;
-        let rv${ky} = iy${ky} >= 0 && iy${ky} < i32(p.Hin);
-        let row${ky} = xc + u32(clamp(iy${ky}, 0, i32(p.Hin) - 1)) * p.Win;`);
-    for (let kx = 1; kx < K; kx++) init.push(`${win(ky, kx)} = ld(row${ky}, rv${ky}, ${kx - 1} - p.pad);`);
-    for (let kx = 0; kx < K - 1; kx++) shift.push(`${win(ky, kx)} = ${win(ky, kx + 1)};`);
-    shift.push(`${win(ky, K - 1)} = ld(row${ky}, rv${ky}, i32(xx) + ${K - 1} - p.pad);`);
-  }
-  const fma: string[] = [];
-  for (let c = 0; c < COB; c++)
-    for (let ky = 0; ky < K; ky++) for (let kx = 0; kx < K; kx++) fma.push(`a${c}_${ky * K + kx} += g${c} * ${win(ky, kx)};`);
-  const writes: string[] = [];
-  for (let c = 0; c < COB; c++) {
-    const w: string[] = [];
-    for (let t = 0; t < K * K; t++) w.push(`put(wo + ${t}u, a${c}_${t});`);
-    writes.push(`if (co0 + ${c}u < p.Cout) {
-    let wo = pw + ((e * p.Cout + co0 + ${c}u) * p.Cin + ci) * ${K * K}u;
-    ${w.join(' ')}
-    if (ci == 0u) { putBias(pb + e * p.Cout + co0 + ${c}u, b${c}); }
-  }`);
-  }
+  const w = slidingWindow(K);
+  const fma = Array.from({ length: COB }, (_, c) => w.fma(c)).join(' ');
   lines.push(`for (var y = y0; y < y1; y++) {
-        ${rows.join('\n        ')}
-        ${init.join(' ')}
+        ${w.rows}
+        ${w.init}
         let gr = gs + y * p.Wout;
         for (var xx = 0u; xx < p.Wout; xx++) {
-          ${shift.join(' ')}
+          ${w.shift}
           let g0 = gld(gr + xx, co0); let g1 = gld(gr + xx, co0 + 1u); let g2 = gld(gr + xx, co0 + 2u); let g3 = gld(gr + xx, co0 + 3u);
           b0 += g0; b1 += g1; b2 += g2; b3 += g3;
-          ${fma.join(' ')}
+          ${fma}
         }
       }`);
   return /* wgsl */ `
@@ -132,7 +107,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let plane = p.Hin * p.Win;
   ${accDecl.join(' ')}
   var b0 = 0.0; var b1 = 0.0; var b2 = 0.0; var b3 = 0.0;
-  ${decl.join(' ')}
+  ${w.decl}
   for (var v = p.vLo; v < p.vHi; v++) {
     let found = sourceOf(v, e);
     if (found < 0) { continue; }
@@ -141,9 +116,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     let gs = (v - p.vLo) * p.gSample + p.gBase;
     ${lines.join('\n')}
   }
-  let pw = part * p.E * p.Cout * p.Cin * ${K * K}u;
-  let pb = part * p.E * p.Cout;
-  ${writes.join('\n  ')}
+  ${weightWrites(COB, K * K)}
 }`;
 }
 
@@ -169,16 +142,6 @@ function gradCodeSub(K: number, cob: number, accumulate: boolean, WG: number, v4
   let coOk${j} = myCo${j} >= p.coLo && myCo${j} < p.coHi;
   let coOff${j} = (clamp(myCo${j}, p.coLo, p.coHi - 1u) - p.coLo) * p.Hout * p.Wout;`);
   const { decl, rows, init, loop, step } = v4 ? vec4Steps(cob) : pixelSteps(K, cob);
-  const writes: string[] = [];
-  for (let c = 0; c < cob; c++) {
-    const w: string[] = [];
-    for (let t = 0; t < KK; t++) w.push(`put(wo + ${t}u, a${c}_${t});`);
-    writes.push(`if (co0 + ${c}u < p.coHi) {
-    let wo = pw + ((e * p.Cout + co0 + ${c}u) * p.Cin + ci) * ${KK}u;
-    ${w.join(' ')}
-    if (ci == 0u) { putBias(pb + e * p.Cout + co0 + ${c}u, b${c}); }
-  }`);
-  }
   return /* wgsl */ `enable subgroups;
 ${gradPrelude(v4)}
 fn put(idx: u32, v: f32) {
@@ -230,9 +193,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     }
   }
   if (!ciOk) { return; }
-  let pw = part * p.E * p.Cout * p.Cin * ${KK}u;
-  let pb = part * p.E * p.Cout;
-  ${writes.join('\n  ')}
+  ${weightWrites(cob, KK)}
 }`;
 }
 
@@ -247,26 +208,51 @@ interface Steps {
 
 /** One pixel per step: a K×K window of scalars slides along the row, one new column loaded per step. */
 function pixelSteps(K: number, cob: number): Steps {
+  const w = slidingWindow(K);
+  const step = [w.shift];
+  for (let j = 0; j < cob / 8; j++) step.push(`let gl${j} = select(0.0, G[gr + coOff${j} + xx], coOk${j});`);
+  for (let c = 0; c < cob; c++) step.push(`let g${c} = subgroupBroadcast(gl${c >> 3}, ${c % 8}u); b${c} += g${c};`, w.fma(c));
+  return { decl: w.decl, rows: w.rows, init: w.init, loop: 'var xx = 0u; xx < p.Wout; xx++', step: step.join(' ') };
+}
+
+/**
+ * The K×K window of scalars w{ky}_{kx} that slides along the input rows y - pad .. y - pad + K - 1, one new column
+ * loaded per pixel xx (shift), and the multiply-adds of output channel c's gradient g{c} into its K² sums.
+ */
+function slidingWindow(K: number) {
   const win = (ky: number, kx: number) => `w${ky}_${kx}`;
   const decl: string[] = [];
   const rows: string[] = [];
   const init: string[] = [];
-  const step: string[] = [];
+  const shift: string[] = [];
   for (let ky = 0; ky < K; ky++) {
     for (let kx = 0; kx < K; kx++) decl.push(`var ${win(ky, kx)} = 0.0;`);
     rows.push(`let iy${ky} = i32(y) + ${ky} - p.pad;
         let rv${ky} = iy${ky} >= 0 && iy${ky} < i32(p.Hin);
         let row${ky} = xc + u32(clamp(iy${ky}, 0, i32(p.Hin) - 1)) * p.Win;`);
     for (let kx = 1; kx < K; kx++) init.push(`${win(ky, kx)} = ld(row${ky}, rv${ky}, ${kx - 1} - p.pad);`);
-    for (let kx = 0; kx < K - 1; kx++) step.push(`${win(ky, kx)} = ${win(ky, kx + 1)};`);
-    step.push(`${win(ky, K - 1)} = ld(row${ky}, rv${ky}, i32(xx) + ${K - 1} - p.pad);`);
+    for (let kx = 0; kx < K - 1; kx++) shift.push(`${win(ky, kx)} = ${win(ky, kx + 1)};`);
+    shift.push(`${win(ky, K - 1)} = ld(row${ky}, rv${ky}, i32(xx) + ${K - 1} - p.pad);`);
   }
-  for (let j = 0; j < cob / 8; j++) step.push(`let gl${j} = select(0.0, G[gr + coOff${j} + xx], coOk${j});`);
-  for (let c = 0; c < cob; c++) {
-    step.push(`let g${c} = subgroupBroadcast(gl${c >> 3}, ${c % 8}u); b${c} += g${c};`);
-    for (let ky = 0; ky < K; ky++) for (let kx = 0; kx < K; kx++) step.push(`a${c}_${ky * K + kx} += g${c} * ${win(ky, kx)};`);
-  }
-  return { decl: decl.join(' '), rows: rows.join('\n      '), init: init.join(' '), loop: 'var xx = 0u; xx < p.Wout; xx++', step: step.join(' ') };
+  const fma = (c: number) =>
+    Array.from({ length: K * K }, (_, t) => `a${c}_${t} += g${c} * ${win(Math.floor(t / K), t % K)};`).join(' ');
+  return { decl: decl.join(' '), rows: rows.join('\n        '), init: init.join(' '), shift: shift.join(' '), fma };
+}
+
+/**
+ * Stores the sums a{c}_{t} and b{c} of one lane (input channel ci, output channels co0 ..) into this part's slot of
+ * the partial weight and bias gradients.
+ */
+function weightWrites(cob: number, KK: number): string {
+  const writes = [`let pw = part * p.E * p.Cout * p.Cin * ${KK}u;
+  let pb = part * p.E * p.Cout;`];
+  for (let c = 0; c < cob; c++)
+    writes.push(`if (co0 + ${c}u < p.coHi) {
+    let wo = pw + ((e * p.Cout + co0 + ${c}u) * p.Cin + ci) * ${KK}u;
+    ${Array.from({ length: KK }, (_, t) => `put(wo + ${t}u, a${c}_${t});`).join(' ')}
+    if (ci == 0u) { putBias(pb + e * p.Cout + co0 + ${c}u, b${c}); }
+  }`);
+  return writes.join('\n  ');
 }
 
 /**

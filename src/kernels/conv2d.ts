@@ -120,12 +120,12 @@ function convCode(o: CodeOpts): string {
   for (let ky = 0; ky < K; ky++) {
     const nv4 = PX / 4 + 2;
     const comp = 'xyzw';
-    const loads = S
-      ? Array.from({ length: nv4 }, (_, j) => `let v${j} = m${ky}_${j};`).join(' ') + '\n        ' +
-        Array.from({ length: span }, (_, m) => `let x${m} = v${(m + 3) >> 2}.${comp[(m + 3) & 3]};`).join(' ')
-      : v4
-      ? Array.from({ length: nv4 }, (_, j) => `let v${j} = select(vec4f(0.0), X[r4 + qa${j}], ok && ok${j});`).join(' ') + '\n        ' +
-        Array.from({ length: span }, (_, m) => `let x${m} = v${(m + 3) >> 2}.${comp[(m + 3) & 3]};`).join(' ')
+    // vec4 paths: the row's vec4s v0.. (shared rows, or loaded here), then its pixels x0.. (v0.w is pixel px0 - 1).
+    const vec4s = S
+      ? Array.from({ length: nv4 }, (_, j) => `let v${j} = m${ky}_${j};`)
+      : Array.from({ length: nv4 }, (_, j) => `let v${j} = select(vec4f(0.0), X[r4 + qa${j}], ok && ok${j});`);
+    const loads = v4
+      ? vec4s.join(' ') + '\n        ' + Array.from({ length: span }, (_, m) => `let x${m} = v${(m + 3) >> 2}.${comp[(m + 3) & 3]};`).join(' ')
       : Array.from({ length: span }, (_, m) => `let x${m} = ld(row, ok, ix0 + ${m});`).join(' ');
     const fmas: string[] = [];
     for (let kx = 0; kx < K; kx++) {
@@ -251,8 +251,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
 /**
  * Row sharing, per invocation: the lane's place in its subgroup (li, from its row: subgroups are runs of S
  * rows), the offset of its own input row (rows past the image read as zeros and still feed the shuffles), and
- * its share of the rows outside the subgroup: lanes
- * 0-3 the vec4s 0-3 of the row above the first lane's, lanes 4-7 those of the row below the last lane's.
+ * its share of the rows outside the subgroup: lanes 0-3 the vec4s 0-3 of the row above the first lane's, lanes
+ * 4-7 those of the row below the last lane's.
  * (Selecting on conditions of the row rather than of subgroup_invocation_id measured faster on lavapipe.)
  */
 function rowSetup(S: number): string {

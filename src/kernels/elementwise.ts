@@ -27,6 +27,14 @@ export function forEachChunk(n: number, fn: (offset: number, count: number) => v
  * storage access costs one load per lane whatever its width, so this moves 4× the data per access. The scalar
  * expression is evaluated per component, so any f32 expression works.
  */
+/**
+ * Elements per invocation of the vectorised kernels (here, Adam and clipping): 4 when n is a multiple of 4 (then
+ * so is every chunk of forEachChunk, a multiple of 64 elements), else 1.
+ */
+export function vectorLanes(n: number): 1 | 4 {
+  return n % 4 === 0 ? 4 : 1;
+}
+
 function unaryCode(expr: string, v4: boolean): string {
   const type = v4 ? 'vec4f' : 'f32';
   const body = v4 ? `let xv = X[i]; var o: vec4f;
@@ -56,7 +64,7 @@ function perComponent(line: (c: string) => string): string {
  */
 export function unaryMap(expr: string, x: Tensor, s0 = 0, s1 = 0, label = 'unary'): Tensor {
   const out = Tensor.empty(x.shape);
-  const lanes = x.size % 4 === 0 ? 4 : 1; // chunks are multiples of 64 elements, so each is a multiple of 4 too
+  const lanes = vectorLanes(x.size);
   const code = unaryCode(expr, lanes === 4);
   forEachChunk(x.size, (off, n) => {
     engine().rt.dispatch({
@@ -157,7 +165,7 @@ export function binaryMap(expr: string, a: Tensor, b: Tensor, s0 = 0, label = 'b
         : a.size === 1 && sameShape(b.shape, shape)
           ? 'scalarA'
           : 'general';
-  const lanes = mode !== 'general' && out.size % 4 === 0 ? 4 : 1;
+  const lanes = mode === 'general' ? 1 : vectorLanes(out.size);
   const code = binaryCode(expr, mode, lanes === 4);
   const paramsFor = (n: number) =>
     new Params()

@@ -7,7 +7,7 @@
 import { engine } from '../graph/engine.ts';
 import { Tensor } from '../graph/tensor.ts';
 import { Params } from '../runtime/params.ts';
-import { forEachChunk } from './elementwise.ts';
+import { forEachChunk, vectorLanes } from './elementwise.ts';
 import { grid1d, ceilDiv } from './wgsl.ts';
 
 const WG = 256;
@@ -34,8 +34,7 @@ export interface AdamScalars {
  * The update kernels read and write vec4s when a chunk's length is a multiple of 4 (lavapipe: one load per lane
  * whatever its width, so 4× the data per access); the arithmetic is the same for f32 and vec4f.
  */
-const vecType = (n: number) => (n % 4 === 0 ? 'vec4f' : 'f32');
-const lanesOf = (n: number) => (n % 4 === 0 ? 4 : 1);
+const vecType = (n: number) => (vectorLanes(n) === 4 ? 'vec4f' : 'f32');
 
 const adamCode = (T: string) => /* wgsl */ `
 struct P { n: u32, beta1: f32, beta2: f32, oneMinusBeta1: f32, oneMinusBeta2: f32, eps: f32, coupledDecay: f32, paramDecay: f32,
@@ -66,8 +65,8 @@ export function adamUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, s:
       label: 'adam',
       code: adamCode(vecType(n)),
       buffers: [param.binding(off, n), grad.binding(off, n), m.binding(off, n), v.binding(off, n)],
-      params: new Params().u32(n / lanesOf(n)).f32(s.beta1, s.beta2, s.oneMinusBeta1, s.oneMinusBeta2, s.eps, s.coupledDecay, s.paramDecay, s.stepSize, s.bc2Sqrt).bytes,
-      workgroups: grid1d(ceilDiv(n / lanesOf(n), WG)),
+      params: new Params().u32(n / vectorLanes(n)).f32(s.beta1, s.beta2, s.oneMinusBeta1, s.oneMinusBeta2, s.eps, s.coupledDecay, s.paramDecay, s.stepSize, s.bc2Sqrt).bytes,
+      workgroups: grid1d(ceilDiv(n / vectorLanes(n), WG)),
     });
   });
 }
@@ -156,7 +155,7 @@ export function clipByTotalNorm(grads: Tensor[], maxNorm: number): Tensor {
       label: 'grad_sum_squares',
       code: sumSquaresCode(vecType(c.n)),
       buffers: [c.grad.binding(c.off, c.n), partial.buffer],
-      params: new Params().u32(c.n / lanesOf(c.n), c.base, 0, 0).bytes,
+      params: new Params().u32(c.n / vectorLanes(c.n), c.base, 0, 0).bytes,
       workgroups: grid1d(ceilDiv(c.n, PER_GROUP)),
     });
   const norm = Tensor.empty([]);
@@ -177,8 +176,8 @@ export function clipByTotalNorm(grads: Tensor[], maxNorm: number): Tensor {
       label: 'grad_clip_scale',
       code: scaleCode(vecType(c.n)),
       buffers: [c.grad.binding(c.off, c.n), factor.buffer],
-      params: new Params().u32(c.n / lanesOf(c.n), 0, 0, 0).bytes,
-      workgroups: grid1d(ceilDiv(c.n / lanesOf(c.n), WG)),
+      params: new Params().u32(c.n / vectorLanes(c.n), 0, 0, 0).bytes,
+      workgroups: grid1d(ceilDiv(c.n / vectorLanes(c.n), WG)),
     });
   }
   partial.dispose();

@@ -136,7 +136,7 @@ export function sumAxes(x: Tensor, axes: readonly number[]): Tensor {
   }
   const nOut = kept.reduce((n, [size]) => n * size, 1);
   const R = red.reduce((n, [size]) => n * size, 1);
-  if (nOut === 0 || R === 0 || x.size === 0) return Tensor.zeros(outShape);
+  if (nOut === 0 || R === 0) return Tensor.zeros(outShape);
   // Reduced axes form the contiguous tail: offsets are plain r.
   const innerContiguous = red.length === 1 && red[0][1] === 1;
   const single = red.length === 1;

@@ -11,15 +11,16 @@ import { convBackwardWeight } from '../src/kernels/conv2d-grad.ts';
 import { attentionForward, attentionBackward } from '../src/kernels/attention.ts';
 import { adamUpdate } from '../src/kernels/optimizer.ts';
 import { routedConv2d, noisyTopKGate, routingTable, combineExperts, resizeBilinear, softmax, sum, add, gradientLoss } from '../src/graph/ops.ts';
-import { randomData } from './peers/common.ts';
+import { randomData, type Timed } from './peers/common.ts';
+import { timed } from './peers/engine.ts';
 
 export interface EngineCase {
   name: string;
   /** What `amount` counts: floating-point operations or bytes moved. */
   unit: 'flop' | 'byte';
   amount: number;
-  /** Allocates the inputs; `run` records the kernel(s) and returns what it made (disposed by the caller). */
-  prepare(): { run: () => Tensor[]; dispose: () => void };
+  /** Allocates the inputs and returns the timed run (outputs disposed after each run, inputs by `dispose`). */
+  prepare(): Timed;
 }
 
 const random = (shape: number[], seed: number) => Tensor.fromArray(randomData(shape.reduce((a, d) => a * d, 1), seed), shape);
@@ -33,10 +34,7 @@ function engineCase(name: string, unit: EngineCase['unit'], amount: number, inpu
     amount,
     prepare() {
       const xs = inputs();
-      return {
-        run: () => noGrad(() => [run(xs)].flat()),
-        dispose: () => xs.forEach((t) => t.dispose()),
-      };
+      return timed(() => noGrad(() => run(xs)), xs);
     },
   };
 }

@@ -135,17 +135,13 @@ const engineOnly: Array<Record<string, unknown>> = [];
 if (!only) {
   console.log('\nthe engine\'s other kernels (no peer has the same op):');
   for (const c of engineCases(width, height)) {
-    const { run, dispose } = c.prepare();
+    const t = c.prepare();
     const times: number[] = [];
     for (let i = -1; i < runs; i++) {
-      await e.rt.sync();
-      const t0 = performance.now();
-      const outs = run();
-      await e.rt.sync();
-      if (i >= 0) times.push(performance.now() - t0);
-      outs.forEach((t) => t.dispose());
+      const ms = await t.once();
+      if (i >= 0) times.push(ms);
     }
-    dispose();
+    await t.dispose();
     const ms = median(times);
     const rate = c.amount / ms / 1e6;
     const what = c.unit === 'flop' ? `${fmt(rate)} GFLOP/s (${fmt((100 * rate) / best, 0)}% of best matmul)` : `${fmt(rate)} GB/s`;

@@ -8,22 +8,24 @@ import { conv2d } from '../../src/graph/ops/conv.ts';
 import { matmul } from '../../src/graph/ops/matmul.ts';
 import { convData, randomData, type ConvCase, type Peer, type Timed } from './common.ts';
 
-function timed(run: () => Tensor, inputs: Tensor[]): Timed {
+/** Times `run` (its outputs disposed after each run); `output` reads its first output back. Disposes `inputs` at the end. */
+export function timed(run: () => Tensor | Tensor[], inputs: Tensor[]): Timed {
   const rt = engine().rt;
+  const outputs = () => [run()].flat();
   return {
     async once() {
       await rt.sync();
       const t0 = performance.now();
-      const out = run();
+      const outs = outputs();
       await rt.sync();
       const ms = performance.now() - t0;
-      out.dispose();
+      outs.forEach((t) => t.dispose());
       return ms;
     },
     async output() {
-      const out = run();
-      const data = await out.data();
-      out.dispose();
+      const outs = outputs();
+      const data = await outs[0].data();
+      outs.forEach((t) => t.dispose());
       return data;
     },
     async dispose() {

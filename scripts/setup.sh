@@ -18,17 +18,23 @@ fi
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
+# apt-get update once, whichever install needs it first.
+APT_UPDATED=0
+apt_update() { [ "$APT_UPDATED" = 1 ] || { $SUDO apt-get update -qq && APT_UPDATED=1; }; }
+
 has_font() { [ -n "$(fc-list 2>/dev/null | head -1)" ] || ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf >/dev/null 2>&1; }
-if ! has_font && command -v apt-get >/dev/null; then
+ensure_font() {
+  if has_font || ! command -v apt-get >/dev/null; then return 0; fi
   log "no system font: installing fonts-dejavu-core for the charts' text"
-  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq fonts-dejavu-core >/dev/null; } ||
+  { apt_update && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq fonts-dejavu-core >/dev/null; } ||
     log "could not install fonts-dejavu-core: charts will be drawn without text"
-fi
+}
 
 adapter_works() { node scripts/probe-adapter.mjs >/dev/null 2>&1; }
 
 if adapter_works; then
   log "a WebGPU adapter works: $(node scripts/probe-adapter.mjs 2>/dev/null)"
+  ensure_font
   exit 0
 fi
 
@@ -43,15 +49,16 @@ if [ "${VERSION_CODENAME:-}" = bookworm ]; then
   if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
     echo "deb http://deb.debian.org/debian bookworm-backports main" | $SUDO tee /etc/apt/sources.list.d/bookworm-backports.list >/dev/null
   fi
-  $SUDO apt-get update -qq
+  apt_update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
 else
-  $SUDO apt-get update -qq
+  apt_update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
 fi
 
 if adapter_works; then
   log "adapter ready: $(node scripts/probe-adapter.mjs 2>/dev/null)"
+  ensure_font
 else
   log "still no WebGPU adapter after installing lavapipe:"
   node scripts/probe-adapter.mjs || true

@@ -4,13 +4,13 @@
  * peers have no like-for-like op for most of them, so they are timed on the engine alone: GFLOP/s for the
  * compute-bound ones, GB/s (the bytes a kernel must read and write at least) for the memory-bound ones.
  */
-import { noGrad } from '../src/graph/engine.ts';
-import { Tensor } from '../src/graph/tensor.ts';
+import { noGrad } from '../src/tensor/engine.ts';
+import { Tensor } from '../src/tensor/tensor.ts';
 import { convBackwardInput } from '../src/kernels/conv2d.ts';
 import { convBackwardWeight } from '../src/kernels/conv2d-grad.ts';
 import { attentionForward, attentionBackward } from '../src/kernels/attention.ts';
 import { adamUpdate } from '../src/kernels/optimizer.ts';
-import { routedConv2d, noisyTopKGate, routingTable, combineExperts, resizeBilinear, softmax, sum, add, gradientLoss } from '../src/graph/ops.ts';
+import { routedConv2d, noisyTopKGate, routingTable, combineExperts, resizeBilinear, softmax, sum, add, gradientLoss } from '../src/ops/index.ts';
 import { randomData, type Timed } from './peers/common.ts';
 import { timed } from './peers/engine.ts';
 

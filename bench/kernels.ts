@@ -9,7 +9,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { initEngine, shutdownEngine } from '../src/graph/engine.ts';
+import { initEngine, shutdownEngine } from '../src/tensor/engine.ts';
 import { enginePeer } from './peers/engine.ts';
 import { engineCases } from './engine-kernels.ts';
 import { tfjsPeer } from './peers/tfjs.ts';

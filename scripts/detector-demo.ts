@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
-import { initEngine, shutdownEngine } from '../src/graph/engine.ts';
+import { initEngine, shutdownEngine } from '../src/tensor/engine.ts';
 import { writeSyntheticDataset } from '../src/io/synthetic-scenes.ts';
 import { detectorToHost } from '../src/model/detector/weights.ts';
 import { trainSyntheticDetector } from '../src/model/detector/synthetic-training.ts';

@@ -5,7 +5,7 @@
  * Usage: tsx scripts/export-weights.ts IN.safetensors OUT.safetensors [KEY=VALUE ...metadata]
  */
 import { resolve } from 'node:path';
-import { initEngine, shutdownEngine } from '../src/graph/engine.ts';
+import { initEngine, shutdownEngine } from '../src/tensor/engine.ts';
 import { loadWeightsWithConfig, saveWeights } from '../src/model/weights.ts';
 import { disposeParameters } from '../src/model/parameters.ts';
 import { Fuser } from '../src/model/fuser.ts';

@@ -6,10 +6,10 @@ import { Rng } from './helpers/random.ts';
 import { assertClose } from './helpers/compare.ts';
 import { gradcheck } from './helpers/gradcheck.ts';
 import * as ref from './helpers/reference.ts';
-import { Tensor } from '../src/graph/tensor.ts';
-import { backward } from '../src/graph/autograd.ts';
-import { tidy } from '../src/graph/engine.ts';
-import { sigmoid, exp, log, softplus, abs, maximum, minimum, clamp, softmax, variance, sum, mul } from '../src/graph/ops.ts';
+import { Tensor } from '../src/tensor/tensor.ts';
+import { backward } from '../src/autograd/tape.ts';
+import { tidy } from '../src/tensor/engine.ts';
+import { sigmoid, exp, log, softplus, abs, maximum, minimum, clamp, softmax, variance, sum, mul } from '../src/ops/index.ts';
 
 const t = suite('activations');
 const rng = new Rng(5);

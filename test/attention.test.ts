@@ -9,9 +9,9 @@ import { Rng } from './helpers/random.ts';
 import { assertClose } from './helpers/compare.ts';
 import { gradcheck } from './helpers/gradcheck.ts';
 import { broadcastStrides } from '../src/kernels/elementwise.ts';
-import { Tensor } from '../src/graph/tensor.ts';
-import { backward } from '../src/graph/autograd.ts';
-import { attention } from '../src/graph/ops.ts';
+import { Tensor } from '../src/tensor/tensor.ts';
+import { backward } from '../src/autograd/tape.ts';
+import { attention } from '../src/ops/index.ts';
 import { setSubgroupsAllowed } from '../src/kernels/subgroups.ts';
 
 const t = suite('attention');

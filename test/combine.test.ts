@@ -5,10 +5,10 @@ import { gpu } from './helpers/gpu.ts';
 import { Rng } from './helpers/random.ts';
 import { assertClose } from './helpers/compare.ts';
 import { gradcheck } from './helpers/gradcheck.ts';
-import { Tensor } from '../src/graph/tensor.ts';
-import { engine, tidy } from '../src/graph/engine.ts';
-import { backward } from '../src/graph/autograd.ts';
-import { combineExperts } from '../src/graph/ops.ts';
+import { Tensor } from '../src/tensor/tensor.ts';
+import { engine, tidy } from '../src/tensor/engine.ts';
+import { backward } from '../src/autograd/tape.ts';
+import { combineExperts } from '../src/ops/index.ts';
 
 const t = suite('combine');
 const rng = new Rng(1701);

@@ -6,10 +6,10 @@ import { Rng } from './helpers/random.ts';
 import { assertClose } from './helpers/compare.ts';
 import { gradcheck } from './helpers/gradcheck.ts';
 import { refConv } from './helpers/conv-reference.ts';
-import { Tensor } from '../src/graph/tensor.ts';
-import { backward } from '../src/graph/autograd.ts';
-import { tidy } from '../src/graph/engine.ts';
-import { conv2d, routedConv2d, sum, mul } from '../src/graph/ops.ts';
+import { Tensor } from '../src/tensor/tensor.ts';
+import { backward } from '../src/autograd/tape.ts';
+import { tidy } from '../src/tensor/engine.ts';
+import { conv2d, routedConv2d, sum, mul } from '../src/ops/index.ts';
 import { subgroupSize, setSubgroupsAllowed } from '../src/kernels/subgroups.ts';
 import { setConvRowSharing } from '../src/kernels/conv2d.ts';
 

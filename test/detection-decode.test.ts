@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { gpu } from './helpers/gpu.ts';
 import { Rng } from './helpers/random.ts';
 import { assertClose } from './helpers/compare.ts';
-import { Tensor } from '../src/graph/tensor.ts';
+import { Tensor } from '../src/tensor/tensor.ts';
 import { decodeDetections, decodeDetectionsWithStats, logitThreshold, type DecodeOptions, type Detection, type HeadLevel } from '../src/model/detector/decode.ts';
 
 const t = suite('detection-decode');

@@ -6,8 +6,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from './helpers/gpu.ts';
-import { Tensor } from '../src/graph/tensor.ts';
-import { noGrad, tidy } from '../src/graph/engine.ts';
+import { Tensor } from '../src/tensor/tensor.ts';
+import { noGrad, tidy } from '../src/tensor/engine.ts';
 import { syntheticScene, type SyntheticScene } from '../src/io/synthetic-scenes.ts';
 import { boxMask } from '../src/io/boxes.ts';
 import { Detector, fusionAttention } from '../src/model/detector/network.ts';

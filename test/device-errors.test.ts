@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { gpu } from './helpers/gpu.ts';
 import { Runtime } from '../src/runtime/runtime.ts';
 import { DeviceLostError, LimitError } from '../src/runtime/errors.ts';
-import { Tensor } from '../src/graph/tensor.ts';
+import { Tensor } from '../src/tensor/tensor.ts';
 import { describeError, EXIT_GPU, reportFatal } from '../src/cli/errors.ts';
 
 const t = suite('device-errors');

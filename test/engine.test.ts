@@ -6,11 +6,11 @@ import { Rng } from './helpers/random.ts';
 import { assertClose } from './helpers/compare.ts';
 import { gradcheck } from './helpers/gradcheck.ts';
 import * as ref from './helpers/reference.ts';
-import { Tensor, parameter } from '../src/graph/tensor.ts';
-import { backward } from '../src/graph/autograd.ts';
-import { tidy, noGrad } from '../src/graph/engine.ts';
-import { add, sub, mul, div, scale, relu, sum, mean, matmul, reshape, addScalar } from '../src/graph/ops.ts';
-import { record } from '../src/graph/autograd.ts';
+import { Tensor, parameter } from '../src/tensor/tensor.ts';
+import { backward } from '../src/autograd/tape.ts';
+import { tidy, noGrad } from '../src/tensor/engine.ts';
+import { add, sub, mul, div, scale, relu, sum, mean, matmul, reshape, addScalar } from '../src/ops/index.ts';
+import { record } from '../src/autograd/tape.ts';
 import { unaryMap } from '../src/kernels/elementwise.ts';
 import { LimitError } from '../src/runtime/errors.ts';
 import { MAX_DISPATCHES_WITHOUT_WAITING } from '../src/runtime/runtime.ts';
@@ -183,6 +183,30 @@ t('gradients accumulate over backward calls; no-grad mode records nothing', asyn
   assert.is(y.node, null, 'no node recorded');
   y.dispose();
   w.dispose();
+});
+
+t('the tape frees what a backward rule creates and does not return; a whole training-like step leaks nothing', async () => {
+  const e = await gpu();
+  const w = parameter(Tensor.fromArray(rng.uniform(256), [256]), 'w');
+  const x = Tensor.fromArray(rng.uniform(256), [256]);
+  // A rule that makes three temporaries and returns one gradient built from them.
+  const wasteful = (a: Tensor) =>
+    record('wasteful', [a], unaryMap('x * x', a, 0, 0, 'square'), ([g]) => {
+      const two = unaryMap('x * 2.0', a, 0, 0, 'twice');
+      const copy = unaryMap('x', g!, 0, 0, 'copy');
+      unaryMap('x', copy, 0, 0, 'unused');
+      return [mul(copy, two)];
+    }, [a]);
+  const live0 = e.rt.pool.liveBytes;
+  const loss = tidy(() => mean(add(wasteful(w), div(mul(w, x), addScalar(x, 2)))));
+  backward(loss);
+  loss.dispose();
+  assert.is(e.rt.pool.liveBytes - live0, 1024, 'only w.grad (256 floats) stays live');
+  const expected = (await w.data()).map((wi, i) => (2 * wi) / 256 + 0);
+  const xs = await x.data();
+  assertClose(await w.grad!.data(), expected.map((v, i) => v + xs[i] / (xs[i] + 2) / 256), { what: 'gradient', rtol: 1e-5 });
+  w.dispose();
+  x.dispose();
 });
 
 t('tidy disposes intermediates and keeps results; pool reuses buffers', async () => {

@@ -10,9 +10,9 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gpu } from './helpers/gpu.ts';
-import { Rng } from '../src/graph/rng.ts';
-import { Tensor } from '../src/graph/tensor.ts';
-import { engine } from '../src/graph/engine.ts';
+import { Rng } from '../src/util/rng.ts';
+import { Tensor } from '../src/tensor/tensor.ts';
+import { engine } from '../src/tensor/engine.ts';
 import { DEFAULT_CONFIG, type FusionConfig } from '../src/model/config.ts';
 import { initParameters, disposeParameters } from '../src/model/parameters.ts';
 import { saveWeights } from '../src/model/weights.ts';

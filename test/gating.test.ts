@@ -6,9 +6,9 @@ import { Rng } from './helpers/random.ts';
 import { assertClose } from './helpers/compare.ts';
 import { gradcheck } from './helpers/gradcheck.ts';
 import * as ref from './helpers/reference.ts';
-import { Tensor } from '../src/graph/tensor.ts';
-import { noGrad, tidy } from '../src/graph/engine.ts';
-import { gateLinear, noisyTopKGate, routingTable } from '../src/graph/ops.ts';
+import { Tensor } from '../src/tensor/tensor.ts';
+import { noGrad, tidy } from '../src/tensor/engine.ts';
+import { gateLinear, noisyTopKGate, routingTable } from '../src/ops/index.ts';
 import { normalCdfKernel } from '../src/kernels/gating.ts';
 
 const t = suite('gating');
@@ -245,7 +245,7 @@ t('noisyTopKGate inference gives wNoise no gradient and never reads back', async
   let reads = 0;
   e.rt.read = (...a) => (reads++, read(...a));
   const r = runGate({ B, D, E, k: 2, train: false, coef: 0.01 }, x, wg, wn, undefined);
-  const { backward } = await import('../src/graph/autograd.ts');
+  const { backward } = await import('../src/autograd/tape.ts');
   backward(r.auxLoss);
   e.rt.read = read;
   assert.is(reads, 0, 'no read-back');

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Rng } from '../src/graph/rng.ts';
+import { Rng } from '../src/util/rng.ts';
 import { ImageError, readImage, writeImage, type ImageChannels } from '../src/io/image.ts';
 import { decodeBmp, encodeBmp } from '../src/io/bmp.ts';
 

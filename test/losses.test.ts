@@ -6,9 +6,9 @@ import { Rng } from './helpers/random.ts';
 import { assertClose } from './helpers/compare.ts';
 import { gradcheck } from './helpers/gradcheck.ts';
 import * as ref from './helpers/reference.ts';
-import { Tensor } from '../src/graph/tensor.ts';
-import { tidy } from '../src/graph/engine.ts';
-import { sobelGradient, l1Loss, maskedL1Loss, gradientLoss, pixelLoss } from '../src/graph/ops.ts';
+import { Tensor } from '../src/tensor/tensor.ts';
+import { tidy } from '../src/tensor/engine.ts';
+import { sobelGradient, l1Loss, maskedL1Loss, gradientLoss, pixelLoss } from '../src/ops/index.ts';
 
 const t = suite('losses');
 const rng = new Rng(23);

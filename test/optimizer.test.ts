@@ -4,11 +4,11 @@ import * as assert from 'uvu/assert';
 import { gpu } from './helpers/gpu.ts';
 import { Rng } from './helpers/random.ts';
 import { assertClose } from './helpers/compare.ts';
-import { Tensor, parameter } from '../src/graph/tensor.ts';
-import { backward } from '../src/graph/autograd.ts';
-import { tidy } from '../src/graph/engine.ts';
-import { add, sum, mul } from '../src/graph/ops.ts';
-import { Adam, clipGradNorm, type AdamOptions } from '../src/graph/optimizer.ts';
+import { Tensor, parameter } from '../src/tensor/tensor.ts';
+import { backward } from '../src/autograd/tape.ts';
+import { tidy } from '../src/tensor/engine.ts';
+import { add, sum, mul } from '../src/ops/index.ts';
+import { Adam, clipGradNorm, type AdamOptions } from '../src/optim/optimizer.ts';
 
 const t = suite('optimizer');
 const rng = new Rng(99);

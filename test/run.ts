@@ -5,7 +5,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { shutdownEngine } from '../src/graph/engine.ts';
+import { shutdownEngine } from '../src/tensor/engine.ts';
 
 type Runner = () => Promise<[string | true, number, number, number]>;
 const g = globalThis as unknown as { UVU_DEFER: number; UVU_QUEUE: Array<Array<string | Runner | null>>; UVU_INDEX: number };

@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Rng } from '../src/graph/rng.ts';
+import { Rng } from '../src/util/rng.ts';
 import { readImage, writeImage } from '../src/io/image.ts';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
 

@@ -2,10 +2,10 @@
  * The engine itself as a benchmark "peer". Measured like TF.js: wall time from recording the op until the GPU has
  * finished it (a sync, as TF.js's one-value read-back), so that the ratios compare like with like.
  */
-import { engine, noGrad } from '../../src/graph/engine.ts';
-import { Tensor } from '../../src/graph/tensor.ts';
-import { conv2d } from '../../src/graph/ops/conv.ts';
-import { matmul } from '../../src/graph/ops/matmul.ts';
+import { engine, noGrad } from '../../src/tensor/engine.ts';
+import { Tensor } from '../../src/tensor/tensor.ts';
+import { conv2d } from '../../src/ops/conv.ts';
+import { matmul } from '../../src/ops/matmul.ts';
 import { convData, randomData, type ConvCase, type Peer, type Timed } from './common.ts';
 
 /** Times `run` (its outputs disposed after each run); `output` reads its first output back. Disposes `inputs` at the end. */

@@ -283,9 +283,24 @@ def save_safetensors(path: str, tensors: dict[str, torch.Tensor], metadata: dict
 
 
 def load_safetensors(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors import safe_open
-    with safe_open(path, framework='pt') as f:
-        return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
+    """Reads a safetensors file without the `safetensors` package (absent on some machines): an 8-byte little-endian
+    header length, a JSON header of names, dtypes, shapes and byte ranges, then the data."""
+    dtypes = {v: k for k, v in SAFETENSORS_DTYPES.items()}
+    with open(path, 'rb') as f:
+        blob = f.read()
+    n = int.from_bytes(blob[:8], 'little')
+    header = json.loads(blob[8:8 + n])
+    metadata = header.pop('__metadata__', None) or {}
+    data = memoryview(blob)[8 + n:]
+    tensors = {}
+    for name, info in header.items():
+        if info['dtype'] not in dtypes:
+            raise ValueError(f'{path}: {name} has dtype {info["dtype"]}, which this reader does not handle')
+        start, end = info['data_offsets']
+        dtype = dtypes[info['dtype']]
+        flat = torch.frombuffer(bytearray(data[start:end]), dtype=dtype) if end > start else torch.empty(0, dtype=dtype)
+        tensors[name] = flat.reshape(info['shape'])
+    return tensors, metadata
 
 
 def load_model(path: str, cfg: FusionConfig | None = None) -> MoEFusion:

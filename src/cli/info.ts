@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { Command } from 'commander';
-import { initEngine } from '../graph/engine.ts';
+import { initEngine } from '../tensor/engine.ts';
 import { formatBytes } from '../runtime/errors.ts';
 import type { AdapterSummary } from '../runtime/device.ts';
 

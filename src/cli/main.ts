@@ -6,7 +6,7 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
-import { hasEngine, initEngine, shutdownEngine } from '../graph/engine.ts';
+import { hasEngine, initEngine, shutdownEngine } from '../tensor/engine.ts';
 import { reportFatal } from './errors.ts';
 import { infoCommand } from './info.ts';
 import { fuseCommand } from './fuse.ts';

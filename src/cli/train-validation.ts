@@ -4,8 +4,8 @@
  * as a saved result would be, and scored with a few `tang` protocol metrics; the validation loss comes from the
  * same forward pass. Scores are averaged over the pairs.
  */
-import { noGrad, tidy } from '../graph/engine.ts';
-import { Tensor } from '../graph/tensor.ts';
+import { noGrad, tidy } from '../tensor/engine.ts';
+import { Tensor } from '../tensor/tensor.ts';
 import type { FusionNet } from '../model/fusion-net.ts';
 import { fusionLosses } from '../model/losses.ts';
 import type { AttentionMode, SampleSource, TrainingSample } from '../model/trainer.ts';

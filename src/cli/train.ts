@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { initEngine } from '../graph/engine.ts';
+import { initEngine } from '../tensor/engine.ts';
 import { GpuError } from '../runtime/errors.ts';
 import { DEFAULT_CONFIG, type FusionConfig } from '../model/config.ts';
 import { FusionNet } from '../model/fusion-net.ts';

@@ -14,7 +14,7 @@
 import { mkdirSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Rng } from '../graph/rng.ts';
+import { Rng } from '../util/rng.ts';
 import { OutputError, tempPathFor } from './atomic.ts';
 import type { Box } from './boxes.ts';
 import { writeImage } from './image.ts';

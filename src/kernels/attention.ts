@@ -23,8 +23,8 @@
  * key left gives zeros. A finite mask such as −1e9 behaves as in PyTorch (a fully masked row averages the values).
  * The mask/causal variant and the head dimensions' array capacities are compile-time constants of the WGSL.
  */
-import { engine } from '../graph/engine.ts';
-import { Tensor } from '../graph/tensor.ts';
+import { engine } from '../tensor/engine.ts';
+import { Tensor } from '../tensor/tensor.ts';
 import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { broadcastStrides } from './elementwise.ts';

@@ -6,8 +6,8 @@
  * (count, mean, M2) with Chan's formula, and updates the running statistics in place on the GPU.
  * Maps larger than one storage binding are processed in groups of whole images.
  */
-import { engine } from '../graph/engine.ts';
-import { Tensor } from '../graph/tensor.ts';
+import { engine } from '../tensor/engine.ts';
+import { Tensor } from '../tensor/tensor.ts';
 import type { BufferRange } from '../runtime/runtime.ts';
 import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';

@@ -1,7 +1,7 @@
 /** Storage bindings of element ranges that need not start on the 256-byte offset alignment. */
-import type { Tensor } from '../graph/tensor.ts';
+import type { Tensor } from '../tensor/tensor.ts';
 import type { BufferRange } from '../runtime/runtime.ts';
-import { engine } from '../graph/engine.ts';
+import { engine } from '../tensor/engine.ts';
 
 /** Offsets of storage bindings must be multiples of 256 bytes = 64 float32 elements. */
 export const ALIGN_ELEMS = 64;

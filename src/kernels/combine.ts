@@ -7,8 +7,8 @@
  * y can exceed one storage binding (8 outputs of 16×480×640 are 157 MB): the work runs per batch row b and
  * per range of pixels, each dispatch binding the window of y that holds its k inputs.
  */
-import { engine } from '../graph/engine.ts';
-import { Tensor } from '../graph/tensor.ts';
+import { engine } from '../tensor/engine.ts';
+import { Tensor } from '../tensor/tensor.ts';
 import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
 import type { BufferRange } from '../runtime/runtime.ts';

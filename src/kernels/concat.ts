@@ -3,8 +3,8 @@
  * between two strided layouts: large blocks go through copyBufferToBuffer (no binding-size limit, so tensors
  * beyond one storage binding work), many small blocks through one gather kernel.
  */
-import { engine } from '../graph/engine.ts';
-import { Tensor } from '../graph/tensor.ts';
+import { engine } from '../tensor/engine.ts';
+import { Tensor } from '../tensor/tensor.ts';
 import { Params } from '../runtime/params.ts';
 import { alignedRange, bindableElements } from './binding-range.ts';
 import { grid1d } from './wgsl.ts';

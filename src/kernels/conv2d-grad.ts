@@ -6,8 +6,8 @@
  * sliding a K×K window of the input along each row so that every input value is loaded once per row; the
  * per-part sums are reduced by a second pass. Experts that no sample was routed to get zeros.
  */
-import { engine } from '../graph/engine.ts';
-import { Tensor } from '../graph/tensor.ts';
+import { engine } from '../tensor/engine.ts';
+import { Tensor } from '../tensor/tensor.ts';
 import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { sumAxes } from './reduce.ts';

@@ -3,8 +3,8 @@
  * sample fits, otherwise channel ranges of one sample. Offsets are rounded down to 64 elements (256 bytes, the
  * storage offset alignment) and the remainder is handed to the kernel as `base`.
  */
-import { engine } from '../graph/engine.ts';
-import type { Tensor } from '../graph/tensor.ts';
+import { engine } from '../tensor/engine.ts';
+import type { Tensor } from '../tensor/tensor.ts';
 import type { BufferRange } from '../runtime/runtime.ts';
 import { LimitError } from '../runtime/errors.ts';
 

@@ -23,8 +23,8 @@
  * 160→64 28% and 64→32 16% faster at 160×120. The packed weights also serve tensors split into slabs (output slabs
  * start on a channel block): 160→64 at 640×480, whose input exceeds one binding, went from 2.7 to 2.1 s.
  */
-import { engine } from '../graph/engine.ts';
-import { Tensor } from '../graph/tensor.ts';
+import { engine } from '../tensor/engine.ts';
+import { Tensor } from '../tensor/tensor.ts';
 import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { ceilDiv, grid1d, MAX_GRID } from './wgsl.ts';

@@ -17,8 +17,8 @@
  * Per-image state (STATE_WORDS u32): front count, back count, lowest fully kept bin, boundary bin (or none),
  * total candidates, candidates above the boundary bin.
  */
-import { engine } from '../graph/engine.ts';
-import type { Tensor } from '../graph/tensor.ts';
+import { engine } from '../tensor/engine.ts';
+import type { Tensor } from '../tensor/tensor.ts';
 import { Params } from '../runtime/params.ts';
 import { grid1d, ceilDiv } from './wgsl.ts';
 

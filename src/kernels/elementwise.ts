@@ -2,8 +2,8 @@
  * Elementwise kernels: unary maps and binary maps with NumPy broadcasting, given as WGSL expressions.
  * Tensors larger than one storage binding are processed in chunks (same-shape operands only).
  */
-import { engine } from '../graph/engine.ts';
-import { Tensor, sameShape } from '../graph/tensor.ts';
+import { engine } from '../tensor/engine.ts';
+import { Tensor, sameShape } from '../tensor/tensor.ts';
 import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { grid1d } from './wgsl.ts';

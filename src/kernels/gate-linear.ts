@@ -4,8 +4,8 @@
  * once per block, not once per row) and writes one partial per output; a second pass sums the partials.
  * The backward products are elementwise-cheap (E terms per output element) and get dedicated kernels.
  */
-import { engine } from '../graph/engine.ts';
-import { Tensor } from '../graph/tensor.ts';
+import { engine } from '../tensor/engine.ts';
+import { Tensor } from '../tensor/tensor.ts';
 import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { sumAxes } from './reduce.ts';

@@ -11,8 +11,8 @@
  * - stats (f32, 2E+1): load (E), importance (E), aux loss;
  * - rank (u32, B,E): each expert's position in its row's descending order (ties: lower index first).
  */
-import { engine } from '../graph/engine.ts';
-import { Tensor } from '../graph/tensor.ts';
+import { engine } from '../tensor/engine.ts';
+import { Tensor } from '../tensor/tensor.ts';
 import { Params } from '../runtime/params.ts';
 import { grid1d, ceilDiv } from './wgsl.ts';
 

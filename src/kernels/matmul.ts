@@ -10,8 +10,8 @@
  * Every lane of a workgroup shares its rows, so the broadcast is right for any subgroup size ≥ 8.
  * Without subgroups: each invocation computes a 4×4 block of C from its own loads.
  */
-import { engine } from '../graph/engine.ts';
-import { Tensor } from '../graph/tensor.ts';
+import { engine } from '../tensor/engine.ts';
+import { Tensor } from '../tensor/tensor.ts';
 import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { ceilDiv } from './wgsl.ts';

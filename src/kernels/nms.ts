@@ -8,8 +8,8 @@
  * Output (u32): a header of OUT_HEADER_WORDS per image (kept, total candidates found, dropped for lack of
  * capacity, 0), then per image maxDetections records of OUT_RECORD_WORDS: x0, y0, x1, y1, score (f32 bits), class.
  */
-import { engine } from '../graph/engine.ts';
-import type { Tensor } from '../graph/tensor.ts';
+import { engine } from '../tensor/engine.ts';
+import type { Tensor } from '../tensor/tensor.ts';
 import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { CANDIDATE_WORDS, STATE_WORDS } from './detection-peaks.ts';

@@ -4,8 +4,8 @@
  * one workgroup that turns them into the norm and the clip factor, then an in-place scale of each gradient).
  * Tensors larger than one storage binding are processed in chunks.
  */
-import { engine } from '../graph/engine.ts';
-import { Tensor } from '../graph/tensor.ts';
+import { engine } from '../tensor/engine.ts';
+import { Tensor } from '../tensor/tensor.ts';
 import { Params } from '../runtime/params.ts';
 import { forEachChunk, vectorLanes } from './elementwise.ts';
 import { grid1d, ceilDiv } from './wgsl.ts';

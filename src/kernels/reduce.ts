@@ -3,8 +3,8 @@
  * output (or a part of it when the reduced extent is large; the parts are then summed by a second pass) with a tree
  * in workgroup memory.
  */
-import { engine } from '../graph/engine.ts';
-import { Tensor } from '../graph/tensor.ts';
+import { engine } from '../tensor/engine.ts';
+import { Tensor } from '../tensor/tensor.ts';
 import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { grid1d, wgsl } from './wgsl.ts';

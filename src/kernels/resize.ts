@@ -4,8 +4,8 @@
  * gradients whose 2×2 footprint covers it, so no atomics are needed. Maps larger than one storage binding are
  * processed in groups of whole planes.
  */
-import { engine } from '../graph/engine.ts';
-import { Tensor } from '../graph/tensor.ts';
+import { engine } from '../tensor/engine.ts';
+import { Tensor } from '../tensor/tensor.ts';
 import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { alignedRange, bindableElements } from './binding-range.ts';

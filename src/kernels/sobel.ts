@@ -6,8 +6,8 @@
  * Backward in two passes: (1) wx = g·sign(Sobel_x ⋆ x), wy = g·sign(Sobel_y ⋆ x); (2) the adjoint correlation.
  * Both kernels are antisymmetric under a 180° flip, so the adjoint is −(Sobel_x ⋆ wx) − (Sobel_y ⋆ wy).
  */
-import { engine } from '../graph/engine.ts';
-import { Tensor, sameShape } from '../graph/tensor.ts';
+import { engine } from '../tensor/engine.ts';
+import { Tensor, sameShape } from '../tensor/tensor.ts';
 import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { grid1d } from './wgsl.ts';

@@ -3,8 +3,8 @@
  * line, three passes over the line (max, sum of exponentials, normalise). The backward uses the same layout:
  * dx = y·(g − Σ g·y).
  */
-import { engine } from '../graph/engine.ts';
-import { Tensor, sameShape } from '../graph/tensor.ts';
+import { engine } from '../tensor/engine.ts';
+import { Tensor, sameShape } from '../tensor/tensor.ts';
 import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { grid1d } from './wgsl.ts';

@@ -1,5 +1,5 @@
 /** Whether the subgroup kernels (convolution, its gradients, matmul) may run, and with how many lanes. */
-import { engine } from '../graph/engine.ts';
+import { engine } from '../tensor/engine.ts';
 
 let subgroupsAllowed = true;
 

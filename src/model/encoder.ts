@@ -1,6 +1,6 @@
 /** The dense encoder of one modality (docs/moe-fusion.md §2). */
-import type { Tensor } from '../graph/tensor.ts';
-import { conv2d, concat } from '../graph/ops.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import { conv2d, concat } from '../ops/index.ts';
 import type { ParamSet } from './parameters.ts';
 
 export interface Encoding {

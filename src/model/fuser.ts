@@ -2,8 +2,8 @@
  * The embeddable fusion runtime: load weights once, fuse gray arrays or image files, dispose.
  * The CLI's `fuse` command is built on it.
  */
-import { initEngine, noGrad, tidy } from '../graph/engine.ts';
-import { Tensor } from '../graph/tensor.ts';
+import { initEngine, noGrad, tidy } from '../tensor/engine.ts';
+import { Tensor } from '../tensor/tensor.ts';
 import type { DeviceOptions } from '../runtime/device.ts';
 import type { FusionConfig } from './config.ts';
 import { FusionNet } from './fusion-net.ts';

@@ -3,9 +3,9 @@
  * of local experts, and the mixture of global experts that decodes the fused image.
  * Any image size runs with one set of weights: the gates always see the configured grid (the 640×480 one by default).
  */
-import type { Tensor } from '../graph/tensor.ts';
-import { engine } from '../graph/engine.ts';
-import { mul, sub, concat, add, full } from '../graph/ops.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import { engine } from '../tensor/engine.ts';
+import { mul, sub, concat, add, full } from '../ops/index.ts';
 import { DEFAULT_CONFIG, type FusionConfig } from './config.ts';
 import { encode } from './encoder.ts';
 import { mixture, type GateResult } from './mixture.ts';

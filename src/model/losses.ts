@@ -1,6 +1,6 @@
 /** MoE-Fusion's training objective (docs/moe-fusion.md §5), from the fused image, the sources and the box mask. */
-import type { Tensor } from '../graph/tensor.ts';
-import { gradientLoss, pixelLoss, scale, add } from '../graph/ops.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import { gradientLoss, pixelLoss, scale, add } from '../ops/index.ts';
 import type { FusionConfig } from './config.ts';
 
 export interface FusionLosses {

@@ -3,9 +3,9 @@
  * image, which k experts run; only those run (routed convolutions driven by a routing table that stays on the GPU);
  * their outputs are mixed by log Σ g·exp(y).
  */
-import type { Tensor } from '../graph/tensor.ts';
-import { engine } from '../graph/engine.ts';
-import { resizeBilinear, reshape, noisyTopKGate, routingTable, routedConv2d, combineExperts } from '../graph/ops.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import { engine } from '../tensor/engine.ts';
+import { resizeBilinear, reshape, noisyTopKGate, routingTable, routedConv2d, combineExperts } from '../ops/index.ts';
 import type { ConvSpec, ParamSet } from './parameters.ts';
 
 export interface GateResult {

@@ -3,8 +3,8 @@
  * default initialisation. Expert convolutions are stored stacked per layer, (E, out, in, 3, 3), so that routed
  * convolutions run only the chosen experts; the names below map each expert's slice.
  */
-import { Tensor, parameter } from '../graph/tensor.ts';
-import { Rng } from '../graph/rng.ts';
+import { Tensor, parameter } from '../tensor/tensor.ts';
+import { Rng } from '../util/rng.ts';
 import { type FusionConfig, localGateInputs, globalGateInputs } from './config.ts';
 
 export interface ConvSpec {

@@ -3,12 +3,12 @@
  * generator (so a resumed run continues exactly), Adam with weight decay, gradient-norm clipping, a step schedule,
  * and atomic checkpoints holding parameters, optimizer moments, step and generator state.
  */
-import { Tensor } from '../graph/tensor.ts';
-import { engine, tidy } from '../graph/engine.ts';
-import { add } from '../graph/ops.ts';
-import { backward } from '../graph/autograd.ts';
-import { Adam, clipGradNorm } from '../graph/optimizer.ts';
-import { Rng } from '../graph/rng.ts';
+import { Tensor } from '../tensor/tensor.ts';
+import { engine, tidy } from '../tensor/engine.ts';
+import { add } from '../ops/index.ts';
+import { backward } from '../autograd/tape.ts';
+import { Adam, clipGradNorm } from '../optim/optimizer.ts';
+import { Rng } from '../util/rng.ts';
 import { readSafetensors, writeSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
 import type { FusionNet } from './fusion-net.ts';
 import { fusionLosses } from './losses.ts';

@@ -4,7 +4,7 @@
  * Loading checks every name, shape and dtype and says which tensor is wrong.
  */
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
-import { Tensor, parameter } from '../graph/tensor.ts';
+import { Tensor, parameter } from '../tensor/tensor.ts';
 import { DEFAULT_CONFIG, configFromMetadata, configToMetadata, type FusionConfig } from './config.ts';
 import { BUFFERS, paramShapes, stateDictSlots, type ParamSet } from './parameters.ts';
 

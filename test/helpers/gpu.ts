@@ -1,6 +1,5 @@
 /** Starts the engine once for all test files. */
-import { initEngine, type Engine } from '../../src/graph/engine.ts';
-import '../../src/graph/ops.ts';
+import { initEngine, type Engine } from '../../src/tensor/engine.ts';
 
 export function gpu(): Promise<Engine> {
   return initEngine();

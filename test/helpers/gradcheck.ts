@@ -3,10 +3,10 @@
  * scalar loss Σ out·R (computed in float64 on the CPU) exercises every output element; central differences
  * of that loss are compared with the gradients autograd produces for the same projection.
  */
-import { Tensor } from '../../src/graph/tensor.ts';
-import { backward } from '../../src/graph/autograd.ts';
-import { noGrad, tidy } from '../../src/graph/engine.ts';
-import { mul, sum } from '../../src/graph/ops.ts';
+import { Tensor } from '../../src/tensor/tensor.ts';
+import { backward } from '../../src/autograd/tape.ts';
+import { noGrad, tidy } from '../../src/tensor/engine.ts';
+import { mul, sum } from '../../src/ops/index.ts';
 import { Rng } from './random.ts';
 
 export interface GradcheckOptions {

@@ -1,2 +1,2 @@
 /** Seeded random numbers for reproducible tests. */
-export { Rng } from '../../src/graph/rng.ts';
+export { Rng } from '../../src/util/rng.ts';

@@ -12,8 +12,8 @@
  * the others are counted as dropped: `decodeDetectionsWithStats` returns the counts.
  */
 import type { Box } from '../../io/boxes.ts';
-import { engine } from '../../graph/engine.ts';
-import { Tensor } from '../../graph/tensor.ts';
+import { engine } from '../../tensor/engine.ts';
+import { Tensor } from '../../tensor/tensor.ts';
 import { LimitError } from '../../runtime/errors.ts';
 import { HISTOGRAM_BINS, STATE_WORDS, CANDIDATE_WORDS, candidateCutoffKernel, peakAppendKernel, peakHistogramKernel, type PeakLevel, type PeakOptions } from '../../kernels/detection-peaks.ts';
 import { OUT_HEADER_WORDS, OUT_RECORD_WORDS, maxCandidateCapacity, nmsKernel } from '../../kernels/nms.ts';

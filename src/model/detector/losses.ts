@@ -3,8 +3,8 @@
  * (α = 2, β = 4, written with softplus so log σ(z) never underflows) and L1 losses on log-size and offset at object
  * centres, each summed over levels and divided by the number of objects.
  */
-import { Tensor } from '../../graph/tensor.ts';
-import { abs, add, addScalar, clamp, log, mean, mul, neg, scale, sigmoid, softplus, sub, sum } from '../../graph/ops.ts';
+import { Tensor } from '../../tensor/tensor.ts';
+import { abs, add, addScalar, clamp, log, mean, mul, neg, scale, sigmoid, softplus, sub, sum } from '../../ops/index.ts';
 import type { HeadLevel } from './decode.ts';
 import type { DetectionTargets } from './targets.ts';
 import type { DetectorOutput } from './network.ts';

@@ -6,9 +6,9 @@
  * modality (shared across levels) that sees `f + f·att`. The fusion network's Att is the elementwise max of the two
  * P2 attention maps, bilinearly upsampled to the image (align_corners) and detached.
  */
-import type { Tensor } from '../../graph/tensor.ts';
-import { noGrad } from '../../graph/engine.ts';
-import { add, addScalar, avgPool2d, batchNorm2d, concat, conv2d, maximum, mul, relu, resizeBilinear, sigmoid, slice } from '../../graph/ops.ts';
+import type { Tensor } from '../../tensor/tensor.ts';
+import { noGrad } from '../../tensor/engine.ts';
+import { add, addScalar, avgPool2d, batchNorm2d, concat, conv2d, maximum, mul, relu, resizeBilinear, sigmoid, slice } from '../../ops/index.ts';
 import { LEVEL_STRIDES, type DetectorConfig } from './config.ts';
 import { MODALITIES, type DetectorTensors, type Modality } from './parameters.ts';
 import type { HeadLevel } from './decode.ts';

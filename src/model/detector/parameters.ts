@@ -2,9 +2,9 @@
  * The detectors' parameters and batch-norm buffers, by name (`detector.<vis|ir>.…` per modality, and the shared
  * `detector.interaction.…`), with PyTorch's default initialisation.
  */
-import { Tensor, parameter } from '../../graph/tensor.ts';
-import { Rng } from '../../graph/rng.ts';
-import { keep } from '../../graph/engine.ts';
+import { Tensor, parameter } from '../../tensor/tensor.ts';
+import { Rng } from '../../util/rng.ts';
+import { keep } from '../../tensor/engine.ts';
 import type { DetectorConfig } from './config.ts';
 
 export const MODALITIES = ['vis', 'ir'] as const;

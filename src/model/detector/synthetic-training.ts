@@ -2,10 +2,10 @@
  * The short recipe that shows the detectors learning: both trained alone (no fusion network) from scratch on 64×64
  * synthetic scenes. test/detector-learning.test.ts checks what it reaches; scripts/detector-demo.ts pictures it.
  */
-import { Tensor } from '../../graph/tensor.ts';
-import { tidy } from '../../graph/engine.ts';
-import { backward } from '../../graph/autograd.ts';
-import { Adam } from '../../graph/optimizer.ts';
+import { Tensor } from '../../tensor/tensor.ts';
+import { tidy } from '../../tensor/engine.ts';
+import { backward } from '../../autograd/tape.ts';
+import { Adam } from '../../optim/optimizer.ts';
 import { syntheticScene, SYNTHETIC_CLASSES, type SceneOptions, type SyntheticScene } from '../../io/synthetic-scenes.ts';
 import type { DetectorConfig } from './config.ts';
 import { Detector } from './network.ts';

@@ -2,8 +2,8 @@
  * The detectors' tensors in a safetensors file beside the fusion network's (names `detector.…`, including the
  * batch norms' running statistics), with the detector configuration in the metadata.
  */
-import { Tensor, parameter } from '../../graph/tensor.ts';
-import { keep } from '../../graph/engine.ts';
+import { Tensor, parameter } from '../../tensor/tensor.ts';
+import { keep } from '../../tensor/engine.ts';
 import type { SafetensorsFile } from '../../io/safetensors.ts';
 import { DETECTOR_METADATA_KEY, detectorConfigFromJson, type DetectorConfig } from './config.ts';
 import { detectorBufferShapes, detectorParamShapes, type DetectorTensors } from './parameters.ts';

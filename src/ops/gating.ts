@@ -3,11 +3,11 @@
  * MoE-Fusion uses: the gate's linear map, the noisy top-k gate with its load-balancing loss, and the routing
  * table that lets the chosen experts run on the GPU without reading the routing back.
  */
-import { Tensor } from '../tensor.ts';
-import { engine } from '../engine.ts';
-import { record } from '../autograd.ts';
-import { Rng } from '../rng.ts';
-import { gateLinearKernel, gateLinearGradX, gateLinearGradW } from '../../kernels/gate-linear.ts';
+import { Tensor } from '../tensor/tensor.ts';
+import { engine, tidy } from '../tensor/engine.ts';
+import { record } from '../autograd/tape.ts';
+import { Rng } from '../util/rng.ts';
+import { gateLinearKernel, gateLinearGradX, gateLinearGradW } from '../kernels/gate-linear.ts';
 import {
   gateForwardKernel,
   gateBackwardKernel,
@@ -15,7 +15,7 @@ import {
   MAX_EXPERTS,
   type GateConfig,
   type RoutingMode,
-} from '../../kernels/gating.ts';
+} from '../kernels/gating.ts';
 
 /** x (B,D) · w (D,E) → (B,E), for a huge D and small B and E (split-K). */
 export function gateLinear(x: Tensor, w: Tensor): Tensor {
@@ -89,47 +89,42 @@ export function noisyTopKGate(x: Tensor, wGate: Tensor, wNoise: Tensor, opts: No
     throw new Error(`noisyTopKGate: noise must be [${B}, ${E}], got [${opts.noise.shape}]`);
   const config: GateConfig = { experts: E, k, train };
 
-  const clean = gateLinear(x, wGate);
-  const inputs = [clean];
-  let state: Tensor;
-  if (train) {
-    const raw = gateLinear(x, wNoise);
-    inputs.push(raw);
-    const noise = opts.noise ?? Tensor.fromArray((opts.rng ?? gateNoiseRng).normal(B * E), [B, E]);
-    state = stack([clean, raw, noise]);
-    if (noise !== opts.noise) noise.dispose();
-  } else state = stack([clean]);
+  // tidy frees the temporaries (the logits, the stacked state, the statistics) unless the graph saved them.
+  return tidy(() => {
+    const clean = gateLinear(x, wGate);
+    const inputs = [clean];
+    let state: Tensor;
+    if (train) {
+      const raw = gateLinear(x, wNoise);
+      inputs.push(raw);
+      const noise = opts.noise ?? Tensor.fromArray((opts.rng ?? gateNoiseRng).normal(B * E), [B, E]);
+      state = stack([clean, raw, noise]);
+    } else state = stack([clean]);
 
-  const fwd = gateForwardKernel(state, B, config, lossCoef);
-  const load = slice(fwd.stats, 0, [E]);
-  const importance = slice(fwd.stats, E, [E]);
-  const auxLoss = slice(fwd.stats, 2 * E, []);
-  expertsOf.set(fwd.topIndices, E);
+    const fwd = gateForwardKernel(state, B, config, lossCoef);
+    const load = slice(fwd.stats, 0, [E]);
+    const importance = slice(fwd.stats, E, [E]);
+    const auxLoss = slice(fwd.stats, 2 * E, []);
+    expertsOf.set(fwd.topIndices, E);
 
-  record(
-    'noisy_top_k_gate',
-    inputs,
-    [fwd.gates, load, importance, auxLoss],
-    ([dGates, dLoad, dImp, dAux]) => {
-      const dG = dGates ? dGates.alias() : Tensor.zeros([B, E]);
-      const dStats = Tensor.zeros([2 * E + 1]);
-      const rt = engine().rt;
-      if (dLoad) rt.copy(dLoad.buffer, 0, dStats.buffer, 0, 4 * E);
-      if (dImp) rt.copy(dImp.buffer, 0, dStats.buffer, 4 * E, 4 * E);
-      if (dAux) rt.copy(dAux.buffer, 0, dStats.buffer, 8 * E, 4);
-      const d = gateBackwardKernel(state, fwd, dG, dStats, B, config, lossCoef);
-      dG.dispose();
-      dStats.dispose();
-      const grads = train ? [slice(d, 0, [B, E]), slice(d, B * E, [B, E])] : [slice(d, 0, [B, E])];
-      d.dispose();
-      return grads;
-    },
-    [state, fwd.gates, fwd.rank, fwd.stats],
-  );
-  // Saved temporaries: the graph holds its own reference (dispose() is idempotent, so tidy() cannot free them twice).
-  for (const tmp of [state, fwd.rank, fwd.stats]) tmp.dispose();
-  for (const t of inputs) t.dispose();
-  return { gates: fwd.gates, topIndices: fwd.topIndices, load, importance, auxLoss };
+    record(
+      'noisy_top_k_gate',
+      inputs,
+      [fwd.gates, load, importance, auxLoss],
+      ([dGates, dLoad, dImp, dAux]) => {
+        const dG = dGates ?? Tensor.zeros([B, E]);
+        const dStats = Tensor.zeros([2 * E + 1]);
+        const rt = engine().rt;
+        if (dLoad) rt.copy(dLoad.buffer, 0, dStats.buffer, 0, 4 * E);
+        if (dImp) rt.copy(dImp.buffer, 0, dStats.buffer, 4 * E, 4 * E);
+        if (dAux) rt.copy(dAux.buffer, 0, dStats.buffer, 8 * E, 4);
+        const d = gateBackwardKernel(state, fwd, dG, dStats, B, config, lossCoef);
+        return train ? [slice(d, 0, [B, E]), slice(d, B * E, [B, E])] : [slice(d, 0, [B, E])];
+      },
+      [state, fwd.gates, fwd.rank, fwd.stats],
+    );
+    return { gates: fwd.gates, topIndices: fwd.topIndices, load, importance, auxLoss };
+  });
 }
 
 export interface RoutingOptions {

@@ -1,7 +1,7 @@
 /** Differentiable elementwise arithmetic with broadcasting, scalar ops and activations. */
-import { Tensor } from '../tensor.ts';
-import { record } from '../autograd.ts';
-import { binaryMap, unaryMap, fill } from '../../kernels/elementwise.ts';
+import { Tensor } from '../tensor/tensor.ts';
+import { record } from '../autograd/tape.ts';
+import { binaryMap, unaryMap, fill } from '../kernels/elementwise.ts';
 import { sumTo } from './reduce.ts';
 
 /** Gradient of a broadcast operand: g reduced to the operand's shape (g itself is not consumed). */
@@ -16,12 +16,7 @@ export function add(a: Tensor, b: Tensor): Tensor {
 
 export function sub(a: Tensor, b: Tensor): Tensor {
   const out = binaryMap('a - b', a, b, 0, 'sub');
-  return record('sub', [a, b], out, ([g]) => {
-    const nb = unaryMap('-x', g!, 0, 0, 'neg');
-    const gb = reduceGrad(nb, b);
-    nb.dispose();
-    return [reduceGrad(g!, a), gb];
-  });
+  return record('sub', [a, b], out, ([g]) => [reduceGrad(g!, a), reduceGrad(unaryMap('-x', g!, 0, 0, 'neg'), b)]);
 }
 
 export function mul(a: Tensor, b: Tensor): Tensor {
@@ -30,15 +25,7 @@ export function mul(a: Tensor, b: Tensor): Tensor {
     'mul',
     [a, b],
     out,
-    ([g]) => {
-      const ga = binaryMap('a * b', g!, b, 0, 'mul_grad');
-      const gb = binaryMap('a * b', g!, a, 0, 'mul_grad');
-      const ra = reduceGrad(ga, a);
-      const rb = reduceGrad(gb, b);
-      ga.dispose();
-      gb.dispose();
-      return [ra, rb];
-    },
+    ([g]) => [reduceGrad(binaryMap('a * b', g!, b, 0, 'mul_grad'), a), reduceGrad(binaryMap('a * b', g!, a, 0, 'mul_grad'), b)],
     [a, b],
   );
 }
@@ -53,12 +40,7 @@ export function div(a: Tensor, b: Tensor): Tensor {
       const ga = binaryMap('a / b', g!, b, 0, 'div_grad');
       const q = binaryMap('a / b', out, b, 0, 'div_grad'); // a / b²
       const gb = binaryMap('-a * b', g!, q, 0, 'div_grad');
-      q.dispose();
-      const ra = reduceGrad(ga, a);
-      const rb = reduceGrad(gb, b);
-      ga.dispose();
-      gb.dispose();
-      return [ra, rb];
+      return [reduceGrad(ga, a), reduceGrad(gb, b)];
     },
     [b, out],
   );

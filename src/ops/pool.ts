@@ -1,7 +1,7 @@
 /** Differentiable average pooling (F.avg_pool2d with stride = window, no padding). */
-import type { Tensor } from '../tensor.ts';
-import { record } from '../autograd.ts';
-import { avgPoolBackwardKernel, avgPoolKernel } from '../../kernels/pool.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import { record } from '../autograd/tape.ts';
+import { avgPoolBackwardKernel, avgPoolKernel } from '../kernels/pool.ts';
 
 /**
  * x (N, C, H, W) → (N, C, ⌊H/k⌋, ⌊W/k⌋), the mean of each k×k window, stride k: trailing rows and columns that

@@ -1,6 +1,6 @@
 /** Differentiable statistics built from sum and mean. */
-import type { Tensor } from '../tensor.ts';
-import { tidy } from '../engine.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import { tidy } from '../tensor/engine.ts';
 import { mean, sum } from './reduce.ts';
 import { mul, scale, sub } from './arithmetic.ts';
 

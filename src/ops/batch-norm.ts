@@ -1,7 +1,8 @@
 /** Differentiable 2-D batch normalisation with PyTorch's BatchNorm2d semantics. */
-import type { Tensor } from '../tensor.ts';
-import { record } from '../autograd.ts';
-import { batchNormApplyKernel, batchNormBackwardKernel, batchStatsKernel, runningStatsKernel } from '../../kernels/batch-norm.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import { record } from '../autograd/tape.ts';
+import { tidy } from '../tensor/engine.ts';
+import { batchNormApplyKernel, batchNormBackwardKernel, batchStatsKernel, runningStatsKernel } from '../kernels/batch-norm.ts';
 
 /** Running statistics (C) each: state updated in place by training steps, not parameters (no gradient). */
 export interface RunningStats {
@@ -41,19 +42,19 @@ export function batchNorm2d(x: Tensor, gamma: Tensor, beta: Tensor, running: Run
   check(x, gamma, beta, running, momentum, eps);
   const [n, , h, w] = x.shape;
   if (training && n * h * w === 0) throw new Error(`batchNorm2d: no values per channel to take batch statistics of in [${x.shape.join(', ')}]`);
-  const stats = training ? batchStatsKernel(x, running.mean, running.var, momentum, eps) : runningStatsKernel(running.mean, running.var, eps);
-  const out = batchNormApplyKernel(x, stats, gamma, beta);
-  const result = record(
-    'batch_norm2d',
-    [x, gamma, beta],
-    out,
-    ([g]) => {
-      const { dx, dGamma, dBeta } = batchNormBackwardKernel(g!, x, stats, gamma, training, x.requiresGrad);
-      return [dx, dGamma, dBeta];
-    },
-    [x, gamma, stats],
-  );
-  // The graph holds its own reference when it recorded the op.
-  stats.dispose();
-  return result;
+  // tidy frees the statistics unless the graph saved them.
+  return tidy(() => {
+    const stats = training ? batchStatsKernel(x, running.mean, running.var, momentum, eps) : runningStatsKernel(running.mean, running.var, eps);
+    const out = batchNormApplyKernel(x, stats, gamma, beta);
+    return record(
+      'batch_norm2d',
+      [x, gamma, beta],
+      out,
+      ([g]) => {
+        const { dx, dGamma, dBeta } = batchNormBackwardKernel(g!, x, stats, gamma, training, x.requiresGrad);
+        return [dx, dGamma, dBeta];
+      },
+      [x, gamma, stats],
+    );
+  });
 }

@@ -5,11 +5,16 @@
 import { Runtime } from '../runtime/runtime.ts';
 import type { DeviceOptions } from '../runtime/device.ts';
 import { GpuError } from '../runtime/errors.ts';
-import type { Tensor } from './tensor.ts';
+
+/** What the tidy scopes track: a tensor (tensor.ts), seen only through what tidy needs, so that this file does not import it. */
+export interface Tracked {
+  readonly isTensor: true;
+  dispose(): void;
+}
 
 export class Engine {
   gradEnabled = true;
-  scopes: Set<Tensor>[] = [];
+  scopes: Set<Tracked>[] = [];
   constructor(readonly rt: Runtime) {}
 }
 
@@ -49,10 +54,10 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
-function collectTensors(value: unknown, out: Set<Tensor>, depth = 0): void {
+function collectTensors(value: unknown, out: Set<Tracked>, depth = 0): void {
   if (!value || typeof value !== 'object' || depth > 4) return;
-  if ((value as Tensor).isTensor === true) {
-    out.add(value as Tensor);
+  if ((value as Tracked).isTensor === true) {
+    out.add(value as Tracked);
     return;
   }
   const items = Array.isArray(value) ? value : value instanceof Map ? [...value.values()] : Object.values(value);
@@ -65,7 +70,7 @@ function collectTensors(value: unknown, out: Set<Tensor>, depth = 0): void {
  */
 export function tidy<T>(fn: () => T): T {
   const e = engine();
-  const scope = new Set<Tensor>();
+  const scope = new Set<Tracked>();
   e.scopes.push(scope);
   let result: T;
   try {
@@ -73,7 +78,7 @@ export function tidy<T>(fn: () => T): T {
   } finally {
     e.scopes.pop();
   }
-  const keepers = new Set<Tensor>();
+  const keepers = new Set<Tracked>();
   collectTensors(result, keepers);
   const parent = e.scopes[e.scopes.length - 1];
   for (const t of scope) {
@@ -84,12 +89,12 @@ export function tidy<T>(fn: () => T): T {
 }
 
 /** Removes a tensor from scope tracking so that no tidy() disposes it. */
-export function keep<T extends Tensor>(t: T): T {
+export function keep<T extends Tracked>(t: T): T {
   for (const s of engine().scopes) s.delete(t);
   return t;
 }
 
-export function track(t: Tensor): void {
+export function track(t: Tracked): void {
   const e = current;
   if (e && e.scopes.length) e.scopes[e.scopes.length - 1].add(t);
 }

@@ -1,7 +1,7 @@
 /** Differentiable bilinear resizing (align_corners=True, as PyTorch's F.interpolate). */
-import type { Tensor } from '../tensor.ts';
-import { record } from '../autograd.ts';
-import { resizeBilinearBackwardKernel, resizeBilinearKernel } from '../../kernels/resize.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import { record } from '../autograd/tape.ts';
+import { resizeBilinearBackwardKernel, resizeBilinearKernel } from '../kernels/resize.ts';
 
 /** x (N, C, H, W) → (N, C, outH, outW), F.interpolate(mode='bilinear', align_corners=True). */
 export function resizeBilinear(x: Tensor, outH: number, outW: number): Tensor {

@@ -1,20 +1,14 @@
 /**
  * Reverse-mode autograd. Ops call record() after computing their outputs; backward() walks the recorded graph
  * from a scalar in reverse topological order, accumulates gradients into leaves' `.grad`, and frees the graph.
+ * The tape owns a backward rule's temporaries: every tensor a rule creates and does not return is freed when the
+ * rule returns, so rules only compute and return gradients.
  */
-import { engine, noGrad, keep } from './engine.ts';
-import { sameShape, type Tensor } from './tensor.ts';
+import { engine, noGrad, keep, tidy } from '../tensor/engine.ts';
+import { sameShape, type GradNode, type Tensor } from '../tensor/tensor.ts';
+import { binaryMap, fill } from '../kernels/elementwise.ts';
 
-export interface GradNode {
-  name: string;
-  inputs: Tensor[];
-  outputs: Tensor[];
-  /** Tensors the backward needs; retained until the graph is released (inputs are not retained otherwise). */
-  saved: Tensor[];
-  /** Given the gradients of the outputs (null where none reached), returns those of the inputs (null = none). */
-  backward: (grads: (Tensor | null)[]) => (Tensor | null)[];
-  released: boolean;
-}
+export type { GradNode };
 
 export function needsGrad(inputs: readonly Tensor[]): boolean {
   return engine().gradEnabled && inputs.some((t) => t.requiresGrad);
@@ -72,6 +66,8 @@ function releaseNode(node: GradNode): void {
   for (const o of node.outputs) if (o.node === node) o.node = null;
 }
 
+const add = (a: Tensor, b: Tensor): Tensor => binaryMap('a + b', a, b, 0, 'add');
+
 /**
  * Computes d(root)/d(leaf) for every leaf that requires grad, adding into leaf.grad.
  * root must be a scalar unless `seed` (its gradient) is given. The graph is freed afterwards unless retainGraph.
@@ -83,9 +79,7 @@ export function backward(root: Tensor, seed?: Tensor, opts: { retainGraph?: bool
   const order = topoOrder(root);
   const grads = new Map<Tensor, Tensor>();
   noGrad(() => {
-    // Lazy import cycle avoidance: ops import autograd.
-    const ops = opsForBackward();
-    const s = seed ? seed.alias() : ops.ones(root.shape);
+    const s = seed ? seed.alias() : fill(root.shape, 1);
     keep(s);
     grads.set(root, s);
     const accumulate = (t: Tensor, g: Tensor): void => {
@@ -98,7 +92,7 @@ export function backward(root: Tensor, seed?: Tensor, opts: { retainGraph?: bool
           return;
         }
         if (t.grad) {
-          const sum = keep(ops.add(t.grad, g));
+          const sum = keep(add(t.grad, g));
           t.grad.dispose();
           g.dispose();
           t.grad = sum;
@@ -107,7 +101,7 @@ export function backward(root: Tensor, seed?: Tensor, opts: { retainGraph?: bool
       }
       const prev = grads.get(t);
       if (prev) {
-        grads.set(t, keep(ops.add(prev, g)));
+        grads.set(t, keep(add(prev, g)));
         prev.dispose();
         g.dispose();
       } else grads.set(t, g);
@@ -116,7 +110,8 @@ export function backward(root: Tensor, seed?: Tensor, opts: { retainGraph?: bool
       const node = order[k];
       const outGrads = node.outputs.map((o) => grads.get(o) ?? null);
       if (outGrads.every((g) => g === null)) continue;
-      const inGrads = node.backward(outGrads);
+      // tidy frees what the rule created and did not return; the returned gradients leave the scope.
+      const inGrads = tidy(() => node.backward(outGrads));
       for (const o of node.outputs) {
         grads.get(o)?.dispose();
         grads.delete(o);
@@ -132,18 +127,4 @@ export function backward(root: Tensor, seed?: Tensor, opts: { retainGraph?: bool
     }
     for (const g of grads.values()) g.dispose();
   });
-}
-
-// ops.ts registers the two ops backward needs, to keep the module graph acyclic.
-interface BackwardOps {
-  add(a: Tensor, b: Tensor): Tensor;
-  ones(shape: readonly number[]): Tensor;
-}
-let registered: BackwardOps | null = null;
-export function registerBackwardOps(ops: BackwardOps): void {
-  registered = ops;
-}
-function opsForBackward(): BackwardOps {
-  if (!registered) throw new Error('autograd: ops not loaded (import src/graph/ops.ts)');
-  return registered;
 }

@@ -1,7 +1,7 @@
 /** Differentiable, numerically stable softmax along one axis. */
-import type { Tensor } from '../tensor.ts';
-import { record } from '../autograd.ts';
-import { softmaxBackwardKernel, softmaxKernel } from '../../kernels/softmax.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import { record } from '../autograd/tape.ts';
+import { softmaxBackwardKernel, softmaxKernel } from '../kernels/softmax.ts';
 
 export function softmax(x: Tensor, axis = -1): Tensor {
   const out = softmaxKernel(x, axis);

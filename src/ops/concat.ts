@@ -1,7 +1,7 @@
 /** Differentiable concatenation and slicing along any axis (tensors larger than one storage binding work). */
-import type { Tensor } from '../tensor.ts';
-import { record } from '../autograd.ts';
-import { concatKernel, sliceKernel, unsliceKernel } from '../../kernels/concat.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import { record } from '../autograd/tape.ts';
+import { concatKernel, sliceKernel, unsliceKernel } from '../kernels/concat.ts';
 
 /** torch.cat(tensors, axis). */
 export function concat(tensors: Tensor[], axis: number): Tensor {

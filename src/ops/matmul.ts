@@ -1,7 +1,7 @@
 /** Differentiable batched matmul. */
-import type { Tensor } from '../tensor.ts';
-import { record } from '../autograd.ts';
-import { matmulKernel } from '../../kernels/matmul.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import { record } from '../autograd/tape.ts';
+import { matmulKernel } from '../kernels/matmul.ts';
 import { sumTo } from './reduce.ts';
 
 /** a [..., M, K] · b [..., K, N] (after the optional transposes). */
@@ -16,11 +16,7 @@ export function matmul(a: Tensor, b: Tensor, transA = false, transB = false): Te
       const ga = transA ? matmulKernel(b, g!, transB, true) : matmulKernel(g!, b, false, !transB);
       const gb = transB ? matmulKernel(g!, a, true, transA) : matmulKernel(a, g!, !transA, false);
       // A shared (batchless) operand gets the sum over the batch.
-      const ra = sumTo(ga, a.shape);
-      const rb = sumTo(gb, b.shape);
-      ga.dispose();
-      gb.dispose();
-      return [ra, rb];
+      return [sumTo(ga, a.shape), sumTo(gb, b.shape)];
     },
     [a, b],
   );

@@ -1,8 +1,8 @@
 /** Differentiable pointwise functions: sigmoid, exp, log, softplus, abs, maximum, minimum, clamp. */
-import type { Tensor } from '../tensor.ts';
-import { record } from '../autograd.ts';
-import { binaryMap, unaryMap } from '../../kernels/elementwise.ts';
-import { maxShareExpr, minShareExpr, sigmoidExpr, softplusExpr } from '../../kernels/activations.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import { record } from '../autograd/tape.ts';
+import { binaryMap, unaryMap } from '../kernels/elementwise.ts';
+import { maxShareExpr, minShareExpr, sigmoidExpr, softplusExpr } from '../kernels/activations.ts';
 import { sumTo } from './reduce.ts';
 
 export function sigmoid(x: Tensor): Tensor {
@@ -37,12 +37,7 @@ function choiceGrads(g: Tensor, a: Tensor, b: Tensor, shareExpr: string, label: 
   const share = binaryMap(shareExpr, a, b, 0, `${label}_share`);
   const ga = binaryMap('a * b', g, share, 0, `${label}_grad`);
   const gb = binaryMap('a * (1.0 - b)', g, share, 0, `${label}_grad`);
-  share.dispose();
-  const ra = sumTo(ga, a.shape);
-  const rb = sumTo(gb, b.shape);
-  ga.dispose();
-  gb.dispose();
-  return [ra, rb];
+  return [sumTo(ga, a.shape), sumTo(gb, b.shape)];
 }
 
 /** Elementwise max with broadcasting; at ties each operand gets half the gradient (torch.maximum). */
@@ -66,9 +61,7 @@ export function clamp(x: Tensor, lo = -Infinity, hi = Infinity): Tensor {
     out,
     ([g]) => {
       const pass = unaryMap('select(0.0, 1.0, x >= p.s0 && x <= p.s1)', x, lo, hi, 'clamp_mask');
-      const gx = binaryMap('a * b', g!, pass, 0, 'clamp_grad');
-      pass.dispose();
-      return [gx];
+      return [binaryMap('a * b', g!, pass, 0, 'clamp_grad')];
     },
     [x],
   );

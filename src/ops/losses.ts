@@ -1,9 +1,9 @@
 /** Differentiable losses: L1 (plain and masked) and MoE-Fusion's fusion losses (docs/moe-fusion.md §5). */
-import type { Tensor } from '../tensor.ts';
-import { tidy } from '../engine.ts';
-import { record } from '../autograd.ts';
-import { binaryMap, unaryMap } from '../../kernels/elementwise.ts';
-import { sumAxes } from '../../kernels/reduce.ts';
+import { shapeSize, type Tensor } from '../tensor/tensor.ts';
+import { tidy } from '../tensor/engine.ts';
+import { record } from '../autograd/tape.ts';
+import { binaryMap, broadcastShape, unaryMap } from '../kernels/elementwise.ts';
+import { sumAxes } from '../kernels/reduce.ts';
 import { add, addScalar, mul, neg, scale } from './arithmetic.ts';
 import { maximum } from './activations.ts';
 import { sobelGradient } from './sobel.ts';
@@ -11,27 +11,19 @@ import { sumTo } from './reduce.ts';
 
 /** mean|a − b| over the broadcast shape (a scalar), as F.l1_loss; gradient sign(a − b)/n (0 at ties). */
 export function l1Loss(a: Tensor, b: Tensor): Tensor {
-  const diff = binaryMap('abs(a - b)', a, b, 0, 'abs_diff');
-  const n = diff.size;
-  const total = sumAxes(diff, [...diff.shape.keys()]);
-  diff.dispose();
-  const out = unaryMap('x * p.s0', total, 1 / n, 0, 'l1_mean');
-  total.dispose();
+  const n = shapeSize(broadcastShape(a.shape, b.shape));
+  const out = tidy(() => {
+    const diff = binaryMap('abs(a - b)', a, b, 0, 'abs_diff');
+    return unaryMap('x * p.s0', sumAxes(diff, [...diff.shape.keys()]), 1 / n, 0, 'l1_mean');
+  });
   return record(
     'l1_loss',
     [a, b],
     out,
     ([g]) => {
       // g is a scalar tensor on the GPU: sign(a − b) · g / n, then reduced to each operand's shape.
-      const ga = binaryMap('sign(a - b)', a, b, 0, 'l1_sign');
-      const gs = binaryMap('a * b * p.s0', ga, g!, 1 / n, 'l1_grad');
-      ga.dispose();
-      const ra = sumTo(gs, a.shape);
-      const negated = unaryMap('-x', gs, 0, 0, 'neg');
-      gs.dispose();
-      const rb = sumTo(negated, b.shape);
-      negated.dispose();
-      return [ra, rb];
+      const gs = binaryMap('a * b * p.s0', binaryMap('sign(a - b)', a, b, 0, 'l1_sign'), g!, 1 / n, 'l1_grad');
+      return [sumTo(gs, a.shape), sumTo(unaryMap('-x', gs, 0, 0, 'neg'), b.shape)];
     },
     [a, b],
   );

@@ -1,6 +1,6 @@
 /** Differentiable reshape (no copy). */
-import type { Tensor } from '../tensor.ts';
-import { record } from '../autograd.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import { record } from '../autograd/tape.ts';
 
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const known = shape.filter((d) => d !== -1).reduce((n, d) => n * d, 1);

@@ -3,7 +3,6 @@
  * A tensor counts references: dispose() releases one, and saved tensors of the autograd graph hold their own.
  */
 import { engine, track } from './engine.ts';
-import type { GradNode } from './autograd.ts';
 import type { BufferRange } from '../runtime/runtime.ts';
 import { LimitError } from '../runtime/errors.ts';
 
@@ -22,6 +21,24 @@ export function checkShape(shape: readonly number[], what = 'shape'): void {
 
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/**
+ * A recorded op of the autograd tape (src/autograd): the tensor that an op produced points at it. Declared here so
+ * that the tensor layer does not import the layer above it.
+ */
+export interface GradNode {
+  name: string;
+  inputs: Tensor[];
+  outputs: Tensor[];
+  /** Tensors the backward needs; retained until the graph is released (inputs are not retained otherwise). */
+  saved: Tensor[];
+  /**
+   * Given the gradients of the outputs (null where none reached), returns those of the inputs (null = none).
+   * Tensors it creates and does not return are freed by the tape.
+   */
+  backward: (grads: (Tensor | null)[]) => (Tensor | null)[];
+  released: boolean;
 }
 
 let nextId = 1;
@@ -78,6 +95,14 @@ export class Tensor {
   /** The same data with another shape of equal size (no copy; not recorded for autograd). */
   view(shape: readonly number[]): Tensor {
     return new Tensor(shape, this.dtype, this);
+  }
+
+  /** This data with another shape of equal size, taking over this handle (which is disposed): for reshaping results. */
+  reshaped(shape: readonly number[]): Tensor {
+    if (sameShape(shape, this.shape)) return this;
+    const out = this.view(shape);
+    this.dispose();
+    return out;
   }
 
   static empty(shape: readonly number[], dtype: DType = 'f32'): Tensor {

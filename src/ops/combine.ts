@@ -1,7 +1,7 @@
 /** Differentiable log-sum-exp combination of the chosen experts' outputs (MoE-Fusion's mixtures). */
-import type { Tensor } from '../tensor.ts';
-import { record } from '../autograd.ts';
-import { combineKernel, combineBackwardKernel } from '../../kernels/combine.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import { record } from '../autograd/tape.ts';
+import { combineKernel, combineBackwardKernel } from '../kernels/combine.ts';
 
 /**
  * y (B·k, C, H, W): the outputs of the chosen experts in the routing table's order (sample b·k + s ran expert

@@ -2,8 +2,8 @@
  * Adam / AdamW as torch.optim.Adam and torch.optim.AdamW (no amsgrad), updating parameters in place on the GPU,
  * and gradient-norm clipping as torch.nn.utils.clip_grad_norm_ (2-norm), without reading anything back.
  */
-import { Tensor, sameShape } from './tensor.ts';
-import { keep } from './engine.ts';
+import { Tensor, sameShape } from '../tensor/tensor.ts';
+import { keep } from '../tensor/engine.ts';
 import { adamUpdate, clipByTotalNorm, type AdamScalars } from '../kernels/optimizer.ts';
 
 export interface AdamOptions {

@@ -1,9 +1,10 @@
 /** Differentiable 2-D convolution (stride 1, zero padding, odd square kernels) and its routed (expert) form. */
-import type { Tensor } from '../tensor.ts';
-import { record } from '../autograd.ts';
-import { binaryMap } from '../../kernels/elementwise.ts';
-import { convForward, convBackwardInput } from '../../kernels/conv2d.ts';
-import { convBackwardWeight } from '../../kernels/conv2d-grad.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import { record } from '../autograd/tape.ts';
+import { tidy } from '../tensor/engine.ts';
+import { binaryMap } from '../kernels/elementwise.ts';
+import { convForward, convBackwardInput } from '../kernels/conv2d.ts';
+import { convBackwardWeight } from '../kernels/conv2d-grad.ts';
 
 export interface Conv2dOptions {
   /** Zero padding on every side; default (k − 1) / 2 keeps the image size. */
@@ -36,29 +37,22 @@ function convOp(name: string, x: Tensor, w: Tensor, b: Tensor | null, table: Ten
   if (b && b.size !== E * Cout) throw new Error(`${name}: bias [${b.shape}] does not match ${E}×${Cout}`);
   const pad = opts.padding ?? (K - 1) / 2;
   const relu = opts.relu ?? false;
-  const w5 = asExperts(w);
-  const out = convForward({ x, w: w5, bias: b, table, pad, relu });
-  w5.dispose();
+  const out = tidy(() => convForward({ x, w: asExperts(w), bias: b, table, pad, relu }));
   const inputs = b ? [x, w, b] : [x, w];
   return record(
     name,
     inputs,
     out,
     ([g]) => {
-      const gy = relu ? binaryMap('select(0.0, a, b > 0.0)', g!, out, 0, 'relu_grad') : g!.alias();
-      const w5 = asExperts(w);
-      const dx = x.requiresGrad ? convBackwardInput(gy, w5, table, pad, x.shape[0]) : null;
+      const gy = relu ? binaryMap('select(0.0, a, b > 0.0)', g!, out, 0, 'relu_grad') : g!;
+      const dx = x.requiresGrad ? convBackwardInput(gy, asExperts(w), table, pad, x.shape[0]) : null;
       let dw: Tensor | null = null;
       let db: Tensor | null = null;
       if (w.requiresGrad || b?.requiresGrad) {
         const grads = convBackwardWeight(x, gy, table, E, K, pad);
         dw = grads.dw.view(w.shape);
         db = b ? grads.db.view(b.shape) : null;
-        grads.dw.dispose();
-        grads.db.dispose();
       }
-      gy.dispose();
-      w5.dispose();
       return b ? [dx, dw, db] : [dx, dw];
     },
     [x, w, ...(table ? [table] : []), ...(relu ? [out] : [])],

@@ -4,58 +4,43 @@
  */
 import { engine } from '../tensor/engine.ts';
 import { Tensor, sameShape } from '../tensor/tensor.ts';
-import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { grid1d } from './wgsl.ts';
+import { forEachChunk, Program } from './program.ts';
 
 const WG = 256;
 const MAX_DIMS = 8;
 
-/** Elements per chunk when a tensor exceeds one binding (a multiple of 64 keeps offsets 256-byte aligned). */
-export function chunkElements(): number {
-  return Math.floor(engine().rt.maxBinding / 4 / 64) * 64;
-}
-
-/** Calls fn(offset, count) over [0, n) in chunks that fit one storage binding. */
-export function forEachChunk(n: number, fn: (offset: number, count: number) => void): void {
-  const c = chunkElements();
-  for (let off = 0; off < n; off += c) fn(off, Math.min(c, n - off));
-}
-
 /**
- * With `v4` each invocation maps 4 consecutive elements, read and written as vec4s (n % 4 == 0): on lavapipe a
- * storage access costs one load per lane whatever its width, so this moves 4× the data per access. The scalar
- * expression is evaluated per component, so any f32 expression works.
- */
-/**
- * Elements per invocation of the vectorised kernels (here, Adam and clipping): 4 when n is a multiple of 4 (then
- * so is every chunk of forEachChunk, a multiple of 64 elements), else 1.
+ * Elements per invocation of the vectorised kernels: 4 when n is a multiple of 4 (then so is every chunk of
+ * forEachChunk, a multiple of 64 elements), else 1. With 4, each invocation maps 4 consecutive elements, read and
+ * written as vec4s: on lavapipe a storage access costs one load per lane whatever its width, so this moves 4× the
+ * data per access. Scalar expressions are evaluated per component, so any f32 expression works.
  */
 export function vectorLanes(n: number): 1 | 4 {
   return n % 4 === 0 ? 4 : 1;
 }
 
-function unaryCode(expr: string, v4: boolean): string {
-  const type = v4 ? 'vec4f' : 'f32';
-  const body = v4 ? `let xv = X[i]; var o: vec4f;
-  ${perComponent((c) => `{ let x = xv.${c}; o.${c} = ${expr}; }`)}
-  O[i] = o;` : `let x = X[i];
-  O[i] = ${expr};`;
-  return /* wgsl */ `
-struct P { n: u32, s0: f32, s1: f32, _p: u32 }
-@group(0) @binding(0) var<storage, read> X: array<${type}>;
-@group(0) @binding(1) var<storage, read_write> O: array<${type}>;
-@group(0) @binding(2) var<uniform> p: P;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
-  if (i >= p.n) { return; }
-  ${body}
-}`;
-}
-
 function perComponent(line: (c: string) => string): string {
   return ['x', 'y', 'z', 'w'].map(line).join('\n  ');
+}
+
+function unaryProgram(expr: string, v4: boolean, label: string): Program {
+  const type = v4 ? 'vec4f' : 'f32';
+  const body = v4
+    ? `let xv = X[i]; var o: vec4f;
+  ${perComponent((c) => `{ let x = xv.${c}; o.${c} = ${expr}; }`)}
+  O[i] = o;`
+    : `let x = X[i];
+  O[i] = ${expr};`;
+  return new Program({
+    name: label,
+    inputs: { X: type },
+    outputs: { O: type },
+    uniforms: { n: 'u32', s0: 'f32', s1: 'f32' },
+    workgroupSize: WG,
+    flat: true,
+    body: `if (i >= p.n) { return; }\n  ${body}`,
+  });
 }
 
 /**
@@ -65,16 +50,8 @@ function perComponent(line: (c: string) => string): string {
 export function unaryMap(expr: string, x: Tensor, s0 = 0, s1 = 0, label = 'unary'): Tensor {
   const out = Tensor.empty(x.shape);
   const lanes = vectorLanes(x.size);
-  const code = unaryCode(expr, lanes === 4);
-  forEachChunk(x.size, (off, n) => {
-    engine().rt.dispatch({
-      label,
-      code,
-      buffers: [x.binding(off, n), out.binding(off, n)],
-      params: new Params().u32(n / lanes).f32(s0, s1).u32(0).bytes,
-      workgroups: grid1d(Math.ceil(n / lanes / WG)),
-    });
-  });
+  const program = unaryProgram(expr, lanes === 4, label);
+  forEachChunk(x.size, (off, n) => program.dispatchFlat(n / lanes, { X: x.binding(off, n), O: out.binding(off, n) }, { n: n / lanes, s0, s1 }));
   return out;
 }
 
@@ -106,7 +83,7 @@ export function broadcastStrides(shape: readonly number[], outShape: readonly nu
 type Mode = 'same' | 'scalarB' | 'scalarA' | 'general';
 
 /** `v4`: 4 elements per invocation as vec4s (not for 'general'; a scalar operand is read as one f32). */
-function binaryCode(expr: string, mode: Mode, v4: boolean): string {
+function binaryProgram(expr: string, mode: Mode, v4: boolean, label: string): Program {
   const index = {
     same: 'let ia = i; let ib = i;',
     scalarB: 'let ia = i; let ib = 0u;',
@@ -130,23 +107,15 @@ function binaryCode(expr: string, mode: Mode, v4: boolean): string {
     : `let a = A[ia];
   let b = B[ib];
   O[i] = ${expr};`;
-  return /* wgsl */ `
-struct P { n: u32, ndim: u32, s0: f32, _p: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, sb: array<vec4u, 2> }
-@group(0) @binding(0) var<storage, read> A: array<${aType}>;
-@group(0) @binding(1) var<storage, read> B: array<${bType}>;
-@group(0) @binding(2) var<storage, read_write> O: array<${v4 ? 'vec4f' : 'f32'}>;
-@group(0) @binding(3) var<uniform> p: P;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
-  if (i >= p.n) { return; }
-  ${index}
-  ${body}
-}`;
-}
-
-function padded(v: readonly number[]): number[] {
-  return [...v, ...new Array(MAX_DIMS - v.length).fill(0)];
+  return new Program({
+    name: label,
+    inputs: { A: aType, B: bType },
+    outputs: { O: v4 ? 'vec4f' : 'f32' },
+    uniforms: { n: 'u32', ndim: 'u32', s0: 'f32', shape: 'vec4u[2]', sa: 'vec4u[2]', sb: 'vec4u[2]' },
+    workgroupSize: WG,
+    flat: true,
+    body: `if (i >= p.n) { return; }\n  ${index}\n  ${body}`,
+  });
 }
 
 /**
@@ -166,47 +135,45 @@ export function binaryMap(expr: string, a: Tensor, b: Tensor, s0 = 0, label = 'b
           ? 'scalarA'
           : 'general';
   const lanes = mode === 'general' ? 1 : vectorLanes(out.size);
-  const code = binaryCode(expr, mode, lanes === 4);
-  const paramsFor = (n: number) =>
-    new Params()
-      .u32(n / lanes, shape.length)
-      .f32(s0)
-      .u32(0, ...padded(shape), ...padded(broadcastStrides(a.shape, shape)), ...padded(broadcastStrides(b.shape, shape))).bytes;
-  const rt = engine().rt;
-  if (Math.max(a.bytes, b.bytes, out.bytes) <= rt.maxBinding) {
-    rt.dispatch({ label, code, buffers: [a.buffer, b.buffer, out.buffer], params: paramsFor(out.size), workgroups: grid1d(Math.ceil(out.size / lanes / WG)) });
+  const program = binaryProgram(expr, mode, lanes === 4, label);
+  const uniforms = (n: number) => ({
+    n: n / lanes,
+    ndim: shape.length,
+    s0,
+    shape,
+    sa: broadcastStrides(a.shape, shape),
+    sb: broadcastStrides(b.shape, shape),
+  });
+  if (Math.max(a.bytes, b.bytes, out.bytes) <= engine().rt.maxBinding) {
+    program.dispatchFlat(out.size / lanes, { A: a, B: b, O: out }, uniforms(out.size));
     return out;
   }
   if (mode === 'general') {
     out.dispose();
     throw new LimitError(`${label}: broadcasting [${a.shape}] with [${b.shape}] exceeds one storage binding; not supported`);
   }
-  forEachChunk(out.size, (off, n) => {
-    rt.dispatch({
-      label,
-      code,
-      buffers: [mode === 'scalarA' ? a.buffer : a.binding(off, n), mode === 'scalarB' ? b.buffer : b.binding(off, n), out.binding(off, n)],
-      params: paramsFor(n),
-      workgroups: grid1d(Math.ceil(n / lanes / WG)),
-    });
-  });
+  forEachChunk(out.size, (off, n) =>
+    program.dispatchFlat(
+      n / lanes,
+      { A: mode === 'scalarA' ? a : a.binding(off, n), B: mode === 'scalarB' ? b : b.binding(off, n), O: out.binding(off, n) },
+      uniforms(n),
+    ),
+  );
   return out;
 }
+
+const fillProgram = new Program({
+  name: 'fill',
+  outputs: { O: 'f32' },
+  uniforms: { n: 'u32', v: 'f32' },
+  workgroupSize: WG,
+  flat: true,
+  body: 'if (i < p.n) { O[i] = p.v; }',
+});
 
 /** Fills a tensor with a constant. */
 export function fill(shape: readonly number[], value: number): Tensor {
   const out = Tensor.empty(shape);
-  const code = /* wgsl */ `
-struct P { n: u32, v: f32, _a: u32, _b: u32 }
-@group(0) @binding(0) var<storage, read_write> O: array<f32>;
-@group(0) @binding(1) var<uniform> p: P;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
-  if (i < p.n) { O[i] = p.v; }
-}`;
-  forEachChunk(out.size, (off, n) => {
-    engine().rt.dispatch({ label: 'fill', code, buffers: [out.binding(off, n)], params: new Params().u32(n).f32(value).u32(0, 0).bytes, workgroups: grid1d(Math.ceil(n / WG)) });
-  });
+  forEachChunk(out.size, (off, n) => fillProgram.dispatchFlat(n, { O: out.binding(off, n) }, { n, v: value }));
   return out;
 }

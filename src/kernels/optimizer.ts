@@ -7,7 +7,8 @@
 import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { Params } from '../runtime/params.ts';
-import { forEachChunk, vectorLanes } from './elementwise.ts';
+import { vectorLanes } from './elementwise.ts';
+import { forEachChunk } from './program.ts';
 import { grid1d, ceilDiv } from './wgsl.ts';
 
 const WG = 256;

@@ -11,7 +11,7 @@ import { backward } from '../src/autograd/tape.ts';
 import { tidy, noGrad } from '../src/tensor/engine.ts';
 import { add, sub, mul, div, scale, relu, sum, mean, matmul, reshape, addScalar } from '../src/ops/index.ts';
 import { record } from '../src/autograd/tape.ts';
-import { unaryMap } from '../src/kernels/elementwise.ts';
+import { unaryMapKernel } from '../src/kernels/elementwise.ts';
 import { LimitError } from '../src/runtime/errors.ts';
 import { MAX_DISPATCHES_WITHOUT_WAITING } from '../src/runtime/runtime.ts';
 import { subgroupSize, setSubgroupsAllowed } from '../src/kernels/subgroups.ts';
@@ -162,7 +162,7 @@ t('the gradient checker catches a deliberately wrong backward', async () => {
   await gpu();
   // square with a backward that forgets the factor 2.
   const wrongSquare = (x: Tensor) => {
-    const out = unaryMap('x * x', x, 0, 0, 'square');
+    const out = unaryMapKernel('x * x', x, 0, 0, 'square');
     return record('wrong_square', [x], out, ([g]) => [mul(g!, x)], [x]);
   };
   const r = await gradcheck(([x]) => wrongSquare(x), [rng.awayFromZero(6, 0.2)], [[6]]);
@@ -191,10 +191,10 @@ t('the tape frees what a backward rule creates and does not return; a whole trai
   const x = Tensor.fromArray(rng.uniform(256), [256]);
   // A rule that makes three temporaries and returns one gradient built from them.
   const wasteful = (a: Tensor) =>
-    record('wasteful', [a], unaryMap('x * x', a, 0, 0, 'square'), ([g]) => {
-      const two = unaryMap('x * 2.0', a, 0, 0, 'twice');
-      const copy = unaryMap('x', g!, 0, 0, 'copy');
-      unaryMap('x', copy, 0, 0, 'unused');
+    record('wasteful', [a], unaryMapKernel('x * x', a, 0, 0, 'square'), ([g]) => {
+      const two = unaryMapKernel('x * 2.0', a, 0, 0, 'twice');
+      const copy = unaryMapKernel('x', g!, 0, 0, 'copy');
+      unaryMapKernel('x', copy, 0, 0, 'unused');
       return [mul(copy, two)];
     }, [a]);
   const live0 = e.rt.pool.liveBytes;

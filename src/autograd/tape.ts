@@ -6,7 +6,7 @@
  */
 import { engine, noGrad, keep, tidy } from '../tensor/engine.ts';
 import { sameShape, type GradNode, type Tensor } from '../tensor/tensor.ts';
-import { binaryMap, fill } from '../kernels/elementwise.ts';
+import { binaryMapKernel, fillKernel } from '../kernels/elementwise.ts';
 
 export type { GradNode };
 
@@ -66,7 +66,7 @@ function releaseNode(node: GradNode): void {
   for (const o of node.outputs) if (o.node === node) o.node = null;
 }
 
-const add = (a: Tensor, b: Tensor): Tensor => binaryMap('a + b', a, b, 0, 'add');
+const add = (a: Tensor, b: Tensor): Tensor => binaryMapKernel('a + b', a, b, 0, 'add');
 
 /**
  * Computes d(root)/d(leaf) for every leaf that requires grad, adding into leaf.grad.
@@ -79,7 +79,7 @@ export function backward(root: Tensor, seed?: Tensor, opts: { retainGraph?: bool
   const order = topoOrder(root);
   const grads = new Map<Tensor, Tensor>();
   noGrad(() => {
-    const s = seed ? seed.alias() : fill(root.shape, 1);
+    const s = seed ? seed.alias() : fillKernel(root.shape, 1);
     keep(s);
     grads.set(root, s);
     const accumulate = (t: Tensor, g: Tensor): void => {

@@ -1,5 +1,5 @@
 /**
- * Pointwise activations and their derivatives as WGSL expressions for unaryMap/binaryMap (one pass each).
+ * Pointwise activations and their derivatives as WGSL expressions for unaryMapKernel/binaryMapKernel (one pass each).
  * Each helper takes the WGSL expression of its argument and returns an f32 expression.
  */
 

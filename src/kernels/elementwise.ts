@@ -45,9 +45,9 @@ function unaryProgram(expr: string, v4: boolean, label: string): Program {
 
 /**
  * O = f(x) where `expr` is a WGSL f32 expression of `x` and the scalars `p.s0`, `p.s1`.
- * Example: unaryMap('max(x, 0.0)', t).
+ * Example: unaryMapKernel('max(x, 0.0)', t).
  */
-export function unaryMap(expr: string, x: Tensor, s0 = 0, s1 = 0, label = 'unary'): Tensor {
+export function unaryMapKernel(expr: string, x: Tensor, s0 = 0, s1 = 0, label = 'unary'): Tensor {
   const out = Tensor.empty(x.shape);
   const lanes = vectorLanes(x.size);
   const program = unaryProgram(expr, lanes === 4, label);
@@ -120,9 +120,9 @@ function binaryProgram(expr: string, mode: Mode, v4: boolean, label: string): Pr
 
 /**
  * O = f(a, b) with broadcasting, where `expr` is a WGSL f32 expression of `a`, `b` and the scalar `p.s0`.
- * Example: binaryMap('a * b', x, y).
+ * Example: binaryMapKernel('a * b', x, y).
  */
-export function binaryMap(expr: string, a: Tensor, b: Tensor, s0 = 0, label = 'binary'): Tensor {
+export function binaryMapKernel(expr: string, a: Tensor, b: Tensor, s0 = 0, label = 'binary'): Tensor {
   const shape = broadcastShape(a.shape, b.shape);
   if (shape.length > MAX_DIMS) throw new Error(`${label}: at most ${MAX_DIMS} dimensions`);
   const out = Tensor.empty(shape);
@@ -172,7 +172,7 @@ const fillProgram = new Program({
 });
 
 /** Fills a tensor with a constant. */
-export function fill(shape: readonly number[], value: number): Tensor {
+export function fillKernel(shape: readonly number[], value: number): Tensor {
   const out = Tensor.empty(shape);
   forEachChunk(out.size, (off, n) => fillProgram.dispatchFlat(n, { O: out.binding(off, n) }, { n, v: value }));
   return out;

@@ -1,7 +1,7 @@
 /** Differentiable elementwise arithmetic with broadcasting, scalar ops and activations. */
 import { Tensor } from '../tensor/tensor.ts';
 import { record } from '../autograd/tape.ts';
-import { binaryMap, unaryMap, fill } from '../kernels/elementwise.ts';
+import { binaryMapKernel, unaryMapKernel, fillKernel } from '../kernels/elementwise.ts';
 import { sumTo } from './reduce.ts';
 
 /** Gradient of a broadcast operand: g reduced to the operand's shape (g itself is not consumed). */
@@ -10,36 +10,36 @@ function reduceGrad(g: Tensor, like: Tensor): Tensor {
 }
 
 export function add(a: Tensor, b: Tensor): Tensor {
-  const out = binaryMap('a + b', a, b, 0, 'add');
+  const out = binaryMapKernel('a + b', a, b, 0, 'add');
   return record('add', [a, b], out, ([g]) => [reduceGrad(g!, a), reduceGrad(g!, b)]);
 }
 
 export function sub(a: Tensor, b: Tensor): Tensor {
-  const out = binaryMap('a - b', a, b, 0, 'sub');
-  return record('sub', [a, b], out, ([g]) => [reduceGrad(g!, a), reduceGrad(unaryMap('-x', g!, 0, 0, 'neg'), b)]);
+  const out = binaryMapKernel('a - b', a, b, 0, 'sub');
+  return record('sub', [a, b], out, ([g]) => [reduceGrad(g!, a), reduceGrad(unaryMapKernel('-x', g!, 0, 0, 'neg'), b)]);
 }
 
 export function mul(a: Tensor, b: Tensor): Tensor {
-  const out = binaryMap('a * b', a, b, 0, 'mul');
+  const out = binaryMapKernel('a * b', a, b, 0, 'mul');
   return record(
     'mul',
     [a, b],
     out,
-    ([g]) => [reduceGrad(binaryMap('a * b', g!, b, 0, 'mul_grad'), a), reduceGrad(binaryMap('a * b', g!, a, 0, 'mul_grad'), b)],
+    ([g]) => [reduceGrad(binaryMapKernel('a * b', g!, b, 0, 'mul_grad'), a), reduceGrad(binaryMapKernel('a * b', g!, a, 0, 'mul_grad'), b)],
     [a, b],
   );
 }
 
 export function div(a: Tensor, b: Tensor): Tensor {
-  const out = binaryMap('a / b', a, b, 0, 'div');
+  const out = binaryMapKernel('a / b', a, b, 0, 'div');
   return record(
     'div',
     [a, b],
     out,
     ([g]) => {
-      const ga = binaryMap('a / b', g!, b, 0, 'div_grad');
-      const q = binaryMap('a / b', out, b, 0, 'div_grad'); // a / b²
-      const gb = binaryMap('-a * b', g!, q, 0, 'div_grad');
+      const ga = binaryMapKernel('a / b', g!, b, 0, 'div_grad');
+      const q = binaryMapKernel('a / b', out, b, 0, 'div_grad'); // a / b²
+      const gb = binaryMapKernel('-a * b', g!, q, 0, 'div_grad');
       return [reduceGrad(ga, a), reduceGrad(gb, b)];
     },
     [b, out],
@@ -48,13 +48,13 @@ export function div(a: Tensor, b: Tensor): Tensor {
 
 /** x · c for a constant c. */
 export function scale(x: Tensor, c: number): Tensor {
-  const out = unaryMap('x * p.s0', x, c, 0, 'scale');
-  return record('scale', [x], out, ([g]) => [unaryMap('x * p.s0', g!, c, 0, 'scale')]);
+  const out = unaryMapKernel('x * p.s0', x, c, 0, 'scale');
+  return record('scale', [x], out, ([g]) => [unaryMapKernel('x * p.s0', g!, c, 0, 'scale')]);
 }
 
 /** x + c for a constant c. */
 export function addScalar(x: Tensor, c: number): Tensor {
-  const out = unaryMap('x + p.s0', x, c, 0, 'add_scalar');
+  const out = unaryMapKernel('x + p.s0', x, c, 0, 'add_scalar');
   return record('add_scalar', [x], out, ([g]) => [g!.alias()]);
 }
 
@@ -63,12 +63,12 @@ export function neg(x: Tensor): Tensor {
 }
 
 export function relu(x: Tensor): Tensor {
-  const out = unaryMap('max(x, 0.0)', x, 0, 0, 'relu');
-  return record('relu', [x], out, ([g]) => [binaryMap('select(0.0, a, b > 0.0)', g!, out, 0, 'relu_grad')], [out]);
+  const out = unaryMapKernel('max(x, 0.0)', x, 0, 0, 'relu');
+  return record('relu', [x], out, ([g]) => [binaryMapKernel('select(0.0, a, b > 0.0)', g!, out, 0, 'relu_grad')], [out]);
 }
 
 export function ones(shape: readonly number[]): Tensor {
-  return fill(shape, 1);
+  return fillKernel(shape, 1);
 }
 
 export function zeros(shape: readonly number[]): Tensor {
@@ -76,5 +76,5 @@ export function zeros(shape: readonly number[]): Tensor {
 }
 
 export function full(shape: readonly number[], value: number): Tensor {
-  return fill(shape, value);
+  return fillKernel(shape, value);
 }

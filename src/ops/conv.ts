@@ -2,7 +2,7 @@
 import type { Tensor } from '../tensor/tensor.ts';
 import { record } from '../autograd/tape.ts';
 import { tidy } from '../tensor/engine.ts';
-import { binaryMap } from '../kernels/elementwise.ts';
+import { binaryMapKernel } from '../kernels/elementwise.ts';
 import { convForward, convBackwardInput } from '../kernels/conv2d.ts';
 import { convBackwardWeight } from '../kernels/conv2d-grad.ts';
 
@@ -44,7 +44,7 @@ function convOp(name: string, x: Tensor, w: Tensor, b: Tensor | null, table: Ten
     inputs,
     out,
     ([g]) => {
-      const gy = relu ? binaryMap('select(0.0, a, b > 0.0)', g!, out, 0, 'relu_grad') : g!;
+      const gy = relu ? binaryMapKernel('select(0.0, a, b > 0.0)', g!, out, 0, 'relu_grad') : g!;
       const dx = x.requiresGrad ? convBackwardInput(gy, asExperts(w), table, pad, x.shape[0]) : null;
       let dw: Tensor | null = null;
       let db: Tensor | null = null;

@@ -2,7 +2,7 @@
 import { shapeSize, type Tensor } from '../tensor/tensor.ts';
 import { tidy } from '../tensor/engine.ts';
 import { record } from '../autograd/tape.ts';
-import { binaryMap, broadcastShape, unaryMap } from '../kernels/elementwise.ts';
+import { binaryMapKernel, broadcastShape, unaryMapKernel } from '../kernels/elementwise.ts';
 import { sumAxes } from '../kernels/reduce.ts';
 import { add, addScalar, mul, neg, scale } from './arithmetic.ts';
 import { maximum } from './activations.ts';
@@ -13,8 +13,8 @@ import { sumTo } from './reduce.ts';
 export function l1Loss(a: Tensor, b: Tensor): Tensor {
   const n = shapeSize(broadcastShape(a.shape, b.shape));
   const out = tidy(() => {
-    const diff = binaryMap('abs(a - b)', a, b, 0, 'abs_diff');
-    return unaryMap('x * p.s0', sumAxes(diff, [...diff.shape.keys()]), 1 / n, 0, 'l1_mean');
+    const diff = binaryMapKernel('abs(a - b)', a, b, 0, 'abs_diff');
+    return unaryMapKernel('x * p.s0', sumAxes(diff, [...diff.shape.keys()]), 1 / n, 0, 'l1_mean');
   });
   return record(
     'l1_loss',
@@ -22,8 +22,8 @@ export function l1Loss(a: Tensor, b: Tensor): Tensor {
     out,
     ([g]) => {
       // g is a scalar tensor on the GPU: sign(a − b) · g / n, then reduced to each operand's shape.
-      const gs = binaryMap('a * b * p.s0', binaryMap('sign(a - b)', a, b, 0, 'l1_sign'), g!, 1 / n, 'l1_grad');
-      return [sumTo(gs, a.shape), sumTo(unaryMap('-x', gs, 0, 0, 'neg'), b.shape)];
+      const gs = binaryMapKernel('a * b * p.s0', binaryMapKernel('sign(a - b)', a, b, 0, 'l1_sign'), g!, 1 / n, 'l1_grad');
+      return [sumTo(gs, a.shape), sumTo(unaryMapKernel('-x', gs, 0, 0, 'neg'), b.shape)];
     },
     [a, b],
   );

@@ -3,7 +3,7 @@ import { Tensor, sameShape } from '../tensor/tensor.ts';
 import { record } from '../autograd/tape.ts';
 import { tidy } from '../tensor/engine.ts';
 import { sumAxes } from '../kernels/reduce.ts';
-import { binaryMap, unaryMap } from '../kernels/elementwise.ts';
+import { binaryMapKernel, unaryMapKernel } from '../kernels/elementwise.ts';
 
 function normAxes(rank: number, axes?: number | readonly number[]): number[] {
   if (axes === undefined) return [...Array(rank).keys()];
@@ -26,8 +26,8 @@ export function sum(x: Tensor, axes?: number | readonly number[], keepDims = fal
 export function mean(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
   const ax = normAxes(x.rank, axes);
   const count = ax.reduce((n, a) => n * x.shape[a], 1);
-  const out = tidy(() => unaryMap('x * p.s0', sumAxes(x, ax), 1 / count, 0, 'mean')).reshaped(keptShape(x.shape, ax, keepDims));
-  return record('mean', [x], out, ([g]) => [unaryMap('x * p.s0', expandTo(g!, x.shape), 1 / count, 0, 'mean_grad')]);
+  const out = tidy(() => unaryMapKernel('x * p.s0', sumAxes(x, ax), 1 / count, 0, 'mean')).reshaped(keptShape(x.shape, ax, keepDims));
+  return record('mean', [x], out, ([g]) => [unaryMapKernel('x * p.s0', expandTo(g!, x.shape), 1 / count, 0, 'mean_grad')]);
 }
 
 /** Broadcasts g (whose shape is `shape` with some dimensions reduced to 1 or removed) back to `shape`. */
@@ -38,7 +38,7 @@ export function expandTo(g: Tensor, shape: readonly number[]): Tensor {
   const kept = new Array(shape.length).fill(1);
   let j = g.rank - 1;
   for (let i = shape.length - 1; i >= 0 && j >= 0; i--) if (g.shape[j] === shape[i] || shape[i] === 1) kept[i] = g.shape[j--];
-  return tidy(() => binaryMap('a + b', Tensor.zeros(shape), g.rank === shape.length ? g : g.view(kept), 0, 'expand'));
+  return tidy(() => binaryMapKernel('a + b', Tensor.zeros(shape), g.rank === shape.length ? g : g.view(kept), 0, 'expand'));
 }
 
 /** Sums g over the dimensions that broadcasting expanded, giving a tensor of `shape`. */

@@ -13,7 +13,7 @@ import { initEngine, shutdownEngine } from '../src/tensor/engine.ts';
 import { writeSyntheticDataset } from '../src/io/synthetic-scenes.ts';
 import { detectorToHost } from '../src/model/detector/weights.ts';
 import { trainSyntheticDetector } from '../src/model/detector/synthetic-training.ts';
-import { loadWeightsWithConfig, saveWeights } from '../src/model/weights.ts';
+import { loadWeightsWithConfig, saveWeights } from '../src/model/weights-file.ts';
 import { DEFAULT_WEIGHTS } from '../src/cli/defaults.ts';
 
 const root = resolve(import.meta.dirname, '..');

@@ -6,7 +6,7 @@
  */
 import { resolve } from 'node:path';
 import { initEngine, shutdownEngine } from '../src/tensor/engine.ts';
-import { loadWeightsWithConfig, saveWeights } from '../src/model/weights.ts';
+import { loadWeightsWithConfig, saveWeights } from '../src/model/weights-file.ts';
 import { disposeParameters } from '../src/model/parameters.ts';
 import { Fuser } from '../src/model/fuser.ts';
 import { readImage } from '../src/io/image.ts';

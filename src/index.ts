@@ -1,8 +1,20 @@
+/// <reference types="@webgpu/types" />
 /**
  * moefusion as a library: the fusion runtime (Fuser), image I/O and colour handling, the metrics, and the engine
  * underneath (tensors, ops, autograd, optimizer) for those who build their own models on it.
  */
-export { Fuser, type FuserOptions, type FuseOptions, type GrayImage, type DetectOptions, type DetectResult } from './model/fuser.ts';
+export {
+  Fuser,
+  SHIPPED_WEIGHTS,
+  type FuserOptions,
+  type FuseOptions,
+  type DetectOptions,
+  type DetectResult,
+  type ImageSource,
+  type WeightsSource,
+} from './model/fuser.ts';
+export { FusedImage } from './io/fused-image.ts';
+export { InputError, type GrayImage, type ImageDataLike, type RawPixels, type PixelInput } from './io/pixels.ts';
 export { Detector, fusionAttention, type DetectorOutput } from './model/detector/network.ts';
 export { DEFAULT_DETECTOR_CONFIG, M3FD_CLASSES, type DetectorConfig } from './model/detector/config.ts';
 export { initDetectorTensors } from './model/detector/parameters.ts';
@@ -14,11 +26,13 @@ export { syntheticScene, writeSyntheticDataset, SYNTHETIC_CLASSES } from './io/s
 export { FusionNet, type ForwardOptions, type ForwardResult } from './model/fusion-net.ts';
 export { DEFAULT_CONFIG, type FusionConfig } from './model/config.ts';
 export { initParameters, type ParamSet } from './model/parameters.ts';
-export { loadWeights, loadWeightsWithConfig, saveWeights } from './model/weights.ts';
+export { loadWeights, loadWeightsWithConfig, saveWeights } from './model/weights-file.ts';
+export { weightsFromBytes, WeightsError } from './model/weights.ts';
+export { ConfigError } from './model/config.ts';
 export { fusionLosses } from './model/losses.ts';
 export { Trainer, referenceOptions, type AttentionMode, type TrainOptions, type SampleSource, type TrainingSample } from './model/trainer.ts';
-export { readImage, writeImage, type Image } from './io/image.ts';
-export { toGray01, recolor, to8bit } from './io/color.ts';
+export { readImage, writeImage, decodeImage, encodeImage, type Image } from './io/image.ts';
+export { toGray01, recolor, to8bit, to16bit } from './io/color.ts';
 export { evaluate } from './metrics/evaluate.ts';
 export { getProtocol, PROTOCOL_NAMES, METRIC_NAMES } from './metrics/protocols.ts';
 export { initEngine, shutdownEngine, engine, tidy, keep, noGrad } from './tensor/engine.ts';

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
-import { describeError, EXIT_GPU, EXIT_INTERNAL, EXIT_USER, UserError } from '../src/cli/errors.ts';
+import { describeError, EXIT_GPU, EXIT_INTERNAL, EXIT_USAGE, EXIT_USER, UserError } from '../src/cli/errors.ts';
 import { createProgress, formatDuration } from '../src/cli/progress.ts';
 import { DatasetError } from '../src/io/dataset.ts';
 import { DeviceLostError, LimitError, NoAdapterError } from '../src/runtime/errors.ts';
@@ -58,7 +58,7 @@ t('the npm bin runs `info` as text', async () => {
   assert.match(r.stdout, /maxStorageBufferBindingSize\s+\d/);
 });
 
-t('usage errors: unknown subcommand, unknown option, missing argument — one clear line, exit 1', async () => {
+t('usage errors: unknown subcommand, unknown option, missing argument — one clear line, exit 2', async () => {
   const cases: Array<[string[], RegExp]> = [
     [['bogus'], /^moefusion: unknown command 'bogus'$/],
     [['info', '--bogus'], /^moefusion: unknown option '--bogus'$/],
@@ -68,7 +68,7 @@ t('usage errors: unknown subcommand, unknown option, missing argument — one cl
   ];
   for (const [args, pattern] of cases) {
     const r = await sh(process.execPath, ['bin/moefusion.mjs', ...args]);
-    assert.is(r.code, 1, args.join(' '));
+    assert.is(r.code, EXIT_USAGE, args.join(' '));
     assert.match(ours(r.stderr)[0] ?? r.stderr, pattern);
     assert.is(r.stdout, '', 'nothing on stdout');
   }

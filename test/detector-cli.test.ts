@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readSafetensors } from '../src/io/safetensors.ts';
+import { readSafetensors } from '../src/io/safetensors-file.ts';
 import { readImage } from '../src/io/image.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'moefusion-detector-'));

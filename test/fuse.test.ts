@@ -15,10 +15,10 @@ import { Tensor } from '../src/tensor/tensor.ts';
 import { engine } from '../src/tensor/engine.ts';
 import { DEFAULT_CONFIG, type FusionConfig } from '../src/model/config.ts';
 import { initParameters, disposeParameters } from '../src/model/parameters.ts';
-import { saveWeights } from '../src/model/weights.ts';
+import { saveWeights } from '../src/model/weights-file.ts';
 import { Fuser } from '../src/model/fuser.ts';
 import { readImage, writeImage } from '../src/io/image.ts';
-import { writeSafetensors } from '../src/io/safetensors.ts';
+import { writeSafetensors } from '../src/io/safetensors-file.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'moefusion-fuse-'));

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
+import { readSafetensors, writeSafetensors } from '../src/io/safetensors-file.ts';
 import { Rng } from './helpers/random.ts';
 
 const test = suite('safetensors');

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Rng } from '../src/util/rng.ts';
 import { readImage, writeImage } from '../src/io/image.ts';
-import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
+import { readSafetensors, writeSafetensors } from '../src/io/safetensors-file.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'moefusion-train-'));

@@ -19,7 +19,7 @@ import { Rng } from '../util/rng.ts';
 import { DEFAULT_CONFIG } from '../model/config.ts';
 import { FusionNet } from '../model/fusion-net.ts';
 import { initParameters } from '../model/parameters.ts';
-import { saveWeights } from '../model/weights.ts';
+import { saveWeights } from '../model/weights-file.ts';
 import { fusionLosses } from '../model/losses.ts';
 import { barChartSvg, writeSvgImage } from '../io/charts.ts';
 import type { Runtime } from '../runtime/runtime.ts';

@@ -9,8 +9,10 @@ import { BoxFormatError } from '../io/boxes.ts';
 import { OutputError } from '../io/atomic.ts';
 import { SafetensorsError } from '../io/safetensors.ts';
 import { WeightsError } from '../model/weights.ts';
+import { ConfigError } from '../model/config.ts';
+import { InputError } from '../io/pixels.ts';
 
-/** A problem with the user's input or arguments: its message is shown as is, without a stack. */
+/** A problem with the user's input (a file, its contents, a value that cannot be used): shown as is, without a stack. */
 export class UserError extends Error {
   constructor(message: string) {
     super(message);
@@ -18,8 +20,20 @@ export class UserError extends Error {
   }
 }
 
-/** Exit codes: 1 bad input or arguments (commander also uses 1), 3 GPU problems, 70 internal errors (bugs). */
+/** A malformed command line (an option's syntax, a missing or unknown option). */
+export class UsageError extends UserError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/**
+ * Exit codes (README): 0 done, 1 bad input (a file or value that cannot be used), 2 usage (the command line
+ * itself), 3 resources (no GPU adapter, GPU errors, too large for the adapter, out of memory), 70 internal error.
+ */
 export const EXIT_USER = 1;
+export const EXIT_USAGE = 2;
 export const EXIT_GPU = 3;
 export const EXIT_INTERNAL = 70;
 
@@ -28,7 +42,7 @@ export interface DescribedError {
   exitCode: number;
 }
 
-const INPUT_ERRORS = [UserError, ImageError, DatasetError, BoxFormatError, OutputError, SafetensorsError, WeightsError];
+const INPUT_ERRORS = [UserError, ImageError, DatasetError, BoxFormatError, OutputError, SafetensorsError, WeightsError, ConfigError, InputError];
 
 const SYSTEM_ERRORS: Record<string, string> = {
   ENOENT: 'no such file or folder',
@@ -39,10 +53,15 @@ const SYSTEM_ERRORS: Record<string, string> = {
   EISDIR: 'is a folder, not a file',
   ENOTDIR: 'a part of the path is not a folder',
   EEXIST: 'already exists',
+  ENOMEM: 'out of memory',
+  EMFILE: 'too many open files',
 };
+/** System errors of exhausted resources (exit 3), not of bad input. */
+const RESOURCE_CODES = new Set(['ENOSPC', 'ENOMEM', 'EMFILE']);
 
 /** The one line to show for an error, and the exit code. */
 export function describeError(e: unknown): DescribedError {
+  if (e instanceof UsageError) return { message: e.message, exitCode: EXIT_USAGE };
   if (INPUT_ERRORS.some((cls) => e instanceof cls)) return { message: (e as Error).message, exitCode: EXIT_USER };
   if (e instanceof NoAdapterError) return { message: e.message, exitCode: EXIT_GPU };
   if (e instanceof DeviceLostError) return { message: `${e.message}. Run again; if it repeats, try a smaller input or \`moefusion info\``, exitCode: EXIT_GPU };
@@ -50,7 +69,9 @@ export function describeError(e: unknown): DescribedError {
   if (e instanceof GpuError) return { message: `GPU error: ${e.message}`, exitCode: EXIT_GPU };
   const sys = e as NodeJS.ErrnoException;
   if (sys instanceof Error && sys.code && SYSTEM_ERRORS[sys.code])
-    return { message: `${sys.path ?? sys.syscall ?? 'file'}: ${SYSTEM_ERRORS[sys.code]}`, exitCode: EXIT_USER };
+    return { message: `${sys.path ?? sys.syscall ?? 'file'}: ${SYSTEM_ERRORS[sys.code]}`, exitCode: RESOURCE_CODES.has(sys.code) ? EXIT_GPU : EXIT_USER };
+  if (e instanceof RangeError && /allocation failed|invalid (typed )?array length|out of memory/i.test(e.message))
+    return { message: `out of memory: ${e.message}`, exitCode: EXIT_GPU };
   const message = e instanceof Error ? e.message : String(e);
   return { message: `internal error: ${message} (please report it; MOEFUSION_DEBUG=1 shows the stack)`, exitCode: EXIT_INTERNAL };
 }

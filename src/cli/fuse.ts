@@ -1,18 +1,23 @@
 /**
- * `moefusion fuse --ir PATH --vi PATH --out PATH [--color] [--compare FILE|DIR] [--weights FILE]`
+ * `moefusion fuse --ir PATH --vi PATH --out PATH [--color] [--compare FILE|DIR] [--weights FILE] [--depth 8|16]
+ *                 [--shard I/N] [--skip-existing] [--json] [--quiet]`
  * PATH: two files and an output file, or two folders (pairs matched by file name) and an output folder.
+ * Everything is checked before any work (paths, extensions, sizes from the image headers against the adapter's
+ * limits); outputs appear atomically; an input is never overwritten.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { Command } from 'commander';
-import { Fuser } from '../model/fuser.ts';
-import { readImage, writeImage } from '../io/image.ts';
-import { toGray01, recolor, to8bit } from '../io/color.ts';
-import type { Image as RawImage } from '../io/image.ts';
+import { Fuser, checkFits } from '../model/fuser.ts';
+import { decodeImage, formatOf, imageSize, readImage, writeImage } from '../io/image.ts';
+import { readFile } from 'node:fs/promises';
+import { toGray01, to8bit } from '../io/color.ts';
+import type { Image } from '../io/image-types.ts';
+import type { FusedImage } from '../io/fused-image.ts';
 import { sideBySide } from '../io/plot.ts';
-import { matchPairsInFolders } from '../io/dataset.ts';
-import { ensureWritableDir } from '../io/atomic.ts';
-import { UserError } from './errors.ts';
+import { matchPairsInFolders, type ImagePair } from '../io/dataset.ts';
+import { checkWritableDir, ensureWritableDir } from '../io/atomic.ts';
+import { UserError, UsageError } from './errors.ts';
 import { createProgress } from './progress.ts';
 import { DEFAULT_WEIGHTS } from './defaults.ts';
 
@@ -24,91 +29,180 @@ interface FuseArgs {
   compare?: string;
   weights: string;
   attention: 'auto' | 'detector' | 'none';
+  depth: string;
+  shard?: string;
+  skipExisting?: boolean;
+  json?: boolean;
+  quiet?: boolean;
 }
 
-export interface FusedPicture {
-  gray: Uint8Array;
-  rgb: Uint8Array | null;
+/** The shard of `--shard I/N`: pair names are split by a hash of the name, so a name's shard never changes. */
+export function parseShard(v: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(v);
+  const [index, count] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
+  if (!m || count < 1 || index >= count) throw new UsageError(`--shard ${v}: expected I/N with 0 ≤ I < N, e.g. 0/4`);
+  return { index, count };
 }
 
-/** Fuses one decoded pair; colour output uses the visible image's chroma. */
-export async function fusePair(
-  fuser: Fuser,
-  ir: RawImage,
-  vi: RawImage,
-  color: boolean,
-  names: { ir: string; vi: string },
-  attention: 'detector' | 'none' = 'none',
-): Promise<FusedPicture> {
-  if (ir.width !== vi.width || ir.height !== vi.height)
-    throw new UserError(`${names.ir} is ${ir.width}×${ir.height} but ${names.vi} is ${vi.width}×${vi.height}: a pair must have one size`);
-  const out = await fuser.fuse(
-    { width: ir.width, height: ir.height, data: toGray01(ir, 'first') },
-    { width: vi.width, height: vi.height, data: toGray01(vi, 'luma') },
-    { attention: attention === 'detector' ? 'detector' : undefined },
-  );
-  const gray = to8bit(out.data);
-  return { gray, rgb: color && vi.channels >= 3 ? recolor(out.data, vi) : null };
-}
-
-async function writeResult(path: string, pic: FusedPicture, w: number, h: number): Promise<void> {
-  if (pic.rgb) await writeImage(path, pic.rgb, w, h, 3);
-  else await writeImage(path, pic.gray, w, h, 1);
-}
-
-async function writeComparison(path: string, ir: RawImage, vi: RawImage, pic: FusedPicture): Promise<void> {
-  const as8 = (img: RawImage) => {
-    const g = to8bit(toGray01(img, img.channels >= 3 ? 'luma' : 'first'));
-    return { width: img.width, height: img.height, channels: 1 as const, data: g };
-  };
-  const fused = pic.rgb
-    ? { width: vi.width, height: vi.height, channels: 3 as const, data: pic.rgb }
-    : { width: vi.width, height: vi.height, channels: 1 as const, data: pic.gray };
-  const strip = sideBySide([as8(ir), as8(vi), fused]);
-  await writeImage(path, strip.data, strip.width, strip.height, 3);
+/** FNV-1a of the name: a stable shard for each pair, whatever other files the folder holds. */
+export function shardOf(name: string, count: number): number {
+  let h = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(name)) h = Math.imul(h ^ byte, 0x01000193) >>> 0;
+  return h % count;
 }
 
 /** A pair's output file: its name with the visible image's extension, PNG instead of JPEG (no second lossy pass). */
-function outputName(name: string, visible: string): string {
-  const ext = extname(visible);
-  return name + (['.jpg', '.jpeg', ''].includes(ext.toLowerCase()) ? '.png' : ext);
+function outputName(name: string, visible: string, depth: 8 | 16): string {
+  const ext = extname(visible).toLowerCase();
+  const keep = ['.png', '.tif', '.tiff', '.bmp', '.webp'].includes(ext) && (depth === 8 || ext === '.png' || ext.startsWith('.tif'));
+  return name + (keep ? extname(visible) : '.png');
 }
 
-export async function runFuse(a: FuseArgs): Promise<void> {
+/** The same file, also through links; false when either does not exist. */
+function samePath(a: string, b: string): boolean {
+  if (resolve(a) === resolve(b)) return true;
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
+  }
+}
+
+/** A complete, readable image at `path` (--skip-existing redoes missing, truncated or unreadable outputs). */
+async function isComplete(path: string): Promise<boolean> {
+  if (!existsSync(path)) return false;
+  try {
+    await decodeImage(await readFile(path), path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface Job {
+  name: string;
+  ir: string;
+  vi: string;
+  out: string;
+  compare: string | null;
+}
+
+async function writeComparison(path: string, ir: Image, vi: Image, fused: FusedImage): Promise<void> {
+  const as8 = (img: Image) => ({ width: img.width, height: img.height, channels: 1 as const, data: to8bit(toGray01(img, img.channels >= 3 ? 'luma' : 'first')) });
+  const strip = sideBySide([as8(ir), as8(vi), { width: fused.width, height: fused.height, channels: fused.channels, data: fused.pixels(8) as Uint8Array }]);
+  await writeImage(path, strip.data, strip.width, strip.height, 3);
+}
+
+/** Every check that needs no GPU: paths, modes, extensions, collisions with inputs. Returns the jobs. */
+function plan(a: FuseArgs, depth: 8 | 16): { jobs: Job[]; folders: boolean; outDirs: Array<[string, string]> } {
   for (const [flag, p] of [['--ir', a.ir], ['--vi', a.vi]] as const)
     if (!existsSync(p)) throw new UserError(`${flag} ${p}: no such file or folder`);
   if (!existsSync(a.weights)) throw new UserError(`--weights ${a.weights}: no such file`);
+  if (statSync(a.weights).isDirectory()) throw new UserError(`--weights ${a.weights}: is a folder; expected a .safetensors file`);
   const folders = statSync(a.ir).isDirectory();
   if (folders !== statSync(a.vi).isDirectory()) throw new UserError('--ir and --vi must both be files or both be folders');
+  if (a.compare && samePath(a.compare, a.out)) throw new UserError(`--compare ${a.compare} is the same as --out: the comparison would replace the fused image`);
+  const checkImageOut = (flag: string, path: string) => {
+    try {
+      formatOf(path);
+    } catch (e) {
+      throw new UserError(`${flag} ${path}: ${(e as Error).message.replace(`${path}: `, '')}`);
+    }
+    if (existsSync(path) && statSync(path).isDirectory()) throw new UserError(`${flag} ${path}: is a folder; expected an image file name`);
+    if (depth === 16 && !/\.(png|tiff?)$/i.test(path)) throw new UserError(`${flag} ${path}: --depth 16 needs a .png or .tif output`);
+  };
+  if (!folders) {
+    for (const [flag, p] of [['--out', a.out], ['--compare', a.compare]] as const) {
+      if (!p) continue;
+      checkImageOut(flag, p);
+      for (const input of [a.ir, a.vi]) if (samePath(p, input)) throw new UserError(`${flag} ${p} is an input: it would be overwritten`);
+      checkWritableDir(dirname(resolve(p)), flag);
+    }
+    return { jobs: [{ name: basename(a.ir), ir: a.ir, vi: a.vi, out: a.out, compare: a.compare ?? null }], folders, outDirs: [] };
+  }
+  for (const [flag, dir] of [['--out', a.out], ['--compare', a.compare]] as const) {
+    if (!dir) continue;
+    if (existsSync(dir) && !statSync(dir).isDirectory()) throw new UserError(`${flag} ${dir}: exists and is not a folder`);
+    for (const input of [a.ir, a.vi]) if (samePath(dir, input)) throw new UserError(`${flag} ${dir} is an input folder: its images would be overwritten`);
+    checkWritableDir(dir, flag);
+  }
+  let pairs: ImagePair[] = matchPairsInFolders(a.ir, a.vi);
+  if (a.shard) {
+    const { index, count } = parseShard(a.shard);
+    pairs = pairs.filter((p) => shardOf(p.name, count) === index);
+  }
+  const jobs = pairs.map((p) => ({ name: p.name, ir: p.ir, vi: p.vi, out: join(a.out, outputName(p.name, p.vi, depth)), compare: a.compare ? join(a.compare, `${p.name}.png`) : null }));
+  const outDirs: Array<[string, string]> = [['--out', a.out], ...(a.compare ? [['--compare', a.compare] as [string, string]] : [])];
+  return { jobs, folders, outDirs };
+}
 
-  // Check the outputs before any work: a file's folder is created, a folder must be writable.
-  ensureWritableDir(folders ? a.out : dirname(resolve(a.out)), '--out');
-  if (a.compare) ensureWritableDir(folders ? a.compare : dirname(resolve(a.compare)), '--compare');
-  const pairs = folders ? matchPairsInFolders(a.ir, a.vi) : [];
-  if (!['auto', 'detector', 'none'].includes(a.attention)) throw new UserError(`--attention ${a.attention}: expected auto, detector or none`);
+export interface FuseSummary {
+  pairs: number;
+  fused: number;
+  skipped: number;
+  seconds: number;
+  secondsPerImage: number | null;
+  outputs: string[];
+}
+
+export async function runFuse(a: FuseArgs): Promise<FuseSummary> {
+  const started = performance.now();
+  if (!['auto', 'detector', 'none'].includes(a.attention)) throw new UsageError(`--attention ${a.attention}: expected auto, detector or none`);
+  if (a.depth !== '8' && a.depth !== '16') throw new UsageError(`--depth ${a.depth}: expected 8 or 16`);
+  const depth = Number(a.depth) as 8 | 16;
+  const { jobs, folders, outDirs } = plan(a, depth);
+  const say = (line: string) => {
+    if (!a.quiet && !a.json) console.log(line);
+  };
+
   const fuser = await Fuser.create({ weights: a.weights });
   try {
     if (a.attention === 'detector' && !fuser.detector)
       throw new UserError(`--attention detector: ${a.weights} carries no detector (train one with \`moefusion train --attention detector\`)`);
     const attention = a.attention === 'none' || !fuser.detector ? 'none' : 'detector';
-    if (!folders) {
-      const [ir, vi] = [await readImage(a.ir), await readImage(a.vi)];
-      const pic = await fusePair(fuser, ir, vi, !!a.color, { ir: a.ir, vi: a.vi }, attention);
-      await writeResult(a.out, pic, ir.width, ir.height);
-      if (a.compare) await writeComparison(a.compare, ir, vi, pic);
-      console.log(`fused ${basename(a.ir)} + ${basename(a.vi)} → ${a.out}`);
-      return;
+    // Sizes from the headers, before any decoding or output: equal within each pair, within the adapter's limits.
+    for (const j of jobs) {
+      const [si, sv] = [await imageSize(j.ir), await imageSize(j.vi)];
+      if (si.width !== sv.width || si.height !== sv.height)
+        throw new UserError(`${j.ir} is ${si.width}×${si.height} but ${j.vi} is ${sv.width}×${sv.height}: a pair must have one size`);
+      try {
+        checkFits(si.width, si.height);
+      } catch (e) {
+        (e as Error).message = `${j.ir}: ${(e as Error).message}`;
+        throw e;
+      }
     }
-    const bar = createProgress(pairs.length, 'fusing');
-    for (const p of pairs) {
-      const [ir, vi] = [await readImage(p.ir), await readImage(p.vi)];
-      const pic = await fusePair(fuser, ir, vi, !!a.color, { ir: p.ir, vi: p.vi }, attention);
-      await writeResult(join(a.out, outputName(p.name, p.vi)), pic, ir.width, ir.height);
-      if (a.compare) await writeComparison(join(a.compare, `${p.name}.png`), ir, vi, pic);
-      bar.tick();
+    for (const [flag, dir] of outDirs) ensureWritableDir(dir, flag);
+
+    const todo: Job[] = [];
+    for (const j of jobs) if (!(a.skipExisting && (await isComplete(j.out)) && (!j.compare || (await isComplete(j.compare))))) todo.push(j);
+    const bar = folders ? createProgress(todo.length, 'fusing', { quiet: a.quiet || a.json }) : null;
+    const fuseStarted = performance.now();
+    for (const j of todo) {
+      const [ir, vi] = [await readImage(j.ir), await readImage(j.vi)];
+      const stages = folders ? null : createProgress(8, 'fusing', { quiet: a.quiet || a.json || ir.width * ir.height < 1 << 20 });
+      const fused = await fuser.fuse(ir, vi, {
+        color: !!a.color,
+        attention: attention === 'detector' ? 'detector' : 'none',
+        onStage: stages ? (stage, done) => stages.update(done, { stage }) : undefined,
+      });
+      stages?.stop();
+      await writeImage(j.out, fused.pixels(depth), fused.width, fused.height, fused.channels);
+      if (j.compare) await writeComparison(j.compare, ir, vi, fused);
+      bar?.tick();
     }
-    bar.stop();
-    console.log(`fused ${pairs.length} pairs → ${a.out}`);
+    bar?.stop();
+    const seconds = (performance.now() - started) / 1000;
+    const perImage = todo.length ? (performance.now() - fuseStarted) / 1000 / todo.length : null;
+    const summary: FuseSummary = { pairs: jobs.length, fused: todo.length, skipped: jobs.length - todo.length, seconds, secondsPerImage: perImage, outputs: todo.map((j) => j.out) };
+    const skipped = summary.skipped ? `, skipped ${summary.skipped} already done` : '';
+    say(
+      folders
+        ? `fused ${todo.length} of ${jobs.length} pairs${skipped} in ${seconds.toFixed(1)} s (${perImage === null ? '-' : perImage.toFixed(2)} s per image) → ${a.out}`
+        : `fused ${basename(a.ir)} + ${basename(a.vi)} in ${seconds.toFixed(1)} s → ${a.out}`,
+    );
+    if (a.json) console.log(JSON.stringify(summary));
+    return summary;
   } finally {
     fuser.dispose();
   }
@@ -124,5 +218,12 @@ export function fuseCommand(): Command {
     .option('--compare <path>', 'also write an IR | visible | fused picture (file, or folder for folders)')
     .option('--weights <file>', 'weights (safetensors)', DEFAULT_WEIGHTS)
     .option('--attention <mode>', "attention map: detector (the weights' detectors), none (0.5), or auto (detector when the weights carry one)", 'auto')
-    .action(async (opts: FuseArgs) => runFuse(opts));
+    .option('--depth <bits>', 'output bits per channel: 8, or 16 (PNG and TIFF)', '8')
+    .option('--shard <I/N>', 'folders: fuse only shard I of N (a stable split by file name), for job arrays')
+    .option('--skip-existing', 'folders: skip pairs whose output is already a complete image (finish an interrupted run)')
+    .option('--json', 'print a JSON summary (pairs, fused, skipped, seconds, outputs) on stdout, nothing else')
+    .option('--quiet', 'print nothing but errors')
+    .action(async (opts: FuseArgs) => {
+      await runFuse(opts);
+    });
 }

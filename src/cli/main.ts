@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { hasEngine, initEngine, shutdownEngine } from '../tensor/engine.ts';
-import { reportFatal } from './errors.ts';
+import { EXIT_USAGE, reportFatal } from './errors.ts';
 import { infoCommand } from './info.ts';
 import { fuseCommand } from './fuse.ts';
 import { trainCommand } from './train.ts';
@@ -19,7 +19,11 @@ import { detectCommand } from './detect.ts';
 interface GlobalOptions {
   backend?: string;
   adapter?: string;
+  verbose?: boolean;
 }
+
+/** Commands that run on the GPU: the engine starts before them, with the global device options. */
+const GPU_COMMANDS = new Set(['fuse', 'train', 'detect', 'bench', 'info', 'selftest']);
 
 function version(): string {
   return (JSON.parse(readFileSync(resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version;
@@ -31,15 +35,18 @@ export async function buildProgram(): Promise<Command> {
     .version(version())
     .addOption(new Option('--backend <name>', 'WebGPU backend').choices(['vulkan', 'metal', 'd3d12', 'opengles', 'null']))
     .option('--adapter <name>', 'use the adapter whose name contains <name>')
+    .option('--verbose', "also show the GPU driver's own messages (Dawn's adapter warnings)")
     .showSuggestionAfterError()
     .showHelpAfterError('(add --help for usage)')
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(`moefusion: ${text.replace(/^error: /, '')}`) });
 
-  // The global device options start the engine before any command runs; commands then reuse it.
-  program.hook('preAction', async () => {
+  // GPU commands start the engine first, with the global device options; they then reuse it. Dawn's own adapter
+  // warnings (software Vulkan) are hidden unless --verbose.
+  program.hook('preAction', async (_, command) => {
     const o = program.opts<GlobalOptions>();
-    if (o.backend || o.adapter) await initEngine({ backend: o.backend, adapter: o.adapter, compatibility: o.backend === 'opengles' });
+    if (GPU_COMMANDS.has(command.name()))
+      await initEngine({ backend: o.backend, adapter: o.adapter, compatibility: o.backend === 'opengles', quiet: !o.verbose });
   });
 
   for (const cmd of [fuseCommand(), trainCommand(), detectCommand(), evalCommand(), benchCommand(), synthCommand(), infoCommand()])
@@ -55,7 +62,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     return 0;
   } catch (e) {
     // Commander has already printed its message (usage errors) or the help/version text.
-    if (e instanceof CommanderError) return e.exitCode;
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : EXIT_USAGE;
     return reportFatal(e);
   } finally {
     if (hasEngine()) shutdownEngine();

@@ -3,9 +3,9 @@
  * write to a temporary file in the same folder (same file system, so rename is atomic), then rename.
  */
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
 /** An output path that cannot be used; the message names it and says why. */
 export class OutputError extends Error {
@@ -95,5 +95,25 @@ export function ensureWritableDir(dir: string, what = 'output folder'): void {
     accessSync(dir, constants.W_OK);
   } catch {
     throw new OutputError(label, 'the folder is not writable');
+  }
+}
+
+/**
+ * Checks, without creating anything, that `dir` is a writable folder or could be created as one: the nearest
+ * existing ancestor must be a writable folder. `what` names it in errors.
+ */
+export function checkWritableDir(dir: string, what = 'output folder'): void {
+  const label = `${what} ${dir}`;
+  let probe = resolve(dir);
+  while (!existsSync(probe)) {
+    const parent = dirname(probe);
+    if (parent === probe) break;
+    probe = parent;
+  }
+  if (!statSync(probe).isDirectory()) throw new OutputError(label, probe === resolve(dir) ? 'exists and is not a folder' : `${probe} is a file, not a folder`);
+  try {
+    accessSync(probe, constants.W_OK);
+  } catch {
+    throw new OutputError(label, `${probe === resolve(dir) ? 'the folder' : probe} is not writable`);
   }
 }

@@ -2,7 +2,7 @@
  * Colour conversions of the fusion pipeline: BT.601 luma (OpenCV's BGR2GRAY, what the reference feeds the network),
  * and BT.601 YCbCr (full range, as OpenCV's YCrCb) for colour output: the fused image replaces Y.
  */
-import type { Image as RawImage } from './image.ts';
+import type { Image as RawImage } from './image-types.ts';
 
 function maxValue(img: RawImage): number {
   return img.bitDepth === 16 ? 65535 : 255;
@@ -24,23 +24,29 @@ export function toGray01(img: RawImage, mode: 'luma' | 'first' = 'luma'): Float3
   return out;
 }
 
-/** Replaces the luma of `visible` (RGB) by `fusedY` (values in [0,1], clamped) and returns 8-bit RGB. */
-export function recolor(fusedY: Float32Array, visible: RawImage): Uint8Array {
+/**
+ * Replaces the luma of `visible` (RGB) by `fusedY` (values in [0,1], clamped) and returns RGB at 8 bits, or at 16
+ * bits with `depth` 16.
+ */
+export function recolor(fusedY: Float32Array, visible: RawImage, depth: 8 | 16 = 8): Uint8Array | Uint16Array {
   const n = visible.width * visible.height;
-  const out = new Uint8Array(n * 3);
-  const scale = 255 / maxValue(visible);
+  const top = depth === 16 ? 65535 : 255;
+  const out = depth === 16 ? new Uint16Array(n * 3) : new Uint8Array(n * 3);
+  const scale = top / maxValue(visible);
+  const half = (top + 1) / 2;
   const c = visible.channels;
+  const q = (v: number) => Math.min(top, Math.max(0, Math.round(v)));
   for (let i = 0; i < n; i++) {
     const r = visible.data[i * c] * scale;
     const g = visible.data[i * c + 1] * scale;
     const b = visible.data[i * c + 2] * scale;
-    const y = 255 * Math.min(1, Math.max(0, fusedY[i]));
+    const y = top * Math.min(1, Math.max(0, fusedY[i]));
     const yv = 0.299 * r + 0.587 * g + 0.114 * b;
-    const cb = (b - yv) * 0.564 + 128;
-    const cr = (r - yv) * 0.713 + 128;
-    out[3 * i] = clamp8(y + 1.403 * (cr - 128));
-    out[3 * i + 1] = clamp8(y - 0.714 * (cr - 128) - 0.344 * (cb - 128));
-    out[3 * i + 2] = clamp8(y + 1.773 * (cb - 128));
+    const cb = (b - yv) * 0.564 + half;
+    const cr = (r - yv) * 0.713 + half;
+    out[3 * i] = q(y + 1.403 * (cr - half));
+    out[3 * i + 1] = q(y - 0.714 * (cr - half) - 0.344 * (cb - half));
+    out[3 * i + 2] = q(y + 1.773 * (cb - half));
   }
   return out;
 }
@@ -48,10 +54,13 @@ export function recolor(fusedY: Float32Array, visible: RawImage): Uint8Array {
 /** [0,1] floats → 8-bit with clamping and rounding (how the fused image is saved). */
 export function to8bit(values: Float32Array): Uint8Array {
   const out = new Uint8Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = clamp8(values[i] * 255);
+  for (let i = 0; i < values.length; i++) out[i] = Math.min(255, Math.max(0, Math.round(values[i] * 255)));
   return out;
 }
 
-function clamp8(v: number): number {
-  return Math.min(255, Math.max(0, Math.round(v)));
+/** [0,1] floats → 16-bit with clamping and rounding. */
+export function to16bit(values: Float32Array): Uint16Array {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = Math.min(65535, Math.max(0, Math.round(values[i] * 65535)));
+  return out;
 }

@@ -5,38 +5,52 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import sharp from 'sharp';
 import { BmpFormatError, decodeBmp, encodeBmp, isBmp } from './bmp.ts';
+import { ImageError, type Image, type ImageChannels } from './image-types.ts';
 
-export type ImageChannels = 1 | 3 | 4;
-
-export interface Image {
-  width: number;
-  height: number;
-  channels: ImageChannels;
-  bitDepth: 8 | 16;
-  data: Uint8Array | Uint16Array;
-}
-
-export class ImageError extends Error {
-  constructor(
-    readonly file: string,
-    problem: string,
-  ) {
-    super(`${file}: ${problem}`);
-    this.name = 'ImageError';
-  }
-}
+export { ImageError, type Image, type ImageChannels } from './image-types.ts';
 
 /** Reads an image file. Gray+alpha is widened to RGBA so that `channels` is always 1, 3 or 4. */
 export async function readImage(path: string): Promise<Image> {
   if (!existsSync(path)) throw new ImageError(path, 'file not found');
   if (!statSync(path).isFile()) throw new ImageError(path, 'not a file');
+  return decodeImage(await readFile(path), path);
+}
+
+/** Width and height from an image file's header, without decoding its pixels. */
+export async function imageSize(path: string): Promise<{ width: number; height: number }> {
+  if (!existsSync(path)) throw new ImageError(path, 'file not found');
+  if (!statSync(path).isFile()) throw new ImageError(path, 'not a file');
+  const head = new Uint8Array(64);
+  const fd = await open(path, 'r');
   try {
-    const bytes = await readFile(path);
-    if (isBmp(bytes)) return { ...decodeBmp(bytes), bitDepth: 8 };
+    await fd.read(head, 0, 64, 0);
+  } finally {
+    await fd.close();
+  }
+  if (isBmp(head)) {
+    const view = new DataView(head.buffer);
+    const core = view.getUint32(14, true) === 12;
+    const width = core ? view.getUint16(18, true) : view.getInt32(18, true);
+    const height = Math.abs(core ? view.getInt16(20, true) : view.getInt32(22, true));
+    return { width, height };
+  }
+  try {
+    const meta = await sharp(path, { failOn: 'none' }).metadata();
+    if (!meta.width || !meta.height) throw new Error('no size in the header');
+    return { width: meta.width, height: meta.height };
+  } catch (e) {
+    throw new ImageError(path, `cannot be read as an image (${(e as Error).message})`);
+  }
+}
+
+/** Decodes an encoded image (PNG, JPEG, TIFF, WebP, BMP…); `name` names it in errors. */
+export async function decodeImage(bytes: Uint8Array, name: string): Promise<Image> {
+  try {
+    if (isBmp(bytes)) return { ...decodeBmp(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)), bitDepth: 8 };
     let pipeline = sharp(bytes, { failOn: 'error' });
     const meta = await pipeline.metadata();
     const sixteen = meta.depth === 'ushort';
@@ -55,8 +69,8 @@ export async function readImage(path: string): Promise<Image> {
     return { width: info.width, height: info.height, channels, bitDepth: sixteen ? 16 : 8, data: pixels };
   } catch (e) {
     if (e instanceof ImageError) throw e;
-    if (e instanceof BmpFormatError) throw new ImageError(path, e.message);
-    throw new ImageError(path, `cannot be read as an image (${(e as Error).message})`);
+    if (e instanceof BmpFormatError) throw new ImageError(name, e.message);
+    throw new ImageError(name, `cannot be read as an image (${(e as Error).message})`);
   }
 }
 
@@ -70,6 +84,16 @@ const formats: Record<string, 'png' | 'jpeg' | 'tiff' | 'webp' | 'bmp'> = {
   '.webp': 'webp',
 };
 
+/** The format of an output path from its extension, or an ImageError naming the path. */
+export function formatOf(path: string): ImageFormat {
+  const ext = extname(path).toLowerCase();
+  const format = formats[ext];
+  if (!format) throw new ImageError(path, `unknown image extension "${ext}"; use .png, .jpg, .tif, .bmp or .webp`);
+  return format;
+}
+
+export type ImageFormat = 'png' | 'jpeg' | 'tiff' | 'webp' | 'bmp';
+
 /**
  * Writes interleaved pixels to PNG, JPEG, TIFF, WebP or BMP, chosen by the extension. Uint16Array data is written
  * 16-bit (PNG, TIFF). The file appears atomically: a temporary file in the same folder is renamed over it.
@@ -81,16 +105,8 @@ export async function writeImage(
   height: number,
   channels: ImageChannels,
 ): Promise<void> {
-  const ext = extname(path).toLowerCase();
-  const format = formats[ext];
-  if (!format) throw new ImageError(path, `unknown image extension "${ext}"; use .png, .jpg, .tif, .bmp or .webp`);
-  if (data.length !== width * height * channels)
-    throw new ImageError(path, `expected ${width}×${height}×${channels} = ${width * height * channels} values, got ${data.length}`);
-  const sixteen = data instanceof Uint16Array;
-  if (sixteen && format !== 'png' && format !== 'tiff') throw new ImageError(path, `16-bit data cannot be written as ${format}`);
-
-  const encoded = format === 'bmp' ? encodeBmp(data as Uint8Array, width, height, channels) : await encodeWithSharp(data, width, height, channels, format);
-
+  const format = formatOf(path);
+  const encoded = await encodeImage(data, width, height, channels, format, path);
   const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     await writeFile(temporary, encoded);
@@ -101,17 +117,24 @@ export async function writeImage(
   }
 }
 
-async function encodeWithSharp(
+/** Encodes interleaved pixels; `name` names the target in errors. JPEG quality 95, lossless everything else. */
+export async function encodeImage(
   data: Uint8Array | Uint16Array,
   width: number,
   height: number,
   channels: ImageChannels,
-  format: 'png' | 'jpeg' | 'tiff' | 'webp',
-): Promise<Buffer> {
+  format: ImageFormat,
+  name = 'image',
+  quality = 95,
+): Promise<Uint8Array> {
+  if (data.length !== width * height * channels)
+    throw new ImageError(name, `expected ${width}×${height}×${channels} = ${width * height * channels} values, got ${data.length}`);
   const sixteen = data instanceof Uint16Array;
+  if (sixteen && format !== 'png' && format !== 'tiff') throw new ImageError(name, `16-bit data cannot be written as ${format}`);
+  if (format === 'bmp') return encodeBmp(data as Uint8Array, width, height, channels);
   const gray = channels === 1;
   const pipeline = sharp(data, { raw: { width, height, channels } }).toColourspace(sixteen ? (gray ? 'grey16' : 'rgb16') : gray ? 'b-w' : 'srgb');
   // sharp's TIFF default is JPEG compression, which would be lossy: ask for LZW.
-  const options = format === 'jpeg' ? { quality: 95 } : format === 'tiff' ? { compression: 'lzw' } : format === 'webp' ? { lossless: true } : {};
+  const options = format === 'jpeg' ? { quality } : format === 'tiff' ? { compression: 'lzw' } : format === 'webp' ? { lossless: true } : {};
   return pipeline.toFormat(format, options).toBuffer();
 }

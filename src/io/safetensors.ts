@@ -2,10 +2,9 @@
  * safetensors files (https://github.com/huggingface/safetensors): 8-byte little-endian header length N, N bytes of
  * JSON header `{name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?: {string: string}}`, then the raw
  * little-endian tensor bytes (offsets relative to the end of the header). Reading converts every float dtype to
- * float32; writing stores F32 or F16 and replaces the target atomically (temp file + rename).
+ * float32; writing stores F32 or F16. This file works on bytes, on every platform; safetensors-file.ts reads and
+ * writes files in Node.
  */
-import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { endianness } from 'node:os';
 
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16';
 
@@ -39,18 +38,7 @@ const MAX_HEADER_BYTES = 100_000_000;
 
 const numel = (shape: number[]) => shape.reduce((a, d) => a * d, 1);
 /** On little-endian hosts F32 bytes are copied as they are, without per-element conversion. */
-const LITTLE_ENDIAN_HOST = endianness() === 'LE';
-
-function readExactly(fd: number, length: number, position: number, file: string, what: string): Buffer {
-  const buf = Buffer.alloc(length);
-  let done = 0;
-  while (done < length) {
-    const n = readSync(fd, buf, done, length - done, position + done);
-    if (n === 0) throw new SafetensorsError(file, `truncated file: ${what} ends after ${done} of ${length} bytes`);
-    done += n;
-  }
-  return buf;
-}
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 interface HeaderEntry {
   name: string;
@@ -60,10 +48,10 @@ interface HeaderEntry {
   end: number;
 }
 
-function parseHeader(json: Buffer, file: string, dataBytes: number): { entries: HeaderEntry[]; metadata: Record<string, string> } {
+function parseHeader(json: Uint8Array, file: string, dataBytes: number): { entries: HeaderEntry[]; metadata: Record<string, string> } {
   let header: unknown;
   try {
-    header = JSON.parse(json.toString('utf8'));
+    header = JSON.parse(new TextDecoder().decode(json));
   } catch (e) {
     throw new SafetensorsError(file, `bad header: not valid JSON (${(e as Error).message})`);
   }
@@ -148,7 +136,7 @@ function floatToHalf(value: number, bits: Uint32Array, f: Float32Array): number 
   return sign | half;
 }
 
-function decode(bytes: Buffer, dtype: SafetensorsDtype, count: number): Float32Array {
+function decode(bytes: Uint8Array, dtype: SafetensorsDtype, count: number): Float32Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Float32Array(count);
   switch (dtype) {
@@ -171,91 +159,67 @@ function decode(bytes: Buffer, dtype: SafetensorsDtype, count: number): Float32A
   return out;
 }
 
-/** Reads every tensor of a safetensors file as float32, with the file's metadata. */
-export function readSafetensors(path: string): SafetensorsFile {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw new SafetensorsError(path, `cannot open (${(e as Error).message})`);
-  }
-  try {
-    const size = fstatSync(fd).size;
-    if (size < 8) throw new SafetensorsError(path, `truncated file: ${size} bytes, not even the 8-byte header length`);
-    const headerBytes = Number(readExactly(fd, 8, 0, path, 'header length').readBigUInt64LE(0));
-    if (headerBytes > MAX_HEADER_BYTES || 8 + headerBytes > size)
-      throw new SafetensorsError(path, `truncated file or bad header: header length ${headerBytes} but file is ${size} bytes`);
-    const dataStart = 8 + headerBytes;
-    const { entries, metadata } = parseHeader(readExactly(fd, headerBytes, 8, path, 'header'), path, size - dataStart);
-    const tensors = new Map<string, StoredTensor>();
-    for (const t of entries) {
-      const bytes = readExactly(fd, t.end - t.begin, dataStart + t.begin, path, `tensor ${t.name}`);
-      tensors.set(t.name, { dtype: t.dtype, shape: t.shape, data: decode(bytes, t.dtype, numel(t.shape)) });
-    }
-    return { tensors, metadata };
-  } finally {
-    closeSync(fd);
-  }
+/** Parses a whole safetensors file's bytes: every tensor as float32, with the metadata. `file` names it in errors. */
+export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFile {
+  const size = bytes.byteLength;
+  if (size < 8) throw new SafetensorsError(file, `truncated file: ${size} bytes, not even the 8-byte header length`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerBytes = view.getBigUint64(0, true);
+  if (headerBytes > BigInt(MAX_HEADER_BYTES) || 8n + headerBytes > BigInt(size))
+    throw new SafetensorsError(file, `truncated file or bad header: header length ${headerBytes} but the file has ${size} bytes`);
+  const dataStart = 8 + Number(headerBytes);
+  const { entries, metadata } = parseHeader(bytes.subarray(8, dataStart), file, size - dataStart);
+  const tensors = new Map<string, StoredTensor>();
+  for (const t of entries)
+    tensors.set(t.name, { dtype: t.dtype, shape: t.shape, data: decode(bytes.subarray(dataStart + t.begin, dataStart + t.end), t.dtype, numel(t.shape)) });
+  return { tensors, metadata };
 }
 
 function encode(data: Float32Array, dtype: 'F32' | 'F16'): Uint8Array {
   if (dtype === 'F32') {
     if (LITTLE_ENDIAN_HOST) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    const out = Buffer.alloc(data.length * 4);
-    for (let i = 0; i < data.length; i++) out.writeFloatLE(data[i], 4 * i);
+    const out = new Uint8Array(data.length * 4);
+    const view = new DataView(out.buffer);
+    for (let i = 0; i < data.length; i++) view.setFloat32(4 * i, data[i], true);
     return out;
   }
-  const out = Buffer.alloc(data.length * 2);
+  const out = new Uint8Array(data.length * 2);
+  const view = new DataView(out.buffer);
   const f = new Float32Array(1);
   const bits = new Uint32Array(f.buffer);
-  for (let i = 0; i < data.length; i++) out.writeUInt16LE(floatToHalf(data[i], bits, f), 2 * i);
+  for (let i = 0; i < data.length; i++) view.setUint16(2 * i, floatToHalf(data[i], bits, f), true);
   return out;
 }
 
 /**
- * Writes tensors (float32 data) stored as F32 (default) or F16, in the given key order, with string metadata.
- * The file appears complete or not at all: it is written to a temporary file next to `path`, then renamed.
+ * The bytes of a safetensors file, in parts to write one after another: tensors (float32 data) stored as F32
+ * (default) or F16, in the given key order, with string metadata. `file` names the target in errors.
  */
-export function writeSafetensors(
-  path: string,
+export function encodeSafetensors(
+  file: string,
   tensors: Record<string, TensorToWrite>,
   opts: { dtype?: 'F32' | 'F16'; metadata?: Record<string, string> } = {},
-): void {
+): Uint8Array[] {
   const dtype = opts.dtype ?? 'F32';
   const header: Record<string, unknown> = {};
   if (opts.metadata && Object.keys(opts.metadata).length) header.__metadata__ = opts.metadata;
   const chunks: Uint8Array[] = [];
   let offset = 0;
   for (const [name, t] of Object.entries(tensors)) {
-    if (name === '__metadata__') throw new SafetensorsError(path, 'a tensor cannot be named __metadata__');
+    if (name === '__metadata__') throw new SafetensorsError(file, 'a tensor cannot be named __metadata__');
     if (numel(t.shape) !== t.data.length)
-      throw new SafetensorsError(path, `tensor ${name}: shape [${t.shape}] needs ${numel(t.shape)} values, got ${t.data.length}`);
+      throw new SafetensorsError(file, `tensor ${name}: shape [${t.shape}] needs ${numel(t.shape)} values, got ${t.data.length}`);
     const bytes = encode(t.data, dtype);
     header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes.length] };
     chunks.push(bytes);
     offset += bytes.length;
   }
   // The header is padded with spaces to a multiple of 8 bytes so the data section starts aligned.
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
-  const length = Buffer.alloc(8);
-  length.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-
-  const temp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  try {
-    const fd = openSync(temp, 'w');
-    try {
-      for (const part of [length, Buffer.from(json, 'utf8'), ...chunks]) writeAll(fd, part);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temp, path);
-  } catch (e) {
-    rmSync(temp, { force: true });
-    throw new SafetensorsError(path, `cannot write (${(e as Error).message})`);
-  }
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
+  let json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = new Uint8Array(Math.ceil(json.length / 8) * 8).fill(0x20);
+  padded.set(json);
+  json = padded;
+  const length = new Uint8Array(8);
+  new DataView(length.buffer).setBigUint64(0, BigInt(json.length), true);
+  return [length, json, ...chunks];
 }

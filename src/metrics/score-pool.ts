@@ -24,11 +24,16 @@ interface Waiting {
 }
 
 /**
- * The worker's entry, as code evaluated by the worker: it registers tsx's loader first, because a worker does
- * not inherit the loader its parent registered and score-worker.ts is TypeScript.
+ * The worker's entry, as code evaluated by the worker. Compiled (dist/), it imports score-worker.js; from the
+ * TypeScript sources it registers tsx's loader first, because a worker does not inherit the loader its parent
+ * registered.
  */
-const bootstrap = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})
-  .then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./score-worker.ts', import.meta.url).href)}); });`;
+function bootstrap(): string {
+  const compiled = !import.meta.url.endsWith('.ts');
+  const worker = JSON.stringify(new URL(compiled ? './score-worker.js' : './score-worker.ts', import.meta.url).href);
+  if (compiled) return `import(${worker});`;
+  return `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${worker}); });`;
+}
 
 export class ScorePool {
   private readonly idle: Worker[] = [];
@@ -43,7 +48,7 @@ export class ScorePool {
     size: number,
   ) {
     for (let k = 0; k < size; k++) {
-      const worker = new Worker(bootstrap, { eval: true });
+      const worker = new Worker(bootstrap(), { eval: true });
       worker.on('message', (reply: ScoreReply) => this.finish(worker, reply));
       worker.on('error', (e) => this.fail(new Error(`a metrics worker failed: ${e.message}`)));
       worker.on('exit', (code) => {

@@ -49,22 +49,62 @@ export interface StoredConfig {
   pixel_weight: number;
 }
 
-export function configFromMetadata(json: string | undefined): FusionConfig {
+/** Largest gate grid accepted from a file: 4× the reference's in each direction (the gate matrices grow with it). */
+const MAX_GATE_SIDE = 1024;
+
+/**
+ * The configuration in a weights file's `moefusion.config` metadata (the reference's when absent), every field
+ * checked; `source` names the file in errors (a ConfigError).
+ */
+export function configFromMetadata(json: string | undefined, source = 'weights'): FusionConfig {
   if (!json) return DEFAULT_CONFIG;
-  const c = JSON.parse(json) as Partial<StoredConfig>;
-  return {
-    experts: c.num_experts ?? DEFAULT_CONFIG.experts,
-    k: c.k ?? DEFAULT_CONFIG.k,
-    localGate: c.local_grid ?? DEFAULT_CONFIG.localGate,
-    globalGate: c.global_grid ?? DEFAULT_CONFIG.globalGate,
-    auxCoef: {
-      fg: c.local_coef ?? DEFAULT_CONFIG.auxCoef.fg,
-      bg: c.local_coef ?? DEFAULT_CONFIG.auxCoef.bg,
-      global: c.global_coef ?? DEFAULT_CONFIG.auxCoef.global,
-    },
-    gradWeight: c.grad_weight ?? DEFAULT_CONFIG.gradWeight,
-    pixelWeight: c.pixel_weight ?? DEFAULT_CONFIG.pixelWeight,
+  let c: Partial<Record<keyof StoredConfig, unknown>>;
+  try {
+    c = JSON.parse(json);
+  } catch (e) {
+    throw new ConfigError(source, `'moefusion.config' metadata is not valid JSON (${(e as Error).message})`);
+  }
+  if (!c || typeof c !== 'object' || Array.isArray(c)) throw new ConfigError(source, `'moefusion.config' metadata must be a JSON object`);
+  const int = (key: keyof StoredConfig, fallback: number, min: number, max: number): number => {
+    const v = c[key] ?? fallback;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+      throw new ConfigError(source, `'moefusion.config' ${key} is ${JSON.stringify(v)}; expected an integer in [${min}, ${max}]`);
+    return v;
   };
+  const num = (key: keyof StoredConfig, fallback: number): number => {
+    const v = c[key] ?? fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+      throw new ConfigError(source, `'moefusion.config' ${key} is ${JSON.stringify(v)}; expected a non-negative number`);
+    return v;
+  };
+  const grid = (key: 'local_grid' | 'global_grid', fallback: [number, number]): [number, number] => {
+    const v = c[key] ?? fallback;
+    if (!Array.isArray(v) || v.length !== 2 || !v.every((d) => Number.isInteger(d) && d >= 1 && d <= MAX_GATE_SIDE))
+      throw new ConfigError(source, `'moefusion.config' ${key} is ${JSON.stringify(v)}; expected [height, width], integers in [1, ${MAX_GATE_SIDE}]`);
+    return [v[0], v[1]];
+  };
+  const experts = int('num_experts', DEFAULT_CONFIG.experts, 2, MAX_CONFIG_EXPERTS);
+  if (experts % 2) throw new ConfigError(source, `'moefusion.config' num_experts is ${experts}; the local mixtures need an even count (half per modality)`);
+  const localCoef = num('local_coef', DEFAULT_CONFIG.auxCoef.fg);
+  return {
+    experts,
+    k: int('k', DEFAULT_CONFIG.k, 1, experts),
+    localGate: grid('local_grid', DEFAULT_CONFIG.localGate),
+    globalGate: grid('global_grid', DEFAULT_CONFIG.globalGate),
+    auxCoef: { fg: localCoef, bg: localCoef, global: num('global_coef', DEFAULT_CONFIG.auxCoef.global) },
+    gradWeight: num('grad_weight', DEFAULT_CONFIG.gradWeight),
+    pixelWeight: num('pixel_weight', DEFAULT_CONFIG.pixelWeight),
+  };
+}
+
+/** MoE-Fusion's mixtures split the local experts between the two modalities: an even count, at most 64. */
+const MAX_CONFIG_EXPERTS = 64;
+
+export class ConfigError extends Error {
+  constructor(source: string, message: string) {
+    super(`${source}: ${message}`);
+    this.name = 'ConfigError';
+  }
 }
 
 export function configToMetadata(c: FusionConfig): string {

@@ -1,41 +1,51 @@
 /**
- * The embeddable fusion runtime: load weights once, fuse gray arrays or image files, dispose.
- * The CLI's `fuse` command is built on it.
+ * The embeddable fusion runtime: load weights once (the shipped ones by default, or a path, a URL or bytes), fuse
+ * pairs given in any common form (file paths, encoded bytes, sharp's raw output, ImageData-like RGBA, gray floats),
+ * get the result in any of them back. Every input is checked before any GPU work. The CLI's `fuse` is built on it.
  */
-import { initEngine, noGrad, tidy } from '../tensor/engine.ts';
+import { initEngine, engine, noGrad, tidy } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import type { DeviceOptions } from '../runtime/device.ts';
+import { LimitError } from '../runtime/errors.ts';
 import type { FusionConfig } from './config.ts';
+import { GLOBAL_CHANNELS } from './config.ts';
 import { FusionNet } from './fusion-net.ts';
 import { disposeParameters } from './parameters.ts';
-import { loadWeights, paramsFromStateDict } from './weights.ts';
-import { configFromMetadata } from './config.ts';
-import { readSafetensors } from '../io/safetensors.ts';
-import { Detector, fusionAttention } from './detector/network.ts';
+import { weightsFromFile } from './weights.ts';
+import { parseSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
+import { Detector, fusionAttention, type DetectorOutput } from './detector/network.ts';
 import { detectorFromFile, disposeDetector, hasDetector } from './detector/weights.ts';
 import { decodeDetections, type Detection } from './detector/decode.ts';
+import { checkPair, checkUnitRange, InputError, toPlanes, type GrayImage, type PixelInput, type Planes } from '../io/pixels.ts';
+import { decodeBytes, isNode, readImageFile } from '../io/codec.ts';
+import { FusedImage } from '../io/fused-image.ts';
+
+export type { GrayImage };
+
+/** Weights: a file path (Node), a URL (file:, http:, https:), or the bytes of a safetensors file. */
+export type WeightsSource = string | URL | Uint8Array | ArrayBuffer;
+
+/** An image: a file path (Node), encoded bytes (PNG, JPEG, …), or pixels in memory (see PixelInput). */
+export type ImageSource = string | Uint8Array | ArrayBuffer | PixelInput;
 
 export interface FuserOptions {
-  /** Path of a safetensors weights file (reference state-dict names). */
-  weights: string;
+  /** Default: the weights shipped with the package (weights/moefusion.safetensors). */
+  weights?: WeightsSource;
   /** Overrides the configuration stored in the weights file. */
   config?: FusionConfig;
   device?: DeviceOptions;
 }
 
-export interface GrayImage {
-  width: number;
-  height: number;
-  /** Row-major gray values in [0,1]. */
-  data: Float32Array;
-}
-
 export interface FuseOptions {
   /**
-   * Foreground attention: a map (same size, values in [0,1]), 'detector' (the detectors' Att; the weights must
-   * carry detectors), or 0.5 everywhere when absent.
+   * Foreground attention: a map (same size, values in [0,1]); 'detector', the detectors' Att (the weights must carry
+   * detectors); 'none' or absent, 0.5 everywhere.
    */
-  attention?: Float32Array | 'detector';
+  attention?: Float32Array | 'detector' | 'none';
+  /** Colour output: the fused image as the luma of the visible image (when it has colour). Default false. */
+  color?: boolean;
+  /** Called as the GPU finishes each stage of the network (encoders, gates, experts), for progress displays. */
+  onStage?: (stage: string, done: number, total: number) => void;
 }
 
 export interface DetectOptions {
@@ -52,70 +62,106 @@ export interface DetectResult {
   attention: Float32Array;
 }
 
+/** The weights shipped with the package, next to src/ or dist/. */
+export const SHIPPED_WEIGHTS = new URL('../../weights/moefusion.safetensors', import.meta.url);
+
+/** Stages the network marks as it runs (FusionNet.forward and its mixtures). */
+const FORWARD_STAGES = 8;
+
 export class Fuser {
   private constructor(
     private net: FusionNet,
     /** The auxiliary detectors, when the weights file carries them. */
     readonly detector: Detector | null,
+    /** Where the weights came from (a path, a URL, or "weights (bytes)"). */
+    readonly source: string,
   ) {}
 
-  static async create(opts: FuserOptions): Promise<Fuser> {
+  static async create(opts: FuserOptions = {}): Promise<Fuser> {
+    const { file, source } = await readWeights(opts.weights ?? SHIPPED_WEIGHTS);
     await initEngine(opts.device);
-    const file = readSafetensors(opts.weights);
-    const config = opts.config ?? configFromMetadata(file.metadata['moefusion.config']);
-    const params = opts.config ? loadWeights(opts.weights, opts.config) : paramsFromStateDict(file.tensors, opts.weights, config);
-    const detector = hasDetector(file) ? detectorFromFile(file, opts.weights) : null;
-    return new Fuser(new FusionNet(params, config), detector ? new Detector(detector.tensors, detector.config) : null);
+    const { params, config } = weightsFromFile(file, source, opts.config);
+    try {
+      const detector = hasDetector(file) ? detectorFromFile(file, source) : null;
+      return new Fuser(new FusionNet(params, config), detector ? new Detector(detector.tensors, detector.config) : null, source);
+    } catch (e) {
+      disposeParameters(params);
+      throw e;
+    }
+  }
+
+  get config(): FusionConfig {
+    return this.net.config;
   }
 
   private requireDetector(): Detector {
-    if (!this.detector) throw new Error('these weights carry no detector: train one with `moefusion train --attention detector`');
+    if (!this.detector) throw new InputError(`${this.source} carries no detector: train one with \`moefusion train --attention detector\``);
     return this.detector;
   }
 
+  /** Decodes and checks a pair (infrared: first channel; visible: BT.601 luma). */
+  async planes(ir: ImageSource, vis: ImageSource): Promise<[Planes, Planes]> {
+    const pair: [Planes, Planes] = [await resolveImage(ir, 'infrared', 'infrared'), await resolveImage(vis, 'visible', 'visible')];
+    checkPair(...pair);
+    checkFits(pair[0].width, pair[0].height);
+    return pair;
+  }
+
   /** Runs the detectors on a pair: boxes (in pixels of the pair) and the attention map. */
-  async detect(ir: GrayImage, vis: GrayImage, opts: DetectOptions = {}): Promise<DetectResult> {
+  async detect(ir: ImageSource, vis: ImageSource, opts: DetectOptions = {}): Promise<DetectResult> {
     const detector = this.requireDetector();
-    checkPair(ir, vis);
-    const shape = [1, 1, ir.height, ir.width];
-    const decodeOpts = { classNames: detector.config.classes, imageWidth: ir.width, imageHeight: ir.height, ...opts };
-    const out = noGrad(() => tidy(() => detector.forward(Tensor.fromArray(ir.data, shape), Tensor.fromArray(vis.data, shape))));
+    const [i, v] = await this.planes(ir, vis);
+    const shape = [1, 1, i.height, i.width];
+    const decodeOpts = { classNames: detector.config.classes, imageWidth: i.width, imageHeight: i.height, ...opts };
+    const out = noGrad(() => tidy(() => detector.forward(Tensor.fromArray(i.gray, shape), Tensor.fromArray(v.gray, shape))));
     try {
-      const att = fusionAttention(out, ir.height, ir.width);
-      const [[v], [i], [both], attention] = await Promise.all([
+      const att = fusionAttention(out, i.height, i.width);
+      const [[vd], [id], [both], attention] = await Promise.all([
         decodeDetections(out.heads.vis, decodeOpts),
         decodeDetections(out.heads.ir, decodeOpts),
         decodeDetections([...out.heads.vis, ...out.heads.ir], decodeOpts),
         att.data(),
       ]);
       att.dispose();
-      return { vis: v, ir: i, both, attention };
+      return { vis: vd, ir: id, both, attention };
     } finally {
       disposeOutput(out);
     }
   }
 
-  /** Fuses one infrared/visible pair of equal size; returns the fused gray image (unclamped floats). */
-  async fuse(ir: GrayImage, vis: GrayImage, opts: FuseOptions = {}): Promise<GrayImage> {
-    checkPair(ir, vis);
-    const n = ir.width * ir.height;
-    if (opts.attention instanceof Float32Array && opts.attention.length !== n)
-      throw new Error(`attention has ${opts.attention.length} values, expected ${ir.width}×${ir.height} = ${n}`);
-    const detector = opts.attention === 'detector' ? this.requireDetector() : null;
-    const shape = [1, 1, ir.height, ir.width];
-    const fused = noGrad(() =>
-      tidy(() => {
-        const att = detector
-          ? fusionAttention(detector.forward(Tensor.fromArray(ir.data, shape), Tensor.fromArray(vis.data, shape)), ir.height, ir.width)
-          : opts.attention instanceof Float32Array
-            ? Tensor.fromArray(opts.attention, shape)
-            : null;
-        return this.net.forward(Tensor.fromArray(ir.data, shape), Tensor.fromArray(vis.data, shape), att).fused;
-      }),
-    );
-    const data = await fused.data();
-    fused.dispose();
-    return { width: ir.width, height: ir.height, data };
+  /** Fuses one infrared/visible pair of equal size. */
+  async fuse(ir: ImageSource, vis: ImageSource, opts: FuseOptions = {}): Promise<FusedImage> {
+    const [i, v] = await this.planes(ir, vis);
+    const { width, height } = i;
+    const map = opts.attention;
+    if (map instanceof Float32Array) {
+      if (map.length !== width * height) throw new InputError(`attention has ${map.length} values, expected ${width}×${height} = ${width * height}`);
+      checkUnitRange(map, width, 'attention');
+    } else if (map !== undefined && map !== 'detector' && map !== 'none')
+      throw new InputError(`attention must be a Float32Array, 'detector' or 'none', got ${String(map)}`);
+    const detector = map === 'detector' ? this.requireDetector() : null;
+    const shape = [1, 1, height, width];
+    const rt = engine().rt;
+    let done = 0;
+    if (opts.onStage) rt.onMark = (stage) => opts.onStage!(stage, ++done, FORWARD_STAGES);
+    try {
+      const fused = noGrad(() =>
+        tidy(() => {
+          const [irT, visT] = [Tensor.fromArray(i.gray, shape), Tensor.fromArray(v.gray, shape)];
+          const att = detector
+            ? fusionAttention(detector.forward(irT, visT), height, width)
+            : map instanceof Float32Array
+              ? Tensor.fromArray(map, shape)
+              : null;
+          return this.net.forward(irT, visT, att).fused;
+        }),
+      );
+      const data = await fused.data();
+      fused.dispose();
+      return new FusedImage(width, height, data, opts.color && v.image && v.image.channels >= 3 ? v.image : null);
+    } finally {
+      rt.onMark = null;
+    }
   }
 
   dispose(): void {
@@ -124,16 +170,58 @@ export class Fuser {
   }
 }
 
-function checkPair(ir: GrayImage, vis: GrayImage): void {
-  if (ir.width !== vis.width || ir.height !== vis.height)
-    throw new Error(`infrared ${ir.width}×${ir.height} and visible ${vis.width}×${vis.height} differ in size`);
-  const n = ir.width * ir.height;
-  for (const [what, a] of [['infrared', ir.data], ['visible', vis.data]] as const)
-    if (a.length !== n) throw new Error(`${what} has ${a.length} values, expected ${ir.width}×${ir.height} = ${n}`);
+/** The smallest image side the network takes: its 3×3 convolutions and the gates' resize need a few pixels. */
+export const MIN_SIDE = 4;
+
+/**
+ * Refuses sizes the adapter cannot hold before any work: the largest activation is the 160-channel map of the
+ * global experts, which must fit one buffer.
+ */
+export function checkFits(width: number, height: number): void {
+  if (width < MIN_SIDE || height < MIN_SIDE) throw new InputError(`${width}×${height} is too small: both sides must be at least ${MIN_SIDE} pixels`);
+  const rt = engine().rt;
+  const bytes = GLOBAL_CHANNELS * width * height * 4;
+  const max = rt.limits.maxBufferSize;
+  if (bytes > max) {
+    const side = Math.floor(Math.sqrt(max / (GLOBAL_CHANNELS * 4)));
+    throw new LimitError(
+      `${width}×${height} needs a ${(bytes / 2 ** 30).toFixed(1)} GiB activation, but this adapter's largest buffer is ${(max / 2 ** 30).toFixed(1)} GiB ` +
+        `(about ${side}×${side} pixels at most); downscale or tile the image`,
+    );
+  }
+}
+
+async function readWeights(src: WeightsSource): Promise<{ file: SafetensorsFile; source: string }> {
+  if (src instanceof Uint8Array) return { file: parseSafetensors(src, 'weights (bytes)'), source: 'weights (bytes)' };
+  if (src instanceof ArrayBuffer) return { file: parseSafetensors(new Uint8Array(src), 'weights (bytes)'), source: 'weights (bytes)' };
+  const url = src instanceof URL ? src : !isNode || /^https?:\/\//.test(src) ? new URL(src, globalThis.location?.href) : null;
+  if (url && url.protocol !== 'file:') {
+    const source = url.href;
+    let res: Response;
+    try {
+      res = await fetch(url);
+    } catch (e) {
+      throw new InputError(`${source}: cannot fetch the weights (${(e as Error).message})`);
+    }
+    if (!res.ok) throw new InputError(`${source}: cannot fetch the weights (HTTP ${res.status} ${res.statusText})`);
+    return { file: parseSafetensors(new Uint8Array(await res.arrayBuffer()), source), source };
+  }
+  if (!isNode) throw new InputError(`${String(src)}: file URLs cannot be read in a browser; serve the weights over http(s)`);
+  const path = url ? decodeURIComponent(url.pathname) : (src as string);
+  const { readSafetensors } = await import('../io/safetensors-file.ts');
+  return { file: readSafetensors(path), source: path };
+}
+
+/** Any ImageSource to checked planes; `what` names it in errors. */
+async function resolveImage(src: ImageSource, what: string, role: 'infrared' | 'visible'): Promise<Planes> {
+  if (typeof src === 'string') return toPlanes(await readImageFile(src), src, role);
+  if (src instanceof ArrayBuffer) return toPlanes(await decodeBytes(new Uint8Array(src), what), what, role);
+  if (src instanceof Uint8Array) return toPlanes(await decodeBytes(src, what), what, role);
+  return toPlanes(src, what, role);
 }
 
 /** Releases a detector pass returned from tidy (its heads are decoded asynchronously). */
-function disposeOutput(out: import('./detector/network.ts').DetectorOutput): void {
+function disposeOutput(out: DetectorOutput): void {
   for (const m of ['vis', 'ir'] as const) {
     for (const h of out.heads[m]) for (const t of [h.heat, h.size, h.offset]) t.dispose();
     for (const t of out.attention[m]) t.dispose();

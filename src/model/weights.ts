@@ -1,10 +1,11 @@
 /**
- * Weights I/O in safetensors under the reference's state-dict names (docs/moe-fusion.md §9), so a file moves between
- * this project and a PyTorch model laid out like the reference. Names may carry the reference's `fusion_head.` prefix.
- * Loading checks every name, shape and dtype and says which tensor is wrong.
+ * Weights under the reference's state-dict names (docs/moe-fusion.md §9), so a file moves between this project and a
+ * PyTorch model laid out like the reference. Names may carry the reference's `fusion_head.` prefix. Loading checks
+ * every name, shape, dtype and value (NaN and infinities are refused) and says which tensor is wrong. This file works
+ * on parsed safetensors on every platform; weights-file.ts reads and writes files in Node.
  */
-import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { Tensor, parameter } from '../tensor/tensor.ts';
+import { parseSafetensors, type SafetensorsFile, type TensorToWrite } from '../io/safetensors.ts';
 import { DEFAULT_CONFIG, configFromMetadata, configToMetadata, type FusionConfig } from './config.ts';
 import { BUFFERS, paramShapes, stateDictSlots, type ParamSet } from './parameters.ts';
 
@@ -18,16 +19,21 @@ export class WeightsError extends Error {
   }
 }
 
-/** Reads a weights file into engine parameters (stacking the experts' slices). */
-export function loadWeights(file: string, cfg: FusionConfig = DEFAULT_CONFIG, opts: LoadOptions = {}): ParamSet {
-  return paramsFromStateDict(readSafetensors(file).tensors, file, cfg, opts);
+/** The network and configuration of a parsed weights file (the reference's configuration when none is stored). */
+export function weightsFromFile(file: SafetensorsFile, source: string, cfg?: FusionConfig): { params: ParamSet; config: FusionConfig } {
+  const config = cfg ?? configFromMetadata(file.metadata['moefusion.config'], source);
+  return { params: paramsFromStateDict(file.tensors, source, config), config };
 }
 
-/** Reads a weights file with the configuration stored in its metadata (the reference's when absent). */
-export function loadWeightsWithConfig(file: string): { params: ParamSet; config: FusionConfig } {
-  const stored = readSafetensors(file);
-  const config = configFromMetadata(stored.metadata['moefusion.config']);
-  return { params: paramsFromStateDict(stored.tensors, file, config), config };
+/** The same from a weights file's bytes. */
+export function weightsFromBytes(bytes: Uint8Array, source: string, cfg?: FusionConfig): { params: ParamSet; config: FusionConfig } {
+  return weightsFromFile(parseSafetensors(bytes, source), source, cfg);
+}
+
+/** Refuses NaN and infinities, naming the tensor and the first bad element. */
+export function checkFinite(data: Float32Array, source: string, name: string): void {
+  for (let i = 0; i < data.length; i++)
+    if (!Number.isFinite(data[i])) throw new WeightsError(source, `tensor ${name} holds ${data[i]} at element ${i}; weights must be finite`);
 }
 
 export interface LoadOptions {
@@ -40,7 +46,11 @@ type StateDict = Map<string, { dtype: string; shape: number[]; data: Float32Arra
 /** Builds engine parameters from state-dict tensors; `file` names the source in errors. */
 export function paramsFromStateDict(stored: StateDict, file: string, cfg: FusionConfig = DEFAULT_CONFIG, opts: LoadOptions = {}): ParamSet {
   const byName: StateDict = new Map();
-  for (const [name, t] of stored) byName.set(name.startsWith(PREFIX) ? name.slice(PREFIX.length) : name, t);
+  for (const [name, t] of stored) {
+    const bare = name.startsWith(PREFIX) ? name.slice(PREFIX.length) : name;
+    if (byName.has(bare)) throw new WeightsError(file, `tensor ${bare} appears twice (with and without the ${PREFIX} prefix)`);
+    byName.set(bare, t);
+  }
 
   const slots = stateDictSlots(cfg);
   const expected = new Set([...slots.map((s) => s.name), ...Object.keys(BUFFERS)]);
@@ -64,6 +74,7 @@ export function paramsFromStateDict(stored: StateDict, file: string, cfg: Fusion
     if (!FLOAT_DTYPES.has(t.dtype)) throw new WeightsError(file, `tensor ${s.name} has dtype ${t.dtype}, expected a float type (F32 or F16)`);
     if (t.shape.join() !== s.shape.join())
       throw new WeightsError(file, `tensor ${s.name} has shape [${t.shape}], expected [${s.shape}]`);
+    checkFinite(t.data, file, s.name);
     const n = s.shape.reduce((a, d) => a * d, 1);
     host.get(s.param)!.set(t.data, s.expert < 0 ? 0 : s.expert * n);
   }
@@ -78,35 +89,30 @@ export function paramsFromStateDict(stored: StateDict, file: string, cfg: Fusion
 }
 
 /**
- * Writes parameters under the reference's names (without prefix), float32 or float16 storage, with the
+ * The tensors and metadata of a weights file: parameters under the reference's names (without prefix), with the
  * configuration in the metadata. `inferenceOnly` leaves out the gates' training-noise matrices (7 M values).
  */
-export async function saveWeights(
-  file: string,
+export async function weightsToHost(
   params: ParamSet,
   cfg: FusionConfig = DEFAULT_CONFIG,
   opts: {
-    dtype?: 'F32' | 'F16';
     metadata?: Record<string, string>;
     inferenceOnly?: boolean;
     /** More tensors stored beside the network's (the detectors'). */
-    extraTensors?: Record<string, { shape: number[]; data: Float32Array }>;
+    extraTensors?: Record<string, TensorToWrite>;
   } = {},
-): Promise<void> {
+): Promise<{ tensors: Record<string, TensorToWrite>; metadata: Record<string, string> }> {
   const host = new Map<string, Float32Array>();
   for (const [name, t] of params) host.set(name, await t.data());
-  const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
+  const tensors: Record<string, TensorToWrite> = {};
   for (const s of stateDictSlots(cfg)) {
     if (opts.inferenceOnly && s.name.endsWith('.w_noise')) continue;
     const all = host.get(s.param);
-    if (!all) throw new Error(`saveWeights: parameter ${s.param} is missing`);
+    if (!all) throw new Error(`weights: parameter ${s.param} is missing`);
     const n = s.shape.reduce((a, d) => a * d, 1);
     tensors[s.name] = { shape: s.shape, data: s.expert < 0 ? all : all.slice(s.expert * n, (s.expert + 1) * n) };
   }
   for (const [name, value] of Object.entries(BUFFERS)) tensors[name] = { shape: [1], data: Float32Array.from(value) };
   Object.assign(tensors, opts.extraTensors);
-  writeSafetensors(file, tensors, {
-    dtype: opts.dtype ?? 'F32',
-    metadata: { format: 'pt', 'moefusion.config': configToMetadata(cfg), ...opts.metadata },
-  });
+  return { tensors, metadata: { format: 'pt', 'moefusion.config': configToMetadata(cfg), ...opts.metadata } };
 }

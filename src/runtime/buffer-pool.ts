@@ -2,10 +2,10 @@
  * Reuses GPU buffers by size class so that training loops do not create and destroy buffers every step.
  * Size classes are powers of two and their midpoints (≤ 33% waste). Tracks live and peak bytes.
  */
-import './globals.ts';
 import { LimitError, formatBytes } from './errors.ts';
 
-export const BUFFER_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+/** Usage of every tensor buffer (read when a buffer is made: the WebGPU globals exist only once a device does). */
+const bufferUsage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
 export function sizeClass(bytes: number): number {
   const b = Math.max(256, Math.ceil(bytes / 256) * 256);
@@ -43,7 +43,7 @@ export class BufferPool {
     let buf = list?.pop();
     if (buf) this.idleBytes -= cls;
     else {
-      buf = this.device.createBuffer({ size: cls, usage: BUFFER_USAGE });
+      buf = this.device.createBuffer({ size: cls, usage: bufferUsage() });
       this.sizes.set(buf, cls);
     }
     this.liveBytes += cls;

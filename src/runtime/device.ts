@@ -1,18 +1,21 @@
 /**
- * Device layer: finds a WebGPU adapter through Dawn's Node bindings, prefers a real GPU, falls back to the
- * software Vulkan driver, and asks for the largest limits and the useful optional features.
+ * Device layer: finds a WebGPU adapter (the browser's navigator.gpu, or Dawn's Node bindings), prefers a real GPU,
+ * falls back to a software driver, and asks for the largest limits and the useful optional features.
  */
-import './globals.ts';
-import { create } from 'webgpu';
 import { NoAdapterError } from './errors.ts';
 
 export interface DeviceOptions {
-  /** Dawn backend: 'vulkan', 'opengles', 'metal', 'd3d12' or 'null'. Default: Dawn's choice. */
+  /** Dawn backend: 'vulkan', 'opengles', 'metal', 'd3d12' or 'null'. Default: Dawn's choice. Node only. */
   backend?: string;
-  /** Adapter name substring to choose (Dawn's `adapter=` option). */
+  /** Adapter name substring to choose (Dawn's `adapter=` option). Node only. */
   adapter?: string;
   /** Use the compatibility feature level (needed for Dawn's OpenGL ES backend). */
   compatibility?: boolean;
+  /**
+   * Hide what Dawn itself prints on stderr while it opens the adapter (on software Vulkan, two warnings about
+   * reduced dynamic-buffer limits). Default true; Node on Linux, when stderr is a terminal or a pipe (see dawn.ts).
+   */
+  quiet?: boolean;
 }
 
 export interface AdapterSummary {
@@ -46,12 +49,7 @@ const WANTED_LIMITS = [
   'maxStorageBuffersPerShaderStage',
 ] as const;
 
-function dawnOptions(opts: DeviceOptions): string[] {
-  const o = ['disable-dawn-features=timestamp_quantization'];
-  if (opts.backend) o.push(`backend=${opts.backend}`);
-  if (opts.adapter) o.push(`adapter=${opts.adapter}`);
-  return o;
-}
+const browserGpu = (): GPU | null => (typeof navigator !== 'undefined' && (navigator as { gpu?: GPU }).gpu) || null;
 
 function summarize(adapter: GPUAdapter, backendHint: string | undefined): AdapterSummary {
   const info = adapter.info;
@@ -67,9 +65,32 @@ function summarize(adapter: GPUAdapter, backendHint: string | undefined): Adapte
   };
 }
 
+/** The adapter's name as info shows it. */
+export function adapterName(s: AdapterSummary): string {
+  return `${s.vendor} ${s.device || s.description || s.architecture}`.trim();
+}
+
 /** Acquires an adapter and a device with maximal limits. Throws NoAdapterError with install advice when none. */
 export async function acquireDevice(opts: DeviceOptions = {}): Promise<GpuHandle> {
-  const gpu = create(dawnOptions(opts)) as GPU;
+  const web = browserGpu();
+  if (web) return openDevice(web, opts);
+  const dawn = await import('./dawn.ts');
+  return dawn.withQuietStderr(opts.quiet ?? true, async () => {
+    const gpu = dawn.createGpu(opts);
+    try {
+      return await openDevice(gpu, opts);
+    } catch (e) {
+      if (!(e instanceof NoAdapterError)) throw e;
+      if (!opts.adapter) throw new NoAdapterError(e.detail, dawn.installAdvice());
+      // The filter matched nothing: name what is there.
+      const any = await dawn.createGpu({ ...opts, adapter: undefined }).requestAdapter().catch(() => null);
+      if (!any) throw e;
+      throw new NoAdapterError(`no adapter's name contains "${opts.adapter}"; available: ${adapterName(summarize(any, opts.backend))}`, false);
+    }
+  });
+}
+
+async function openDevice(gpu: GPU, opts: DeviceOptions): Promise<GpuHandle> {
   const featureLevel = opts.compatibility ? 'compatibility' : 'core';
   let adapter: GPUAdapter | null = null;
   try {
@@ -77,7 +98,7 @@ export async function acquireDevice(opts: DeviceOptions = {}): Promise<GpuHandle
   } catch (e) {
     throw new NoAdapterError(`requestAdapter failed: ${(e as Error).message}`);
   }
-  if (!adapter) throw new NoAdapterError(`Dawn found none${opts.backend ? ` for backend=${opts.backend}` : ''}`);
+  if (!adapter) throw new NoAdapterError(browserGpu() ? 'the browser offers none' : `Dawn found none${opts.backend ? ` for backend=${opts.backend}` : ''}`);
 
   const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter!.features.has(f)) as GPUFeatureName[];
   const requiredLimits: Record<string, number> = {};

@@ -8,11 +8,13 @@ export class GpuError extends Error {
 
 /** No WebGPU adapter could be acquired. */
 export class NoAdapterError extends GpuError {
-  constructor(detail: string) {
-    super(
-      `no WebGPU adapter available (${detail}). On a machine without a GPU install Mesa's software Vulkan driver: ` +
-        `run \`npm run setup\` (Debian/Ubuntu: lavapipe from bookworm-backports, packages mesa-vulkan-drivers and libvulkan1).`,
-    );
+  /** `advice`: append what to install (Node: from dawn.ts's installAdvice, set by device.ts). */
+  constructor(
+    readonly detail: string,
+    advice: boolean | string = true,
+  ) {
+    const what = typeof advice === 'string' ? ` ${advice}.` : advice ? ' Install a GPU driver with Vulkan, Metal or D3D12 support, or a software driver (`npm run setup` installs Mesa lavapipe on Debian/Ubuntu).' : '';
+    super(`no WebGPU adapter available (${detail}).${what}`);
     this.name = 'NoAdapterError';
   }
 }

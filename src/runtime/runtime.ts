@@ -173,8 +173,19 @@ export class Runtime {
     this.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
   }
 
-  /** Writes a GPU timestamp at this point of the command stream (no-op unless profiling with timestamp-query). */
+  /** Told, with its label, when the GPU has finished the work recorded before each timestamp() mark (progress). */
+  onMark: ((label: string) => void) | null = null;
+
+  /**
+   * Marks a stage at this point of the command stream: a GPU timestamp when profiling with timestamp-query, and a
+   * call of onMark when the GPU gets there.
+   */
   timestamp(label: string): void {
+    const listener = this.onMark;
+    if (listener) {
+      this.flush();
+      this.device.queue.onSubmittedWorkDone().then(() => listener(label), () => {});
+    }
     if (!this.timer || !this.profiling) return;
     this.endPass();
     this.timer.mark(this.getEncoder(), label);

@@ -1,10 +1,11 @@
-/** `moefusion eval` (runEval) on a few TNO pairs copied to a temporary folder: outputs and bad-input errors. */
+/** `moefusion eval` (the CLI's main, in this process) on a few TNO pairs copied to a temporary folder: outputs, bad-input errors and exit codes. */
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runEval } from '../src/cli/eval.ts';
+import { main } from '../src/cli/main.ts';
+import { EXIT_USAGE, EXIT_USER } from '../src/cli/errors.ts';
 import { writeImage } from '../src/io/image.ts';
 import { evaluate } from '../src/metrics/evaluate.ts';
 import { METRIC_NAMES, PROTOCOLS } from '../src/metrics/protocols.ts';
@@ -28,18 +29,21 @@ function fixture(): string {
   return dir;
 }
 
-/** Runs eval and captures what it printed. */
+/** Runs `moefusion eval ARGS` and captures what it printed (stdout lines, stderr text) and its exit code. */
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
-  const [log, error] = [console.log, console.error];
+  const [log, error, write] = [console.log, console.error, process.stderr.write];
   console.log = (...a: unknown[]) => void out.push(a.join(' '));
   console.error = (...a: unknown[]) => void err.push(a.join(' '));
+  process.stderr.write = ((chunk: string) => (err.push(String(chunk).trimEnd()), true)) as typeof process.stderr.write;
+  const exitCode = process.exitCode;
   try {
-    const code = await runEval(args);
+    const code = await main(['node', 'moefusion', 'eval', ...args]);
     return { code, out: out.join('\n'), err: err.join('\n') };
   } finally {
-    [console.log, console.error] = [log, error];
+    [console.log, console.error, process.stderr.write] = [log, error, write];
+    process.exitCode = exitCode;
   }
 }
 
@@ -118,7 +122,8 @@ test('bad input: fused size differs, missing pair, unreadable file: one error na
     const named = await spoil(dir);
     const json = join(dir, 'out.json');
     const { code, err } = await run([...baseArgs(dir), '--json', json]);
-    assert.is.not(code, 0, what);
+    assert.is(code, EXIT_USER, what);
+    assert.ok(err.startsWith('moefusion: '), `${what}: ${err}`);
     assert.ok(err.includes(named), `${what}: the error should name ${named}: ${err}`);
     assert.is(err.trim().split('\n').length, 1, `${what}: one error line`);
     assert.not.ok(existsSync(json), `${what}: no JSON written`);
@@ -144,11 +149,25 @@ test('scoring on worker threads gives exactly the values scored in this thread',
   assert.equal(onWorkers, inThread);
 });
 
-test('usage errors: unknown protocol, malformed --fused', async () => {
+test('usage errors exit 2; missing folders, empty folders and an unwritable --json exit 1 before any scoring', async () => {
   const dir = fixture();
-  assert.is.not((await run([...baseArgs(dir), '--protocol', 'nope'])).code, 0);
+  assert.is((await run([...baseArgs(dir), '--protocol', 'nope'])).code, EXIT_USAGE);
   const bad = await run(['--ir', join(dir, 'ir'), '--vi', join(dir, 'vi'), '--fused', 'noequals']);
-  assert.is.not(bad.code, 0);
+  assert.is(bad.code, EXIT_USAGE);
+  assert.match(bad.err, /^moefusion: option '--fused <name=dir>' argument 'noequals' is invalid. expected NAME=DIR/);
+  const cases: Array<[string, string[], RegExp]> = [
+    ['missing folder', ['--ir', join(dir, 'nowhere'), '--vi', join(dir, 'vi'), '--fused', `a=${join(dir, 'DenseFuse')}`], /nowhere/],
+    ['unwritable --json', [...baseArgs(dir), '--json', join(dir, 'no', 'such', 'folder', 'x.json')], /--json .*does not exist/],
+    ['--json is a folder', [...baseArgs(dir), '--json', dir], /--json .*is a folder/],
+  ];
+  mkdirSync(join(dir, 'empty'));
+  cases.push(['empty folder', ['--ir', join(dir, 'empty'), '--vi', join(dir, 'vi'), '--fused', `a=${join(dir, 'DenseFuse')}`], /empty/]);
+  for (const [what, args, pattern] of cases) {
+    const r = await run(args);
+    assert.is(r.code, EXIT_USER, what);
+    assert.match(r.err, pattern, what);
+    assert.ok(r.err.startsWith('moefusion: '), `${what}: ${r.err}`);
+  }
 });
 
 test.run();

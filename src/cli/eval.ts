@@ -5,10 +5,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { Command, CommanderError, Option } from 'commander';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { evaluate, EvaluationError, summaryToJson, type FusedFolder, type MethodSummary } from '../metrics/evaluate.ts';
 import { getProtocol, METRIC_NAMES, PROTOCOL_NAMES } from '../metrics/protocols.ts';
+import { UserError } from './errors.ts';
 
 interface EvalOptions {
   ir: string;
@@ -24,7 +26,7 @@ interface EvalOptions {
 
 function parseFused(value: string, previous: FusedFolder[] = []): FusedFolder[] {
   const at = value.indexOf('=');
-  if (at <= 0 || at === value.length - 1) throw new EvaluationError(`--fused "${value}": expected NAME=DIR`);
+  if (at <= 0 || at === value.length - 1) throw new InvalidArgumentError('expected NAME=DIR, e.g. ours=out/fused');
   return [...previous, { method: value.slice(0, at), dir: value.slice(at + 1) }];
 }
 
@@ -92,6 +94,9 @@ async function writeOutputs(outputs: Array<[string, string]>): Promise<void> {
 
 async function runWithOptions(options: EvalOptions): Promise<void> {
   const protocol = getProtocol(options.protocol);
+  // Outputs are checked before the (long) scoring: their folders must exist and be writable.
+  for (const [flag, path] of [['--json', options.json], ['--csv', options.csv], ['--markdown', options.markdown]] as const)
+    if (path) checkOutputFile(flag, path);
   const started = Date.now();
   const summaries = await evaluate({
     irDir: options.ir,
@@ -125,31 +130,17 @@ export function evalCommand(): Command {
     .option('--markdown <file>', 'write a Markdown table (mean ± std)')
     .option('--per-image', 'also report every image')
     .option('--skip-bad', 'skip bad or unpaired images (and say so) instead of failing')
-    .configureOutput({ writeErr: (text) => console.error(text.trimEnd()) })
-    .action(async (options: EvalOptions) => {
-      try {
-        await runWithOptions(options);
-      } catch (e) {
-        if (!(e instanceof EvaluationError)) throw e;
-        console.error(`error: ${e.message}`);
-        process.exitCode = 1;
-      }
-    });
+    .action(async (options: EvalOptions) => runWithOptions(options));
 }
 
-/** Runs `eval` with the arguments that follow the subcommand name; resolves to the exit code. */
-export async function runEval(argv: string[]): Promise<number> {
-  const command = evalCommand().exitOverride();
-  const previousExitCode = process.exitCode;
-  process.exitCode = 0;
+/** An output file's folder must exist and be writable, and the path must not be a folder. */
+function checkOutputFile(flag: string, path: string): void {
+  if (existsSync(path) && statSync(path).isDirectory()) throw new UserError(`${flag} ${path}: is a folder; expected a file name`);
+  const dir = dirname(resolve(path));
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`${flag} ${path}: the folder ${dir} does not exist`);
   try {
-    await command.parseAsync(argv, { from: 'user' });
-    return Number(process.exitCode ?? 0);
-  } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
-    console.error(`error: ${(e as Error).message}`);
-    return 1;
-  } finally {
-    process.exitCode = previousExitCode;
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw new UserError(`${flag} ${path}: the folder ${dir} is not writable`);
   }
 }

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { hasEngine, initEngine, shutdownEngine } from '../tensor/engine.ts';
-import { EXIT_USAGE, reportFatal } from './errors.ts';
+import { EXIT_USAGE, reportFatal, UsageError } from './errors.ts';
 import { infoCommand } from './info.ts';
 import { fuseCommand } from './fuse.ts';
 import { trainCommand } from './train.ts';
@@ -45,6 +45,8 @@ export async function buildProgram(): Promise<Command> {
   // warnings (software Vulkan) are hidden unless --verbose.
   program.hook('preAction', async (_, command) => {
     const o = program.opts<GlobalOptions>();
+    if (o.backend === 'null' && command.name() !== 'info')
+      throw new UsageError(`--backend null runs no GPU code, so ${command.name()} would produce garbage; it is for \`moefusion info\` only`);
     if (GPU_COMMANDS.has(command.name()))
       await initEngine({ backend: o.backend, adapter: o.adapter, compatibility: o.backend === 'opengles', quiet: !o.verbose });
   });

@@ -10,6 +10,11 @@ function maxValue(img: RawImage): number {
 
 /** Gray in [0,1]: BT.601 luma for colour images (rounded to the source's integer scale as OpenCV does), channel 0 otherwise. */
 export function toGray01(img: RawImage, mode: 'luma' | 'first' = 'luma'): Float32Array {
+  if (![1, 3, 4].includes(img.channels) || (img.bitDepth !== 8 && img.bitDepth !== 16) || img.data.length !== img.width * img.height * img.channels)
+    throw new TypeError(
+      `toGray01 needs a decoded image { width, height, channels: 1|3|4, bitDepth: 8|16, data } with width·height·channels values; ` +
+        `for ImageData or sharp output pass it to Fuser.fuse directly`,
+    );
   const n = img.width * img.height;
   const out = new Float32Array(n);
   const max = maxValue(img);

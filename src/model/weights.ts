@@ -8,6 +8,7 @@ import { Tensor, parameter } from '../tensor/tensor.ts';
 import { parseSafetensors, type SafetensorsFile, type TensorToWrite } from '../io/safetensors.ts';
 import { DEFAULT_CONFIG, configFromMetadata, configToMetadata, type FusionConfig } from './config.ts';
 import { BUFFERS, paramShapes, stateDictSlots, type ParamSet } from './parameters.ts';
+import { DETECTOR_METADATA_KEY } from './detector/config.ts';
 
 const PREFIX = 'fusion_head.';
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
@@ -22,6 +23,9 @@ export class WeightsError extends Error {
 /** The network and configuration of a parsed weights file (the reference's configuration when none is stored). */
 export function weightsFromFile(file: SafetensorsFile, source: string, cfg?: FusionConfig): { params: ParamSet; config: FusionConfig } {
   const config = cfg ?? configFromMetadata(file.metadata['moefusion.config'], source);
+  const stray = [...file.tensors.keys()].find((n) => n.startsWith('detector.'));
+  if (stray && !(DETECTOR_METADATA_KEY in file.metadata))
+    throw new WeightsError(source, `tensor ${stray} belongs to a detector, but the file has no '${DETECTOR_METADATA_KEY}' metadata describing one`);
   return { params: paramsFromStateDict(file.tensors, source, config), config };
 }
 
@@ -60,7 +64,7 @@ export function paramsFromStateDict(stored: StateDict, file: string, cfg: Fusion
   const missing = slots.filter((s) => !byName.has(s.name) && !(allNoiseMissing && noiseOnly(s.name))).map((s) => s.name);
   if (missing.length)
     throw new WeightsError(file, `missing ${missing.length} tensor(s): ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`);
-  // The detectors' tensors may share the file (detector/weights.ts reads them).
+  // The detectors' tensors may share the file (detector/weights.ts reads and checks them).
   const unexpected = [...byName.keys()].filter((n) => !expected.has(n) && !n.startsWith('detector.'));
   if (unexpected.length && !opts.ignoreUnknown)
     throw new WeightsError(file, `unexpected tensor(s): ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ', …' : ''}`);

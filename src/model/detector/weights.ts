@@ -7,6 +7,7 @@ import { keep } from '../../tensor/engine.ts';
 import type { SafetensorsFile } from '../../io/safetensors.ts';
 import { DETECTOR_METADATA_KEY, detectorConfigFromJson, type DetectorConfig } from './config.ts';
 import { detectorBufferShapes, detectorParamShapes, type DetectorTensors } from './parameters.ts';
+import { checkFinite, WeightsError } from '../weights.ts';
 
 export type HostTensors = Record<string, { shape: number[]; data: Float32Array }>;
 
@@ -32,10 +33,14 @@ export function detectorFromFile(file: SafetensorsFile, source: string, prefix =
   const config = detectorConfigFromJson(json, source);
   const read = (name: string, shape: number[]) => {
     const s = file.tensors.get(prefix + name);
-    if (!s) throw new Error(`${source}: the detector tensor ${prefix + name} is missing`);
-    if (s.shape.join() !== shape.join()) throw new Error(`${source}: ${prefix + name} has shape [${s.shape}], expected [${shape}]`);
+    if (!s) throw new WeightsError(source, `the detector tensor ${prefix + name} is missing`);
+    if (s.shape.join() !== shape.join()) throw new WeightsError(source, `${prefix + name} has shape [${s.shape}], expected [${shape}]`);
+    checkFinite(s.data, source, prefix + name);
     return Tensor.fromArray(s.data, shape);
   };
+  const expected = new Set([...detectorParamShapes(config).keys(), ...detectorBufferShapes(config).keys()].map((n) => prefix + n));
+  const unknown = [...file.tensors.keys()].filter((n) => n.startsWith(prefix + 'detector.') && !expected.has(n));
+  if (unknown.length) throw new WeightsError(source, `unexpected detector tensor(s): ${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ', …' : ''}`);
   const params = new Map<string, Tensor>();
   for (const [name, shape] of detectorParamShapes(config)) params.set(name, parameter(read(name, shape), name));
   const buffers = new Map<string, Tensor>();

@@ -1,6 +1,5 @@
 /** Image decoding and encoding in a browser: createImageBitmap and an OffscreenCanvas (see codec.ts). */
 import { ImageError, type Image, type ImageChannels } from './image-types.ts';
-import type { EncodedFormat } from './codec.ts';
 
 /** Decodes encoded bytes to RGBA with the browser's decoders. */
 export async function decodeImage(bytes: Uint8Array, name: string): Promise<Image> {
@@ -34,7 +33,7 @@ export async function encodeImage(
   width: number,
   height: number,
   channels: ImageChannels,
-  format: EncodedFormat,
+  format: 'png' | 'jpeg',
   name = 'image',
   quality = 95,
 ): Promise<Uint8Array> {

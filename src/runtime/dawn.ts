@@ -4,13 +4,12 @@
  */
 import { closeSync, existsSync, fstatSync, openSync } from 'node:fs';
 import { create, globals } from 'webgpu';
-import type { DeviceOptions } from './device.ts';
 
 Object.assign(globalThis, globals);
 // Mesa warns on every start without it.
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
 
-export function createGpu(opts: DeviceOptions): GPU {
+export function createGpu(opts: { backend?: string; adapter?: string }): GPU {
   const o = ['disable-dawn-features=timestamp_quantization'];
   if (opts.backend) o.push(`backend=${opts.backend}`);
   if (opts.adapter) o.push(`adapter=${opts.adapter}`);

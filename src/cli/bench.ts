@@ -1,6 +1,19 @@
 /** `moefusion bench`: the end-to-end benchmark of src/bench/e2e.ts (engine against the PyTorch reference, interleaved). */
 import { Command } from 'commander';
-import { DEFAULT_BENCH, runBenchmark } from '../bench/e2e.ts';
+import { DEFAULT_BENCH, parseDims, runBenchmark } from '../bench/e2e.ts';
+import { UsageError } from './errors.ts';
+
+/** Checks the options before anything runs; a malformed one is a usage error naming it. */
+function checkOptions(o: { sizes: string; train: string; runs: string; warmup: string }): void {
+  try {
+    for (const s of o.sizes.split(',').filter(Boolean)) parseDims(s, 2, '--sizes');
+    for (const s of o.train.split(',').filter(Boolean)) parseDims(s, 3, '--train');
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (!/^[1-9]\d*$/.test(o.runs)) throw new UsageError(`--runs ${o.runs}: expected a positive integer`);
+  if (!/^\d+$/.test(o.warmup)) throw new UsageError(`--warmup ${o.warmup}: expected a non-negative integer`);
+}
 
 export function benchCommand(): Command {
   return new Command('bench')
@@ -13,6 +26,7 @@ export function benchCommand(): Command {
     .option('--python <path>', 'Python with PyTorch for the reference', 'python3')
     .option('--out <dir>', 'folder for results (JSON and chart)', DEFAULT_BENCH.out)
     .action(async (o: { sizes: string; train: string; runs: string; warmup: string; torch: boolean; python: string; out: string }) => {
+      checkOptions(o);
       await runBenchmark({ ...o, runs: Number(o.runs), warmup: Number(o.warmup) });
     });
 }

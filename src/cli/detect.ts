@@ -8,16 +8,16 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Command } from 'commander';
-import { Fuser, type DetectResult } from '../model/fuser.ts';
-import { readImage, writeImage } from '../io/image.ts';
+import { Fuser, checkFits, type DetectResult } from '../model/fuser.ts';
+import { imageSize, readImage, writeImage } from '../io/image.ts';
 import { toGray01, to8bit } from '../io/color.ts';
 import { matchPairsInFolders, openDataset, type ImagePair } from '../io/dataset.ts';
 import type { Box, BoxSource } from '../io/boxes.ts';
-import { ensureWritableDir, writeFileAtomic } from '../io/atomic.ts';
+import { checkWritableDir, ensureWritableDir, isSamePath, writeFileAtomic } from '../io/atomic.ts';
 import { attentionOverlay, drawBoxes, grayToRgb } from '../io/draw-boxes.ts';
 import { sideBySide } from '../io/plot.ts';
 import { evaluateDetections, formatDetectionTable, type ImageDetections } from '../metrics/detection-map.ts';
-import { UserError } from './errors.ts';
+import { UsageError, UserError } from './errors.ts';
 import { createProgress } from './progress.ts';
 import { DEFAULT_WEIGHTS } from './defaults.ts';
 
@@ -37,7 +37,7 @@ interface DetectArgs {
 
 function unitInterval(flag: string, v: string): number {
   const x = Number(v);
-  if (!(x >= 0 && x <= 1)) throw new UserError(`${flag} ${v}: expected a number in [0, 1]`);
+  if (!(x >= 0 && x <= 1)) throw new UsageError(`${flag} ${v}: expected a number in [0, 1]`);
   return x;
 }
 
@@ -67,18 +67,25 @@ export async function runDetect(a: DetectArgs): Promise<void> {
   if (!existsSync(a.weights)) throw new UserError(`--weights ${a.weights}: no such file`);
   const { pairs, boxes } = pairsFrom(a);
   if (!pairs.length) throw new UserError('no infrared/visible pairs found');
-  ensureWritableDir(a.out, '--out');
+  for (const input of [a.data, a.ir, a.vi]) if (input && isSamePath(a.out, input)) throw new UserError(`--out ${a.out} is an input: its images would be overwritten`);
+  checkWritableDir(a.out, '--out');
   const fuser = await Fuser.create({ weights: a.weights });
   try {
     if (!fuser.detector) throw new UserError(`--weights ${a.weights} carries no detector: train one with \`moefusion train --attention detector\``);
+    // Sizes from the headers before any output: equal within each pair, within the adapter's limits.
+    for (const p of pairs) {
+      const [si, sv] = [await imageSize(p.ir), await imageSize(p.vi)];
+      if (si.width !== sv.width || si.height !== sv.height)
+        throw new UserError(`${p.ir} is ${si.width}×${si.height} but ${p.vi} is ${sv.width}×${sv.height}: a pair must have one size`);
+      checkFits(si.width, si.height);
+    }
+    ensureWritableDir(a.out, '--out');
     const classes = fuser.detector.config.classes;
     const results: Record<string, ReturnType<typeof hostBoxes>> = {};
     const scored: Record<'vis' | 'ir' | 'both', ImageDetections[]> = { vis: [], ir: [], both: [] };
     const bar = createProgress(pairs.length, 'detecting');
     for (const p of pairs) {
       const [ir, vi] = [await readImage(p.ir), await readImage(p.vi)];
-      if (ir.width !== vi.width || ir.height !== vi.height)
-        throw new UserError(`${p.ir} is ${ir.width}×${ir.height} but ${p.vi} is ${vi.width}×${vi.height}: a pair must have one size`);
       const [w, h] = [ir.width, ir.height];
       const [irGray, viGray] = [toGray01(ir, 'first'), toGray01(vi, 'luma')];
       // mAP is scored on every box above a low threshold (a precision-recall curve needs the weak ones too);

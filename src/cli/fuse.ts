@@ -5,7 +5,7 @@
  * Everything is checked before any work (paths, extensions, sizes from the image headers against the adapter's
  * limits); outputs appear atomically; an input is never overwritten.
  */
-import { existsSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { Fuser, checkFits } from '../model/fuser.ts';
@@ -16,7 +16,7 @@ import type { Image } from '../io/image-types.ts';
 import type { FusedImage } from '../io/fused-image.ts';
 import { sideBySide } from '../io/plot.ts';
 import { matchPairsInFolders, type ImagePair } from '../io/dataset.ts';
-import { checkWritableDir, ensureWritableDir } from '../io/atomic.ts';
+import { checkWritableDir, ensureWritableDir, isSamePath } from '../io/atomic.ts';
 import { UserError, UsageError } from './errors.ts';
 import { createProgress } from './progress.ts';
 import { DEFAULT_WEIGHTS } from './defaults.ts';
@@ -58,16 +58,6 @@ function outputName(name: string, visible: string, depth: 8 | 16): string {
   return name + (keep ? extname(visible) : '.png');
 }
 
-/** The same file, also through links; false when either does not exist. */
-function samePath(a: string, b: string): boolean {
-  if (resolve(a) === resolve(b)) return true;
-  try {
-    return realpathSync(a) === realpathSync(b);
-  } catch {
-    return false;
-  }
-}
-
 /** A complete, readable image at `path` (--skip-existing redoes missing, truncated or unreadable outputs). */
 async function isComplete(path: string): Promise<boolean> {
   if (!existsSync(path)) return false;
@@ -101,21 +91,21 @@ function plan(a: FuseArgs, depth: 8 | 16): { jobs: Job[]; folders: boolean; outD
   if (statSync(a.weights).isDirectory()) throw new UserError(`--weights ${a.weights}: is a folder; expected a .safetensors file`);
   const folders = statSync(a.ir).isDirectory();
   if (folders !== statSync(a.vi).isDirectory()) throw new UserError('--ir and --vi must both be files or both be folders');
-  if (a.compare && samePath(a.compare, a.out)) throw new UserError(`--compare ${a.compare} is the same as --out: the comparison would replace the fused image`);
+  if (a.compare && isSamePath(a.compare, a.out)) throw new UserError(`--compare ${a.compare} is the same as --out: the comparison would replace the fused image`);
   const checkImageOut = (flag: string, path: string) => {
+    if (existsSync(path) && statSync(path).isDirectory()) throw new UserError(`${flag} ${path}: is a folder; expected an image file name`);
     try {
       formatOf(path);
     } catch (e) {
       throw new UserError(`${flag} ${path}: ${(e as Error).message.replace(`${path}: `, '')}`);
     }
-    if (existsSync(path) && statSync(path).isDirectory()) throw new UserError(`${flag} ${path}: is a folder; expected an image file name`);
     if (depth === 16 && !/\.(png|tiff?)$/i.test(path)) throw new UserError(`${flag} ${path}: --depth 16 needs a .png or .tif output`);
   };
   if (!folders) {
     for (const [flag, p] of [['--out', a.out], ['--compare', a.compare]] as const) {
       if (!p) continue;
       checkImageOut(flag, p);
-      for (const input of [a.ir, a.vi]) if (samePath(p, input)) throw new UserError(`${flag} ${p} is an input: it would be overwritten`);
+      for (const input of [a.ir, a.vi]) if (isSamePath(p, input)) throw new UserError(`${flag} ${p} is an input: it would be overwritten`);
       checkWritableDir(dirname(resolve(p)), flag);
     }
     return { jobs: [{ name: basename(a.ir), ir: a.ir, vi: a.vi, out: a.out, compare: a.compare ?? null }], folders, outDirs: [] };
@@ -123,7 +113,7 @@ function plan(a: FuseArgs, depth: 8 | 16): { jobs: Job[]; folders: boolean; outD
   for (const [flag, dir] of [['--out', a.out], ['--compare', a.compare]] as const) {
     if (!dir) continue;
     if (existsSync(dir) && !statSync(dir).isDirectory()) throw new UserError(`${flag} ${dir}: exists and is not a folder`);
-    for (const input of [a.ir, a.vi]) if (samePath(dir, input)) throw new UserError(`${flag} ${dir} is an input folder: its images would be overwritten`);
+    for (const input of [a.ir, a.vi]) if (isSamePath(dir, input)) throw new UserError(`${flag} ${dir} is an input folder: its images would be overwritten`);
     checkWritableDir(dir, flag);
   }
   let pairs: ImagePair[] = matchPairsInFolders(a.ir, a.vi);

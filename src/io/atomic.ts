@@ -3,7 +3,7 @@
  * write to a temporary file in the same folder (same file system, so rename is atomic), then rename.
  */
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, realpathSync, statSync } from 'node:fs';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 
@@ -115,5 +115,15 @@ export function checkWritableDir(dir: string, what = 'output folder'): void {
     accessSync(probe, constants.W_OK);
   } catch {
     throw new OutputError(label, `${probe === resolve(dir) ? 'the folder' : probe} is not writable`);
+  }
+}
+
+/** Whether two paths name the same file or folder, also through links (false when either does not exist). */
+export function isSamePath(a: string, b: string): boolean {
+  if (resolve(a) === resolve(b)) return true;
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
   }
 }

@@ -12,7 +12,7 @@ import { Tensor } from '../tensor/tensor.ts';
 import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
 import type { BufferRange } from '../runtime/runtime.ts';
-import { sumAxes } from './reduce.ts';
+import { sumKernel } from './reduce.ts';
 import { grid1d, ceilDiv } from './wgsl.ts';
 
 const WG = 256;
@@ -193,7 +193,7 @@ export function combineBackwardKernel(dOut: Tensor, y: Tensor, gates: Tensor, to
         workgroups: grid1d(ceilDiv(count, BLOCK)),
       });
     });
-  const perSlot = sumAxes(partial, [1]);
+  const perSlot = sumKernel(partial, [1]);
   partial.dispose();
   const dGates = scatterGateGrads(perSlot, topIndices, s);
   perSlot.dispose();

@@ -8,7 +8,7 @@ import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { sumAxes } from './reduce.ts';
+import { sumKernel } from './reduce.ts';
 import { grid1d, ceilDiv } from './wgsl.ts';
 
 const WG = 64;
@@ -93,7 +93,7 @@ export function gateLinearKernel(x: Tensor, w: Tensor): Tensor {
     params: new Params().u32(B, D, slice, used).bytes,
     workgroups: [used, ceilDiv(B, rows), 1],
   });
-  const out = sumAxes(partial, [2]);
+  const out = sumKernel(partial, [2]);
   partial.dispose();
   return out;
 }

@@ -9,7 +9,7 @@ import { Tensor } from '../src/tensor/tensor.ts';
 import { convBackwardInput } from '../src/kernels/conv2d.ts';
 import { convBackwardWeight } from '../src/kernels/conv2d-grad.ts';
 import { attentionForward, attentionBackward } from '../src/kernels/attention.ts';
-import { adamUpdate } from '../src/kernels/optimizer.ts';
+import { adamKernel } from '../src/kernels/optimizer.ts';
 import { routedConv2d, noisyTopKGate, routingTable, combineExperts, resizeBilinear, softmax, sum, add, gradientLoss } from '../src/ops/index.ts';
 import { randomData, type Timed } from './peers/common.ts';
 import { timed } from './peers/engine.ts';
@@ -86,7 +86,7 @@ export function engineCases(width: number, height: number): EngineCase[] {
     engineCase('sum, 160 channels', 'byte', MB * 160 * px, () => [random([1, 160, H, W], 1)], ([x]) => sum(x)),
     engineCase('softmax, 1024 rows of 1024', 'byte', MB * 2 * L * L, () => [random([L, L], 1)], ([x]) => softmax(x)),
     engineCase('Adam step, 8.5 M parameters', 'byte', MB * 7 * params, () => [random([params], 1), random([params], 2), Tensor.zeros([params]), Tensor.zeros([params])], ([p, g, m, v]) => {
-      adamUpdate(p, g, m, v, { beta1: 0.9, beta2: 0.999, oneMinusBeta1: 0.1, oneMinusBeta2: 0.001, eps: 1e-8, coupledDecay: 0, paramDecay: 1, stepSize: 1e-3, bc2Sqrt: 0.0316 });
+      adamKernel(p, g, m, v, { beta1: 0.9, beta2: 0.999, oneMinusBeta1: 0.1, oneMinusBeta2: 0.001, eps: 1e-8, coupledDecay: 0, paramDecay: 1, stepSize: 1e-3, bc2Sqrt: 0.0316 });
       return [];
     }),
   ];

@@ -1,18 +1,16 @@
 /**
  * Batch normalisation of (N, C, H, W) maps per channel (PyTorch's BatchNorm2d). Per-channel sums over N·H·W run as
  * (channel, part) workgroups: each part is a run of at most CHUNK_MAX elements of one channel, reduced with a tree
- * in workgroup memory (short channels: one invocation per channel, no barriers). The training statistics are exact two-pass ones without a second trip to memory: a part
- * sums its run, then re-reads the same (cached) run for Σ(x − mean_part)²; a per-channel pass merges the parts'
- * (count, mean, M2) with Chan's formula, and updates the running statistics in place on the GPU.
+ * in workgroup memory (short channels: one invocation per channel, no barriers). The training statistics are exact
+ * two-pass ones without a second trip to memory: a part sums its run, then re-reads the same (cached) run for
+ * Σ(x − mean_part)²; a per-channel pass merges the parts' (count, mean, M2) with Chan's formula, and updates the
+ * running statistics in place on the GPU.
  * Maps larger than one storage binding are processed in groups of whole images.
  */
-import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import type { BufferRange } from '../runtime/runtime.ts';
-import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { ALIGN_ELEMS, alignedRange, bindableElements } from './binding-range.ts';
-import { grid1d, wgsl } from './wgsl.ts';
+import { ALIGN_ELEMS, alignedRange, bindableElements, type Binding, flatGrid, forEachItemRun, Program } from './program.ts';
 
 const WG = 256;
 /** At most this many elements per part: its second pass then re-reads them from cache. */
@@ -26,23 +24,24 @@ const CHUNK_MIN = 1024;
 const SERIAL_MAX = 512;
 
 /** Both versions of a kernel that comes in two (parallel or serial, flat or planar), made once. */
-function variants(make: (on: boolean) => string): (on: boolean) => string {
+function variants(make: (on: boolean) => Program): (on: boolean) => Program {
   const [off, on] = [make(false), make(true)];
   return (v) => (v ? on : off);
 }
 
-const REDUCE_STRUCT = /* wgsl */ `
-struct P { C: u32, HW: u32, R: u32, chunk: u32, parts: u32, partBase: u32, totalParts: u32, base: u32 }`;
+const REDUCE_UNIFORMS = {
+  C: 'u32', HW: 'u32', R: 'u32', chunk: 'u32', parts: 'u32', partBase: 'u32', totalParts: 'u32', base: 'u32',
+} as const;
 
 /**
  * The common head of the reductions: elements [r0, r1) of channel c's N·H·W values (image-major) within the bound
- * image group go to Part[slot]. Parallel: workgroup w takes part q of channel c; serial: invocation c takes all of
- * channel c (one part). `visit(body)` then loops over the elements with `e` the element's index.
+ * image group go to Part[slot]. Parallel: workgroup w takes part q of channel c; serial: invocation c (the flat
+ * index) takes all of channel c (one part). `visit(body)` then loops over the elements with `e` the element's index.
  */
 function reduceHead(serial: boolean): string {
   return serial
     ? /* wgsl */ `
-  let c = (wid.x + wid.y * nwg.x) * ${WG}u + li;
+  let c = i;
   if (c >= p.C) { return; }
   let r0 = 0u;
   let r1 = p.R;
@@ -91,17 +90,18 @@ fn treeSum(li: u32, v: ${type}) -> ${type} {
 }`;
 }
 
-const ENTRY = `@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {`;
-
 // Part statistics (count, mean, M2) of x.
-const statsPartsCode = variants((serial) => /* wgsl */ `${REDUCE_STRUCT}
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read_write> Part: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;
-${treeSum('f32', serial)}
-${ENTRY}
-${reduceHead(serial)}
+const statsPartsProgram = variants(
+  (serial) =>
+    new Program({
+      name: 'batch_norm_stats',
+      inputs: { X: 'f32' },
+      outputs: { Part: 'f32' },
+      uniforms: REDUCE_UNIFORMS,
+      workgroupSize: WG,
+      flat: serial,
+      header: treeSum('f32', serial),
+      body: /* wgsl */ `${reduceHead(serial)}
   var acc = 0.0;
   ${visit('acc += X[e];', serial)}
   let count = f32(r1 - r0);
@@ -113,20 +113,19 @@ ${reduceHead(serial)}
     Part[3u * slot] = count;
     Part[3u * slot + 1u] = mean;
     Part[3u * slot + 2u] = m2;
-  }
-}`);
+  }`,
+    }),
+);
 
 // Per channel: merges the parts, writes (mean, invstd) and updates the running statistics in place.
-const statsMergeCode = /* wgsl */ `
-struct P { C: u32, totalParts: u32, momentum: f32, eps: f32 }
-@group(0) @binding(0) var<storage, read> Part: array<f32>;
-@group(0) @binding(1) var<storage, read_write> Stats: array<vec2f>;
-@group(0) @binding(2) var<storage, read_write> RunMean: array<f32>;
-@group(0) @binding(3) var<storage, read_write> RunVar: array<f32>;
-@group(0) @binding(4) var<uniform> p: P;
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let c = (wid.x + wid.y * nwg.x) * 64u + li;
+const statsMergeProgram = new Program({
+  name: 'batch_norm_merge',
+  inputs: { Part: 'f32' },
+  outputs: { Stats: 'vec2f', RunMean: 'f32', RunVar: 'f32' },
+  uniforms: { C: 'u32', totalParts: 'u32', momentum: 'f32', eps: 'f32' },
+  workgroupSize: 64,
+  flat: true,
+  body: /* wgsl */ `let c = i;
   if (c >= p.C) { return; }
   var n = 0.0;
   var mean = 0.0;
@@ -146,25 +145,23 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   // PyTorch's running variance is the unbiased one; with a single value per channel that would divide by zero.
   let unbiased = select(biased, max(m2 / (n - 1.0), 0.0), n > 1.0);
   RunMean[c] = (1.0 - p.momentum) * RunMean[c] + p.momentum * mean;
-  RunVar[c] = (1.0 - p.momentum) * RunVar[c] + p.momentum * unbiased;
-}`;
+  RunVar[c] = (1.0 - p.momentum) * RunVar[c] + p.momentum * unbiased;`,
+});
 
 // Eval mode: (mean, invstd) from the running statistics (a snapshot, so later updates do not reach the backward).
-const runningStatsCode = /* wgsl */ `
-struct P { C: u32, eps: f32, _a: u32, _b: u32 }
-@group(0) @binding(0) var<storage, read> RunMean: array<f32>;
-@group(0) @binding(1) var<storage, read> RunVar: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Stats: array<vec2f>;
-@group(0) @binding(3) var<uniform> p: P;
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let c = (wid.x + wid.y * nwg.x) * 64u + li;
+const runningStatsProgram = new Program({
+  name: 'batch_norm_running',
+  inputs: { RunMean: 'f32', RunVar: 'f32' },
+  outputs: { Stats: 'vec2f' },
+  uniforms: { C: 'u32', eps: 'f32' },
+  workgroupSize: 64,
+  flat: true,
+  body: /* wgsl */ `let c = i;
   if (c >= p.C) { return; }
-  Stats[c] = vec2f(RunMean[c], 1.0 / sqrt(RunVar[c] + p.eps));
-}`;
+  Stats[c] = vec2f(RunMean[c], 1.0 / sqrt(RunVar[c] + p.eps));`,
+});
 
-const ELEMENT_STRUCT = /* wgsl */ `
-struct P { n: u32, C: u32, HW: u32, base: u32, planes: u32, blocks: u32, _a: u32, _b: u32 }`;
+const ELEMENT_UNIFORMS = { n: 'u32', C: 'u32', HW: 'u32', base: 'u32', planes: 'u32', blocks: 'u32' } as const;
 
 /** Planes at least this long run a workgroup per (plane, block): no integer division per element. */
 const PLANAR_MIN = WG / 2;
@@ -172,70 +169,67 @@ const PLANAR_MIN = WG / 2;
 /**
  * The head of the elementwise kernels: `i`, the element's index in the group, and `c`, its channel. Planar: each
  * workgroup covers a block of one plane, so the channel is found once per workgroup (integer division is slow
- * per element on CPU adapters); flat: one invocation per element, for small planes that would idle most lanes.
+ * per element on CPU adapters); flat: one invocation per element (the flat index), for small planes that would
+ * idle most lanes.
  */
 function elementHead(planar: boolean): string {
-  return wgsl`
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-#if ${planar}
-  let w = wid.x + wid.y * nwg.x;
+  return planar
+    ? /* wgsl */ `let w = wid.x + wid.y * nwg.x;
   let plane = w / p.blocks;
   let j = (w - plane * p.blocks) * ${WG}u + li;
   if (plane >= p.planes || j >= p.HW) { return; }
   let c = plane % p.C;
-  let i = plane * p.HW + j;
-#else
-  let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
-  if (i >= p.n) { return; }
-  let c = (i / p.HW) % p.C;
-#endif`;
+  let i = plane * p.HW + j;`
+    : /* wgsl */ `if (i >= p.n) { return; }
+  let c = (i / p.HW) % p.C;`;
 }
 
 // y = (x − mean)·invstd·γ + β.
-const applyCode = variants((planar) => /* wgsl */ `${ELEMENT_STRUCT}
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read> Stats: array<vec2f>;
-@group(0) @binding(2) var<storage, read> Gamma: array<f32>;
-@group(0) @binding(3) var<storage, read> Beta: array<f32>;
-@group(0) @binding(4) var<storage, read_write> O: array<f32>;
-@group(0) @binding(5) var<uniform> p: P;
-${elementHead(planar)}
+const applyProgram = variants(
+  (planar) =>
+    new Program({
+      name: 'batch_norm_apply',
+      inputs: { X: 'f32', Stats: 'vec2f', Gamma: 'f32', Beta: 'f32' },
+      outputs: { O: 'f32' },
+      uniforms: ELEMENT_UNIFORMS,
+      workgroupSize: WG,
+      flat: !planar,
+      body: /* wgsl */ `${elementHead(planar)}
   let s = Stats[c];
-  O[p.base + i] = (X[p.base + i] - s.x) * (s.y * Gamma[c]) + Beta[c];
-}`);
+  O[p.base + i] = (X[p.base + i] - s.x) * (s.y * Gamma[c]) + Beta[c];`,
+    }),
+);
 
 // Backward part sums (Σ g, Σ g·x̂) with x̂ = (x − mean)·invstd.
-const gradPartsCode = variants((serial) => /* wgsl */ `${REDUCE_STRUCT}
-@group(0) @binding(0) var<storage, read> G: array<f32>;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> Stats: array<vec2f>;
-@group(0) @binding(3) var<storage, read_write> Part: array<vec2f>;
-@group(0) @binding(4) var<uniform> p: P;
-${treeSum('vec2f', serial)}
-${ENTRY}
-${reduceHead(serial)}
+const gradPartsProgram = variants(
+  (serial) =>
+    new Program({
+      name: 'batch_norm_grad_sums',
+      inputs: { G: 'f32', X: 'f32', Stats: 'vec2f' },
+      outputs: { Part: 'vec2f' },
+      uniforms: REDUCE_UNIFORMS,
+      workgroupSize: WG,
+      flat: serial,
+      header: treeSum('vec2f', serial),
+      body: /* wgsl */ `${reduceHead(serial)}
   let s = Stats[c];
   var acc = vec2f(0.0);
   ${visit('let g = G[e]; acc += vec2f(g, g * (X[e] - s.x) * s.y);', serial)}
   let total = treeSum(li, acc);
-  if (${serial ? 'true' : 'li == 0u'}) { Part[slot] = total; }
-}`);
+  if (${serial ? 'true' : 'li == 0u'}) { Part[slot] = total; }`,
+    }),
+);
 
 // Per channel: dβ = Σg, dγ = Σg·x̂, and the coefficients of dx = a·g + b + d·(x − mean) (training: through the
 // batch statistics; eval: b = d = 0).
-const gradMergeCode = /* wgsl */ `
-struct P { C: u32, totalParts: u32, M: f32, training: u32 }
-@group(0) @binding(0) var<storage, read> Part: array<vec2f>;
-@group(0) @binding(1) var<storage, read> Stats: array<vec2f>;
-@group(0) @binding(2) var<storage, read> Gamma: array<f32>;
-@group(0) @binding(3) var<storage, read_write> DGamma: array<f32>;
-@group(0) @binding(4) var<storage, read_write> DBeta: array<f32>;
-@group(0) @binding(5) var<storage, read_write> Coef: array<vec4f>;
-@group(0) @binding(6) var<uniform> p: P;
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let c = (wid.x + wid.y * nwg.x) * 64u + li;
+const gradMergeProgram = new Program({
+  name: 'batch_norm_grad_merge',
+  inputs: { Part: 'vec2f', Stats: 'vec2f', Gamma: 'f32' },
+  outputs: { DGamma: 'f32', DBeta: 'f32', Coef: 'vec4f' },
+  uniforms: { C: 'u32', totalParts: 'u32', M: 'f32', training: 'u32' },
+  workgroupSize: 64,
+  flat: true,
+  body: /* wgsl */ `let c = i;
   if (c >= p.C) { return; }
   var sums = vec2f(0.0);
   for (var q = 0u; q < p.totalParts; q++) { sums += Part[c * p.totalParts + q]; }
@@ -247,19 +241,23 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     Coef[c] = vec4f(a, -a * sums.x / p.M, -a * s.y * sums.y / p.M, s.x);
   } else {
     Coef[c] = vec4f(a, 0.0, 0.0, s.x);
-  }
-}`;
+  }`,
+});
 
-const gradInputCode = variants((planar) => /* wgsl */ `${ELEMENT_STRUCT}
-@group(0) @binding(0) var<storage, read> G: array<f32>;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> Coef: array<vec4f>;
-@group(0) @binding(3) var<storage, read_write> O: array<f32>;
-@group(0) @binding(4) var<uniform> p: P;
-${elementHead(planar)}
+const gradInputProgram = variants(
+  (planar) =>
+    new Program({
+      name: 'batch_norm_grad_x',
+      inputs: { G: 'f32', X: 'f32', Coef: 'vec4f' },
+      outputs: { O: 'f32' },
+      uniforms: ELEMENT_UNIFORMS,
+      workgroupSize: WG,
+      flat: !planar,
+      body: /* wgsl */ `${elementHead(planar)}
   let k = Coef[c];
-  O[p.base + i] = k.x * G[p.base + i] + k.y + k.z * (X[p.base + i] - k.w);
-}`);
+  O[p.base + i] = k.x * G[p.base + i] + k.y + k.z * (X[p.base + i] - k.w);`,
+    }),
+);
 
 interface ImageGroup {
   /** Images in the group. */
@@ -274,15 +272,13 @@ interface ImageGroup {
 function imageGroups(shape: readonly number[], label: string): ImageGroup[] {
   const [n, c, h, w] = shape;
   const image = c * h * w;
-  const perGroup = Math.floor(bindableElements() / Math.max(image, 1));
-  if (perGroup < 1) throw new LimitError(`${label}: one image of ${c}×${h}×${w} values exceeds one storage binding`);
+  if (image > bindableElements()) throw new LimitError(`${label}: one image of ${c}×${h}×${w} values exceeds one storage binding`);
   const groups: ImageGroup[] = [];
-  for (let n0 = 0; n0 < n; n0 += perGroup) {
-    const count = Math.min(perGroup, n - n0);
+  forEachItemRun(n, image, label, (n0, count) => {
     const offset = n0 * image;
     // Every operand is a whole tensor of this shape, so the aligned start, and the base, are the same for all.
     groups.push({ count, bind: (t) => alignedRange(t, offset, count * image).range, base: offset % ALIGN_ELEMS });
-  }
+  });
   return groups;
 }
 
@@ -309,45 +305,33 @@ function planParts(shape: readonly number[], label: string): PartPlan {
   return { groups, parts, totalParts: parts.reduce((a, b) => a + b, 0) };
 }
 
-/** Dispatches a (channel, part) reduction over every image group; `buffers` binds the group's operands. */
-function reduceParts(label: string, code: (serial: boolean) => string, shape: readonly number[], plan: PartPlan, buffers: (g: ImageGroup) => (GPUBuffer | BufferRange)[]): void {
+/** Dispatches a (channel, part) reduction over every image group; `bind` names the group's operands. */
+function reduceParts(program: (serial: boolean) => Program, shape: readonly number[], plan: PartPlan, bind: (g: ImageGroup) => Record<string, Binding>): void {
   const [, c, h, w] = shape;
   let partBase = 0;
   plan.groups.forEach((g, i) => {
     const R = g.count * h * w;
     const parts = plan.parts[i];
     const serial = R <= SERIAL_MAX;
-    engine().rt.dispatch({
-      label,
-      code: code(serial),
-      buffers: buffers(g),
-      params: new Params().u32(c, h * w, R, Math.ceil(R / parts), parts, partBase, plan.totalParts, g.base).bytes,
-      workgroups: grid1d(serial ? Math.ceil(c / WG) : c * parts),
-    });
+    const uniforms = { C: c, HW: h * w, R, chunk: Math.ceil(R / parts), parts, partBase, totalParts: plan.totalParts, base: g.base };
+    if (serial) program(true).dispatchFlat(c, bind(g), uniforms);
+    else program(false).dispatch(bind(g), uniforms, flatGrid(c * parts));
     partBase += parts;
   });
 }
 
-/** Dispatches an elementwise kernel (`code(planar)`) over every image group. */
-function elementwise(label: string, code: (planar: boolean) => string, shape: readonly number[], buffers: (g: ImageGroup) => (GPUBuffer | BufferRange)[]): void {
+/** Dispatches an elementwise kernel (`program(planar)`) over every image group. */
+function elementwise(program: (planar: boolean) => Program, shape: readonly number[], bind: (g: ImageGroup) => Record<string, Binding>): void {
   const [, c, h, w] = shape;
   const hw = h * w;
   const planar = hw >= PLANAR_MIN;
   const blocks = Math.ceil(hw / WG);
-  for (const g of imageGroups(shape, label)) {
+  for (const g of imageGroups(shape, program(planar).spec.name)) {
     const planes = g.count * c;
-    engine().rt.dispatch({
-      label,
-      code: code(planar),
-      buffers: buffers(g),
-      params: new Params().u32(planes * hw, c, hw, g.base, planes, blocks, 0, 0).bytes,
-      workgroups: grid1d(planar ? planes * blocks : Math.ceil((planes * hw) / WG)),
-    });
+    const uniforms = { n: planes * hw, C: c, HW: hw, base: g.base, planes, blocks };
+    if (planar) program(true).dispatch(bind(g), uniforms, flatGrid(planes * blocks));
+    else program(false).dispatchFlat(planes * hw, bind(g), uniforms);
   }
-}
-
-function channelGrid(c: number): [number, number, number] {
-  return grid1d(Math.ceil(c / 64));
 }
 
 /**
@@ -355,42 +339,30 @@ function channelGrid(c: number): [number, number, number] {
  * runMean, runVar (C) in place: r ← (1 − momentum)·r + momentum·batch, with the unbiased batch variance
  * (the biased one, 0, when N·H·W = 1).
  */
-export function batchStatsKernel(x: Tensor, runMean: Tensor, runVar: Tensor, momentum: number, eps: number): Tensor {
+export function batchNormStatsKernel(x: Tensor, runMean: Tensor, runVar: Tensor, momentum: number, eps: number): Tensor {
   const c = x.shape[1];
   const plan = planParts(x.shape, 'batch_norm_stats');
   const part = Tensor.empty([c, plan.totalParts, 3]);
-  reduceParts('batch_norm_stats', statsPartsCode, x.shape, plan, (g) => [g.bind(x), part.buffer]);
+  reduceParts(statsPartsProgram, x.shape, plan, (g) => ({ X: g.bind(x), Part: part }));
   const stats = Tensor.empty([c, 2]);
-  engine().rt.dispatch({
-    label: 'batch_norm_merge',
-    code: statsMergeCode,
-    buffers: [part.buffer, stats.buffer, runMean.buffer, runVar.buffer],
-    params: new Params().u32(c, plan.totalParts).f32(momentum, eps).bytes,
-    workgroups: channelGrid(c),
-  });
+  statsMergeProgram.dispatchFlat(c, { Part: part, Stats: stats, RunMean: runMean, RunVar: runVar }, { C: c, totalParts: plan.totalParts, momentum, eps });
   part.dispose();
   return stats;
 }
 
 /** Eval statistics: (C, 2) = (running mean, 1/√(running var + eps)). */
-export function runningStatsKernel(runMean: Tensor, runVar: Tensor, eps: number): Tensor {
+export function batchNormRunningStatsKernel(runMean: Tensor, runVar: Tensor, eps: number): Tensor {
   const c = runMean.size;
   const stats = Tensor.empty([c, 2]);
-  engine().rt.dispatch({
-    label: 'batch_norm_running',
-    code: runningStatsCode,
-    buffers: [runMean.buffer, runVar.buffer, stats.buffer],
-    params: new Params().u32(c).f32(eps).u32(0, 0).bytes,
-    workgroups: channelGrid(c),
-  });
+  runningStatsProgram.dispatchFlat(c, { RunMean: runMean, RunVar: runVar, Stats: stats }, { C: c, eps });
   return stats;
 }
 
-/** y = (x − mean)·invstd·γ + β per channel, with stats (C, 2) from batchStatsKernel or runningStatsKernel. */
+/** y = (x − mean)·invstd·γ + β per channel, with stats (C, 2) from batchNormStatsKernel or batchNormRunningStatsKernel. */
 export function batchNormApplyKernel(x: Tensor, stats: Tensor, gamma: Tensor, beta: Tensor): Tensor {
   const out = Tensor.empty(x.shape);
   if (out.size === 0) return out;
-  elementwise('batch_norm_apply', applyCode, x.shape, (g) => [g.bind(x), stats.buffer, gamma.buffer, beta.buffer, g.bind(out)]);
+  elementwise(applyProgram, x.shape, (g) => ({ X: g.bind(x), Stats: stats, Gamma: gamma, Beta: beta, O: g.bind(out) }));
   return out;
 }
 
@@ -404,26 +376,21 @@ export interface BatchNormGrads {
  * Gradients of batchNormApplyKernel given the output gradient g. Training: the full backward through the batch
  * statistics, dx = γ·invstd·(g − mean(g) − x̂·mean(g·x̂)); eval: dx = γ·invstd·g. dx only when `wantDx`.
  */
-export function batchNormBackwardKernel(g: Tensor, x: Tensor, stats: Tensor, gamma: Tensor, training: boolean, wantDx: boolean): BatchNormGrads {
+export function batchNormGradKernel(g: Tensor, x: Tensor, stats: Tensor, gamma: Tensor, training: boolean, wantDx: boolean): BatchNormGrads {
   const [n, c, h, w] = x.shape;
   const plan = planParts(x.shape, 'batch_norm_grad');
   const part = Tensor.empty([c, plan.totalParts, 2]);
-  reduceParts('batch_norm_grad_sums', gradPartsCode, x.shape, plan, (grp) => [grp.bind(g), grp.bind(x), stats.buffer, part.buffer]);
+  reduceParts(gradPartsProgram, x.shape, plan, (grp) => ({ G: grp.bind(g), X: grp.bind(x), Stats: stats, Part: part }));
   const dGamma = Tensor.empty(gamma.shape);
   const dBeta = Tensor.empty(gamma.shape);
   const coef = Tensor.empty([c, 4]);
-  engine().rt.dispatch({
-    label: 'batch_norm_grad_merge',
-    code: gradMergeCode,
-    buffers: [part.buffer, stats.buffer, gamma.buffer, dGamma.buffer, dBeta.buffer, coef.buffer],
-    params: new Params().u32(c, plan.totalParts).f32(n * h * w).u32(+training).bytes,
-    workgroups: channelGrid(c),
-  });
+  const merge = { Part: part, Stats: stats, Gamma: gamma, DGamma: dGamma, DBeta: dBeta, Coef: coef };
+  gradMergeProgram.dispatchFlat(c, merge, { C: c, totalParts: plan.totalParts, M: n * h * w, training: +training });
   part.dispose();
   let dx: Tensor | null = null;
   if (wantDx) {
     const out = Tensor.empty(x.shape);
-    elementwise('batch_norm_grad_x', gradInputCode, x.shape, (grp) => [grp.bind(g), grp.bind(x), coef.buffer, grp.bind(out)]);
+    elementwise(gradInputProgram, x.shape, (grp) => ({ G: grp.bind(g), X: grp.bind(x), Coef: coef, O: grp.bind(out) }));
     dx = out;
   }
   coef.dispose();

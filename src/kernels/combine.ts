@@ -7,13 +7,11 @@
  * y can exceed one storage binding (8 outputs of 16×480×640 are 157 MB): the work runs per batch row b and
  * per range of pixels, each dispatch binding the window of y that holds its k inputs.
  */
-import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
-import type { BufferRange } from '../runtime/runtime.ts';
-import { sumAxes } from './reduce.ts';
-import { grid1d, ceilDiv } from './wgsl.ts';
+import { sumKernel } from './reduce.ts';
+import { alignedRange, bindableElements, flatGrid, Program } from './program.ts';
+import { ceilDiv } from './wgsl.ts';
 
 const WG = 256;
 /** Pixels per workgroup in the backward (4 per invocation): the unit of its partial sums. */
@@ -23,22 +21,12 @@ export const LOG_EPS = Math.log(2.220446049250313e-16);
 /** log(2^−150): below it a float32 sum of g·exp(y) rounds to zero. */
 const LOG_UNDERFLOW = -150 * Math.LN2;
 
-/** Alignment of storage-binding offsets, in f32 elements. */
-const ALIGN = 64;
-
-/** A binding that starts at or before element `start` on an aligned offset, and the shift of `start` inside it. */
-function windowOf(t: Tensor, start: number, count: number): { range: BufferRange; shift: number } {
-  const base = Math.floor(start / ALIGN) * ALIGN;
-  return { range: t.binding(base, start + count - base), shift: start - base };
-}
-
 /** Shared WGSL: the stabilised sum over the k outputs of one pixel. */
 function lseCode(k: number): string {
   return /* wgsl */ `
 const K = ${k}u;
 const LOG_EPS = ${LOG_EPS};
 const LOG_UNDERFLOW = ${LOG_UNDERFLOW};
-struct P { pix: u32, E: u32, b: u32, count: u32, yShift: u32, oShift: u32, part0: u32, parts: u32 }
 struct Lse { m: f32, s: f32, ok: bool }
 // ys: the k values of one pixel, replaced by exp(y − max); returns max, Σ g·exp(y − max), and whether the sum
 // is representable.
@@ -60,40 +48,35 @@ fn gatesOf(b: u32) -> array<f32, K> {
 }`;
 }
 
-function forwardCode(k: number): string {
-  return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> Y: array<f32>;
-@group(0) @binding(1) var<storage, read> G: array<f32>;
-@group(0) @binding(2) var<storage, read> T: array<u32>;
-@group(0) @binding(3) var<storage, read_write> O: array<f32>;
-@group(0) @binding(4) var<uniform> p: P;
-${lseCode(k)}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
-  if (i >= p.count) { return; }
+const UNIFORMS = { pix: 'u32', E: 'u32', b: 'u32', count: 'u32', yShift: 'u32', oShift: 'u32', part0: 'u32', parts: 'u32' } as const;
+
+function forwardProgram(k: number): Program {
+  return new Program({
+    name: 'combine_experts',
+    inputs: { Y: 'f32', G: 'f32', T: 'u32' },
+    outputs: { O: 'f32' },
+    uniforms: UNIFORMS,
+    workgroupSize: WG,
+    flat: true,
+    header: lseCode(k),
+    body: /* wgsl */ `if (i >= p.count) { return; }
   var gs = gatesOf(p.b);
   var ys: array<f32, K>;
   for (var s = 0u; s < K; s++) { ys[s] = Y[p.yShift + s * p.pix + i]; }
   let r = lse(&ys, &gs);
-  O[p.oShift + i] = select(LOG_EPS, r.m + log(r.s), r.ok);
-}`;
+  O[p.oShift + i] = select(LOG_EPS, r.m + log(r.s), r.ok);`,
+  });
 }
 
-function backwardCode(k: number): string {
-  return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> Y: array<f32>;
-@group(0) @binding(1) var<storage, read> DO: array<f32>;
-@group(0) @binding(2) var<storage, read> G: array<f32>;
-@group(0) @binding(3) var<storage, read> T: array<u32>;
-@group(0) @binding(4) var<storage, read_write> DY: array<f32>;
-@group(0) @binding(5) var<storage, read_write> PART: array<f32>;
-@group(0) @binding(6) var<uniform> p: P;
-${lseCode(k)}
-var<workgroup> red: array<f32, ${WG * k}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let w = wid.x + wid.y * nwg.x;
+function gradProgram(k: number): Program {
+  return new Program({
+    name: 'combine_experts_grad',
+    inputs: { Y: 'f32', DO: 'f32', G: 'f32', T: 'u32' },
+    outputs: { DY: 'f32', PART: 'f32' },
+    uniforms: UNIFORMS,
+    workgroupSize: WG,
+    header: `${lseCode(k)}\nvar<workgroup> red: array<f32, ${WG * k}>;`,
+    body: /* wgsl */ `let w = wid.x + wid.y * nwg.x;
   var gs = gatesOf(p.b);
   var acc: array<f32, K>;  // Σ over pixels of dOut·exp(y_s − m)/S: the gradient of gate s
   for (var j = 0u; j < 4u; j++) {
@@ -118,8 +101,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     }
     workgroupBarrier();
   }
-  if (li < K && w < (p.count + ${BLOCK - 1}u) / ${BLOCK}u) { PART[(p.b * K + li) * p.parts + p.part0 + w] = red[li * ${WG}u]; }
-}`;
+  if (li < K && w < (p.count + ${BLOCK - 1}u) / ${BLOCK}u) { PART[(p.b * K + li) * p.parts + p.part0 + w] = red[li * ${WG}u]; }`,
+  });
 }
 
 interface Shape {
@@ -145,8 +128,7 @@ function checkShapes(y: Tensor, gates: Tensor, topIndices: Tensor): Shape {
  * fn(p0, count) per range.
  */
 function forEachRange(s: Shape, unit: number, fn: (p0: number, count: number) => void): void {
-  const maxElems = Math.floor(engine().rt.maxBinding / 4);
-  const room = Math.floor((maxElems - ALIGN - (s.k - 1) * s.P) / unit) * unit;
+  const room = Math.floor((bindableElements() - (s.k - 1) * s.P) / unit) * unit;
   if (room <= 0) throw new LimitError(`combineExperts: ${s.k} expert outputs of ${s.P} elements do not fit one storage binding`);
   for (let p0 = 0; p0 < s.P; p0 += room) fn(p0, Math.min(room, s.P - p0));
 }
@@ -155,77 +137,65 @@ function forEachRange(s: Shape, unit: number, fn: (p0: number, count: number) =>
 export function combineKernel(y: Tensor, gates: Tensor, topIndices: Tensor): Tensor {
   const s = checkShapes(y, gates, topIndices);
   const out = Tensor.empty([s.B, ...y.shape.slice(1)]);
-  const code = forwardCode(s.k);
+  const program = forwardProgram(s.k);
   for (let b = 0; b < s.B; b++)
     forEachRange(s, 1, (p0, count) => {
-      const yw = windowOf(y, b * s.k * s.P + p0, (s.k - 1) * s.P + count);
-      const ow = windowOf(out, b * s.P + p0, count);
-      engine().rt.dispatch({
-        label: 'combine_experts',
-        code,
-        buffers: [yw.range, gates.buffer, topIndices.buffer, ow.range],
-        params: new Params().u32(s.P, s.E, b, count, yw.shift, ow.shift, 0, 0).bytes,
-        workgroups: grid1d(ceilDiv(count, WG)),
-      });
+      const yw = alignedRange(y, b * s.k * s.P + p0, (s.k - 1) * s.P + count);
+      const ow = alignedRange(out, b * s.P + p0, count);
+      program.dispatchFlat(
+        count,
+        { Y: yw.range, G: gates, T: topIndices, O: ow.range },
+        { pix: s.P, E: s.E, b, count, yShift: yw.base, oShift: ow.base },
+      );
     });
   return out;
 }
 
 /** Gradients of y (B·k, ...) and of the gates (B,E), given that of the output (B, ...). */
-export function combineBackwardKernel(dOut: Tensor, y: Tensor, gates: Tensor, topIndices: Tensor): [Tensor, Tensor] {
+export function combineGradKernel(dOut: Tensor, y: Tensor, gates: Tensor, topIndices: Tensor): [Tensor, Tensor] {
   const s = checkShapes(y, gates, topIndices);
   const dy = Tensor.empty(y.shape);
   const parts = ceilDiv(s.P, BLOCK);
   const partial = Tensor.empty([s.B * s.k, parts]);
-  const code = backwardCode(s.k);
+  const program = gradProgram(s.k);
   for (let b = 0; b < s.B; b++)
     forEachRange(s, BLOCK, (p0, count) => {
       const start = b * s.k * s.P + p0;
       const span = (s.k - 1) * s.P + count;
-      const yw = windowOf(y, start, span);
-      const dyw = windowOf(dy, start, span);
-      const ow = windowOf(dOut, b * s.P + p0, count);
-      engine().rt.dispatch({
-        label: 'combine_experts_grad',
-        code,
-        buffers: [yw.range, ow.range, gates.buffer, topIndices.buffer, dyw.range, partial.buffer],
-        params: new Params().u32(s.P, s.E, b, count, yw.shift, ow.shift, p0 / BLOCK, parts).bytes,
-        workgroups: grid1d(ceilDiv(count, BLOCK)),
-      });
+      const yw = alignedRange(y, start, span);
+      const dyw = alignedRange(dy, start, span);
+      const ow = alignedRange(dOut, b * s.P + p0, count);
+      program.dispatch(
+        { Y: yw.range, DO: ow.range, G: gates, T: topIndices, DY: dyw.range, PART: partial },
+        { pix: s.P, E: s.E, b, count, yShift: yw.base, oShift: ow.base, part0: p0 / BLOCK, parts },
+        flatGrid(ceilDiv(count, BLOCK)),
+      );
     });
-  const perSlot = sumAxes(partial, [1]);
+  const perSlot = sumKernel(partial, [1]);
   partial.dispose();
   const dGates = scatterGateGrads(perSlot, topIndices, s);
   perSlot.dispose();
   return [dy, dGates];
 }
 
-const SCATTER = /* wgsl */ `
-struct P { B: u32, E: u32, k: u32, _a: u32 }
-@group(0) @binding(0) var<storage, read> V: array<f32>;
-@group(0) @binding(1) var<storage, read> T: array<u32>;
-@group(0) @binding(2) var<storage, read_write> O: array<f32>;
-@group(0) @binding(3) var<uniform> p: P;
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = gid.x;
-  if (i >= p.B * p.E) { return; }
+const scatterProgram = new Program({
+  name: 'combine_gate_grad',
+  inputs: { V: 'f32', T: 'u32' },
+  outputs: { O: 'f32' },
+  uniforms: { B: 'u32', E: 'u32', k: 'u32' },
+  workgroupSize: 64,
+  flat: true,
+  body: /* wgsl */ `if (i >= p.B * p.E) { return; }
   let b = i / p.E;
   let e = i % p.E;
   var g = 0.0;
   for (var s = 0u; s < p.k; s++) { if (T[b * p.k + s] == e) { g += V[b * p.k + s]; } }
-  O[i] = g;
-}`;
+  O[i] = g;`,
+});
 
 /** (B·k) values, one per chosen expert slot → (B,E), zero for experts not chosen. */
 function scatterGateGrads(perSlot: Tensor, topIndices: Tensor, s: Shape): Tensor {
   const out = Tensor.empty([s.B, s.E]);
-  engine().rt.dispatch({
-    label: 'combine_gate_grad',
-    code: SCATTER,
-    buffers: [perSlot.buffer, topIndices.buffer, out.buffer],
-    params: new Params().u32(s.B, s.E, s.k, 0).bytes,
-    workgroups: [ceilDiv(s.B * s.E, 64)],
-  });
+  scatterProgram.dispatchFlat(s.B * s.E, { V: perSlot, T: topIndices, O: out }, { B: s.B, E: s.E, k: s.k });
   return out;
 }

@@ -5,9 +5,7 @@
  */
 import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { Params } from '../runtime/params.ts';
-import { alignedRange, bindableElements } from './binding-range.ts';
-import { grid1d } from './wgsl.ts';
+import { alignedRange, bindableElements, Program } from './program.ts';
 
 const WG = 256;
 /** Blocks at least this long (elements) are copied with copyBufferToBuffer; shorter ones by the kernel. */
@@ -25,22 +23,21 @@ export interface BlockCopy {
   count: number;
 }
 
-const code = /* wgsl */ `
-struct P { n: u32, block: u32, srcBase: u32, srcStride: u32, dstBase: u32, dstStride: u32, _a: u32, _b: u32 }
-@group(0) @binding(0) var<storage, read> S: array<f32>;
-@group(0) @binding(1) var<storage, read_write> D: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
-  if (i >= p.n) { return; }
+const copyBlocksProgram = new Program({
+  name: 'copy_blocks',
+  inputs: { S: 'f32' },
+  outputs: { D: 'f32' },
+  uniforms: { n: 'u32', block: 'u32', srcBase: 'u32', srcStride: 'u32', dstBase: 'u32', dstStride: 'u32' },
+  workgroupSize: WG,
+  flat: true,
+  body: /* wgsl */ `if (i >= p.n) { return; }
   let k = i / p.block;
   let r = i - k * p.block;
-  D[p.dstBase + k * p.dstStride + r] = S[p.srcBase + k * p.srcStride + r];
-}`;
+  D[p.dstBase + k * p.dstStride + r] = S[p.srcBase + k * p.srcStride + r];`,
+});
 
 /** Records the block copies (in command order with the other kernels). */
-export function copyBlocks(c: BlockCopy): void {
+export function copyBlocksKernel(c: BlockCopy): void {
   let { block, count } = c;
   if (block === 0 || count === 0) return;
   // Back-to-back blocks on both sides are one block.
@@ -62,13 +59,7 @@ export function copyBlocks(c: BlockCopy): void {
     const s = alignedRange(c.src, c.srcOffset + k0 * c.srcStride, span(c.srcStride, rows));
     const d = alignedRange(c.dst, c.dstOffset + k0 * c.dstStride, span(c.dstStride, rows));
     const n = rows * block;
-    rt.dispatch({
-      label: 'copy_blocks',
-      code,
-      buffers: [s.range, d.range],
-      params: new Params().u32(n, block, s.base, c.srcStride, d.base, c.dstStride, 0, 0).bytes,
-      workgroups: grid1d(Math.ceil(n / WG)),
-    });
+    copyBlocksProgram.dispatchFlat(n, { S: s.range, D: d.range }, { n, block, srcBase: s.base, srcStride: c.srcStride, dstBase: d.base, dstStride: c.dstStride });
   }
 }
 
@@ -113,7 +104,7 @@ export function concatKernel(tensors: readonly Tensor[], axis: number): Tensor {
   let offset = 0;
   for (const t of tensors) {
     const block = t.shape[a] * inner;
-    copyBlocks({ src: t, srcOffset: 0, srcStride: block, dst: out, dstOffset: offset, dstStride: rowLength, block, count: outer });
+    copyBlocksKernel({ src: t, srcOffset: 0, srcStride: block, dst: out, dstOffset: offset, dstStride: rowLength, block, count: outer });
     offset += block;
   }
   return out;
@@ -134,16 +125,16 @@ export function sliceKernel(x: Tensor, axis: number, start: number, end: number)
   const out = Tensor.empty(shape);
   const [outer, inner] = outerInner(x.shape, a);
   const block = (end - start) * inner;
-  copyBlocks({ src: x, srcOffset: start * inner, srcStride: x.shape[a] * inner, dst: out, dstOffset: 0, dstStride: block, block, count: outer });
+  copyBlocksKernel({ src: x, srcOffset: start * inner, srcStride: x.shape[a] * inner, dst: out, dstOffset: 0, dstStride: block, block, count: outer });
   return out;
 }
 
 /** The adjoint of sliceKernel: zeros of `shape` with g placed at [start, start + g.shape[axis]) along `axis`. */
-export function unsliceKernel(g: Tensor, shape: readonly number[], axis: number, start: number): Tensor {
+export function sliceGradKernel(g: Tensor, shape: readonly number[], axis: number, start: number): Tensor {
   const a = checkRange(shape, axis, start, start + g.shape[normAxis(axis, shape.length, 'slice')]);
   const out = Tensor.zeros(shape);
   const [outer, inner] = outerInner(shape, a);
   const block = g.shape[a] * inner;
-  copyBlocks({ src: g, srcOffset: 0, srcStride: block, dst: out, dstOffset: start * inner, dstStride: shape[a] * inner, block, count: outer });
+  copyBlocksKernel({ src: g, srcOffset: 0, srcStride: block, dst: out, dstOffset: start * inner, dstStride: shape[a] * inner, block, count: outer });
   return out;
 }

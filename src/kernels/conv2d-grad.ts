@@ -10,7 +10,7 @@ import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { sumAxes } from './reduce.ts';
+import { sumKernel } from './reduce.ts';
 import { ceilDiv, grid1d } from './wgsl.ts';
 import { planSlabs } from './conv2d-slabs.ts';
 import { subgroupSize } from './subgroups.ts';
@@ -333,8 +333,8 @@ export function convBackwardWeight(x: Tensor, gy: Tensor, table: Tensor | null, 
         workgroups: grid1d(groups),
       });
     }
-  const dwFlat = sumAxes(pw, [0]);
-  const dbFlat = sumAxes(pb, [0]);
+  const dwFlat = sumKernel(pw, [0]);
+  const dbFlat = sumKernel(pb, [0]);
   pw.dispose();
   pb.dispose();
   const dw = dwFlat.view([E, Cout, Cin, K, K]);

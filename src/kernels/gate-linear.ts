@@ -6,37 +6,38 @@
  */
 import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { sumAxes } from './reduce.ts';
-import { grid1d, ceilDiv } from './wgsl.ts';
+import { sumKernel } from './reduce.ts';
+import { MAX_EXPERTS } from './gating.ts';
+import { Program } from './program.ts';
+import { ceilDiv } from './wgsl.ts';
 
 const WG = 64;
 /** Elements of D per workgroup at least: 16 loads per invocation keeps the partials few. */
 const MIN_SLICE = WG * 16;
 const MAX_PARTS = 4096;
-export const MAX_GATE_EXPERTS = 64;
+/** Invocations per workgroup of the backward kernels. */
+const GRAD_WG = 256;
 
 /** Batch rows per workgroup: as many as keep the per-invocation accumulators at 64 values. */
 function rowsPerWorkgroup(E: number): number {
   return Math.max(1, Math.min(4, Math.floor(64 / E)));
 }
 
-function forwardCode(E: number, rows: number): string {
+function forwardProgram(E: number, rows: number): Program {
   const nv = rows * E;
-  return /* wgsl */ `
+  return new Program({
+    name: 'gate_linear',
+    inputs: { X: 'f32', W: 'f32' },
+    outputs: { O: 'f32' },
+    uniforms: { B: 'u32', D: 'u32', slice: 'u32', parts: 'u32' },
+    workgroupSize: WG,
+    header: /* wgsl */ `
 const E = ${E}u;
 const ROWS = ${rows}u;
 const NV = ${nv}u;
-struct P { B: u32, D: u32, slice: u32, parts: u32 }
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read> W: array<f32>;
-@group(0) @binding(2) var<storage, read_write> O: array<f32>;
-@group(0) @binding(3) var<uniform> p: P;
-var<workgroup> red: array<f32, ${WG * nv}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
-  let part = wid.x;
+var<workgroup> red: array<f32, ${WG * nv}>;`,
+    body: /* wgsl */ `let part = wid.x;
   let b0 = wid.y * ROWS;
   let d0 = part * p.slice;
   let d1 = min(p.D, d0 + p.slice);
@@ -62,8 +63,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
   if (li < NV) {
     let b = b0 + li / E;
     if (b < p.B) { O[(b * E + li % E) * p.parts + part] = red[li * ${WG}u]; }
-  }
-}`;
+  }`,
+  });
 }
 
 function checkOperands(x: Tensor, w: Tensor): [number, number, number] {
@@ -71,7 +72,7 @@ function checkOperands(x: Tensor, w: Tensor): [number, number, number] {
     throw new Error(`gateLinear: needs x (B,D) and w (D,E), got [${x.shape}] and [${w.shape}]`);
   const [B, D] = x.shape;
   const E = w.shape[1];
-  if (E > MAX_GATE_EXPERTS) throw new Error(`gateLinear: at most ${MAX_GATE_EXPERTS} experts, got ${E}`);
+  if (E > MAX_EXPERTS) throw new Error(`gateLinear: at most ${MAX_EXPERTS} experts, got ${E}`);
   const max = engine().rt.maxBinding;
   if (x.bytes > max || w.bytes > max) throw new LimitError(`gateLinear: x [${x.shape}] or w [${w.shape}] exceeds one storage binding`);
   return [B, D, E];
@@ -86,30 +87,23 @@ export function gateLinearKernel(x: Tensor, w: Tensor): Tensor {
   const used = ceilDiv(D, slice);
   const rows = rowsPerWorkgroup(E);
   const partial = Tensor.empty([B, E, used]);
-  engine().rt.dispatch({
-    label: 'gate_linear',
-    code: forwardCode(E, rows),
-    buffers: [x.buffer, w.buffer, partial.buffer],
-    params: new Params().u32(B, D, slice, used).bytes,
-    workgroups: [used, ceilDiv(B, rows), 1],
-  });
-  const out = sumAxes(partial, [2]);
+  forwardProgram(E, rows).dispatch({ X: x, W: w, O: partial }, { B, D, slice, parts: used }, [used, ceilDiv(B, rows), 1]);
+  const out = sumKernel(partial, [2]);
   partial.dispose();
   return out;
 }
 
-// Backward: one invocation per d, the E weights (or the E gradient sums) of a row of w in registers.
-function gradXCode(E: number): string {
-  return /* wgsl */ `
-const E = ${E}u;
-struct P { B: u32, D: u32, _a: u32, _b: u32 }
-@group(0) @binding(0) var<storage, read> G: array<f32>;
-@group(0) @binding(1) var<storage, read> W: array<f32>;
-@group(0) @binding(2) var<storage, read_write> O: array<f32>;
-@group(0) @binding(3) var<uniform> p: P;
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let d = (wid.x + wid.y * nwg.x) * 256u + li;
+// Backward: one invocation per d (the flat index), the E weights (or the E gradient sums) of a row of w in registers.
+function gradXProgram(E: number): Program {
+  return new Program({
+    name: 'gate_linear_grad_x',
+    inputs: { G: 'f32', W: 'f32' },
+    outputs: { O: 'f32' },
+    uniforms: { B: 'u32', D: 'u32' },
+    workgroupSize: GRAD_WG,
+    flat: true,
+    header: `const E = ${E}u;`,
+    body: /* wgsl */ `let d = i;
   if (d >= p.D) { return; }
   var wv: array<f32, E>;
   for (var e = 0u; e < E; e++) { wv[e] = W[d * E + e]; }
@@ -117,58 +111,45 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     var s = 0.0;
     for (var e = 0u; e < E; e++) { s += G[b * E + e] * wv[e]; }
     O[b * p.D + d] = s;
-  }
-}`;
+  }`,
+  });
 }
 
-function gradWCode(E: number): string {
-  return /* wgsl */ `
-const E = ${E}u;
-struct P { B: u32, D: u32, _a: u32, _b: u32 }
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read> G: array<f32>;
-@group(0) @binding(2) var<storage, read_write> O: array<f32>;
-@group(0) @binding(3) var<uniform> p: P;
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let d = (wid.x + wid.y * nwg.x) * 256u + li;
+function gradWProgram(E: number): Program {
+  return new Program({
+    name: 'gate_linear_grad_w',
+    inputs: { X: 'f32', G: 'f32' },
+    outputs: { O: 'f32' },
+    uniforms: { B: 'u32', D: 'u32' },
+    workgroupSize: GRAD_WG,
+    flat: true,
+    header: `const E = ${E}u;`,
+    body: /* wgsl */ `let d = i;
   if (d >= p.D) { return; }
   var acc: array<f32, E>;
   for (var b = 0u; b < p.B; b++) {
     let xv = X[b * p.D + d];
     for (var e = 0u; e < E; e++) { acc[e] += xv * G[b * E + e]; }
   }
-  for (var e = 0u; e < E; e++) { O[d * E + e] = acc[e]; }
-}`;
+  for (var e = 0u; e < E; e++) { O[d * E + e] = acc[e]; }`,
+  });
 }
 
 /** dx = g · wᵀ: (B,E) and (D,E) → (B,D). */
-export function gateLinearGradX(g: Tensor, w: Tensor): Tensor {
+export function gateLinearXGradKernel(g: Tensor, w: Tensor): Tensor {
   const [D, E] = w.shape;
   const B = g.shape[0];
   const out = Tensor.empty([B, D]);
   if (out.bytes > engine().rt.maxBinding) throw new LimitError(`gateLinear backward: dx [${B}, ${D}] exceeds one storage binding`);
-  engine().rt.dispatch({
-    label: 'gate_linear_grad_x',
-    code: gradXCode(E),
-    buffers: [g.buffer, w.buffer, out.buffer],
-    params: new Params().u32(B, D, 0, 0).bytes,
-    workgroups: grid1d(ceilDiv(D, 256)),
-  });
+  gradXProgram(E).dispatchFlat(D, { G: g, W: w, O: out }, { B, D });
   return out;
 }
 
 /** dw = xᵀ · g: (B,D) and (B,E) → (D,E). */
-export function gateLinearGradW(x: Tensor, g: Tensor): Tensor {
+export function gateLinearWGradKernel(x: Tensor, g: Tensor): Tensor {
   const [B, D] = x.shape;
   const E = g.shape[1];
   const out = Tensor.empty([D, E]);
-  engine().rt.dispatch({
-    label: 'gate_linear_grad_w',
-    code: gradWCode(E),
-    buffers: [x.buffer, g.buffer, out.buffer],
-    params: new Params().u32(B, D, 0, 0).bytes,
-    workgroups: grid1d(ceilDiv(D, 256)),
-  });
+  gradWProgram(E).dispatchFlat(D, { X: x, G: g, O: out }, { B, D });
   return out;
 }

@@ -11,10 +11,8 @@
  * - stats (f32, 2E+1): load (E), importance (E), aux loss;
  * - rank (u32, B,E): each expert's position in its row's descending order (ties: lower index first).
  */
-import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { Params } from '../runtime/params.ts';
-import { grid1d, ceilDiv } from './wgsl.ts';
+import { Program, type StorageType } from './program.ts';
 
 const WG = 64;
 export const MAX_EXPERTS = 64;
@@ -61,25 +59,21 @@ fn normal_pdf(z: f32) -> f32 {
   return 0.39894228040143268 * exp(-0.5 * z * z);
 }`;
 
+const normalCdfProgram = new Program({
+  name: 'normal_cdf',
+  inputs: { X: 'f32' },
+  outputs: { O: 'f32' },
+  uniforms: { n: 'u32' },
+  workgroupSize: 256,
+  flat: true,
+  header: NORMAL_WGSL,
+  body: 'if (i < p.n) { O[i] = normal_cdf(X[i]); }',
+});
+
 /** Φ(x) elementwise (exposed for testing the approximation). */
 export function normalCdfKernel(x: Tensor): Tensor {
   const out = Tensor.empty(x.shape);
-  engine().rt.dispatch({
-    label: 'normal_cdf',
-    code: /* wgsl */ `${NORMAL_WGSL}
-struct P { n: u32, _a: u32, _b: u32, _c: u32 }
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read_write> O: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wid.x + wid.y * nwg.x) * 256u + li;
-  if (i < p.n) { O[i] = normal_cdf(X[i]); }
-}`,
-    buffers: [x.buffer, out.buffer],
-    params: new Params().u32(x.size, 0, 0, 0).bytes,
-    workgroups: grid1d(ceilDiv(x.size, 256)),
-  });
+  normalCdfProgram.dispatchFlat(x.size, { X: x, O: out }, { n: x.size });
   return out;
 }
 
@@ -132,7 +126,6 @@ function commonCode(c: GateConfig, withState: boolean): string {
   return /* wgsl */ `
 const E = ${c.experts}u;
 const K = ${c.k}u;
-struct P { B: u32, coef: f32, _a: u32, _b: u32 }
 ${withState ? stateCode(c) : ''}
 fn cv2(v: ptr<function, array<f32, E>>) -> f32 {
   if (E == 1u) { return 0.0; }
@@ -159,18 +152,17 @@ fn cv2_grad(v: ptr<function, array<f32, E>>, g: ptr<function, array<f32, E>>) {
 }`;
 }
 
-function forwardCode(c: GateConfig): string {
-  return /* wgsl */ `${NORMAL_WGSL}
-@group(0) @binding(0) var<storage, read> S: array<f32>;
-@group(0) @binding(1) var<storage, read_write> G: array<f32>;
-@group(0) @binding(2) var<storage, read_write> T: array<u32>;
-@group(0) @binding(3) var<storage, read_write> R: array<u32>;
-@group(0) @binding(4) var<storage, read_write> ST: array<f32>;
-@group(0) @binding(5) var<uniform> p: P;
-${commonCode(c, true)}
-@compute @workgroup_size(${WG})
-fn main(@builtin(local_invocation_index) li: u32) {
-  for (var b = li; b < p.B; b += ${WG}u) {
+const UNIFORMS = { B: 'u32', coef: 'f32' } as const;
+
+function forwardProgram(c: GateConfig): Program {
+  return new Program({
+    name: 'noisy_top_k_gate',
+    inputs: { S: 'f32' },
+    outputs: { G: 'f32', T: 'u32', R: 'u32', ST: 'f32' },
+    uniforms: UNIFORMS,
+    workgroupSize: WG,
+    header: `${NORMAL_WGSL}\n${commonCode(c, true)}`,
+    body: /* wgsl */ `for (var b = li; b < p.B; b += ${WG}u) {
     var l: array<f32, E>;
     for (var e = 0u; e < E; e++) { l[e] = logit(b, e); }
     var top = 0u;
@@ -209,28 +201,26 @@ ${
     var imp: array<f32, E>;
     for (var e = 0u; e < E; e++) { load[e] = ST[e]; imp[e] = ST[E + e]; }
     ST[2u * E] = p.coef * (cv2(&imp) + cv2(&load));
-  }
-}`;
+  }`,
+  });
 }
 
-function backwardCode(c: GateConfig): string {
+function gradProgram(c: GateConfig): Program {
   const smooth = smoothLoad(c);
-  // Bindings in order; the state only while training (the clean logits do not enter the inference backward).
-  const names = [...(c.train ? ['S'] : []), 'G', 'R', 'ST', 'DG', 'DST'];
-  const types: Record<string, string> = { S: 'f32', G: 'f32', R: 'u32', ST: 'f32', DG: 'f32', DST: 'f32' };
-  const decls = names.map((n, i) => `@group(0) @binding(${i}) var<storage, read> ${n}: array<${types[n]}>;`).join('\n');
-  const nb = names.length;
-  return /* wgsl */ `${NORMAL_WGSL}
-${decls}
-@group(0) @binding(${nb}) var<storage, read_write> O: array<f32>;
-@group(0) @binding(${nb + 1}) var<uniform> p: P;
+  // The state only while training (the clean logits do not enter the inference backward).
+  const state: Record<string, StorageType> = c.train ? { S: 'f32' } : {};
+  return new Program({
+    name: 'noisy_top_k_gate_grad',
+    inputs: { ...state, G: 'f32', R: 'u32', ST: 'f32', DG: 'f32', DST: 'f32' },
+    outputs: { O: 'f32' },
+    uniforms: UNIFORMS,
+    workgroupSize: WG,
+    header: /* wgsl */ `${NORMAL_WGSL}
 ${commonCode(c, c.train)}
 // Total gradients of the importance and the load, the aux loss's share included.
 var<workgroup> dImp: array<f32, E>;
-var<workgroup> dLoad: array<f32, E>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(local_invocation_index) li: u32) {
-  if (li == 0u) {
+var<workgroup> dLoad: array<f32, E>;`,
+    body: /* wgsl */ `if (li == 0u) {
     var load: array<f32, E>;
     var imp: array<f32, E>;
     var gl: array<f32, E>;
@@ -281,8 +271,8 @@ ${
     : ''
 }
     }
-  }
-}`;
+  }`,
+  });
 }
 
 export interface GateForward {
@@ -293,19 +283,13 @@ export interface GateForward {
 }
 
 /** Runs the gate head on `state` (see the layout above) for a batch of B rows. */
-export function gateForwardKernel(state: Tensor, B: number, c: GateConfig, lossCoef: number): GateForward {
+export function noisyTopKGateKernel(state: Tensor, B: number, c: GateConfig, lossCoef: number): GateForward {
   const E = c.experts;
   const gates = Tensor.empty([B, E]);
   const topIndices = Tensor.empty([B, c.k], 'u32');
   const rank = Tensor.empty([B, E], 'u32');
   const stats = Tensor.empty([2 * E + 1]);
-  engine().rt.dispatch({
-    label: 'noisy_top_k_gate',
-    code: forwardCode(c),
-    buffers: [state.buffer, gates.buffer, topIndices.buffer, rank.buffer, stats.buffer],
-    params: new Params().u32(B).f32(lossCoef).u32(0, 0).bytes,
-    workgroups: [1],
-  });
+  forwardProgram(c).dispatch({ S: state, G: gates, T: topIndices, R: rank, ST: stats }, { B, coef: lossCoef }, [1]);
   return { gates, topIndices, rank, stats };
 }
 
@@ -313,26 +297,21 @@ export function gateForwardKernel(state: Tensor, B: number, c: GateConfig, lossC
  * Gradients of the clean logits and (training) of the raw noise logits, stacked as (1 or 2, B, E), given those
  * of the gates (B,E) and of the stats (2E+1).
  */
-export function gateBackwardKernel(state: Tensor, fwd: GateForward, dGates: Tensor, dStats: Tensor, B: number, c: GateConfig, lossCoef: number): Tensor {
+export function noisyTopKGateGradKernel(state: Tensor, fwd: GateForward, dGates: Tensor, dStats: Tensor, B: number, c: GateConfig, lossCoef: number): Tensor {
   const out = Tensor.zeros([c.train ? 2 : 1, B, c.experts]);
-  engine().rt.dispatch({
-    label: 'noisy_top_k_gate_grad',
-    code: backwardCode(c),
-    buffers: [...(c.train ? [state.buffer] : []), fwd.gates.buffer, fwd.rank.buffer, fwd.stats.buffer, dGates.buffer, dStats.buffer, out.buffer],
-    params: new Params().u32(B).f32(lossCoef).u32(0, 0).bytes,
-    workgroups: [1],
-  });
+  const bindings = { ...(c.train ? { S: state } : {}), G: fwd.gates, R: fwd.rank, ST: fwd.stats, DG: dGates, DST: dStats, O: out };
+  gradProgram(c).dispatch(bindings, { B, coef: lossCoef }, [1]);
   return out;
 }
 
-const ROUTING = /* wgsl */ `
-struct P { n: u32, k: u32, B: u32, mode: u32, perGroup: u32, _a: u32, _b: u32, _c: u32 }
-@group(0) @binding(0) var<storage, read> T: array<u32>;
-@group(0) @binding(1) var<storage, read_write> O: array<u32>;
-@group(0) @binding(2) var<uniform> p: P;
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let n = gid.x;
+const routingProgram = new Program({
+  name: 'routing_table',
+  inputs: { T: 'u32' },
+  outputs: { O: 'u32' },
+  uniforms: { n: 'u32', k: 'u32', B: 'u32', mode: 'u32', perGroup: 'u32' },
+  workgroupSize: 64,
+  flat: true,
+  body: /* wgsl */ `let n = i;
   if (n >= p.n) { return; }
   let e = T[n];
   let b = n / p.k;
@@ -340,22 +319,17 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   if (p.mode == 1u) { input = (e / p.perGroup) * p.B + b; }
   if (p.mode == 2u) { input = n; }
   O[2u * n] = input;
-  O[2u * n + 1u] = e;
-}`;
+  O[2u * n + 1u] = e;`,
+});
 
 export type RoutingMode = 'sample' | 'expertGroup' | 'self';
 
-/** Rows [input sample, expert] for each routed sample n = b·k + s (see routingTable in graph/ops/gating.ts). */
-export function routingKernel(topIndices: Tensor, mode: RoutingMode, expertsPerGroup: number): Tensor {
+/** Rows [input sample, expert] for each routed sample n = b·k + s (see routingTable in ops/gating.ts). */
+export function routingTableKernel(topIndices: Tensor, mode: RoutingMode, expertsPerGroup: number): Tensor {
   const [B, k] = topIndices.shape;
   const out = Tensor.empty([B * k, 2], 'u32');
   const modeId = { sample: 0, expertGroup: 1, self: 2 }[mode];
-  engine().rt.dispatch({
-    label: 'routing_table',
-    code: ROUTING,
-    buffers: [topIndices.buffer, out.buffer],
-    params: new Params().u32(B * k, k, B, modeId, Math.max(1, expertsPerGroup), 0, 0, 0).bytes,
-    workgroups: [ceilDiv(B * k, 64)],
-  });
+  const uniforms = { n: B * k, k, B, mode: modeId, perGroup: Math.max(1, expertsPerGroup) };
+  routingProgram.dispatchFlat(B * k, { T: topIndices, O: out }, uniforms);
   return out;
 }

@@ -6,10 +6,9 @@
  */
 import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { Params } from '../runtime/params.ts';
 import { vectorLanes } from './elementwise.ts';
-import { forEachChunk } from './program.ts';
-import { grid1d, ceilDiv } from './wgsl.ts';
+import { flatGrid, forEachChunk, Program } from './program.ts';
+import { ceilDiv } from './wgsl.ts';
 
 const WG = 256;
 
@@ -35,56 +34,65 @@ export interface AdamScalars {
  * The update kernels read and write vec4s when a chunk's length is a multiple of 4 (lavapipe: one load per lane
  * whatever its width, so 4× the data per access); the arithmetic is the same for f32 and vec4f.
  */
-const vecType = (n: number) => (vectorLanes(n) === 4 ? 'vec4f' : 'f32');
+type VecType = 'f32' | 'vec4f';
+const vecType = (n: number): VecType => (vectorLanes(n) === 4 ? 'vec4f' : 'f32');
 
-const adamCode = (T: string) => /* wgsl */ `
-struct P { n: u32, beta1: f32, beta2: f32, oneMinusBeta1: f32, oneMinusBeta2: f32, eps: f32, coupledDecay: f32, paramDecay: f32,
-  stepSize: f32, bc2Sqrt: f32, _a: u32, _b: u32 }
-@group(0) @binding(0) var<storage, read_write> X: array<${T}>;
-@group(0) @binding(1) var<storage, read> G: array<${T}>;
-@group(0) @binding(2) var<storage, read_write> M: array<${T}>;
-@group(0) @binding(3) var<storage, read_write> V: array<${T}>;
-@group(0) @binding(4) var<uniform> p: P;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
-  if (i >= p.n) { return; }
+/** Both element types of a kernel, made once. */
+function byType(make: (T: VecType) => Program): (T: VecType) => Program {
+  const made = { f32: make('f32'), vec4f: make('vec4f') };
+  return (T) => made[T];
+}
+
+const adamProgram = byType(
+  (T) =>
+    new Program({
+      name: 'adam',
+      inputs: { G: T },
+      outputs: { X: T, M: T, V: T },
+      uniforms: {
+        n: 'u32', beta1: 'f32', beta2: 'f32', oneMinusBeta1: 'f32', oneMinusBeta2: 'f32', eps: 'f32', coupledDecay: 'f32',
+        paramDecay: 'f32', stepSize: 'f32', bc2Sqrt: 'f32',
+      },
+      workgroupSize: WG,
+      flat: true,
+      body: /* wgsl */ `if (i >= p.n) { return; }
   let x = X[i] * p.paramDecay;
   let g = G[i] + p.coupledDecay * X[i];
   let m = p.beta1 * M[i] + p.oneMinusBeta1 * g;
   let v = p.beta2 * V[i] + p.oneMinusBeta2 * g * g;
   M[i] = m;
   V[i] = v;
-  X[i] = x - p.stepSize * m / (sqrt(v) / p.bc2Sqrt + p.eps);
-}`;
+  X[i] = x - p.stepSize * m / (sqrt(v) / p.bc2Sqrt + p.eps);`,
+    }),
+);
 
 /** One Adam/AdamW step on `param` in place, updating its moments m and v (all of the parameter's size). */
-export function adamUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, s: AdamScalars): void {
-  const rt = engine().rt;
+export function adamKernel(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, s: AdamScalars): void {
   forEachChunk(param.size, (off, n) => {
-    rt.dispatch({
-      label: 'adam',
-      code: adamCode(vecType(n)),
-      buffers: [param.binding(off, n), grad.binding(off, n), m.binding(off, n), v.binding(off, n)],
-      params: new Params().u32(n / vectorLanes(n)).f32(s.beta1, s.beta2, s.oneMinusBeta1, s.oneMinusBeta2, s.eps, s.coupledDecay, s.paramDecay, s.stepSize, s.bc2Sqrt).bytes,
-      workgroups: grid1d(ceilDiv(n / vectorLanes(n), WG)),
-    });
+    const count = n / vectorLanes(n);
+    const bindings = { X: param.binding(off, n), G: grad.binding(off, n), M: m.binding(off, n), V: v.binding(off, n) };
+    const { beta1, beta2, oneMinusBeta1, oneMinusBeta2, eps, coupledDecay, paramDecay, stepSize, bc2Sqrt } = s;
+    const uniforms = { n: count, beta1, beta2, oneMinusBeta1, oneMinusBeta2, eps, coupledDecay, paramDecay, stepSize, bc2Sqrt };
+    adamProgram(vecType(n)).dispatchFlat(count, bindings, uniforms);
   });
 }
 
 /** Elements each workgroup of the sum-of-squares pass covers. */
 const PER_GROUP = WG * 64;
 
+const TREE = /* wgsl */ `var<workgroup> tree: array<f32, ${WG}>;`;
+
 /** p.n counts elements of type T (vec4s when T is vec4f): a workgroup covers PER_GROUP floats either way. */
-const sumSquaresCode = (T: string) => /* wgsl */ `
-struct P { n: u32, base: u32, _a: u32, _b: u32 }
-@group(0) @binding(0) var<storage, read> G: array<${T}>;
-@group(0) @binding(1) var<storage, read_write> Partial: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;
-var<workgroup> tree: array<f32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let w = wid.x + wid.y * nwg.x;
+const sumSquaresProgram = byType(
+  (T) =>
+    new Program({
+      name: 'grad_sum_squares',
+      inputs: { G: T },
+      outputs: { Partial: 'f32' },
+      uniforms: { n: 'u32', base: 'u32' },
+      workgroupSize: WG,
+      header: TREE,
+      body: /* wgsl */ `let w = wid.x + wid.y * nwg.x;
   let per = ${PER_GROUP}u / ${T === 'f32' ? 1 : 4}u;
   let start = w * per;
   if (start >= p.n) { return; } // past the end of a 2-D grid: must not write another tensor's slot
@@ -97,19 +105,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     if (li < s) { tree[li] += tree[li + s]; }
     workgroupBarrier();
   }
-  if (li == 0u) { Partial[p.base + w] = tree[0]; }
-}`;
+  if (li == 0u) { Partial[p.base + w] = tree[0]; }`,
+    }),
+);
 
-const CLIP_FACTOR_CODE = /* wgsl */ `
-struct P { count: u32, maxNorm: f32, _a: u32, _b: u32 }
-@group(0) @binding(0) var<storage, read> Partial: array<f32>;
-@group(0) @binding(1) var<storage, read_write> Norm: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Factor: array<f32>;
-@group(0) @binding(3) var<uniform> p: P;
-var<workgroup> tree: array<f32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(local_invocation_index) li: u32) {
-  var acc = 0.0;
+const clipFactorProgram = new Program({
+  name: 'grad_clip_factor',
+  inputs: { Partial: 'f32' },
+  outputs: { Norm: 'f32', Factor: 'f32' },
+  uniforms: { count: 'u32', maxNorm: 'f32' },
+  workgroupSize: WG,
+  header: TREE,
+  body: /* wgsl */ `var acc = 0.0;
   for (var i = li; i < p.count; i += ${WG}u) { acc += Partial[i]; }
   tree[li] = acc;
   workgroupBarrier();
@@ -121,26 +128,28 @@ fn main(@builtin(local_invocation_index) li: u32) {
     let norm = sqrt(tree[0]);
     Norm[0] = norm;
     Factor[0] = min(1.0, p.maxNorm / (norm + 1e-6));
-  }
-}`;
+  }`,
+});
 
-const scaleCode = (T: string) => /* wgsl */ `
-struct P { n: u32, _a: u32, _b: u32, _c: u32 }
-@group(0) @binding(0) var<storage, read_write> G: array<${T}>;
-@group(0) @binding(1) var<storage, read> Factor: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
-  if (i < p.n) { G[i] = G[i] * Factor[0]; }
-}`;
+const scaleProgram = byType(
+  (T) =>
+    new Program({
+      name: 'grad_clip_scale',
+      inputs: { Factor: 'f32' },
+      outputs: { G: T },
+      uniforms: { n: 'u32' },
+      workgroupSize: WG,
+      flat: true,
+      body: 'if (i < p.n) { G[i] = G[i] * Factor[0]; }',
+    }),
+);
 
 /**
  * The 2-norm over all `grads` (a scalar tensor), and each gradient scaled in place by min(1, maxNorm/(norm+1e-6)).
  * Several leaves can hold one gradient tensor (autograd hands the same gradient to both operands of an add):
  * it counts once per leaf in the norm, as in PyTorch where each leaf has its own copy, but is scaled once.
  */
-export function clipByTotalNorm(grads: Tensor[], maxNorm: number): Tensor {
+export function clipByNormKernel(grads: Tensor[], maxNorm: number): Tensor {
   const rt = engine().rt;
   const chunks: Array<{ grad: Tensor; off: number; n: number; base: number }> = [];
   let partials = 0;
@@ -152,34 +161,21 @@ export function clipByTotalNorm(grads: Tensor[], maxNorm: number): Tensor {
   const partial = Tensor.empty([Math.max(1, partials)]);
   if (partials === 0) rt.clear(partial.buffer, 0, 4);
   for (const c of chunks)
-    rt.dispatch({
-      label: 'grad_sum_squares',
-      code: sumSquaresCode(vecType(c.n)),
-      buffers: [c.grad.binding(c.off, c.n), partial.buffer],
-      params: new Params().u32(c.n / vectorLanes(c.n), c.base, 0, 0).bytes,
-      workgroups: grid1d(ceilDiv(c.n, PER_GROUP)),
-    });
+    sumSquaresProgram(vecType(c.n)).dispatch(
+      { G: c.grad.binding(c.off, c.n), Partial: partial },
+      { n: c.n / vectorLanes(c.n), base: c.base },
+      flatGrid(ceilDiv(c.n, PER_GROUP)),
+    );
   const norm = Tensor.empty([]);
   const factor = Tensor.empty([1]);
-  rt.dispatch({
-    label: 'grad_clip_factor',
-    code: CLIP_FACTOR_CODE,
-    buffers: [partial.buffer, norm.buffer, factor.buffer],
-    params: new Params().u32(Math.max(1, partials)).f32(maxNorm).u32(0, 0).bytes,
-    workgroups: [1],
-  });
+  clipFactorProgram.dispatch({ Partial: partial, Norm: norm, Factor: factor }, { count: Math.max(1, partials), maxNorm }, [1]);
   const scaledOffsets = new Map<GPUBuffer, Set<number>>();
   for (const c of chunks) {
     const done = scaledOffsets.get(c.grad.buffer) ?? new Set<number>();
     if (done.has(c.off)) continue;
     scaledOffsets.set(c.grad.buffer, done.add(c.off));
-    rt.dispatch({
-      label: 'grad_clip_scale',
-      code: scaleCode(vecType(c.n)),
-      buffers: [c.grad.binding(c.off, c.n), factor.buffer],
-      params: new Params().u32(c.n / vectorLanes(c.n), 0, 0, 0).bytes,
-      workgroups: grid1d(ceilDiv(c.n / vectorLanes(c.n), WG)),
-    });
+    const count = c.n / vectorLanes(c.n);
+    scaleProgram(vecType(c.n)).dispatchFlat(count, { G: c.grad.binding(c.off, c.n), Factor: factor }, { n: count });
   }
   partial.dispose();
   factor.dispose();

@@ -4,27 +4,23 @@
  * input pixel reads the gradient of the one window holding it (zero for dropped pixels), so no atomics are needed.
  * Maps larger than one storage binding are processed in groups of whole planes.
  */
-import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { alignedRange, bindableElements } from './binding-range.ts';
-import { grid1d } from './wgsl.ts';
+import { alignedRange, bindableElements, forEachItemRun, Program } from './program.ts';
 
 const WG = 256;
 
-const header = /* wgsl */ `
-struct P { planes: u32, h: u32, w: u32, oh: u32, ow: u32, k: u32, sBase: u32, dBase: u32, inv: f32, _a: u32, _b: u32, _c: u32 }
-@group(0) @binding(0) var<storage, read> S: array<f32>;
-@group(0) @binding(1) var<storage, read_write> D: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;`;
+const UNIFORMS = { planes: 'u32', h: 'u32', w: 'u32', oh: 'u32', ow: 'u32', k: 'u32', sBase: 'u32', dBase: 'u32', inv: 'f32' } as const;
 
 // S = x (h × w planes), D = the pooled map (oh × ow planes); one invocation per output pixel.
-const forwardCode = /* wgsl */ `${header}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
-  let perPlane = p.oh * p.ow;
+const forwardProgram = new Program({
+  name: 'avg_pool',
+  inputs: { S: 'f32' },
+  outputs: { D: 'f32' },
+  uniforms: UNIFORMS,
+  workgroupSize: WG,
+  flat: true,
+  body: /* wgsl */ `let perPlane = p.oh * p.ow;
   if (i >= p.planes * perPlane) { return; }
   let plane = i / perPlane;
   let r = i - plane * perPlane;
@@ -36,15 +32,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     let row = corner + dy * p.w;
     for (var dx = 0u; dx < p.k; dx++) { acc += S[row + dx]; }
   }
-  D[p.dBase + i] = acc * p.inv;
-}`;
+  D[p.dBase + i] = acc * p.inv;`,
+});
 
 // S = the output gradient (oh × ow planes), D = the input gradient (h × w planes); one invocation per input pixel.
-const backwardCode = /* wgsl */ `${header}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
-  let perPlane = p.h * p.w;
+const gradProgram = new Program({
+  name: 'avg_pool_grad',
+  inputs: { S: 'f32' },
+  outputs: { D: 'f32' },
+  uniforms: UNIFORMS,
+  workgroupSize: WG,
+  flat: true,
+  body: /* wgsl */ `let perPlane = p.h * p.w;
   if (i >= p.planes * perPlane) { return; }
   let plane = i / perPlane;
   let r = i - plane * perPlane;
@@ -52,8 +51,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let ox = (r % p.w) / p.k;
   var v = 0.0;
   if (oy < p.oh && ox < p.ow) { v = S[p.sBase + plane * p.oh * p.ow + oy * p.ow + ox] * p.inv; }
-  D[p.dBase + i] = v;
-}`;
+  D[p.dBase + i] = v;`,
+});
 
 /** The pooled size of an (N, C, H, W) map, after checking the shape and the window. */
 export function avgPoolShape(shape: readonly number[], k: number): number[] {
@@ -64,25 +63,19 @@ export function avgPoolShape(shape: readonly number[], k: number): number[] {
   return [n, c, Math.floor(h / k), Math.floor(w / k)];
 }
 
-/** Dispatches `code` over groups of whole planes whose source and destination each fit one binding. */
-function planeGroups(label: string, code: string, src: Tensor, dst: Tensor, inShape: readonly number[], k: number, threadsPerPlane: number, srcPlane: number, dstPlane: number): void {
+/** Dispatches `program` over groups of whole planes whose source and destination each fit one binding. */
+function planeGroups(program: Program, src: Tensor, dst: Tensor, inShape: readonly number[], k: number, threadsPerPlane: number, srcPlane: number, dstPlane: number): void {
   const [n, c, h, w] = inShape;
   const [oh, ow] = [Math.floor(h / k), Math.floor(w / k)];
-  const planes = n * c;
-  const perGroup = Math.floor(bindableElements() / (h * w)); // the input plane is the larger one
-  if (perGroup < 1) throw new LimitError(`${label}: one ${h}×${w} plane exceeds one storage binding`);
-  for (let p0 = 0; p0 < planes; p0 += perGroup) {
-    const count = Math.min(perGroup, planes - p0);
+  const label = program.spec.name;
+  // The input plane is the larger one.
+  if (h * w > bindableElements()) throw new LimitError(`${label}: one ${h}×${w} plane exceeds one storage binding`);
+  forEachItemRun(n * c, h * w, label, (p0, count) => {
     const s = alignedRange(src, p0 * srcPlane, count * srcPlane);
     const d = alignedRange(dst, p0 * dstPlane, count * dstPlane);
-    engine().rt.dispatch({
-      label,
-      code,
-      buffers: [s.range, d.range],
-      params: new Params().u32(count, h, w, oh, ow, k, s.base, d.base).f32(1 / (k * k)).u32(0, 0, 0).bytes,
-      workgroups: grid1d(Math.ceil((count * threadsPerPlane) / WG)),
-    });
-  }
+    const uniforms = { planes: count, h, w, oh, ow, k, sBase: s.base, dBase: d.base, inv: 1 / (k * k) };
+    program.dispatchFlat(count * threadsPerPlane, { S: s.range, D: d.range }, uniforms);
+  });
 }
 
 /** x (N, C, H, W) → (N, C, ⌊H/k⌋, ⌊W/k⌋): the mean of each k×k window, stride k. */
@@ -92,16 +85,16 @@ export function avgPoolKernel(x: Tensor, k: number): Tensor {
   if (out.size === 0) return out;
   const [h, w] = [x.shape[2], x.shape[3]];
   const [oh, ow] = [shape[2], shape[3]];
-  planeGroups('avg_pool', forwardCode, x, out, x.shape, k, oh * ow, h * w, oh * ow);
+  planeGroups(forwardProgram, x, out, x.shape, k, oh * ow, h * w, oh * ow);
   return out;
 }
 
 /** The gradient of avgPoolKernel for an input of `inShape`, given the output gradient g. */
-export function avgPoolBackwardKernel(g: Tensor, inShape: readonly number[], k: number): Tensor {
+export function avgPoolGradKernel(g: Tensor, inShape: readonly number[], k: number): Tensor {
   const [, , oh, ow] = avgPoolShape(inShape, k);
   const gx = Tensor.empty(inShape);
   if (gx.size === 0) return gx;
   const [h, w] = [inShape[2], inShape[3]];
-  planeGroups('avg_pool_grad', backwardCode, g, gx, inShape, k, h * w, oh * ow, h * w);
+  planeGroups(gradProgram, g, gx, inShape, k, h * w, oh * ow, h * w);
   return gx;
 }

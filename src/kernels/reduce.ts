@@ -5,9 +5,8 @@
  */
 import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { grid1d, wgsl } from './wgsl.ts';
+import { flatGrid, Program } from './program.ts';
 
 const WG = 256;
 const MAX_DIMS = 8;
@@ -22,12 +21,7 @@ function contiguousStrides(shape: readonly number[]): number[] {
   return s;
 }
 
-const STRUCT = /* wgsl */ `
-struct P { nOut: u32, R: u32, chunk: u32, parts: u32, nk: u32, nr: u32, _a: u32, _b: u32,
-  kshape: array<vec4u, 2>, kstride: array<vec4u, 2>, rshape: array<vec4u, 2>, rstride: array<vec4u, 2> }
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read_write> O: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;
+const HELPERS = /* wgsl */ `
 fn keptOffset(o: u32) -> u32 {
   var rem = o;
   var base = 0u;
@@ -51,38 +45,39 @@ fn reducedOffset(r: u32) -> u32 {
   return off;
 }`;
 
-/**
- * Many outputs: one invocation per output sums its reduced elements serially (no barriers: they are very costly
- * on software adapters, and neighbouring invocations read neighbouring memory when the kept axes are innermost).
- */
-function perOutputCode(innerContiguous: boolean, single: boolean): string {
-  return wgsl`${STRUCT}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let o = (wid.x + wid.y * nwg.x) * ${WG}u + li;
-  if (o >= p.nOut) { return; }
-  let base = keptOffset(o);
-  var acc = 0.0;
-  for (var r = 0u; r < p.R; r++) {
-#if ${innerContiguous}
-    acc += X[base + r];
-#elif ${single}
-    acc += X[base + r * p.rstride[0].x];
-#else
-    acc += X[base + reducedOffset(r)];
-#endif
-  }
-  O[o] = acc;
-}`;
+/** How reduced element r of an output is addressed: a plain offset, one stride, or the general index walk. */
+function reducedTerm(innerContiguous: boolean, single: boolean): string {
+  if (innerContiguous) return 'X[base + r]';
+  if (single) return 'X[base + r * p.rstride[0].x]';
+  return 'X[base + reducedOffset(r)]';
 }
 
-/** Few outputs: one workgroup per (output, part) with a tree in workgroup memory. */
-function treeCode(innerContiguous: boolean, single: boolean): string {
-  return wgsl`${STRUCT}
-var<workgroup> tree: array<f32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let w = wid.x + wid.y * nwg.x;
+/** The sum runs often (bias and weight gradients): its few variants are made once. */
+const sumPrograms = new Map<string, Program>();
+
+function sumProgram(perOutput: boolean, innerContiguous: boolean, single: boolean): Program {
+  const key = `${+perOutput}${+innerContiguous}${+single}`;
+  let program = sumPrograms.get(key);
+  if (!program) sumPrograms.set(key, (program = makeSumProgram(perOutput, innerContiguous, single)));
+  return program;
+}
+
+/**
+ * Many outputs (`perOutput`): one invocation per output sums its reduced elements serially (no barriers: they are
+ * very costly on software adapters, and neighbouring invocations read neighbouring memory when the kept axes are
+ * innermost). Few outputs: one workgroup per (output, part) with a tree in workgroup memory.
+ */
+function makeSumProgram(perOutput: boolean, innerContiguous: boolean, single: boolean): Program {
+  const term = reducedTerm(innerContiguous, single);
+  const body = perOutput
+    ? /* wgsl */ `if (i >= p.nOut) { return; }
+  let base = keptOffset(i);
+  var acc = 0.0;
+  for (var r = 0u; r < p.R; r++) {
+    acc += ${term};
+  }
+  O[i] = acc;`
+    : /* wgsl */ `let w = wid.x + wid.y * nwg.x;
   if (w >= p.nOut * p.parts) { return; }
   let o = w / p.parts;
   let part = w % p.parts;
@@ -91,13 +86,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let r1 = min(p.R, r0 + p.chunk);
   var acc = 0.0;
   for (var r = r0 + li; r < r1; r += ${WG}u) {
-#if ${innerContiguous}
-    acc += X[base + r];
-#elif ${single}
-    acc += X[base + r * p.rstride[0].x];
-#else
-    acc += X[base + reducedOffset(r)];
-#endif
+    acc += ${term};
   }
   tree[li] = acc;
   workgroupBarrier();
@@ -105,18 +94,29 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     if (li < s) { tree[li] += tree[li + s]; }
     workgroupBarrier();
   }
-  if (li == 0u) { O[w] = tree[0]; }
-}`;
+  if (li == 0u) { O[w] = tree[0]; }`;
+  return new Program({
+    name: 'sum',
+    inputs: { X: 'f32' },
+    outputs: { O: 'f32' },
+    uniforms: {
+      nOut: 'u32', R: 'u32', chunk: 'u32', parts: 'u32', nk: 'u32', nr: 'u32',
+      kshape: 'vec4u[2]', kstride: 'vec4u[2]', rshape: 'vec4u[2]', rstride: 'vec4u[2]',
+    },
+    workgroupSize: WG,
+    flat: perOutput,
+    header: perOutput ? HELPERS : `${HELPERS}\nvar<workgroup> tree: array<f32, ${WG}>;`,
+    body,
+  });
 }
 
 /** Sums x over `axes` (no keepdim): the result has the remaining dimensions in order. */
-export function sumAxes(x: Tensor, axes: readonly number[]): Tensor {
+export function sumKernel(x: Tensor, axes: readonly number[]): Tensor {
   const rank = x.shape.length;
   const set = new Set(axes.map((a) => (a < 0 ? a + rank : a)));
   for (const a of set) if (a < 0 || a >= rank) throw new Error(`sum: axis out of range for shape [${x.shape}]`);
   if (rank > MAX_DIMS) throw new Error(`sum: at most ${MAX_DIMS} dimensions`);
-  const rt = engine().rt;
-  if (x.bytes > rt.maxBinding) throw new LimitError(`sum over a tensor of ${x.bytes} bytes exceeds one storage binding`);
+  if (x.bytes > engine().rt.maxBinding) throw new LimitError(`sum over a tensor of ${x.bytes} bytes exceeds one storage binding`);
   const strides = contiguousStrides(x.shape);
   const outShape = x.shape.filter((_, i) => !set.has(i));
   // Neighbouring axes that are both kept or both reduced merge into one (size-1 axes drop out): fewer index
@@ -144,21 +144,17 @@ export function sumAxes(x: Tensor, axes: readonly number[]): Tensor {
   // Split long reductions so that enough workgroups run in parallel.
   const parts = perOutput ? 1 : Math.max(1, Math.min(Math.ceil(R / 4096), Math.ceil(256 / nOut)));
   const chunk = Math.ceil(R / parts);
-  const pad = (v: number[]) => [...v, ...new Array(MAX_DIMS - v.length).fill(0)];
-  const params = new Params()
-    .u32(nOut, R, chunk, parts, kept.length, red.length, 0, 0)
-    .u32(...pad(kept.map(([size]) => size)), ...pad(kept.map(([, stride]) => stride)))
-    .u32(...pad(red.map(([size]) => size)), ...pad(red.map(([, stride]) => stride))).bytes;
   const partial = Tensor.empty(parts === 1 ? outShape : [nOut, parts]);
-  rt.dispatch({
-    label: 'sum',
-    code: perOutput ? perOutputCode(innerContiguous, single) : treeCode(innerContiguous, single),
-    buffers: [x.buffer, partial.buffer],
-    params,
-    workgroups: grid1d(perOutput ? Math.ceil(nOut / WG) : nOut * parts),
-  });
+  const program = sumProgram(perOutput, innerContiguous, single);
+  const uniforms = {
+    nOut, R, chunk, parts, nk: kept.length, nr: red.length,
+    kshape: kept.map(([size]) => size), kstride: kept.map(([, stride]) => stride),
+    rshape: red.map(([size]) => size), rstride: red.map(([, stride]) => stride),
+  };
+  if (perOutput) program.dispatchFlat(nOut, { X: x, O: partial }, uniforms);
+  else program.dispatch({ X: x, O: partial }, uniforms, flatGrid(nOut * parts));
   if (parts === 1) return partial;
-  const total = sumAxes(partial, [1]);
+  const total = sumKernel(partial, [1]);
   partial.dispose();
   const out = total.view(outShape);
   total.dispose();

@@ -4,12 +4,9 @@
  * gradients whose 2×2 footprint covers it, so no atomics are needed. Maps larger than one storage binding are
  * processed in groups of whole planes.
  */
-import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { alignedRange, bindableElements } from './binding-range.ts';
-import { grid1d } from './wgsl.ts';
+import { alignedRange, bindableElements, forEachItemRun, Program } from './program.ts';
 
 const WG = 256;
 
@@ -18,13 +15,7 @@ export function alignCornersScale(inSize: number, outSize: number): number {
   return outSize > 1 ? Math.fround((inSize - 1) / (outSize - 1)) : 0;
 }
 
-const common = /* wgsl */ `
-struct P { planes: u32, inH: u32, inW: u32, outH: u32, outW: u32, xBase: u32, oBase: u32, _a: u32, sy: f32, sx: f32, _b: u32, _c: u32,
-  candH: u32, candW: u32, touchedH: u32, touchedW: u32 }
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read_write> O: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;
-
+const TAPS = /* wgsl */ `
 // The two input taps of output index o along one axis and the weight of the second: (i0, i0 + step, lambda).
 struct Taps { i0: u32, i1: u32, l: f32 }
 fn taps(o: u32, scale: f32, inSize: u32) -> Taps {
@@ -34,11 +25,21 @@ fn taps(o: u32, scale: f32, inSize: u32) -> Taps {
   return Taps(i0, i1, clamp(src - f32(i0), 0.0, 1.0));
 }`;
 
-const forwardCode = /* wgsl */ `${common}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
-  let perPlane = p.outH * p.outW;
+/** The uniforms of both directions; the candidate fields only matter to the backward. */
+const UNIFORMS = {
+  planes: 'u32', inH: 'u32', inW: 'u32', outH: 'u32', outW: 'u32', xBase: 'u32', oBase: 'u32', sy: 'f32', sx: 'f32',
+  candH: 'u32', candW: 'u32', touchedH: 'u32', touchedW: 'u32',
+} as const;
+
+const forwardProgram = new Program({
+  name: 'resize_bilinear',
+  inputs: { X: 'f32' },
+  outputs: { O: 'f32' },
+  uniforms: UNIFORMS,
+  workgroupSize: WG,
+  flat: true,
+  header: TAPS,
+  body: /* wgsl */ `let perPlane = p.outH * p.outW;
   if (i >= p.planes * perPlane) { return; }
   let plane = i / perPlane;
   let r = i - plane * perPlane;
@@ -51,11 +52,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let row1 = base + ty.i1 * p.inW;
   let top = (1.0 - tx.l) * X[row0 + tx.i0] + tx.l * X[row0 + tx.i1];
   let bottom = (1.0 - tx.l) * X[row1 + tx.i0] + tx.l * X[row1 + tx.i1];
-  O[p.oBase + i] = (1.0 - ty.l) * top + ty.l * bottom;
-}`;
+  O[p.oBase + i] = (1.0 - ty.l) * top + ty.l * bottom;`,
+});
 
 // Here X is the output gradient (outH × outW planes) and O the input gradient (inH × inW planes).
-const backwardCode = /* wgsl */ `${common}
+const gradProgram = new Program({
+  name: 'resize_bilinear_grad',
+  inputs: { X: 'f32' },
+  outputs: { O: 'f32' },
+  uniforms: UNIFORMS,
+  workgroupSize: WG,
+  flat: true,
+  header: /* wgsl */ `${TAPS}
 // Weight of input index i in output index o along one axis.
 fn weight(o: u32, i: u32, scale: f32, inSize: u32) -> f32 {
   let t = taps(o, scale, inSize);
@@ -80,12 +88,8 @@ fn candidate(k: u32, touched: bool, scale: f32, inSize: u32) -> vec2u {
   if (o == 0u) { return vec2u(t.i0, 1u); }
   let prev = taps(o - 1u, scale, inSize);
   return vec2u(t.i0, u32(prev.i0 != t.i0 && prev.i1 != t.i0));
-}
-
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
-  let perPlane = p.candH * p.candW;
+}`,
+  body: /* wgsl */ `let perPlane = p.candH * p.candW;
   if (i >= p.planes * perPlane) { return; }
   let plane = i / perPlane;
   let r = i - plane * perPlane;
@@ -107,8 +111,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     }
     acc += wy * row;
   }
-  O[p.oBase + plane * p.inH * p.inW + iy * p.inW + ix] = acc;
-}`;
+  O[p.oBase + plane * p.inH * p.inW + iy * p.inW + ix] = acc;`,
+});
 
 /** Enumerating only the touched input pixels along an axis pays when it names fewer than all of them. */
 function touchedOnly(inSize: number, outSize: number): boolean {
@@ -123,26 +127,28 @@ interface ResizeDims {
   outW: number;
 }
 
+interface Candidates {
+  candH: number;
+  candW: number;
+  touchedH: number;
+  touchedW: number;
+}
+
 /**
- * Runs `code` over groups of whole planes so that each group's source and destination fit one binding.
- * `threadsPerPlane` invocations run per plane; `extra` fills the backward's candidate fields.
+ * Runs `program` over groups of whole planes so that each group's source and destination fit one binding.
+ * `threadsPerPlane` invocations run per plane; `cand` fills the backward's candidate fields.
  */
-function planeGroups(label: string, code: string, src: Tensor, dst: Tensor, d: ResizeDims, srcPlane: number, dstPlane: number, threadsPerPlane: number, extra: number[]): void {
-  const perGroup = Math.floor(bindableElements() / Math.max(srcPlane, dstPlane, 1));
-  if (perGroup < 1) throw new LimitError(`${label}: one ${d.inH}×${d.inW} → ${d.outH}×${d.outW} plane exceeds one storage binding`);
-  const scales = [alignCornersScale(d.inH, d.outH), alignCornersScale(d.inW, d.outW)];
-  for (let p0 = 0; p0 < d.planes; p0 += perGroup) {
-    const k = Math.min(perGroup, d.planes - p0);
+function planeGroups(program: Program, src: Tensor, dst: Tensor, d: ResizeDims, srcPlane: number, dstPlane: number, threadsPerPlane: number, cand: Candidates): void {
+  const plane = Math.max(srcPlane, dstPlane);
+  const label = program.spec.name;
+  if (plane > bindableElements()) throw new LimitError(`${label}: one ${d.inH}×${d.inW} → ${d.outH}×${d.outW} plane exceeds one storage binding`);
+  const [sy, sx] = [alignCornersScale(d.inH, d.outH), alignCornersScale(d.inW, d.outW)];
+  forEachItemRun(d.planes, plane, label, (p0, k) => {
     const s = alignedRange(src, p0 * srcPlane, k * srcPlane);
     const o = alignedRange(dst, p0 * dstPlane, k * dstPlane);
-    engine().rt.dispatch({
-      label,
-      code,
-      buffers: [s.range, o.range],
-      params: new Params().u32(k, d.inH, d.inW, d.outH, d.outW, s.base, o.base, 0).f32(...scales).u32(0, 0, ...extra).bytes,
-      workgroups: grid1d(Math.ceil((k * threadsPerPlane) / WG)),
-    });
-  }
+    const uniforms = { planes: k, inH: d.inH, inW: d.inW, outH: d.outH, outW: d.outW, xBase: s.base, oBase: o.base, sy, sx, ...cand };
+    program.dispatchFlat(k * threadsPerPlane, { X: s.range, O: o.range }, uniforms);
+  });
 }
 
 function checkInput(shape: readonly number[], outH: number, outW: number): void {
@@ -158,12 +164,12 @@ export function resizeBilinearKernel(x: Tensor, outH: number, outW: number): Ten
   if (out.size === 0) return out;
   if (x.size === 0) throw new Error('resizeBilinear: empty input plane');
   const d = { planes: n * c, inH: h, inW: w, outH, outW };
-  planeGroups('resize_bilinear', forwardCode, x, out, d, h * w, outH * outW, outH * outW, [0, 0, 0, 0]);
+  planeGroups(forwardProgram, x, out, d, h * w, outH * outW, outH * outW, { candH: 0, candW: 0, touchedH: 0, touchedW: 0 });
   return out;
 }
 
 /** The gradient of resizeBilinearKernel for an input of `inShape` given the output gradient g. */
-export function resizeBilinearBackwardKernel(g: Tensor, inShape: readonly number[]): Tensor {
+export function resizeBilinearGradKernel(g: Tensor, inShape: readonly number[]): Tensor {
   const [n, c, h, w] = inShape;
   const [, , outH, outW] = g.shape;
   const [touchedH, touchedW] = [touchedOnly(h, outH), touchedOnly(w, outW)];
@@ -173,6 +179,6 @@ export function resizeBilinearBackwardKernel(g: Tensor, inShape: readonly number
   const candH = touchedH ? 2 * outH : h;
   const candW = touchedW ? 2 * outW : w;
   const d = { planes: n * c, inH: h, inW: w, outH, outW };
-  planeGroups('resize_bilinear_grad', backwardCode, g, gx, d, outH * outW, h * w, candH * candW, [candH, candW, +touchedH, +touchedW]);
+  planeGroups(gradProgram, g, gx, d, outH * outW, h * w, candH * candW, { candH, candW, touchedH: +touchedH, touchedW: +touchedW });
   return gx;
 }

@@ -8,9 +8,8 @@
  */
 import { engine } from '../tensor/engine.ts';
 import { Tensor, sameShape } from '../tensor/tensor.ts';
-import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { grid1d } from './wgsl.ts';
+import { Program } from './program.ts';
 
 const WG = 256;
 
@@ -20,7 +19,6 @@ const WG = 256;
  */
 function helpers(buf: string, stride: number): string {
   return /* wgsl */ `
-struct P { n: u32, h: u32, w: u32, _a: u32 }
 fn sobelX(v: array<array<f32, 3>, 3>) -> f32 {
   return (v[0][2] + 2.0 * v[1][2] + v[2][2]) - (v[0][0] + 2.0 * v[1][0] + v[2][0]);
 }
@@ -41,73 +39,83 @@ fn load3x3(base: u32, y: i32, x: i32, lane: u32) -> array<array<f32, 3>, 3> {
     }
   }
   return v;
+}`;
 }
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
-  if (i >= p.n) { return; }
+
+/** The pixel of invocation i: its plane's first element `base` and its position (y, x). */
+const PIXEL = /* wgsl */ `if (i >= p.n) { return; }
   let plane = i / (p.h * p.w);
   let r = i - plane * p.h * p.w;
   let y = i32(r / p.w);
   let x = i32(r % p.w);
   let base = plane * p.h * p.w;`;
-}
 
-const forwardCode = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read_write> O: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;
-${helpers('X', 1)}
+const UNIFORMS = { n: 'u32', h: 'u32', w: 'u32' } as const;
+
+const forwardProgram = new Program({
+  name: 'sobel',
+  inputs: { X: 'f32' },
+  outputs: { O: 'f32' },
+  uniforms: UNIFORMS,
+  workgroupSize: WG,
+  flat: true,
+  header: helpers('X', 1),
+  body: /* wgsl */ `${PIXEL}
   let v = load3x3(base, y, x, 0u);
-  O[i] = abs(sobelX(v)) + abs(sobelY(v));
-}`;
+  O[i] = abs(sobelX(v)) + abs(sobelY(v));`,
+});
 
-const weightsCode = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read> G: array<f32>;
-@group(0) @binding(2) var<storage, read_write> W: array<f32>;
-@group(0) @binding(3) var<uniform> p: P;
-${helpers('X', 1)}
+const weightsProgram = new Program({
+  name: 'sobel_grad_weights',
+  inputs: { X: 'f32', G: 'f32' },
+  outputs: { W: 'f32' },
+  uniforms: UNIFORMS,
+  workgroupSize: WG,
+  flat: true,
+  header: helpers('X', 1),
+  body: /* wgsl */ `${PIXEL}
   let v = load3x3(base, y, x, 0u);
   let g = G[i];
   W[2u * i] = g * sign(sobelX(v));
-  W[2u * i + 1u] = g * sign(sobelY(v));
-}`;
+  W[2u * i + 1u] = g * sign(sobelY(v));`,
+});
 
-const adjointCode = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> W: array<f32>;
-@group(0) @binding(1) var<storage, read_write> D: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;
-${helpers('W', 2)}
-  D[i] = -sobelX(load3x3(base, y, x, 0u)) - sobelY(load3x3(base, y, x, 1u));
-}`;
+const adjointProgram = new Program({
+  name: 'sobel_grad',
+  inputs: { W: 'f32' },
+  outputs: { D: 'f32' },
+  uniforms: UNIFORMS,
+  workgroupSize: WG,
+  flat: true,
+  header: helpers('W', 2),
+  body: /* wgsl */ `${PIXEL}
+  D[i] = -sobelX(load3x3(base, y, x, 0u)) - sobelY(load3x3(base, y, x, 1u));`,
+});
 
-function planeParams(x: Tensor, label: string): { params: Uint8Array; n: number } {
+function planeUniforms(x: Tensor, label: string): { n: number; h: number; w: number } {
   if (x.rank < 2) throw new Error(`${label}: expected (..., H, W), got [${x.shape.join(', ')}]`);
   if (2 * x.bytes > engine().rt.maxBinding) throw new LimitError(`${label}: a tensor of ${x.bytes} bytes is too large (needs 2× within one binding)`);
   const [h, w] = x.shape.slice(-2);
-  return { params: new Params().u32(x.size, h, w, 0).bytes, n: x.size };
+  return { n: x.size, h, w };
 }
 
 /** |Sobel_x ⋆ x| + |Sobel_y ⋆ x| on every (H, W) plane of x. */
 export function sobelKernel(x: Tensor): Tensor {
-  const { params, n } = planeParams(x, 'sobel');
+  const u = planeUniforms(x, 'sobel');
   const out = Tensor.empty(x.shape);
-  if (n) engine().rt.dispatch({ label: 'sobel', code: forwardCode, buffers: [x.buffer, out.buffer], params, workgroups: grid1d(Math.ceil(n / WG)) });
+  if (u.n) forwardProgram.dispatchFlat(u.n, { X: x, O: out }, u);
   return out;
 }
 
 /** The gradient of sobelKernel at x given the output gradient g. */
-export function sobelBackwardKernel(x: Tensor, g: Tensor): Tensor {
+export function sobelGradKernel(x: Tensor, g: Tensor): Tensor {
   if (!sameShape(x.shape, g.shape)) throw new Error('sobel backward: gradient shape differs from the input');
-  const { params, n } = planeParams(x, 'sobel_grad');
+  const u = planeUniforms(x, 'sobel_grad');
   const dx = Tensor.empty(x.shape);
-  if (!n) return dx;
-  const weights = Tensor.empty([n, 2]);
-  const rt = engine().rt;
-  const workgroups = grid1d(Math.ceil(n / WG));
-  rt.dispatch({ label: 'sobel_grad_weights', code: weightsCode, buffers: [x.buffer, g.buffer, weights.buffer], params, workgroups });
-  rt.dispatch({ label: 'sobel_grad', code: adjointCode, buffers: [weights.buffer, dx.buffer], params, workgroups });
+  if (!u.n) return dx;
+  const weights = Tensor.empty([u.n, 2]);
+  weightsProgram.dispatchFlat(u.n, { X: x, G: g, W: weights }, u);
+  adjointProgram.dispatchFlat(u.n, { W: weights, D: dx }, u);
   weights.dispose();
   return dx;
 }

@@ -2,7 +2,7 @@
 import type { Tensor } from '../tensor/tensor.ts';
 import { record } from '../autograd/tape.ts';
 import { tidy } from '../tensor/engine.ts';
-import { batchNormApplyKernel, batchNormBackwardKernel, batchStatsKernel, runningStatsKernel } from '../kernels/batch-norm.ts';
+import { batchNormApplyKernel, batchNormGradKernel, batchNormStatsKernel, batchNormRunningStatsKernel } from '../kernels/batch-norm.ts';
 
 /** Running statistics (C) each: state updated in place by training steps, not parameters (no gradient). */
 export interface RunningStats {
@@ -44,14 +44,14 @@ export function batchNorm2d(x: Tensor, gamma: Tensor, beta: Tensor, running: Run
   if (training && n * h * w === 0) throw new Error(`batchNorm2d: no values per channel to take batch statistics of in [${x.shape.join(', ')}]`);
   // tidy frees the statistics unless the graph saved them.
   return tidy(() => {
-    const stats = training ? batchStatsKernel(x, running.mean, running.var, momentum, eps) : runningStatsKernel(running.mean, running.var, eps);
+    const stats = training ? batchNormStatsKernel(x, running.mean, running.var, momentum, eps) : batchNormRunningStatsKernel(running.mean, running.var, eps);
     const out = batchNormApplyKernel(x, stats, gamma, beta);
     return record(
       'batch_norm2d',
       [x, gamma, beta],
       out,
       ([g]) => {
-        const { dx, dGamma, dBeta } = batchNormBackwardKernel(g!, x, stats, gamma, training, x.requiresGrad);
+        const { dx, dGamma, dBeta } = batchNormGradKernel(g!, x, stats, gamma, training, x.requiresGrad);
         return [dx, dGamma, dBeta];
       },
       [x, gamma, stats],

@@ -1,7 +1,7 @@
 /** Differentiable log-sum-exp combination of the chosen experts' outputs (MoE-Fusion's mixtures). */
 import type { Tensor } from '../tensor/tensor.ts';
 import { record } from '../autograd/tape.ts';
-import { combineKernel, combineBackwardKernel } from '../kernels/combine.ts';
+import { combineKernel, combineGradKernel } from '../kernels/combine.ts';
 
 /**
  * y (B·k, C, H, W): the outputs of the chosen experts in the routing table's order (sample b·k + s ran expert
@@ -14,7 +14,7 @@ export function combineExperts(y: Tensor, gates: Tensor, topIndices: Tensor): Te
     'combine_experts',
     [y, gates],
     out,
-    ([g]) => combineBackwardKernel(g!, y, gates, topIndices),
+    ([g]) => combineGradKernel(g!, y, gates, topIndices),
     [y, gates, topIndices],
   );
 }

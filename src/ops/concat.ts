@@ -1,7 +1,7 @@
 /** Differentiable concatenation and slicing along any axis (tensors larger than one storage binding work). */
 import type { Tensor } from '../tensor/tensor.ts';
 import { record } from '../autograd/tape.ts';
-import { concatKernel, sliceKernel, unsliceKernel } from '../kernels/concat.ts';
+import { concatKernel, sliceKernel, sliceGradKernel } from '../kernels/concat.ts';
 
 /** torch.cat(tensors, axis). */
 export function concat(tensors: Tensor[], axis: number): Tensor {
@@ -22,5 +22,5 @@ export function concat(tensors: Tensor[], axis: number): Tensor {
 export function slice(x: Tensor, axis: number, start: number, end: number): Tensor {
   const out = sliceKernel(x, axis, start, end);
   const a = axis < 0 ? axis + x.rank : axis;
-  return record('slice', [x], out, ([g]) => [unsliceKernel(g!, x.shape, a, start)]);
+  return record('slice', [x], out, ([g]) => [sliceGradKernel(g!, x.shape, a, start)]);
 }

@@ -7,11 +7,11 @@ import { Tensor } from '../tensor/tensor.ts';
 import { engine, tidy } from '../tensor/engine.ts';
 import { record } from '../autograd/tape.ts';
 import { Rng } from '../util/rng.ts';
-import { gateLinearKernel, gateLinearGradX, gateLinearGradW } from '../kernels/gate-linear.ts';
+import { gateLinearKernel, gateLinearXGradKernel, gateLinearWGradKernel } from '../kernels/gate-linear.ts';
 import {
-  gateForwardKernel,
-  gateBackwardKernel,
-  routingKernel,
+  noisyTopKGateKernel,
+  noisyTopKGateGradKernel,
+  routingTableKernel,
   MAX_EXPERTS,
   type GateConfig,
   type RoutingMode,
@@ -20,7 +20,7 @@ import {
 /** x (B,D) · w (D,E) → (B,E), for a huge D and small B and E (split-K). */
 export function gateLinear(x: Tensor, w: Tensor): Tensor {
   const out = gateLinearKernel(x, w);
-  return record('gate_linear', [x, w], out, ([g]) => [gateLinearGradX(g!, w), gateLinearGradW(x, g!)], [x, w]);
+  return record('gate_linear', [x, w], out, ([g]) => [gateLinearXGradKernel(g!, w), gateLinearWGradKernel(x, g!)], [x, w]);
 }
 
 export interface NoisyTopKOptions {
@@ -101,7 +101,7 @@ export function noisyTopKGate(x: Tensor, wGate: Tensor, wNoise: Tensor, opts: No
       state = stack([clean, raw, noise]);
     } else state = stack([clean]);
 
-    const fwd = gateForwardKernel(state, B, config, lossCoef);
+    const fwd = noisyTopKGateKernel(state, B, config, lossCoef);
     const load = slice(fwd.stats, 0, [E]);
     const importance = slice(fwd.stats, E, [E]);
     const auxLoss = slice(fwd.stats, 2 * E, []);
@@ -118,7 +118,7 @@ export function noisyTopKGate(x: Tensor, wGate: Tensor, wNoise: Tensor, opts: No
         if (dLoad) rt.copy(dLoad.buffer, 0, dStats.buffer, 0, 4 * E);
         if (dImp) rt.copy(dImp.buffer, 0, dStats.buffer, 4 * E, 4 * E);
         if (dAux) rt.copy(dAux.buffer, 0, dStats.buffer, 8 * E, 4);
-        const d = gateBackwardKernel(state, fwd, dG, dStats, B, config, lossCoef);
+        const d = noisyTopKGateGradKernel(state, fwd, dG, dStats, B, config, lossCoef);
         return train ? [slice(d, 0, [B, E]), slice(d, B * E, [B, E])] : [slice(d, 0, [B, E])];
       },
       [state, fwd.gates, fwd.rank, fwd.stats],
@@ -155,5 +155,5 @@ export function routingTable(topIndices: Tensor, opts: RoutingOptions = {}): Ten
     if (!Number.isInteger(groups) || groups < 1 || E % groups !== 0) throw new Error(`routingTable: ${E} experts do not split into ${groups} equal groups`);
     perGroup = E / groups;
   }
-  return routingKernel(topIndices, mode, perGroup);
+  return routingTableKernel(topIndices, mode, perGroup);
 }

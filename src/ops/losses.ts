@@ -3,7 +3,7 @@ import { shapeSize, type Tensor } from '../tensor/tensor.ts';
 import { tidy } from '../tensor/engine.ts';
 import { record } from '../autograd/tape.ts';
 import { binaryMapKernel, broadcastShape, unaryMapKernel } from '../kernels/elementwise.ts';
-import { sumAxes } from '../kernels/reduce.ts';
+import { sumKernel } from '../kernels/reduce.ts';
 import { add, addScalar, mul, neg, scale } from './arithmetic.ts';
 import { maximum } from './activations.ts';
 import { sobelGradient } from './sobel.ts';
@@ -14,7 +14,7 @@ export function l1Loss(a: Tensor, b: Tensor): Tensor {
   const n = shapeSize(broadcastShape(a.shape, b.shape));
   const out = tidy(() => {
     const diff = binaryMapKernel('abs(a - b)', a, b, 0, 'abs_diff');
-    return unaryMapKernel('x * p.s0', sumAxes(diff, [...diff.shape.keys()]), 1 / n, 0, 'l1_mean');
+    return unaryMapKernel('x * p.s0', sumKernel(diff, [...diff.shape.keys()]), 1 / n, 0, 'l1_mean');
   });
   return record(
     'l1_loss',

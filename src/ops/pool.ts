@@ -1,7 +1,7 @@
 /** Differentiable average pooling (F.avg_pool2d with stride = window, no padding). */
 import type { Tensor } from '../tensor/tensor.ts';
 import { record } from '../autograd/tape.ts';
-import { avgPoolBackwardKernel, avgPoolKernel } from '../kernels/pool.ts';
+import { avgPoolGradKernel, avgPoolKernel } from '../kernels/pool.ts';
 
 /**
  * x (N, C, H, W) → (N, C, ⌊H/k⌋, ⌊W/k⌋), the mean of each k×k window, stride k: trailing rows and columns that
@@ -9,5 +9,5 @@ import { avgPoolBackwardKernel, avgPoolKernel } from '../kernels/pool.ts';
  */
 export function avgPool2d(x: Tensor, k = 2): Tensor {
   const out = avgPoolKernel(x, k);
-  return record('avg_pool2d', [x], out, ([g]) => [avgPoolBackwardKernel(g!, x.shape, k)]);
+  return record('avg_pool2d', [x], out, ([g]) => [avgPoolGradKernel(g!, x.shape, k)]);
 }

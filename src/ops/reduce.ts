@@ -2,7 +2,7 @@
 import { Tensor, sameShape } from '../tensor/tensor.ts';
 import { record } from '../autograd/tape.ts';
 import { tidy } from '../tensor/engine.ts';
-import { sumAxes } from '../kernels/reduce.ts';
+import { sumKernel } from '../kernels/reduce.ts';
 import { binaryMapKernel, unaryMapKernel } from '../kernels/elementwise.ts';
 
 function normAxes(rank: number, axes?: number | readonly number[]): number[] {
@@ -18,7 +18,7 @@ function keptShape(shape: readonly number[], axes: number[], keepDims: boolean):
 /** Sum over axes (all by default). */
 export function sum(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
   const ax = normAxes(x.rank, axes);
-  const out = sumAxes(x, ax).reshaped(keptShape(x.shape, ax, keepDims));
+  const out = sumKernel(x, ax).reshaped(keptShape(x.shape, ax, keepDims));
   return record('sum', [x], out, ([g]) => [expandTo(g!, x.shape)]);
 }
 
@@ -26,7 +26,7 @@ export function sum(x: Tensor, axes?: number | readonly number[], keepDims = fal
 export function mean(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
   const ax = normAxes(x.rank, axes);
   const count = ax.reduce((n, a) => n * x.shape[a], 1);
-  const out = tidy(() => unaryMapKernel('x * p.s0', sumAxes(x, ax), 1 / count, 0, 'mean')).reshaped(keptShape(x.shape, ax, keepDims));
+  const out = tidy(() => unaryMapKernel('x * p.s0', sumKernel(x, ax), 1 / count, 0, 'mean')).reshaped(keptShape(x.shape, ax, keepDims));
   return record('mean', [x], out, ([g]) => [unaryMapKernel('x * p.s0', expandTo(g!, x.shape), 1 / count, 0, 'mean_grad')]);
 }
 
@@ -47,5 +47,5 @@ export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
   const lead = g.rank - shape.length;
   const axes: number[] = [];
   for (let i = 0; i < g.rank; i++) if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
-  return sumAxes(g, axes).reshaped(shape);
+  return sumKernel(g, axes).reshaped(shape);
 }

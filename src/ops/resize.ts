@@ -1,12 +1,12 @@
 /** Differentiable bilinear resizing (align_corners=True, as PyTorch's F.interpolate). */
 import type { Tensor } from '../tensor/tensor.ts';
 import { record } from '../autograd/tape.ts';
-import { resizeBilinearBackwardKernel, resizeBilinearKernel } from '../kernels/resize.ts';
+import { resizeBilinearGradKernel, resizeBilinearKernel } from '../kernels/resize.ts';
 
 /** x (N, C, H, W) → (N, C, outH, outW), F.interpolate(mode='bilinear', align_corners=True). */
 export function resizeBilinear(x: Tensor, outH: number, outW: number): Tensor {
   const out = resizeBilinearKernel(x, outH, outW);
-  return record('resize_bilinear', [x], out, ([g]) => [resizeBilinearBackwardKernel(g!, x.shape)]);
+  return record('resize_bilinear', [x], out, ([g]) => [resizeBilinearGradKernel(g!, x.shape)]);
 }
 
 /** The output size F.interpolate(scale_factor=s) gives: floor(size·s) per dimension. */

@@ -1,10 +1,10 @@
 /** Differentiable Sobel gradient magnitude, the edge measure of MoE-Fusion's gradient loss. */
 import type { Tensor } from '../tensor/tensor.ts';
 import { record } from '../autograd/tape.ts';
-import { sobelBackwardKernel, sobelKernel } from '../kernels/sobel.ts';
+import { sobelGradKernel, sobelKernel } from '../kernels/sobel.ts';
 
 /** |Sobel_x ⋆ x| + |Sobel_y ⋆ x| per (H, W) plane, zero padding 1 (F.conv2d cross-correlation). */
 export function sobelGradient(x: Tensor): Tensor {
   const out = sobelKernel(x);
-  return record('sobel_gradient', [x], out, ([g]) => [sobelBackwardKernel(x, g!)], [x]);
+  return record('sobel_gradient', [x], out, ([g]) => [sobelGradKernel(x, g!)], [x]);
 }

@@ -1,9 +1,9 @@
 /** Differentiable, numerically stable softmax along one axis. */
 import type { Tensor } from '../tensor/tensor.ts';
 import { record } from '../autograd/tape.ts';
-import { softmaxBackwardKernel, softmaxKernel } from '../kernels/softmax.ts';
+import { softmaxGradKernel, softmaxKernel } from '../kernels/softmax.ts';
 
 export function softmax(x: Tensor, axis = -1): Tensor {
   const out = softmaxKernel(x, axis);
-  return record('softmax', [x], out, ([g]) => [softmaxBackwardKernel(out, g!, axis)], [out]);
+  return record('softmax', [x], out, ([g]) => [softmaxGradKernel(out, g!, axis)], [out]);
 }

@@ -4,7 +4,7 @@
  */
 import { Tensor, sameShape } from '../tensor/tensor.ts';
 import { keep } from '../tensor/engine.ts';
-import { adamUpdate, clipByTotalNorm, type AdamScalars } from '../kernels/optimizer.ts';
+import { adamKernel, clipByNormKernel, type AdamScalars } from '../kernels/optimizer.ts';
 
 export interface AdamOptions {
   lr?: number;
@@ -82,7 +82,7 @@ export class Adam {
       if (!p.grad) return;
       if (!sameShape(p.grad.shape, p.shape)) throw new Error(`Adam: gradient [${p.grad.shape}] for parameter ${p} [${p.shape}]`);
       const [m, v] = this.moments(i);
-      adamUpdate(p, p.grad, m, v, s);
+      adamKernel(p, p.grad, m, v, s);
     });
   }
 
@@ -135,5 +135,5 @@ export class Adam {
  */
 export function clipGradNorm(params: Tensor[], maxNorm: number): Tensor {
   const grads = params.flatMap((p) => (p.grad ? [p.grad] : []));
-  return clipByTotalNorm(grads, maxNorm);
+  return clipByNormKernel(grads, maxNorm);
 }

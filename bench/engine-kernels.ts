@@ -10,7 +10,8 @@ import { convBackwardInput } from '../src/kernels/conv2d.ts';
 import { convBackwardWeight } from '../src/kernels/conv2d-grad.ts';
 import { attentionForward, attentionBackward } from '../src/kernels/attention.ts';
 import { adamUpdate } from '../src/kernels/optimizer.ts';
-import { routedConv2d, noisyTopKGate, routingTable, combineExperts, resizeBilinear, softmax, sum, add, gradientLoss } from '../src/ops/index.ts';
+import { routedConv2d, noisyTopKGate, routingTable, combineExperts, resizeBilinear, softmax, sum, add } from '../src/ops/index.ts';
+import { gradientLoss } from '../src/model/losses.ts';
 import { randomData, type Timed } from './peers/common.ts';
 import { timed } from './peers/engine.ts';
 

@@ -1,5 +1,5 @@
 /**
- * moefusion as a library: the fusion runtime (Fuser), image I/O and colour handling, the metrics, and the engine
+ * moefusion as a library: the fusion runtime (Fuser), training, image I/O and colour handling, the metrics, and the engine
  * underneath (tensors, ops, autograd, optimizer) for those who build their own models on it.
  */
 export { Fuser, type FuserOptions, type FuseOptions, type GrayImage, type DetectOptions, type DetectResult } from './model/fuser.ts';
@@ -15,8 +15,12 @@ export { FusionNet, type ForwardOptions, type ForwardResult } from './model/fusi
 export { DEFAULT_CONFIG, type FusionConfig } from './model/config.ts';
 export { initParameters, type ParamSet } from './model/parameters.ts';
 export { loadWeights, loadWeightsWithConfig, saveWeights } from './model/weights.ts';
-export { fusionLosses } from './model/losses.ts';
-export { Trainer, referenceOptions, type AttentionMode, type TrainOptions, type SampleSource, type TrainingSample } from './model/trainer.ts';
+export { fusionLosses, gradientLoss, pixelLoss } from './model/losses.ts';
+export { Trainer, referenceOptions, type AttentionMode, type TrainOptions, type StepResult } from './train/trainer.ts';
+export { PairSource, Batcher, type SampleSource, type TrainingSample } from './train/data.ts';
+export { readCheckpoint, saveCheckpoint, restoreCheckpoint, type Checkpoint } from './train/checkpoint.ts';
+export { Validator, type ValidationScores } from './train/validation.ts';
+export { runTraining, type RunSettings } from './train/run.ts';
 export { readImage, writeImage, type Image } from './io/image.ts';
 export { toGray01, recolor, to8bit } from './io/color.ts';
 export { evaluate } from './metrics/evaluate.ts';

@@ -9,6 +9,7 @@ import { BoxFormatError } from '../io/boxes.ts';
 import { OutputError } from '../io/atomic.ts';
 import { SafetensorsError } from '../io/safetensors.ts';
 import { WeightsError } from '../model/weights.ts';
+import { TrainingError } from '../train/errors.ts';
 
 /** A problem with the user's input or arguments: its message is shown as is, without a stack. */
 export class UserError extends Error {
@@ -28,7 +29,7 @@ export interface DescribedError {
   exitCode: number;
 }
 
-const INPUT_ERRORS = [UserError, ImageError, DatasetError, BoxFormatError, OutputError, SafetensorsError, WeightsError];
+const INPUT_ERRORS = [UserError, ImageError, DatasetError, BoxFormatError, OutputError, SafetensorsError, WeightsError, TrainingError];
 
 const SYSTEM_ERRORS: Record<string, string> = {
   ENOENT: 'no such file or folder',

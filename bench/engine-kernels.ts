@@ -10,7 +10,8 @@ import { convBackwardInput } from '../src/kernels/conv2d.ts';
 import { convBackwardWeight } from '../src/kernels/conv2d-grad.ts';
 import { attentionForward, attentionBackward } from '../src/kernels/attention.ts';
 import { adamKernel } from '../src/kernels/optimizer.ts';
-import { routedConv2d, noisyTopKGate, routingTable, combineExperts, resizeBilinear, softmax, sum, add, gradientLoss } from '../src/ops/index.ts';
+import { routedConv2d, noisyTopKGate, routingTable, combineExperts, resizeBilinear, softmax, sum, add } from '../src/ops/index.ts';
+import { gradientLoss } from '../src/model/losses.ts';
 import { randomData, type Timed } from './peers/common.ts';
 import { timed } from './peers/engine.ts';
 
@@ -58,12 +59,12 @@ export function engineCases(width: number, height: number): EngineCase[] {
       return [dw, db];
     }),
     engineCase('routed conv 160→64, top-2 of 4 experts', 'flop', 2 * conv(160, 64), () => [random([1, 160, H, W], 1), random([4, 64, 160, 3, 3], 2), random([4, 64], 3), Tensor.fromArray([2, 0], [1, 2], 'u32')], ([x, w, b, top]) => {
-      const table = routingTable(top, { experts: 4 });
+      const table = routingTable(top, 4);
       return [routedConv2d(x, w, b, table, { relu: true }), table];
     }),
     engineCase('resize 160 channels to the gate grid 80×60', 'byte', MB * 160 * (px + 80 * 60), () => [random([1, 160, H, W], 1)], ([x]) => resizeBilinear(x, 60, 80)),
-    engineCase('noisy top-2 gate, 768 000 inputs → 4 experts (training)', 'byte', MB * 2 * gateInputs * 4 + MB * gateInputs, () => [random([1, gateInputs], 1), random([gateInputs, 4], 2), random([gateInputs, 4], 3)], ([x, wg, wn]) => {
-      const r = noisyTopKGate(x, wg, wn, { k: 2, train: true, lossCoef: 0.02 });
+    engineCase('noisy top-2 gate, 768 000 inputs → 4 experts (training)', 'byte', MB * 2 * gateInputs * 4 + MB * gateInputs, () => [random([1, gateInputs], 1), random([gateInputs, 4], 2), random([gateInputs, 4], 3), random([1, 4], 4)], ([x, wg, wn, noise]) => {
+      const r = noisyTopKGate(x, wg, wn, { k: 2, train: true, lossCoef: 0.02, noise });
       return [r.gates, r.topIndices, r.load, r.importance, r.auxLoss];
     }),
     engineCase('log-sum-exp combine of 2 experts', 'byte', MB * 3 * px, () => [random([2, 1, H, W], 1), positive([1, 4], 2), Tensor.fromArray([2, 0], [1, 2], 'u32')], ([y, g, top]) =>

@@ -1,6 +1,6 @@
 /// <reference types="@webgpu/types" />
 /**
- * moefusion as a library: the fusion runtime (Fuser), image I/O and colour handling, the metrics, and the engine
+ * moefusion as a library: the fusion runtime (Fuser), training, image I/O and colour handling, the metrics, and the engine
  * underneath (tensors, ops, autograd, optimizer) for those who build their own models on it.
  */
 export {
@@ -29,8 +29,12 @@ export { initParameters, type ParamSet } from './model/parameters.ts';
 export { loadWeights, loadWeightsWithConfig, saveWeights } from './model/weights-file.ts';
 export { weightsFromBytes, WeightsError } from './model/weights.ts';
 export { ConfigError } from './model/config.ts';
-export { fusionLosses } from './model/losses.ts';
-export { Trainer, referenceOptions, type AttentionMode, type TrainOptions, type SampleSource, type TrainingSample } from './model/trainer.ts';
+export { fusionLosses, gradientLoss, pixelLoss } from './model/losses.ts';
+export { Trainer, referenceOptions, type AttentionMode, type TrainOptions, type StepResult } from './train/trainer.ts';
+export { PairSource, Batcher, type SampleSource, type TrainingSample } from './train/data.ts';
+export { readCheckpoint, saveCheckpoint, restoreCheckpoint, type Checkpoint } from './train/checkpoint.ts';
+export { Validator, type ValidationScores } from './train/validation.ts';
+export { runTraining, type RunSettings } from './train/run.ts';
 export { readImage, writeImage, decodeImage, encodeImage, type Image } from './io/image.ts';
 export { toGray01, recolor, to8bit, to16bit } from './io/color.ts';
 export { evaluate } from './metrics/evaluate.ts';

@@ -195,16 +195,17 @@ t('noisyTopKGate forward matches float64 (inference and training with fixed nois
   }
 });
 
-t('noisyTopKGate ties pick the lower index first; training without noise draws it (seeded)', async () => {
+t('noisyTopKGate ties pick the lower index first; training follows the noise given and refuses to run without it', async () => {
   await gpu();
   const [B, D, E] = [2, 3, 4];
   const r = tidy(() => noisyTopKGate(Tensor.zeros([B, D]), Tensor.zeros([D, E]), Tensor.zeros([D, E]), { k: 3, train: false, lossCoef: 0.01 }));
   assert.equal([...(await r.topIndices.u32())], [0, 1, 2, 0, 1, 2]);
   assertClose(await r.gates.data(), [1 / 3, 1 / 3, 1 / 3, 0, 1 / 3, 1 / 3, 1 / 3, 0], { what: 'tied gates' });
   for (const v of Object.values(r)) v.dispose();
-  const drawn = tidy(() => noisyTopKGate(Tensor.zeros([B, D]), Tensor.zeros([D, E]), Tensor.zeros([D, E]), { k: 2, train: true, lossCoef: 0.01, rng: new Rng(5) }));
-  // σ = softplus(0) + 0.01 everywhere, logits = ε·σ: the choice must follow the seeded ε.
+  assert.throws(() => tidy(() => noisyTopKGate(Tensor.zeros([B, D]), Tensor.zeros([D, E]), Tensor.zeros([D, E]), { k: 2, train: true, lossCoef: 0.01 })), /training needs the noise \(2, 4\)/);
+  // σ = softplus(0) + 0.01 everywhere, logits = ε·σ: the choice must follow ε.
   const eps = new Rng(5).normal(B * E);
+  const drawn = tidy(() => noisyTopKGate(Tensor.zeros([B, D]), Tensor.zeros([D, E]), Tensor.zeros([D, E]), { k: 2, train: true, lossCoef: 0.01, noise: Tensor.fromArray(eps, [B, E]) }));
   const want = gateRef(new Float32Array(B * D), new Float32Array(D * E), new Float32Array(D * E), eps, B, D, E, 2, 0.01);
   assert.equal([...(await drawn.topIndices.u32())], want.top);
   assertClose(await drawn.load.data(), want.load, { what: 'load with drawn noise' });
@@ -259,14 +260,14 @@ t('routingTable: [input, expert] per routed sample, by sample, by expert group a
   const k = 2;
   const top = [3, 0, 1, 2, 2, 3];
   const idx = Tensor.fromArray(top, [B, k], 'u32');
-  const cases: Array<[Parameters<typeof routingTable>[1], number[]]> = [
+  const cases: Array<[Parameters<typeof routingTable>[2], number[]]> = [
     [{}, [0, 0, 1, 1, 2, 2]],
-    [{ inputOf: 'expertGroup', groups: 2, experts: 4 }, [1 * B + 0, 0, 0 + 1, 1 * B + 1, 1 * B + 2, 1 * B + 2]],
-    [{ inputOf: 'expertGroup', groups: 4, experts: 4 }, [3 * B + 0, 0, 1 * B + 1, 2 * B + 1, 2 * B + 2, 3 * B + 2]],
+    [{ inputOf: 'expertGroup', groups: 2 }, [1 * B + 0, 0, 0 + 1, 1 * B + 1, 1 * B + 2, 1 * B + 2]],
+    [{ inputOf: 'expertGroup', groups: 4 }, [3 * B + 0, 0, 1 * B + 1, 2 * B + 1, 2 * B + 2, 3 * B + 2]],
     [{ inputOf: 'self' }, [0, 1, 2, 3, 4, 5]],
   ];
   for (const [opts, inputs] of cases) {
-    const table = routingTable(idx, opts);
+    const table = routingTable(idx, 4, opts);
     assert.equal([...table.shape], [B * k, 2]);
     assert.is(table.dtype, 'u32');
     const want = inputs.flatMap((input, n) => [input, top[n]]);
@@ -274,16 +275,17 @@ t('routingTable: [input, expert] per routed sample, by sample, by expert group a
     table.dispose();
   }
   idx.dispose();
-  // Top indices from the gate know their expert count.
+  // Top indices straight from the gate.
   const g = noGrad(() =>
     noisyTopKGate(Tensor.fromArray(rng.uniform(8), [2, 4]), Tensor.fromArray(rng.uniform(16), [4, 4]), Tensor.zeros([4, 4]), { k: 2, train: false, lossCoef: 0 }),
   );
-  const table = routingTable(g.topIndices, { inputOf: 'expertGroup', groups: 2 });
+  const table = routingTable(g.topIndices, 4, { inputOf: 'expertGroup', groups: 2 });
   const chosen = await g.topIndices.u32();
   assert.equal([...(await table.u32())], [...chosen].flatMap((e, n) => [(e >= 2 ? 2 : 0) + Math.floor(n / 2), e]));
   table.dispose();
   for (const v of Object.values(g)) v.dispose();
-  assert.throws(() => routingTable(Tensor.zeros([1, 2], 'u32'), { inputOf: 'expertGroup', groups: 2 }), /experts/);
+  assert.throws(() => routingTable(Tensor.zeros([1, 2], 'u32'), 3, { inputOf: 'expertGroup', groups: 2 }), /3 experts do not split into 2/);
+  assert.throws(() => routingTable(Tensor.zeros([1, 2], 'u32'), 1), /1 experts cannot hold the top 2/);
 });
 
 t.run();

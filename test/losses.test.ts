@@ -8,7 +8,8 @@ import { gradcheck } from './helpers/gradcheck.ts';
 import * as ref from './helpers/reference.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { tidy } from '../src/tensor/engine.ts';
-import { sobelGradient, l1Loss, maskedL1Loss, gradientLoss, pixelLoss } from '../src/ops/index.ts';
+import { sobelGradient, l1Loss, maskedL1Loss } from '../src/ops/index.ts';
+import { gradientLoss, pixelLoss } from '../src/model/losses.ts';
 
 const t = suite('losses');
 const rng = new Rng(23);

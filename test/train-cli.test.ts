@@ -1,8 +1,9 @@
 /**
- * `moefusion train` as users meet it, on a tiny dataset (4 pairs of 48×44, crops of 24×32, small gate grids):
+ * `moefusion train` as users meet it, on a tiny dataset (4 pairs of 48×44, crops of 32×24, small gate grids):
  * a run from scratch writes its files and validates after each epoch; --resume continues the step count with a
- * consistent log; a run killed with SIGKILL resumes from its last checkpoint and leaves no temporary files; a
- * corrupt checkpoint, incomplete --init weights and bad arguments each give one clear line and a non-zero exit.
+ * consistent log and the run's own settings; a run killed with SIGKILL resumes from its last checkpoint and leaves no
+ * temporary files; a corrupt checkpoint, incomplete --init weights and bad arguments each give one clear line and a
+ * non-zero exit (more bad input in train-bad-input.test.ts).
  */
 import { suite } from 'uvu';
 import { cli, assertFails } from './helpers/cli.ts';
@@ -20,7 +21,7 @@ const dir = mkdtempSync(join(tmpdir(), 'moefusion-train-'));
 const data = join(dir, 'data');
 const MAIN = join(root, 'src/cli/main.ts');
 // Small gates keep checkpoints to a few MB; the validation pair (48×44) is large enough for every metric.
-const COMMON = ['--data', data, '--batch', '2', '--crop', '24x32', '--gate-grids', '6x8,3x4', '--val-fraction', '0.25'];
+const COMMON = ['--data', data, '--batch', '2', '--crop', '32x24', '--gate-grids', '6x8,3x4', '--val-fraction', '0.25'];
 const METRICS = ['loss', 'EN', 'SD', 'SF', 'AG', 'MI', 'SCD', 'VIF', 'Qabf'];
 
 interface LogLine {
@@ -54,7 +55,7 @@ t('from scratch: checkpoint, weights, log and loss curve, validation after each 
   const first = cli('train', ...COMMON, '--out', run, '--steps', '4', '--checkpoint-every', '2');
   assert.is(first.code, 0, first.stderr);
   for (const f of ['checkpoint.safetensors', 'weights.safetensors', 'log.jsonl', 'loss.png']) assert.ok(existsSync(join(run, f)), f);
-  assert.match(first.stdout, /3 pairs \(validation 1\).*2 steps per epoch/);
+  assert.match(first.stdout, /3 pairs \(validation 1\).*2 steps per epoch\), crop 32x24/);
   assert.match(first.stdout, /step 2 \(epoch 1\) validation: loss \S+, EN \S+, SD/);
   let log = readLog(run);
   assert.equal(trainingSteps(log), range(1, 4));
@@ -67,9 +68,10 @@ t('from scratch: checkpoint, weights, log and loss curve, validation after each 
   const curve = await readImage(join(run, 'loss.png'));
   assert.ok(curve.width > 100 && curve.channels === 3, 'loss.png is a picture');
 
-  const second = cli('train', ...COMMON, '--out', run, '--steps', '6', '--checkpoint-every', '2', '--resume');
+  // Options left out take the checkpoint's values (batch, crop, gate grids, validation share).
+  const second = cli('train', '--data', data, '--out', run, '--steps', '6', '--checkpoint-every', '2', '--resume');
   assert.is(second.code, 0, second.stderr);
-  assert.match(second.stdout, /resuming at step 4/);
+  assert.match(second.stdout, /3 pairs \(validation 1\), 6 steps, batch 2 \(2 steps per epoch\), crop 32x24, resuming at step 4/);
   log = readLog(run);
   assert.equal(trainingSteps(log), range(1, 6), 'the step count continues');
   assert.equal(log.filter((l) => l.validation).map((l) => l.step), [2, 4, 6]);
@@ -122,7 +124,7 @@ t('--init with weights that lack tensors names the file and a tensor', () => {
 t('bad arguments and datasets: one clear line each, no run folder created', () => {
   const out = join(dir, 'never');
   const train = (...a: string[]) => cli('train', '--data', data, '--out', out, '--steps', '2', ...a);
-  assertFails(train('--crop', 'big'), /--crop big: expected SIZE, HEIGHTxWIDTH/);
+  assertFails(train('--crop', 'big'), /--crop big: expected SIZE, WIDTHxHEIGHT/);
   assertFails(train('--crop', '0x32'), /--crop 0x32/);
   assertFails(train('--steps', '0'), /--steps 0: expected a positive integer/);
   assertFails(train('--gate-grids', '6x8'), /--gate-grids 6x8: expected LOCAL_HxW,GLOBAL_HxW/);
@@ -130,7 +132,8 @@ t('bad arguments and datasets: one clear line each, no run folder created', () =
   for (const m of ['ir', 'vi']) mkdirSync(join(dir, 'empty', m), { recursive: true });
   assertFails(cli('train', '--data', join(dir, 'empty'), '--out', out), /empty[/\\]ir: no images .*it is empty/);
   assert.not.ok(existsSync(out), 'no run folder for bad arguments');
-  assertFails(train('--crop', '64', '--val-fraction', '0', '--gate-grids', '6x8,3x4'), /p\d\.png is 48×44, smaller than --crop 64x64/);
+  assertFails(train('--crop', '64', '--val-fraction', '0', '--gate-grids', '6x8,3x4'), /p\d\.png is 48×44, smaller than --crop 64x64 \(WIDTHxHEIGHT\)/);
+  assert.not.ok(existsSync(out), 'a run failing at its first image removes the folder it created');
   assertFails(cli('train', '--data', data, '--out', join(dir, 'run'), '--steps', '8'), /already holds a run.*--resume/);
   assertFails(cli('train', '--data', data, '--out', join(dir, 'fresh'), '--resume'), /fresh[/\\]checkpoint\.safetensors does not exist/);
 });

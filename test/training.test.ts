@@ -15,7 +15,9 @@ import { Rng } from '../src/util/rng.ts';
 import { DEFAULT_CONFIG, type FusionConfig } from '../src/model/config.ts';
 import { initParameters, disposeParameters } from '../src/model/parameters.ts';
 import { FusionNet } from '../src/model/fusion-net.ts';
-import { Trainer, referenceOptions, type SampleSource, type TrainingSample, type TrainOptions } from '../src/model/trainer.ts';
+import { Trainer, referenceOptions, type TrainOptions } from '../src/train/trainer.ts';
+import type { SampleSource, TrainingSample } from '../src/train/data.ts';
+import { readCheckpoint, restoreCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
 import { openDataset } from '../src/io/dataset.ts';
 import { readImage } from '../src/io/image.ts';
 import { toGray01 } from '../src/io/color.ts';
@@ -62,13 +64,13 @@ t('a resumed run continues exactly where the checkpoint left it', async () => {
   try {
     const a = new Trainer(new FusionNet(initParameters(small, 2), small), data, options(6));
     for (let i = 0; i < 3; i++) await a.trainStep();
-    await a.saveCheckpoint(join(dir, 'ck.safetensors'));
+    await saveCheckpoint(join(dir, 'ck.safetensors'), a);
     const rest: number[] = [];
     for (let i = 0; i < 3; i++) rest.push((await a.trainStep()).total);
 
     // A new process would start like this: fresh parameters, then the checkpoint.
     const b = new Trainer(new FusionNet(initParameters(small, 99), small), data, options(6));
-    await b.loadCheckpoint(join(dir, 'ck.safetensors'));
+    restoreCheckpoint(b, readCheckpoint(join(dir, 'ck.safetensors')));
     assert.is(b.step, 3);
     const resumed: number[] = [];
     for (let i = 0; i < 3; i++) resumed.push((await b.trainStep()).total);

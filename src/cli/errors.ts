@@ -12,6 +12,7 @@ import { WeightsError } from '../model/weights.ts';
 import { ConfigError } from '../model/config.ts';
 import { InputError } from '../io/pixels.ts';
 import { EvaluationError } from '../metrics/evaluate.ts';
+import { TrainingError } from '../train/errors.ts';
 
 /** A problem with the user's input (a file, its contents, a value that cannot be used): shown as is, without a stack. */
 export class UserError extends Error {
@@ -43,7 +44,7 @@ export interface DescribedError {
   exitCode: number;
 }
 
-const INPUT_ERRORS = [UserError, ImageError, DatasetError, BoxFormatError, OutputError, SafetensorsError, WeightsError, ConfigError, InputError, EvaluationError];
+const INPUT_ERRORS = [UserError, ImageError, DatasetError, BoxFormatError, OutputError, SafetensorsError, WeightsError, ConfigError, InputError, EvaluationError, TrainingError];
 
 const SYSTEM_ERRORS: Record<string, string> = {
   ENOENT: 'no such file or folder',

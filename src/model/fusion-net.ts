@@ -4,24 +4,25 @@
  * Any image size runs with one set of weights: the gates always see the configured grid (the 640×480 one by default).
  */
 import type { Tensor } from '../tensor/tensor.ts';
+import type { NoisyTopKResult } from '../ops/index.ts';
 import { engine } from '../tensor/engine.ts';
 import { mul, sub, concat, add, full } from '../ops/index.ts';
 import { DEFAULT_CONFIG, type FusionConfig } from './config.ts';
 import { encode } from './encoder.ts';
-import { mixture, type GateResult } from './mixture.ts';
+import { mixture } from './mixture.ts';
 import { LOCAL_EXPERT_CONVS, GLOBAL_EXPERT_CONVS, type ParamSet } from './parameters.ts';
 
 export interface ForwardOptions {
   /** Training mode: noisy gates and their load terms. */
   train?: boolean;
-  /** Fixed N(0,1) noise per gate, shape (B, experts); drawn when absent (training only). */
+  /** N(0,1) noise per gate, shape (B, experts), drawn by the caller: required in training, unused otherwise. */
   noise?: Partial<Record<'fg' | 'bg' | 'global', Tensor>>;
 }
 
 export interface ForwardResult {
   /** I_F, (B,1,H,W), unbounded (clamp to [0,1] when saving). */
   fused: Tensor;
-  gates: { fg: GateResult; bg: GateResult; global: GateResult };
+  gates: { fg: NoisyTopKResult; bg: NoisyTopKResult; global: NoisyTopKResult };
   /** Σ of the three auxiliary load-balancing losses (coefficients applied). */
   auxLoss: Tensor;
 }

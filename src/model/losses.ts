@@ -1,7 +1,28 @@
-/** MoE-Fusion's training objective (docs/moe-fusion.md §5), from the fused image, the sources and the box mask. */
+/**
+ * MoE-Fusion's training objective (docs/moe-fusion.md §5), from the fused image, the sources and the box mask: the
+ * Sobel gradient loss and the object-aware pixel loss, built on the engine's generic L1 losses.
+ */
 import type { Tensor } from '../tensor/tensor.ts';
-import { gradientLoss, pixelLoss, scale, add } from '../ops/index.ts';
+import { tidy } from '../tensor/engine.ts';
+import { l1Loss, maskedL1Loss, maximum, sobelGradient, scale, add, addScalar, neg } from '../ops/index.ts';
 import type { FusionConfig } from './config.ts';
+
+/** MoE-Fusion's gradient loss, unweighted: mean|∇F − max(∇vis, ∇ir)| with ∇ the Sobel magnitude. */
+export function gradientLoss(fused: Tensor, vis: Tensor, ir: Tensor): Tensor {
+  return tidy(() => l1Loss(sobelGradient(fused), maximum(sobelGradient(vis), sobelGradient(ir))));
+}
+
+/**
+ * MoE-Fusion's object-aware pixel loss: mean|M·F − M·max(vis, ir)| + mean|(1−M)·F − (1−M)·(vis + ir)/2|,
+ * M = 1 inside ground-truth boxes (broadcast over channels).
+ */
+export function pixelLoss(fused: Tensor, vis: Tensor, ir: Tensor, mask: Tensor): Tensor {
+  return tidy(() => {
+    const foreground = maskedL1Loss(fused, maximum(vis, ir), mask);
+    const background = maskedL1Loss(fused, scale(add(vis, ir), 0.5), addScalar(neg(mask), 1));
+    return add(foreground, background);
+  });
+}
 
 export interface FusionLosses {
   grad: Tensor;

@@ -5,16 +5,8 @@
  */
 import type { Tensor } from '../tensor/tensor.ts';
 import { engine } from '../tensor/engine.ts';
-import { resizeBilinear, reshape, noisyTopKGate, routingTable, routedConv2d, combineExperts } from '../ops/index.ts';
+import { resizeBilinear, reshape, noisyTopKGate, routingTable, routedConv2d, combineExperts, type NoisyTopKResult } from '../ops/index.ts';
 import type { ConvSpec, ParamSet } from './parameters.ts';
-
-export interface GateResult {
-  gates: Tensor;
-  topIndices: Tensor;
-  load: Tensor;
-  importance: Tensor;
-  auxLoss: Tensor;
-}
 
 export interface MixtureOptions {
   name: string;
@@ -23,7 +15,7 @@ export interface MixtureOptions {
   gateGrid: [number, number];
   lossCoef: number;
   train: boolean;
-  /** Fixed N(0,1) noise (B,E) for the training gate; drawn when absent. */
+  /** N(0,1) noise (B,E) of the training gate, drawn by the caller (required when training). */
   noise?: Tensor;
   /**
    * Inputs stacked along the batch: one group per modality. With 2 groups (local experts) the first half of the
@@ -33,20 +25,22 @@ export interface MixtureOptions {
 }
 
 /** Runs the gate on `gateInput` (B,C,H,W) and the chosen experts on `stacked` (groups·B, C', H, W). */
-export function mixture(params: ParamSet, gateInput: Tensor, stacked: Tensor, o: MixtureOptions): { y: Tensor; gate: GateResult } {
+export function mixture(params: ParamSet, gateInput: Tensor, stacked: Tensor, o: MixtureOptions): { y: Tensor; gate: NoisyTopKResult } {
   const B = gateInput.shape[0];
   const rt = engine().rt;
   rt.timestamp(`${o.name} gate`);
   const small = resizeBilinear(gateInput, o.gateGrid[0], o.gateGrid[1]);
   const flat = reshape(small, [B, -1]);
-  const gate = noisyTopKGate(flat, params.get(`${o.name}.w_gate`)!, params.get(`${o.name}.w_noise`)!, {
+  const wGate = params.get(`${o.name}.w_gate`)!;
+  const experts = wGate.shape[1];
+  const gate = noisyTopKGate(flat, wGate, params.get(`${o.name}.w_noise`)!, {
     k: o.k,
     train: o.train,
     noise: o.noise,
     lossCoef: o.lossCoef,
   });
-  const first = routingTable(gate.topIndices, o.groups > 1 ? { inputOf: 'expertGroup', groups: o.groups } : {});
-  const chained = routingTable(gate.topIndices, { inputOf: 'self' });
+  const first = routingTable(gate.topIndices, experts, o.groups > 1 ? { inputOf: 'expertGroup', groups: o.groups } : {});
+  const chained = routingTable(gate.topIndices, experts, { inputOf: 'self' });
   rt.timestamp(`${o.name} experts`);
   let h = stacked;
   o.convs.forEach((c, layer) => {

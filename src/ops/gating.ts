@@ -6,7 +6,6 @@
 import { Tensor } from '../tensor/tensor.ts';
 import { engine, tidy } from '../tensor/engine.ts';
 import { record } from '../autograd/tape.ts';
-import { Rng } from '../util/rng.ts';
 import { gateLinearKernel, gateLinearXGradKernel, gateLinearWGradKernel } from '../kernels/gate-linear.ts';
 import {
   noisyTopKGateKernel,
@@ -27,10 +26,8 @@ export interface NoisyTopKOptions {
   k: number;
   /** Training: noisy logits and the smooth load. */
   train: boolean;
-  /** N(0,1) samples (B,E) for the noise; drawn from `rng` when absent in training. */
+  /** N(0,1) samples (B,E) for the noise, required in training: the caller draws them (a seeded generator whose state a checkpoint saves). */
   noise?: Tensor;
-  /** Generator for the noise when none is given (default: gateNoiseRng). */
-  rng?: Rng;
   /** Multiplier of the load-balancing loss (0.01 for MoE-Fusion's local mixtures, 0.02 for the global one). */
   lossCoef: number;
 }
@@ -47,12 +44,6 @@ export interface NoisyTopKResult {
   /** Scalar: lossCoef·(cv²(importance) + cv²(load)). */
   auxLoss: Tensor;
 }
-
-/** The seeded generator of the training noise when none is passed (its state can be saved for an exact resume). */
-export const gateNoiseRng = new Rng(0x9a7e);
-
-/** Number of experts behind each top-indices tensor made here, so routingTable can split experts into groups. */
-const expertsOf = new WeakMap<Tensor, number>();
 
 /** Copies tensors one after another into a new flat tensor (GPU copies, no read-back). */
 function stack(parts: Tensor[]): Tensor {
@@ -85,6 +76,7 @@ export function noisyTopKGate(x: Tensor, wGate: Tensor, wNoise: Tensor, opts: No
   if (!Number.isInteger(k) || k < 1 || k > E) throw new Error(`noisyTopKGate: k must be in 1..${E}, got ${k}`);
   if (E > MAX_EXPERTS) throw new Error(`noisyTopKGate: at most ${MAX_EXPERTS} experts, got ${E}`);
   if (wNoise.shape.join() !== wGate.shape.join()) throw new Error(`noisyTopKGate: wNoise [${wNoise.shape}] differs from wGate [${wGate.shape}]`);
+  if (train && !opts.noise) throw new Error(`noisyTopKGate: training needs the noise (${B}, ${E}) from the caller`);
   if (opts.noise && opts.noise.shape.join() !== [B, E].join())
     throw new Error(`noisyTopKGate: noise must be [${B}, ${E}], got [${opts.noise.shape}]`);
   const config: GateConfig = { experts: E, k, train };
@@ -97,15 +89,13 @@ export function noisyTopKGate(x: Tensor, wGate: Tensor, wNoise: Tensor, opts: No
     if (train) {
       const raw = gateLinear(x, wNoise);
       inputs.push(raw);
-      const noise = opts.noise ?? Tensor.fromArray((opts.rng ?? gateNoiseRng).normal(B * E), [B, E]);
-      state = stack([clean, raw, noise]);
+      state = stack([clean, raw, opts.noise!]);
     } else state = stack([clean]);
 
     const fwd = noisyTopKGateKernel(state, B, config, lossCoef);
     const load = slice(fwd.stats, 0, [E]);
     const importance = slice(fwd.stats, E, [E]);
     const auxLoss = slice(fwd.stats, 2 * E, []);
-    expertsOf.set(fwd.topIndices, E);
 
     record(
       'noisy_top_k_gate',
@@ -136,22 +126,21 @@ export interface RoutingOptions {
    */
   inputOf?: RoutingMode;
   groups?: number;
-  /** Number of experts E; known by itself for top indices made by noisyTopKGate. */
-  experts?: number;
 }
 
 /**
  * The routing table (B·k, 2) u32 of rows [input sample, expert], for output sample n = b·k + s, from the top
- * indices (B,k) of noisyTopKGate. It feeds routed convolutions, so the chosen experts run without a read-back.
+ * indices (B,k) of noisyTopKGate over `experts` experts. It feeds routed convolutions, so the chosen experts run
+ * without a read-back.
  */
-export function routingTable(topIndices: Tensor, opts: RoutingOptions = {}): Tensor {
+export function routingTable(topIndices: Tensor, experts: number, opts: RoutingOptions = {}): Tensor {
   if (topIndices.rank !== 2 || topIndices.dtype !== 'u32') throw new Error(`routingTable: needs u32 top indices (B,k), got ${topIndices}`);
+  const E = experts;
+  if (!Number.isInteger(E) || E < topIndices.shape[1]) throw new Error(`routingTable: ${E} experts cannot hold the top ${topIndices.shape[1]}`);
   const mode = opts.inputOf ?? 'sample';
   let perGroup = 1;
   if (mode === 'expertGroup') {
     const groups = opts.groups ?? 1;
-    const E = opts.experts ?? expertsOf.get(topIndices);
-    if (E === undefined) throw new Error('routingTable: expertGroup needs opts.experts for top indices not made by noisyTopKGate');
     if (!Number.isInteger(groups) || groups < 1 || E % groups !== 0) throw new Error(`routingTable: ${E} experts do not split into ${groups} equal groups`);
     perGroup = E / groups;
   }

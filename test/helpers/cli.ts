@@ -1,6 +1,6 @@
 /** Runs the `moefusion` command line in a child process, as users do, and checks its one-line failures. */
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -16,6 +16,18 @@ export interface CliResult {
 export function cli(...args: string[]): CliResult {
   const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { encoding: 'utf8', cwd: root });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr.replace(/^Warning: .*\n/gm, '') };
+}
+
+/** cli() without blocking, so that several commands can run at once. */
+export function cliAsync(...args: string[]): Promise<CliResult> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: root });
+    let [stdout, stderr] = ['', ''];
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', fail);
+    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr: stderr.replace(/^Warning: .*\n/gm, '') }));
+  });
 }
 
 /** A failure as the CLI promises it: non-zero exit and exactly one `moefusion: …` line matching `pattern`. */

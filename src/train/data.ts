@@ -1,0 +1,178 @@
+/**
+ * Training data: samples decoded lazily from image pairs and kept for the next passes (PairSource), and batches of
+ * random crops drawn from a sample source in a seeded order (Batcher, whose order is part of a checkpoint).
+ */
+import { readImage } from '../io/image.ts';
+import { toGray01 } from '../io/color.ts';
+import { boxMask, cropBoxes, type Box, type BoxSource } from '../io/boxes.ts';
+import type { ImagePair } from '../io/dataset.ts';
+import type { Rng } from '../util/rng.ts';
+import { TrainingError } from './errors.ts';
+
+/** One training pair, gray in [0,1], with an optional box mask (1 inside boxes) and the boxes themselves. */
+export interface TrainingSample {
+  width: number;
+  height: number;
+  ir: Float32Array;
+  vis: Float32Array;
+  mask?: Float32Array;
+  boxes?: Box[];
+}
+
+export interface SampleSource {
+  readonly count: number;
+  get(index: number): Promise<TrainingSample>;
+}
+
+/** A pair of a dataset with the boxes source of its dataset (null without labels). */
+export type LabelledPair = ImagePair & { boxes: BoxSource | null };
+
+/** What batches need of every image: at least the crop, [height, width]; one size for all when whole images are batched. */
+export interface BatchShape {
+  batchSize: number;
+  /** Random crop [height, width]; null batches whole images. */
+  crop: [number, number] | null;
+}
+
+/** `W×H` of a crop stored as [height, width]. */
+export const formatCrop = (crop: [number, number]): string => `${crop[1]}x${crop[0]}`;
+
+/**
+ * Decodes pairs lazily and keeps them (gray floats) for the next passes. Checks what batches need of each image,
+ * so that the error names the file.
+ */
+export class PairSource implements SampleSource {
+  private cache = new Map<number, TrainingSample>();
+  private firstSize: string | null = null;
+  constructor(
+    private pairs: LabelledPair[],
+    private shape: BatchShape,
+  ) {}
+
+  get count(): number {
+    return this.pairs.length;
+  }
+
+  async get(i: number): Promise<TrainingSample> {
+    const hit = this.cache.get(i);
+    if (hit) return hit;
+    const p = this.pairs[i];
+    if (!p) throw new RangeError(`PairSource: no pair ${i} of ${this.pairs.length}`);
+    const [ir, vi] = [await readImage(p.ir), await readImage(p.vi)];
+    if (ir.width !== vi.width || ir.height !== vi.height)
+      throw new TrainingError(`${p.ir} is ${ir.width}×${ir.height} but ${p.vi} is ${vi.width}×${vi.height}: a pair must have one size`);
+    const { crop, batchSize } = this.shape;
+    if (crop && (ir.height < crop[0] || ir.width < crop[1]))
+      throw new TrainingError(`${p.ir} is ${ir.width}×${ir.height}, smaller than --crop ${formatCrop(crop)} (WIDTHxHEIGHT)`);
+    const size = `${ir.width}×${ir.height}`;
+    this.firstSize ??= size;
+    if (!crop && batchSize > 1 && size !== this.firstSize)
+      throw new TrainingError(`${p.ir} is ${size} but other pairs are ${this.firstSize}: batching whole images needs one size; use --crop or --batch 1`);
+    const boxes = p.boxes?.read(p.name, { width: ir.width, height: ir.height }) ?? [];
+    const s: TrainingSample = {
+      width: ir.width,
+      height: ir.height,
+      ir: toGray01(ir, 'first'),
+      vis: toGray01(vi, 'luma'),
+      mask: boxes.length ? boxMask(boxes, ir.width, ir.height) : undefined,
+      boxes,
+    };
+    this.cache.set(i, s);
+    return s;
+  }
+}
+
+/** A batch (B,1,H,W) of planes in [0,1], the box mask (zeros without boxes) and each crop's boxes. */
+export interface Batch {
+  size: number;
+  height: number;
+  width: number;
+  ir: Float32Array;
+  vis: Float32Array;
+  mask: Float32Array;
+  boxes: Box[][];
+  /** Whether any sample of the batch has a box mask. */
+  hasBoxes: boolean;
+}
+
+/** Where the Batcher is in its current pass: the pass's order of sample indices and the next position in it. */
+export interface BatcherState {
+  order: number[];
+  cursor: number;
+}
+
+/**
+ * Batches of random crops from a source: passes over the data in fresh random orders, crops at random places. Every
+ * draw comes from `rng` (shared with the trainer's gate noise), so the state of `rng` and of the order is all a
+ * resume needs.
+ */
+export class Batcher {
+  private order: number[] = [];
+  private cursor = 0;
+
+  constructor(
+    readonly source: SampleSource,
+    readonly shape: BatchShape,
+    private rng: Rng,
+  ) {
+    if (source.count === 0) throw new TrainingError('the training set is empty');
+  }
+
+  get state(): BatcherState {
+    return { order: [...this.order], cursor: this.cursor };
+  }
+
+  /** Restores a saved state; it must be a pass over this source (the same number of samples). */
+  set state(s: BatcherState) {
+    const n = this.source.count;
+    const isPass = s.order.length === 0 || (s.order.length === n && new Set(s.order).size === n && s.order.every((i) => Number.isInteger(i) && i >= 0 && i < n));
+    if (!isPass) throw new TrainingError(`the saved data order is a pass over ${s.order.length} samples, but the training set has ${n}`);
+    if (!Number.isInteger(s.cursor) || s.cursor < 0 || s.cursor > s.order.length) throw new TrainingError(`the saved data position ${s.cursor} is outside its pass`);
+    this.order = [...s.order];
+    this.cursor = s.cursor;
+  }
+
+  private nextIndex(): number {
+    if (this.cursor >= this.order.length) {
+      // A new pass over the data in a fresh random order.
+      this.order = [...Array(this.source.count).keys()];
+      for (let i = this.order.length - 1; i > 0; i--) {
+        const j = this.rng.int(i + 1);
+        [this.order[i], this.order[j]] = [this.order[j], this.order[i]];
+      }
+      this.cursor = 0;
+    }
+    return this.order[this.cursor++];
+  }
+
+  async next(): Promise<Batch> {
+    const B = this.shape.batchSize;
+    const samples: TrainingSample[] = [];
+    for (let b = 0; b < B; b++) samples.push(await this.source.get(this.nextIndex()));
+    const [h, w] = this.shape.crop ?? [samples[0].height, samples[0].width];
+    const ir = new Float32Array(B * h * w);
+    const vis = new Float32Array(B * h * w);
+    const mask = new Float32Array(B * h * w);
+    let hasBoxes = false;
+    const boxes: Box[][] = [];
+    samples.forEach((s, b) => {
+      if (s.height < h || s.width < w) throw new TrainingError(`a training image of ${s.width}×${s.height} is smaller than the crop ${w}×${h}`);
+      if (!this.shape.crop && (s.height !== h || s.width !== w))
+        throw new TrainingError(`images of different sizes (${samples[0].width}×${samples[0].height}, ${s.width}×${s.height}) need --crop or batch size 1`);
+      const y0 = this.rng.int(s.height - h + 1);
+      const x0 = this.rng.int(s.width - w + 1);
+      boxes.push(cropBoxes(s.boxes ?? [], x0, y0, w, h));
+      for (let y = 0; y < h; y++) {
+        const src = (y0 + y) * s.width + x0;
+        const dst = (b * h + y) * w;
+        ir.set(s.ir.subarray(src, src + w), dst);
+        vis.set(s.vis.subarray(src, src + w), dst);
+        if (s.mask) {
+          mask.set(s.mask.subarray(src, src + w), dst);
+          hasBoxes = true;
+        }
+      }
+    });
+    return { size: B, height: h, width: w, ir, vis, mask, boxes, hasBoxes };
+  }
+}

@@ -1,0 +1,334 @@
+/**
+ * A training run in a folder, as `moefusion train` starts it: from scratch, from a weights file (init) or from the
+ * folder's own checkpoint (resume, which continues exactly where a killed run stopped). Everything the run needs is
+ * checked before the folder is created; a run that fails before its first checkpoint removes the folder it created.
+ * Writes to the folder: checkpoint.safetensors (atomic, every `checkpointEvery` steps and at the end),
+ * weights.safetensors (reference names), log.jsonl (one line per step, plus a validation line after each epoch)
+ * and loss.png (training loss, and validation loss in the second colour).
+ */
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { initEngine } from '../tensor/engine.ts';
+import { GpuError } from '../runtime/errors.ts';
+import { DEFAULT_CONFIG, type FusionConfig } from '../model/config.ts';
+import { FusionNet } from '../model/fusion-net.ts';
+import { initParameters, type ParamSet } from '../model/parameters.ts';
+import { loadWeightsWithConfig, saveWeights } from '../model/weights-file.ts';
+import { Detector } from '../model/detector/network.ts';
+import { DEFAULT_DETECTOR_CONFIG, M3FD_CLASSES } from '../model/detector/config.ts';
+import { initDetectorTensors } from '../model/detector/parameters.ts';
+import { detectorFromFile, detectorToHost, hasDetector } from '../model/detector/weights.ts';
+import { openDataset, splitPairs } from '../io/dataset.ts';
+import { lineChartSvg, writeSvgImage } from '../io/charts.ts';
+import { readSafetensors } from '../io/safetensors-file.ts';
+import { ensureWritableDir, OutputError, writeFileAtomic } from '../io/atomic.ts';
+import { PairSource, formatCrop, type LabelledPair } from './data.ts';
+import { Trainer, type StepResult, type TrainOptions } from './trainer.ts';
+import { readCheckpoint, restoreCheckpoint, saveCheckpoint, type Checkpoint, type DataRecord } from './checkpoint.ts';
+import { Validator, type ValidationScores } from './validation.ts';
+import { TrainingError } from './errors.ts';
+
+/** Settings a resumed run takes from its checkpoint unless given again, and then they must match it. */
+export type RunSetting = keyof TrainOptions | 'valFraction' | 'gateGrids' | 'classes';
+
+export interface RunSettings {
+  /** Dataset folders, and the split folder inside them. */
+  data: string[];
+  split?: string;
+  /** The run folder. */
+  out: string;
+  /** Training options (defaults filled in). */
+  options: TrainOptions;
+  /** Share of the pairs held out for validation, in [0, 1). */
+  valFraction: number;
+  /** Also validate every this many steps (validation always runs after each epoch and at the end). */
+  valEvery: number | null;
+  checkpointEvery: number;
+  /** Gate grids of a new network (null: the reference's, or those of the init weights or the checkpoint). */
+  gateGrids: Pick<FusionConfig, 'localGate' | 'globalGate'> | null;
+  /** Classes of a new detector (null: M3FD's when every label is one of them, else the labels found). */
+  classes: string[] | null;
+  /** Weights to start from. */
+  init?: string;
+  /** Continue the run in `out` from its checkpoint. */
+  resume: boolean;
+  /** The settings the user gave; when resuming, the others come from the checkpoint. */
+  given: ReadonlySet<RunSetting>;
+}
+
+/** Progress of the steps as the caller shows it. */
+export interface RunProgress {
+  tick(fields?: Record<string, number | string>): void;
+  update(value: number): void;
+  stop(): void;
+}
+
+export interface RunReporter {
+  line(message: string): void;
+  progress(total: number, label: string): RunProgress;
+}
+
+/** A line of log.jsonl: a training step's losses, or the validation after it. */
+export interface LogRecord extends Partial<StepResult> {
+  step: number;
+  time?: string;
+  epoch?: number;
+  validation?: ValidationScores;
+}
+
+/** Output files of a run; a killed run may leave their writers' temporary files behind. */
+const RUN_FILES = ['checkpoint.safetensors', 'weights.safetensors', 'log.jsonl', 'loss.png'];
+
+/** The command-line spelling of each training option, for messages. */
+const FLAGS: Record<keyof TrainOptions, string> = {
+  steps: '--steps',
+  batchSize: '--batch',
+  crop: '--crop',
+  lr: '--lr',
+  weightDecay: '--weight-decay',
+  clipNorm: '--clip',
+  milestones: '--milestones',
+  gamma: '--gamma',
+  seed: '--seed',
+  attention: '--attention',
+};
+
+function formatOption(key: keyof TrainOptions, v: TrainOptions[keyof TrainOptions]): string {
+  if (key === 'crop') return v === null ? 'none' : formatCrop(v as [number, number]);
+  if (key === 'milestones') return (v as number[]).join(',') || '(none)';
+  return String(v);
+}
+
+const formatGrids = (c: Pick<FusionConfig, 'localGate' | 'globalGate'>) => `${c.localGate.join('x')},${c.globalGate.join('x')}`;
+
+const KEEPS = 'a resumed run keeps its settings (only --steps may change): leave the option out, or start a new run in another --out';
+
+function mismatch(flag: string, given: string, stored: string): TrainingError {
+  return new TrainingError(`${flag} ${given} differs from the checkpoint's ${stored}: ${KEEPS}`);
+}
+
+/** The options of a resumed run: the checkpoint's, where the given ones must agree; --steps may differ. */
+function resumedOptions(s: RunSettings, ck: Checkpoint): TrainOptions {
+  const stored = ck.meta.options;
+  const opts = { ...stored };
+  for (const key of Object.keys(FLAGS) as Array<keyof TrainOptions>) {
+    if (key === 'steps' || !s.given.has(key)) continue;
+    const [a, b] = [formatOption(key, s.options[key]), formatOption(key, stored[key])];
+    if (JSON.stringify(s.options[key]) !== JSON.stringify(stored[key])) throw mismatch(FLAGS[key], a, b);
+  }
+  if (s.given.has('steps')) {
+    if (s.options.steps < ck.meta.step) throw new TrainingError(`--steps ${s.options.steps} is below the checkpoint's step ${ck.meta.step}: a resumed run only goes on`);
+    opts.steps = s.options.steps;
+  }
+  return opts;
+}
+
+function listSome(names: string[]): string {
+  return names.slice(0, 3).join(', ') + (names.length > 3 ? ` and ${names.length - 3} more` : '');
+}
+
+/** Refuses data other than the checkpoint's: other folders, split, validation share or pairs. */
+function checkSameData(now: DataRecord, then: DataRecord): void {
+  if (now.folders.join('\n') !== then.folders.join('\n')) throw mismatch('--data', now.folders.join(' '), then.folders.join(' '));
+  if (now.split !== then.split) throw mismatch('--split', now.split ?? '(none)', then.split ?? '(none)');
+  for (const side of ['train', 'val'] as const) {
+    if (now[side].join('\n') === then[side].join('\n')) continue;
+    const [a, b] = [new Set(now[side]), new Set(then[side])];
+    const added = now[side].filter((n) => !b.has(n));
+    const missing = then[side].filter((n) => !a.has(n));
+    const what = side === 'train' ? 'training' : 'validation';
+    const detail = [added.length ? `new: ${listSome(added)}` : '', missing.length ? `missing: ${listSome(missing)}` : ''].filter(Boolean).join('; ');
+    throw new TrainingError(
+      `--data ${now.folders.join(' ')}: the ${what} pairs differ from the checkpoint's (${now[side].length} now, ${then[side].length} then${detail ? `; ${detail}` : ''}): ${KEEPS}`,
+    );
+  }
+}
+
+/** The classes of a new detector: the given ones, else M3FD's when every label of the data is one of them, else the data's own labels (sorted). */
+function detectorClasses(classes: string[] | null, pairs: LabelledPair[]): string[] {
+  if (classes) return classes;
+  const labels = new Set<string>();
+  for (const p of pairs) for (const b of p.boxes?.read(p.name, { width: 1, height: 1 }) ?? []) labels.add(b.label);
+  return [...labels].every((l) => M3FD_CLASSES.includes(l)) ? M3FD_CLASSES : [...labels].sort();
+}
+
+/** The jointly trained detector of attention 'detector': the checkpoint's (its values restored later), the init file's, or a new one. */
+function createDetector(s: RunSettings, opts: TrainOptions, pairs: LabelledPair[], ck: Checkpoint | null): Detector | null {
+  if (opts.attention !== 'detector') return null;
+  if (ck) return new Detector(initDetectorTensors(ck.meta.detector!), ck.meta.detector!);
+  if (s.init) {
+    const file = readSafetensors(s.init);
+    if (hasDetector(file)) {
+      try {
+        const { tensors, config } = detectorFromFile(file, s.init);
+        return new Detector(tensors, config);
+      } catch (e) {
+        if (e instanceof GpuError) throw e;
+        throw new TrainingError((e as Error).message);
+      }
+    }
+  }
+  const config = { ...DEFAULT_DETECTOR_CONFIG, classes: detectorClasses(s.classes, pairs) };
+  return new Detector(initDetectorTensors(config, opts.seed), config);
+}
+
+function formatScores(v: ValidationScores): string {
+  return Object.entries(v).map(([k, x]) => `${k} ${x.toPrecision(4)}`).join(', ');
+}
+
+/** Removes temporary files of our outputs left by a killed run (names of io/atomic.ts, io/image.ts, io/safetensors.ts). */
+function removeStaleTemporaries(dir: string): void {
+  for (const name of readdirSync(dir))
+    if (RUN_FILES.some((f) => name.startsWith(`${f}.tmp-`) || (name.startsWith(`.${f}.`) && name.endsWith('.tmp'))))
+      rmSync(join(dir, name), { force: true });
+}
+
+/** The outermost folder of `dir` that does not exist yet (what creating `dir` creates), or null when it exists. */
+function outermostMissing(dir: string): string | null {
+  let d = resolve(dir);
+  if (existsSync(d)) return null;
+  while (!existsSync(dirname(d))) d = dirname(d);
+  return d;
+}
+
+/** Runs the training described by `s` to its last step. */
+export async function runTraining(s: RunSettings, report: RunReporter): Promise<void> {
+  // ---- everything is checked before the run folder is created ----
+  const pairs: LabelledPair[] = [];
+  for (const root of s.data) {
+    const ds = openDataset(root, { split: s.split });
+    for (const p of ds.pairs) pairs.push({ ...p, boxes: ds.boxes });
+  }
+  if (s.init && !s.resume && !existsSync(s.init)) throw new TrainingError(`--init ${s.init}: no such file`);
+  if (existsSync(s.out) && !statSync(s.out).isDirectory()) throw new OutputError(`--out ${s.out}`, 'exists and is not a folder');
+  const checkpoint = join(s.out, 'checkpoint.safetensors');
+  const logFile = join(s.out, 'log.jsonl');
+  if (!s.resume && existsSync(checkpoint))
+    throw new TrainingError(`${s.out} already holds a run (checkpoint.safetensors): pass --resume to continue it, or choose another --out`);
+  if (s.resume && !existsSync(checkpoint)) throw new TrainingError(`--resume: ${checkpoint} does not exist`);
+  let ck: Checkpoint | null = null;
+  if (s.resume) {
+    try {
+      ck = readCheckpoint(checkpoint);
+    } catch (e) {
+      throw e instanceof TrainingError ? new TrainingError(`cannot resume: ${e.message}`) : e;
+    }
+  }
+  const opts = ck ? resumedOptions(s, ck) : s.options;
+  const stored = ck?.meta.data;
+  if (stored && s.given.has('valFraction') && s.valFraction !== stored.valFraction) throw mismatch('--val-fraction', String(s.valFraction), String(stored.valFraction));
+  const valFraction = stored && !s.given.has('valFraction') ? stored.valFraction : s.valFraction;
+  // One pair cannot be split: it trains, and nothing is validated.
+  const { train, val } = valFraction > 0 && pairs.length > 1 ? splitPairs(pairs, { valFraction, seed: opts.seed }) : { train: pairs, val: [] };
+  const data: DataRecord = {
+    folders: s.data.map((d) => resolve(d)),
+    split: s.split ?? null,
+    valFraction,
+    train: train.map((p) => p.name),
+    val: val.map((p) => p.name),
+  };
+  if (stored) checkSameData(data, stored);
+  if (opts.attention === 'detector') {
+    if (!pairs.some((p) => p.boxes)) throw new TrainingError(`--attention detector needs boxes: ${s.data.join(', ')} has no labels folder (VOC, YOLO or COCO)`);
+    if (ck && !ck.meta.detector) throw new TrainingError(`cannot resume with --attention detector: the checkpoint was trained without a detector`);
+    if (ck && s.classes && s.classes.join() !== ck.meta.detector!.classes.join())
+      throw mismatch('--classes', s.classes.join(','), ck.meta.detector!.classes.join(','));
+  }
+  const grids = s.gateGrids;
+  if (ck && grids && formatGrids(grids) !== formatGrids(ck.meta.config)) throw mismatch('--gate-grids', formatGrids(grids), formatGrids(ck.meta.config));
+
+  await initEngine();
+  // The network's configuration: the checkpoint's, else the --init file's, else the reference's (--gate-grids).
+  let cfg: FusionConfig = ck?.meta.config ?? { ...DEFAULT_CONFIG, ...grids };
+  let params: ParamSet;
+  if (s.init && !ck) ({ params, config: cfg } = loadWeightsWithConfig(s.init));
+  else params = initParameters(cfg, opts.seed);
+  if (grids && formatGrids(grids) !== formatGrids(cfg))
+    throw new TrainingError(`--gate-grids ${formatGrids(grids)} differs from the --init weights (${formatGrids(cfg)})`);
+  const net = new FusionNet(params, cfg);
+  const detector = createDetector(s, opts, pairs, ck);
+  const trainer = new Trainer(net, new PairSource(train, opts), opts, detector);
+  const validator = new Validator(net, new PairSource(val, opts), { attention: opts.attention, detector, warn: (m) => report.line(m) });
+  let log: LogRecord[] = [];
+  if (ck) {
+    try {
+      restoreCheckpoint(trainer, ck);
+    } catch (e) {
+      if (e instanceof TrainingError) throw new TrainingError(`cannot resume: ${e.message}`);
+      throw e;
+    }
+    // Keep the log consistent with the checkpoint: drop lines of steps that were lost.
+    log = existsSync(logFile)
+      ? readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogRecord).filter((r) => r.step <= trainer.step)
+      : [];
+  }
+
+  // ---- the run ----
+  const created = outermostMissing(s.out);
+  ensureWritableDir(s.out, '--out');
+  try {
+    removeStaleTemporaries(s.out);
+    await loop(s, report, { trainer, validator, log, data, checkpoint, logFile, trainCount: train.length, valCount: val.length, resumed: !!ck });
+    const detectorFiles = detector ? await detectorToHost(detector.tensors, detector.config) : null;
+    await saveWeights(join(s.out, 'weights.safetensors'), params, cfg, {
+      metadata: { steps: String(trainer.step), ...detectorFiles?.metadata },
+      extraTensors: detectorFiles?.tensors,
+    });
+    report.line(`done: ${trainer.step} steps; weights in ${join(s.out, 'weights.safetensors')}`);
+  } catch (e) {
+    // A folder this run created and that holds no checkpoint yet has nothing worth keeping.
+    if (created && !existsSync(checkpoint)) rmSync(created, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+interface LoopState {
+  trainer: Trainer;
+  validator: Validator;
+  log: LogRecord[];
+  data: DataRecord;
+  checkpoint: string;
+  logFile: string;
+  trainCount: number;
+  valCount: number;
+  resumed: boolean;
+}
+
+async function loop(s: RunSettings, report: RunReporter, st: LoopState): Promise<void> {
+  const { trainer, validator, log } = st;
+  const opts = trainer.opts;
+  const stepsPerEpoch = Math.ceil(st.trainCount / opts.batchSize);
+  report.line(
+    `training on ${st.trainCount} pairs (validation ${st.valCount}), ${opts.steps} steps, batch ${opts.batchSize} (${stepsPerEpoch} steps per epoch), ` +
+      `crop ${opts.crop ? formatCrop(opts.crop) : 'none'}${st.resumed ? `, resuming at step ${trainer.step}` : ''}`,
+  );
+  const bar = report.progress(opts.steps, 'training');
+  bar.update(trainer.step);
+  // The log goes first: lines past the checkpoint's step are dropped on resume, lines missing could not be.
+  const save = async () => {
+    await writeFileAtomic(st.logFile, log.map((r) => JSON.stringify(r) + '\n').join(''));
+    await saveCheckpoint(st.checkpoint, trainer, st.data);
+    const series = (pick: (r: LogRecord) => number | undefined) =>
+      log.flatMap((r) => (pick(r) === undefined ? [] : [[r.step, pick(r)!] as [number, number]]));
+    const curve = lineChartSvg(
+      [{ name: 'training loss', points: series((r) => r.total) }, { name: 'validation loss', points: series((r) => r.validation?.loss) }],
+      { title: 'MoE-Fusion training', xLabel: 'step', yLabel: 'loss' },
+    );
+    await writeSvgImage(join(s.out, 'loss.png'), curve);
+  };
+  while (trainer.step < opts.steps) {
+    const r = await trainer.trainStep();
+    if (!Number.isFinite(r.total)) throw new TrainingError(`the loss became ${r.total} at step ${r.step}; lower --lr`);
+    log.push({ ...r, time: new Date().toISOString() });
+    bar.tick({ loss: r.total, lr: r.lr });
+    const epochEnd = r.step % stepsPerEpoch === 0;
+    if (st.valCount && (epochEnd || r.step === opts.steps || (s.valEvery !== null && r.step % s.valEvery === 0))) {
+      const validation = await validator.run();
+      const epoch = Math.round((100 * r.step) / stepsPerEpoch) / 100;
+      log.push({ step: r.step, epoch, validation });
+      report.line(`step ${r.step} (epoch ${epoch}) validation: ${formatScores(validation)}`);
+    }
+    if (r.step % s.checkpointEvery === 0 || r.step === opts.steps) await save();
+  }
+  bar.stop();
+}

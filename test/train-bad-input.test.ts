@@ -1,5 +1,5 @@
 /**
- * `moefusion train` refuses bad input up front: each case below exits with code 1 and one line naming the flag (with
+ * `moefusion train` refuses bad input up front: each case below exits with code 1 (2 for a malformed value) and one line naming the flag (with
  * the value) or the file, and leaves nothing behind: no new --out folder, and a run resumed with changed settings or
  * other data keeps its folder exactly as it was.
  */
@@ -40,7 +40,12 @@ interface Case {
   args: string[];
   /** Matched against the one error line. */
   message: RegExp;
+  /** Exit code: 1 (bad input) unless given; 2 for a value that is not of its option's kind (usage). */
+  code?: number;
 }
+
+/** A case whose flag value is malformed: a usage error, exit 2. */
+const usage = (c: Case): Case => ({ ...c, code: 2 });
 
 /** A new run into `fresh` (which must not exist afterwards). */
 const fromScratch = (name: string, args: string[], message: RegExp): Case => ({ name, args: ['--data', data, '--out', fresh, '--steps', '2', ...args], message });
@@ -73,7 +78,7 @@ async function check(cases: Case[], folderAfter: () => void): Promise<void> {
   cases.forEach((c, i) => {
     const r = results[i];
     try {
-      assert.is(r.code, 1, `exit code (stderr: ${r.stderr.trim()})`);
+      assert.is(r.code, c.code ?? 1, `exit code (stderr: ${r.stderr.trim()})`);
       assertFails(r, c.message);
     } catch (e) {
       (e as Error).message = `${c.name}: ${(e as Error).message}`;
@@ -86,29 +91,29 @@ async function check(cases: Case[], folderAfter: () => void): Promise<void> {
 t('bad values of a new run: the flag and the value named, no --out folder created', async () => {
   writeFileSync(join(dir, 'a-file'), 'not a folder');
   const cases: Case[] = [
-    fromScratch('seed not a number', ['--seed', 'abc'], /^moefusion: --seed abc: expected an integer from 0 to \d+$/),
-    fromScratch('negative seed', ['--seed', '-1'], /--seed -1: expected an integer/),
-    fromScratch('fractional seed', ['--seed', '1.5'], /--seed 1\.5: expected an integer/),
-    fromScratch('weight decay not a number', ['--weight-decay', 'abc'], /--weight-decay abc: expected a number ≥ 0/),
-    fromScratch('negative weight decay', ['--weight-decay', '-1e-4'], /--weight-decay -1e-4: expected a number ≥ 0/),
-    fromScratch('zero learning rate', ['--lr', '0'], /--lr 0: expected a positive number/),
-    fromScratch('infinite learning rate', ['--lr', 'Infinity'], /--lr Infinity: expected a positive number/),
-    fromScratch('learning rate in hex', ['--lr', '0x10'], /--lr 0x10: expected a positive number/),
-    fromScratch('negative clip', ['--clip', '-3'], /--clip -3: expected a positive number/),
-    fromScratch('zero gamma', ['--gamma', '0'], /--gamma 0: expected a positive number/),
-    fromScratch('fractional batch', ['--batch', '2.5'], /--batch 2\.5: expected a positive integer/),
-    fromScratch('zero batch', ['--batch', '0'], /--batch 0: expected a positive integer/),
-    fromScratch('steps with a unit', ['--steps', '10k'], /--steps 10k: expected a positive integer/),
-    fromScratch('a milestone not a number', ['--milestones', '5,abc'], /--milestones 5,abc: expected comma-separated steps \(positive integers\)/),
-    fromScratch('validation share of 1', ['--val-fraction', '1'], /--val-fraction 1: expected a number in \[0, 1\)/),
-    fromScratch('validation share not a number', ['--val-fraction', 'half'], /--val-fraction half: expected a number ≥ 0/),
-    fromScratch('validation every 0 steps', ['--val-every', '0'], /--val-every 0: expected a positive integer/),
-    fromScratch('negative checkpoint interval', ['--checkpoint-every', '-2'], /--checkpoint-every -2: expected a positive integer/),
-    fromScratch('crop of zero width', ['--crop', '0x32'], /--crop 0x32: expected SIZE, WIDTHxHEIGHT/),
-    fromScratch('crop in the old order with a separator', ['--crop', '32,24'], /--crop 32,24: expected SIZE, WIDTHxHEIGHT/),
-    fromScratch('unknown attention', ['--attention', 'boxs'], /--attention boxs: expected one of boxes, none, detector/),
-    fromScratch('no classes', ['--classes', ','], /--classes ,: expected comma-separated class names/),
-    fromScratch('gate grids half given', ['--gate-grids', '6x8'], /--gate-grids 6x8: expected LOCAL_HxW,GLOBAL_HxW/),
+    usage(fromScratch('seed not a number', ['--seed', 'abc'], /^moefusion: --seed abc: expected an integer from 0 to \d+$/)),
+    usage(fromScratch('negative seed', ['--seed', '-1'], /--seed -1: expected an integer/)),
+    usage(fromScratch('fractional seed', ['--seed', '1.5'], /--seed 1\.5: expected an integer/)),
+    usage(fromScratch('weight decay not a number', ['--weight-decay', 'abc'], /--weight-decay abc: expected a number ≥ 0/)),
+    usage(fromScratch('negative weight decay', ['--weight-decay', '-1e-4'], /--weight-decay -1e-4: expected a number ≥ 0/)),
+    usage(fromScratch('zero learning rate', ['--lr', '0'], /--lr 0: expected a positive number/)),
+    usage(fromScratch('infinite learning rate', ['--lr', 'Infinity'], /--lr Infinity: expected a positive number/)),
+    usage(fromScratch('learning rate in hex', ['--lr', '0x10'], /--lr 0x10: expected a positive number/)),
+    usage(fromScratch('negative clip', ['--clip', '-3'], /--clip -3: expected a positive number/)),
+    usage(fromScratch('zero gamma', ['--gamma', '0'], /--gamma 0: expected a positive number/)),
+    usage(fromScratch('fractional batch', ['--batch', '2.5'], /--batch 2\.5: expected a positive integer/)),
+    usage(fromScratch('zero batch', ['--batch', '0'], /--batch 0: expected a positive integer/)),
+    usage(fromScratch('steps with a unit', ['--steps', '10k'], /--steps 10k: expected a positive integer/)),
+    usage(fromScratch('a milestone not a number', ['--milestones', '5,abc'], /--milestones 5,abc: expected comma-separated steps \(positive integers\)/)),
+    usage(fromScratch('validation share of 1', ['--val-fraction', '1'], /--val-fraction 1: expected a number in \[0, 1\)/)),
+    usage(fromScratch('validation share not a number', ['--val-fraction', 'half'], /--val-fraction half: expected a number ≥ 0/)),
+    usage(fromScratch('validation every 0 steps', ['--val-every', '0'], /--val-every 0: expected a positive integer/)),
+    usage(fromScratch('negative checkpoint interval', ['--checkpoint-every', '-2'], /--checkpoint-every -2: expected a positive integer/)),
+    usage(fromScratch('crop of zero width', ['--crop', '0x32'], /--crop 0x32: expected SIZE, WIDTHxHEIGHT/)),
+    usage(fromScratch('crop in the old order with a separator', ['--crop', '32,24'], /--crop 32,24: expected SIZE, WIDTHxHEIGHT/)),
+    usage(fromScratch('unknown attention', ['--attention', 'boxs'], /--attention boxs: expected one of boxes, none, detector, saliency/)),
+    usage(fromScratch('no classes', ['--classes', ','], /--classes ,: expected comma-separated class names/)),
+    usage(fromScratch('gate grids half given', ['--gate-grids', '6x8'], /--gate-grids 6x8: expected LOCAL_HxW,GLOBAL_HxW/)),
     fromScratch('detector without boxes', ['--attention', 'detector'], /--attention detector needs boxes: .*data has no labels folder/),
     fromScratch('resume without a checkpoint', ['--resume'], /--resume: .*fresh[/\\]checkpoint\.safetensors does not exist/),
     fromScratch('init file missing', ['--init', join(dir, 'none.safetensors')], /none\.safetensors: no such file/),
@@ -140,7 +145,7 @@ t('--resume with changed settings: the flag with both values named, the run left
     resumed('gate grids', ['--gate-grids', '12x16,6x8'], /--gate-grids 12x16,6x8 differs from the checkpoint's 6x8,3x4/),
     resumed('validation share', ['--val-fraction', '0.5'], /--val-fraction 0\.5 differs from the checkpoint's 0\.25/),
     resumed('steps below the checkpoint', ['--steps', '1'], /--steps 1 is below the checkpoint's step 2/),
-    resumed('a bad value is still named first', ['--batch', 'two'], /--batch two: expected a positive integer/),
+    usage(resumed('a bad value is still named first', ['--batch', 'two'], /--batch two: expected a positive integer/)),
     { name: 'other data folder', args: ['--data', copy, '--out', run, '--resume'], message: /--data .*data-copy differs from the checkpoint's .*data\b/ },
     { name: 'another dataset', args: ['--data', labelled, '--out', run, '--resume'], message: /--data .*labelled differs from the checkpoint's/ },
     { name: 'two data folders', args: ['--data', data, copy, '--out', run, '--resume'], message: /--data .*data .*data-copy differs from the checkpoint's/ },

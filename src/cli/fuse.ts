@@ -28,7 +28,7 @@ interface FuseArgs {
   color?: boolean;
   compare?: string;
   weights: string;
-  attention: 'auto' | 'detector' | 'none';
+  attention: 'auto' | 'detector' | 'saliency' | 'none';
   depth: string;
   shard?: string;
   skipExisting?: boolean;
@@ -137,7 +137,7 @@ export interface FuseSummary {
 
 export async function runFuse(a: FuseArgs): Promise<FuseSummary> {
   const started = performance.now();
-  if (!['auto', 'detector', 'none'].includes(a.attention)) throw new UsageError(`--attention ${a.attention}: expected auto, detector or none`);
+  if (!['auto', 'detector', 'saliency', 'none'].includes(a.attention)) throw new UsageError(`--attention ${a.attention}: expected auto, detector, saliency or none`);
   if (a.depth !== '8' && a.depth !== '16') throw new UsageError(`--depth ${a.depth}: expected 8 or 16`);
   const depth = Number(a.depth) as 8 | 16;
   const { jobs, folders, outDirs } = plan(a, depth);
@@ -149,7 +149,6 @@ export async function runFuse(a: FuseArgs): Promise<FuseSummary> {
   try {
     if (a.attention === 'detector' && !fuser.detector)
       throw new UserError(`--attention detector: ${a.weights} carries no detector (train one with \`moefusion train --attention detector\`)`);
-    const attention = a.attention === 'none' || !fuser.detector ? 'none' : 'detector';
     // Sizes from the headers, before any decoding or output: equal within each pair, within the adapter's limits.
     for (const j of jobs) {
       const [si, sv] = [await imageSize(j.ir), await imageSize(j.vi)];
@@ -173,7 +172,7 @@ export async function runFuse(a: FuseArgs): Promise<FuseSummary> {
       const stages = folders ? null : createProgress(8, 'fusing', { quiet: a.quiet || a.json || ir.width * ir.height < 1 << 20 });
       const fused = await fuser.fuse(ir, vi, {
         color: !!a.color,
-        attention: attention === 'detector' ? 'detector' : 'none',
+        attention: a.attention,
         onStage: stages ? (stage, done) => stages.update(done, { stage }) : undefined,
       });
       stages?.stop();
@@ -207,7 +206,7 @@ export function fuseCommand(): Command {
     .option('--color', 'colour output: the fused image as luma with the visible chroma (YCbCr)')
     .option('--compare <path>', 'also write an IR | visible | fused picture (file, or folder for folders)')
     .option('--weights <file>', 'weights (safetensors)', DEFAULT_WEIGHTS)
-    .option('--attention <mode>', "attention map: detector (the weights' detectors), none (0.5), or auto (detector when the weights carry one)", 'auto')
+    .option('--attention <mode>', "attention map: detector (the weights' detectors), saliency (the infrared image's brightness saliency), none (0.5), or auto (what the weights were trained with)", 'auto')
     .option('--depth <bits>', 'output bits per channel: 8, or 16 (PNG and TIFF)', '8')
     .option('--shard <I/N>', 'folders: fuse only shard I of N (a stable split by file name), for job arrays')
     .option('--skip-existing', 'folders: skip pairs whose output is already a complete image (finish an interrupted run)')

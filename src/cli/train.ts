@@ -5,9 +5,9 @@
  */
 import { Command } from 'commander';
 import type { FusionConfig } from '../model/config.ts';
-import { referenceMilestones, type AttentionMode, type TrainOptions } from '../train/trainer.ts';
+import { ATTENTION_MODES, referenceMilestones, type AttentionMode, type ForegroundMode, type TrainOptions } from '../train/trainer.ts';
 import { runTraining, type RunSetting, type RunSettings } from '../train/run.ts';
-import { UserError } from './errors.ts';
+import { UsageError } from './errors.ts';
 import { createProgress } from './progress.ts';
 
 interface TrainArgs {
@@ -24,6 +24,10 @@ interface TrainArgs {
   gamma: string;
   seed: string;
   attention: string;
+  foreground: string;
+  schedule: string;
+  warmup: string;
+  flip?: boolean;
   classes?: string;
   valFraction: string;
   valEvery?: string;
@@ -40,7 +44,7 @@ const MAX_SEED = 2 ** 32 - 2;
 
 function positiveInteger(flag: string, v: string): number {
   const n = Number(v);
-  if (!INTEGER.test(v) || !Number.isSafeInteger(n) || n < 1) throw new UserError(`${flag} ${v}: expected a positive integer`);
+  if (!INTEGER.test(v) || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag} ${v}: expected a positive integer`);
   return n;
 }
 
@@ -48,7 +52,7 @@ function positiveInteger(flag: string, v: string): number {
 function number(flag: string, v: string, min: number, above: boolean): number {
   const n = Number(v);
   if (!DECIMAL.test(v.trim()) || !Number.isFinite(n) || n < min || (above && n === min))
-    throw new UserError(`${flag} ${v}: expected a ${above && min === 0 ? 'positive number' : `number ≥ ${min}`}`);
+    throw new UsageError(`${flag} ${v}: expected a ${above && min === 0 ? 'positive number' : `number ≥ ${min}`}`);
   return n;
 }
 
@@ -57,7 +61,7 @@ function parseCrop(v: string): [number, number] | null {
   if (v === 'none') return null;
   const m = /^(\d+)(?:x(\d+))?$/.exec(v);
   const [w, h] = m ? [Number(m[1]), Number(m[2] ?? m[1])] : [0, 0];
-  if (!m || w < 1 || h < 1) throw new UserError(`--crop ${v}: expected SIZE, WIDTHxHEIGHT (positive integers) or none`);
+  if (!m || w < 1 || h < 1) throw new UsageError(`--crop ${v}: expected SIZE, WIDTHxHEIGHT (positive integers) or none`);
   return [h, w];
 }
 
@@ -65,7 +69,7 @@ function parseCrop(v: string): [number, number] | null {
 function parseGateGrids(v: string): Pick<FusionConfig, 'localGate' | 'globalGate'> {
   const m = /^(\d+)x(\d+),(\d+)x(\d+)$/.exec(v);
   const sizes = m ? m.slice(1).map(Number) : [];
-  if (!m || sizes.some((n) => n < 1)) throw new UserError(`--gate-grids ${v}: expected LOCAL_HxW,GLOBAL_HxW, e.g. 120x160,60x80`);
+  if (!m || sizes.some((n) => n < 1)) throw new UsageError(`--gate-grids ${v}: expected LOCAL_HxW,GLOBAL_HxW, e.g. 120x160,60x80`);
   return { localGate: [sizes[0], sizes[1]], globalGate: [sizes[2], sizes[3]] };
 }
 
@@ -73,16 +77,15 @@ function parseGateGrids(v: string): Pick<FusionConfig, 'localGate' | 'globalGate
 function parseMilestones(v: string): number[] {
   const steps = v.split(',');
   if (!steps.every((s) => INTEGER.test(s) && Number(s) >= 1 && Number.isSafeInteger(Number(s))))
-    throw new UserError(`--milestones ${v}: expected comma-separated steps (positive integers)`);
+    throw new UsageError(`--milestones ${v}: expected comma-separated steps (positive integers)`);
   return steps.map(Number);
 }
 
-const ATTENTION_MODES: AttentionMode[] = ['boxes', 'none', 'detector'];
 
 function optionsFrom(a: TrainArgs): TrainOptions {
-  if (!ATTENTION_MODES.includes(a.attention as AttentionMode)) throw new UserError(`--attention ${a.attention}: expected one of ${ATTENTION_MODES.join(', ')}`);
+  if (!ATTENTION_MODES.includes(a.attention as AttentionMode)) throw new UsageError(`--attention ${a.attention}: expected one of ${ATTENTION_MODES.join(', ')}`);
   const steps = positiveInteger('--steps', a.steps);
-  if (!INTEGER.test(a.seed) || Number(a.seed) > MAX_SEED) throw new UserError(`--seed ${a.seed}: expected an integer from 0 to ${MAX_SEED}`);
+  if (!INTEGER.test(a.seed) || Number(a.seed) > MAX_SEED) throw new UsageError(`--seed ${a.seed}: expected an integer from 0 to ${MAX_SEED}`);
   return {
     steps,
     batchSize: positiveInteger('--batch', a.batch),
@@ -94,7 +97,22 @@ function optionsFrom(a: TrainArgs): TrainOptions {
     gamma: number('--gamma', a.gamma, 0, true),
     seed: Number(a.seed),
     attention: a.attention as AttentionMode,
+    foreground: oneOf('--foreground', a.foreground, ['attention', 'all'] as const) as ForegroundMode,
+    schedule: oneOf('--schedule', a.schedule, ['step', 'cosine'] as const),
+    warmup: nonNegativeInteger('--warmup', a.warmup),
+    flip: !!a.flip,
   };
+}
+
+function oneOf<T extends string>(flag: string, v: string, choices: readonly T[]): T {
+  if (!choices.includes(v as T)) throw new UsageError(`${flag} ${v}: expected one of ${choices.join(', ')}`);
+  return v as T;
+}
+
+function nonNegativeInteger(flag: string, v: string): number {
+  const n = Number(v);
+  if (!INTEGER.test(v) || !Number.isSafeInteger(n)) throw new UsageError(`${flag} ${v}: expected a non-negative integer`);
+  return n;
 }
 
 /** The flags behind each setting a resumed run checks (commander's option names). */
@@ -109,6 +127,10 @@ const SETTING_OPTIONS: Record<RunSetting, string> = {
   gamma: 'gamma',
   seed: 'seed',
   attention: 'attention',
+  foreground: 'foreground',
+  schedule: 'schedule',
+  warmup: 'warmup',
+  flip: 'flip',
   valFraction: 'valFraction',
   gateGrids: 'gateGrids',
   classes: 'classes',
@@ -118,11 +140,11 @@ const SETTING_OPTIONS: Record<RunSetting, string> = {
 export function settingsFrom(a: TrainArgs, given: (option: string) => boolean): RunSettings {
   const options = optionsFrom(a);
   const valFraction = number('--val-fraction', a.valFraction, 0, false);
-  if (valFraction >= 1) throw new UserError(`--val-fraction ${a.valFraction}: expected a number in [0, 1)`);
+  if (valFraction >= 1) throw new UsageError(`--val-fraction ${a.valFraction}: expected a number in [0, 1)`);
   let classes: string[] | null = null;
   if (a.classes !== undefined) {
     classes = a.classes.split(',').map((c) => c.trim()).filter(Boolean);
-    if (!classes.length) throw new UserError(`--classes ${a.classes}: expected comma-separated class names`);
+    if (!classes.length) throw new UsageError(`--classes ${a.classes}: expected comma-separated class names`);
   }
   return {
     data: a.data,
@@ -155,7 +177,11 @@ export function trainCommand(): Command {
     .option('--milestones <steps>', 'comma-separated steps where lr is multiplied by --gamma (default: 2/3 and 11/12 of --steps)')
     .option('--gamma <x>', 'learning-rate factor at milestones', '0.1')
     .option('--seed <n>', 'seed of initialisation, crops, noise and the validation split', '0')
-    .option('--attention <mode>', 'attention map: boxes (from labels, else 0.5), none (0.5), or detector (detectors trained jointly on the labels)', 'boxes')
+    .option('--attention <mode>', 'attention map: boxes (from labels, else 0.5), none (0.5), detector (detectors trained jointly on the labels), or saliency (the infrared image\'s brightness saliency, for data without boxes)', 'boxes')
+    .option('--foreground <where>', 'where the pixel loss takes the max of the sources: attention (the attention map; boxes: the box mask, as the reference) or all', 'attention')
+    .option('--schedule <kind>', 'learning rate: step (×--gamma at --milestones, the reference) or cosine (from --lr down to 0)', 'step')
+    .option('--warmup <n>', 'steps of linear learning-rate warm-up', '0')
+    .option('--flip', 'flip each crop left to right with probability ½')
     .option('--classes <names>', 'detector classes, comma-separated (default: M3FD\'s, or the labels found in the data)')
     .option('--val-fraction <x>', 'share of pairs held out for validation (seeded, stable)', '0.1')
     .option('--val-every <n>', 'also validate every <n> steps (validation always runs after each epoch and at the end)')

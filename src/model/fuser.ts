@@ -19,6 +19,8 @@ import { decodeDetections, type Detection } from './detector/decode.ts';
 import { checkPair, checkUnitRange, InputError, toPlanes, type GrayImage, type PixelInput, type Planes } from '../io/pixels.ts';
 import { decodeBytes, isNode, readImageFile } from '../io/codec.ts';
 import { FusedImage } from '../io/fused-image.ts';
+import { infraredSaliency } from './saliency.ts';
+import { resolveAttention, type AttentionChoice, type InferenceAttention } from './attention.ts';
 
 export type { GrayImage };
 
@@ -38,10 +40,11 @@ export interface FuserOptions {
 
 export interface FuseOptions {
   /**
-   * Foreground attention: a map (same size, values in [0,1]); 'detector', the detectors' Att (the weights must carry
-   * detectors); 'none' or absent, 0.5 everywhere.
+   * Att, the foreground map of the mixtures: a map (same size, values in [0,1]); 'detector', the detectors' map (the
+   * weights must carry detectors); 'saliency', the infrared image's brightness saliency; 'none', 0.5 everywhere;
+   * 'auto' (default): what the weights were trained with (their detectors, else their recorded mode, else none).
    */
-  attention?: Float32Array | 'detector' | 'none';
+  attention?: Float32Array | AttentionChoice;
   /** Colour output: the fused image as the luma of the visible image (when it has colour). Default false. */
   color?: boolean;
   /** Called as the GPU finishes each stage of the network (encoders, gates, experts), for progress displays. */
@@ -75,6 +78,8 @@ export class Fuser {
     readonly detector: Detector | null,
     /** Where the weights came from (a path, a URL, or "weights (bytes)"). */
     readonly source: string,
+    /** The weights file's metadata (training steps, recorded attention mode, …). */
+    readonly metadata: Record<string, string>,
   ) {}
 
   static async create(opts: FuserOptions = {}): Promise<Fuser> {
@@ -83,7 +88,7 @@ export class Fuser {
     const { params, config } = weightsFromFile(file, source, opts.config);
     try {
       const detector = hasDetector(file) ? detectorFromFile(file, source) : null;
-      return new Fuser(new FusionNet(params, config), detector ? new Detector(detector.tensors, detector.config) : null, source);
+      return new Fuser(new FusionNet(params, config), detector ? new Detector(detector.tensors, detector.config) : null, source, file.metadata);
     } catch (e) {
       disposeParameters(params);
       throw e;
@@ -133,13 +138,17 @@ export class Fuser {
   async fuse(ir: ImageSource, vis: ImageSource, opts: FuseOptions = {}): Promise<FusedImage> {
     const [i, v] = await this.planes(ir, vis);
     const { width, height } = i;
-    const map = opts.attention;
-    if (map instanceof Float32Array) {
-      if (map.length !== width * height) throw new InputError(`attention has ${map.length} values, expected ${width}×${height} = ${width * height}`);
-      checkUnitRange(map, width, 'attention');
-    } else if (map !== undefined && map !== 'detector' && map !== 'none')
-      throw new InputError(`attention must be a Float32Array, 'detector' or 'none', got ${String(map)}`);
-    const detector = map === 'detector' ? this.requireDetector() : null;
+    const given = opts.attention ?? 'auto';
+    let map: Float32Array | null = null;
+    let mode: InferenceAttention | 'map' = 'map';
+    if (given instanceof Float32Array) {
+      if (given.length !== width * height) throw new InputError(`attention has ${given.length} values, expected ${width}×${height} = ${width * height}`);
+      checkUnitRange(given, width, 'attention');
+      map = given;
+    } else if (['auto', 'detector', 'saliency', 'none'].includes(given)) mode = resolveAttention(given, !!this.detector, this.metadata);
+    else throw new InputError(`attention must be a Float32Array, 'auto', 'detector', 'saliency' or 'none', got ${String(given)}`);
+    if (mode === 'saliency') map = infraredSaliency(i.gray);
+    const detector = mode === 'detector' ? this.requireDetector() : null;
     const shape = [1, 1, height, width];
     const rt = engine().rt;
     let done = 0;
@@ -148,11 +157,7 @@ export class Fuser {
       const fused = noGrad(() =>
         tidy(() => {
           const [irT, visT] = [Tensor.fromArray(i.gray, shape), Tensor.fromArray(v.gray, shape)];
-          const att = detector
-            ? fusionAttention(detector.forward(irT, visT), height, width)
-            : map instanceof Float32Array
-              ? Tensor.fromArray(map, shape)
-              : null;
+          const att = detector ? fusionAttention(detector.forward(irT, visT), height, width) : map ? Tensor.fromArray(map, shape) : null;
           return this.net.forward(irT, visT, att).fused;
         }),
       );

@@ -10,7 +10,7 @@ import { readSafetensors, writeSafetensors } from '../io/safetensors-file.ts';
 import type { StoredTensor } from '../io/safetensors.ts';
 import type { FusionConfig } from '../model/config.ts';
 import { detectorConfigFromJson, type DetectorConfig } from '../model/detector/config.ts';
-import type { AttentionMode, Trainer, TrainOptions } from './trainer.ts';
+import { ATTENTION_MODES, LATER_OPTIONS, type AttentionMode, type Trainer, type TrainOptions } from './trainer.ts';
 import { TrainingError } from './errors.ts';
 
 export const CHECKPOINT_METADATA_KEY = 'moefusion.checkpoint';
@@ -46,7 +46,6 @@ export interface Checkpoint {
   tensors: Map<string, StoredTensor>;
 }
 
-const ATTENTION_MODES: AttentionMode[] = ['boxes', 'none', 'detector'];
 const isInt = (v: unknown, min = 0): v is number => Number.isInteger(v) && (v as number) >= min;
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const isGrid = (v: unknown): boolean => Array.isArray(v) && v.length === 2 && v.every((x) => isInt(x, 1));
@@ -70,6 +69,10 @@ function problemOf(m: Record<string, unknown>): string | null {
   if (o.crop !== null && !isGrid(o.crop)) return 'options.crop is neither null nor [height, width]';
   if (!Array.isArray(o.milestones) || !o.milestones.every((s) => isInt(s))) return 'options.milestones is not a list of steps';
   if (!ATTENTION_MODES.includes(o.attention as AttentionMode)) return `options.attention is not one of ${ATTENTION_MODES.join(', ')}`;
+  if (o.foreground !== undefined && o.foreground !== 'attention' && o.foreground !== 'all') return 'options.foreground is neither attention nor all';
+  if (o.schedule !== undefined && o.schedule !== 'step' && o.schedule !== 'cosine') return 'options.schedule is neither step nor cosine';
+  if (o.warmup !== undefined && !isInt(o.warmup)) return 'options.warmup is not a non-negative integer';
+  if (o.flip !== undefined && typeof o.flip !== 'boolean') return 'options.flip is not true or false';
   const d = m.data as Partial<DataRecord> | undefined;
   if (d !== undefined) {
     if (typeof d !== 'object' || d === null) return 'data is not an object';
@@ -109,7 +112,8 @@ export function readCheckpoint(file: string): Checkpoint {
       throw new TrainingError((e as Error).message);
     }
   }
-  return { file, meta: { ...(m as unknown as CheckpointMeta), detector }, tensors: contents.tensors };
+  const meta = m as unknown as CheckpointMeta;
+  return { file, meta: { ...meta, options: { ...LATER_OPTIONS, ...meta.options }, detector }, tensors: contents.tensors };
 }
 
 /** Writes the trainer's parameters, optimizer moments, step and generator state, and `data`, atomically. */

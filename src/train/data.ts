@@ -8,6 +8,7 @@ import { boxMask, cropBoxes, type Box, type BoxSource } from '../io/boxes.ts';
 import type { ImagePair } from '../io/dataset.ts';
 import type { Rng } from '../util/rng.ts';
 import { TrainingError } from './errors.ts';
+import { infraredSaliency } from '../model/saliency.ts';
 
 /** One training pair, gray in [0,1], with an optional box mask (1 inside boxes) and the boxes themselves. */
 export interface TrainingSample {
@@ -17,6 +18,8 @@ export interface TrainingSample {
   vis: Float32Array;
   mask?: Float32Array;
   boxes?: Box[];
+  /** The infrared image's saliency (model/saliency.ts), when the run trains with attention 'saliency'. */
+  saliency?: Float32Array;
 }
 
 export interface SampleSource {
@@ -32,6 +35,10 @@ export interface BatchShape {
   batchSize: number;
   /** Random crop [height, width]; null batches whole images. */
   crop: [number, number] | null;
+  /** Flip each crop left to right with probability ½. */
+  flip?: boolean;
+  /** Where Att comes from: 'saliency' makes the source compute each infrared image's saliency. */
+  attention?: string;
 }
 
 /** `W×H` of a crop stored as [height, width]. */
@@ -69,13 +76,15 @@ export class PairSource implements SampleSource {
     if (!crop && batchSize > 1 && size !== this.firstSize)
       throw new TrainingError(`${p.ir} is ${size} but other pairs are ${this.firstSize}: batching whole images needs one size; use --crop or --batch 1`);
     const boxes = p.boxes?.read(p.name, { width: ir.width, height: ir.height }) ?? [];
+    const irGray = toGray01(ir, 'first');
     const s: TrainingSample = {
       width: ir.width,
       height: ir.height,
-      ir: toGray01(ir, 'first'),
+      ir: irGray,
       vis: toGray01(vi, 'luma'),
       mask: boxes.length ? boxMask(boxes, ir.width, ir.height) : undefined,
       boxes,
+      saliency: this.shape.attention === 'saliency' ? infraredSaliency(irGray) : undefined,
     };
     this.cache.set(i, s);
     return s;
@@ -90,6 +99,8 @@ export interface Batch {
   ir: Float32Array;
   vis: Float32Array;
   mask: Float32Array;
+  /** Each crop's infrared saliency, when the samples carry it. */
+  saliency: Float32Array | null;
   boxes: Box[][];
   /** Whether any sample of the batch has a box mask. */
   hasBoxes: boolean;
@@ -153,6 +164,7 @@ export class Batcher {
     const ir = new Float32Array(B * h * w);
     const vis = new Float32Array(B * h * w);
     const mask = new Float32Array(B * h * w);
+    const saliency = samples.every((s) => s.saliency) ? new Float32Array(B * h * w) : null;
     let hasBoxes = false;
     const boxes: Box[][] = [];
     samples.forEach((s, b) => {
@@ -161,18 +173,27 @@ export class Batcher {
         throw new TrainingError(`images of different sizes (${samples[0].width}×${samples[0].height}, ${s.width}×${s.height}) need --crop or batch size 1`);
       const y0 = this.rng.int(s.height - h + 1);
       const x0 = this.rng.int(s.width - w + 1);
-      boxes.push(cropBoxes(s.boxes ?? [], x0, y0, w, h));
+      // Drawn only when flips are on, so that runs without them keep their random sequence.
+      const flip = this.shape.flip === true && this.rng.next() < 0.5;
+      const cropped = cropBoxes(s.boxes ?? [], x0, y0, w, h);
+      boxes.push(flip ? cropped.map((bx) => ({ ...bx, x0: w - bx.x1, x1: w - bx.x0 })) : cropped);
+      const copy = (from: Float32Array, to: Float32Array, src: number, dst: number) => {
+        const row = from.subarray(src, src + w);
+        if (flip) for (let x = 0; x < w; x++) to[dst + x] = row[w - 1 - x];
+        else to.set(row, dst);
+      };
       for (let y = 0; y < h; y++) {
         const src = (y0 + y) * s.width + x0;
         const dst = (b * h + y) * w;
-        ir.set(s.ir.subarray(src, src + w), dst);
-        vis.set(s.vis.subarray(src, src + w), dst);
+        copy(s.ir, ir, src, dst);
+        copy(s.vis, vis, src, dst);
         if (s.mask) {
-          mask.set(s.mask.subarray(src, src + w), dst);
+          copy(s.mask, mask, src, dst);
           hasBoxes = true;
         }
+        if (saliency) copy(s.saliency!, saliency, src, dst);
       }
     });
-    return { size: B, height: h, width: w, ir, vis, mask, boxes, hasBoxes };
+    return { size: B, height: h, width: w, ir, vis, mask, saliency, boxes, hasBoxes };
   }
 }

@@ -26,6 +26,7 @@ import { PairSource, formatCrop, type LabelledPair } from './data.ts';
 import { Trainer, type StepResult, type TrainOptions } from './trainer.ts';
 import { readCheckpoint, restoreCheckpoint, saveCheckpoint, type Checkpoint, type DataRecord } from './checkpoint.ts';
 import { Validator, type ValidationScores } from './validation.ts';
+import { ATTENTION_METADATA_KEY, inferenceAttention } from '../model/attention.ts';
 import { TrainingError } from './errors.ts';
 
 /** Settings a resumed run takes from its checkpoint unless given again, and then they must match it. */
@@ -91,6 +92,10 @@ const FLAGS: Record<keyof TrainOptions, string> = {
   gamma: '--gamma',
   seed: '--seed',
   attention: '--attention',
+  foreground: '--foreground',
+  schedule: '--schedule',
+  warmup: '--warmup',
+  flip: '--flip',
 };
 
 function formatOption(key: keyof TrainOptions, v: TrainOptions[keyof TrainOptions]): string {
@@ -248,7 +253,7 @@ export async function runTraining(s: RunSettings, report: RunReporter): Promise<
   const net = new FusionNet(params, cfg);
   const detector = createDetector(s, opts, pairs, ck);
   const trainer = new Trainer(net, new PairSource(train, opts), opts, detector);
-  const validator = new Validator(net, new PairSource(val, opts), { attention: opts.attention, detector, warn: (m) => report.line(m) });
+  const validator = new Validator(net, new PairSource(val, { ...opts, flip: false }), { attention: opts.attention, foreground: opts.foreground, detector, warn: (m) => report.line(m) });
   let log: LogRecord[] = [];
   if (ck) {
     try {
@@ -271,7 +276,7 @@ export async function runTraining(s: RunSettings, report: RunReporter): Promise<
     await loop(s, report, { trainer, validator, log, data, checkpoint, logFile, trainCount: train.length, valCount: val.length, resumed: !!ck });
     const detectorFiles = detector ? await detectorToHost(detector.tensors, detector.config) : null;
     await saveWeights(join(s.out, 'weights.safetensors'), params, cfg, {
-      metadata: { steps: String(trainer.step), ...detectorFiles?.metadata },
+      metadata: { steps: String(trainer.step), [ATTENTION_METADATA_KEY]: inferenceAttention(opts.attention), ...detectorFiles?.metadata },
       extraTensors: detectorFiles?.tensors,
     });
     report.line(`done: ${trainer.step} steps; weights in ${join(s.out, 'weights.safetensors')}`);

@@ -18,7 +18,15 @@ import { buildTargets } from '../model/detector/targets.ts';
 import { Batcher, type SampleSource } from './data.ts';
 import { TrainingError } from './errors.ts';
 
-export type AttentionMode = 'boxes' | 'none' | 'detector';
+/**
+ * Where Att, the mixtures' foreground map, comes from in training: the box mask, 0.5 everywhere, the detectors
+ * (trained jointly), or the infrared saliency (model/saliency.ts) for data without boxes.
+ */
+export type AttentionMode = 'boxes' | 'none' | 'detector' | 'saliency';
+export const ATTENTION_MODES: readonly AttentionMode[] = ['boxes', 'none', 'detector', 'saliency'];
+
+/** Where the pixel loss takes the max of the sources: where Att is (the reference: the box mask), or everywhere. */
+export type ForegroundMode = 'attention' | 'all';
 
 export interface TrainOptions {
   steps: number;
@@ -32,9 +40,20 @@ export interface TrainOptions {
   milestones: number[];
   gamma: number;
   seed: number;
-  /** Attention for the mixtures: from the box mask, 0.5 everywhere, or the detectors' (trained jointly). */
+  /** Attention for the mixtures: from the box mask, 0.5 everywhere, the detectors' (trained jointly), or the infrared saliency. */
   attention: AttentionMode;
+  /** The pixel loss's foreground M: the attention map (boxes: the box mask), or all pixels (the max of the sources everywhere). */
+  foreground: ForegroundMode;
+  /** 'step': ×gamma at the milestones (the reference); 'cosine': half a cosine from lr down to 0 over the run. */
+  schedule: 'step' | 'cosine';
+  /** Steps of linear warm-up from 0 to lr at the start. */
+  warmup: number;
+  /** Flips each crop left to right with probability ½. */
+  flip: boolean;
 }
+
+/** Options added after the first checkpoints were written, with the values those runs had. */
+export const LATER_OPTIONS: Pick<TrainOptions, 'foreground' | 'schedule' | 'warmup' | 'flip'> = { foreground: 'attention', schedule: 'step', warmup: 0, flip: false };
 
 /** The reference's settings (docs/moe-fusion.md §6), for a run of `steps` steps. */
 export function referenceOptions(steps: number): TrainOptions {
@@ -49,6 +68,7 @@ export function referenceOptions(steps: number): TrainOptions {
     gamma: 0.1,
     seed: 0,
     attention: 'boxes',
+    ...LATER_OPTIONS,
   };
 }
 
@@ -96,12 +116,15 @@ export class Trainer {
 
   /** Learning rate at a step under the schedule. */
   lrAt(step: number): number {
-    return this.opts.lr * this.opts.gamma ** this.opts.milestones.filter((m) => step >= m).length;
+    const { lr, warmup, schedule, steps } = this.opts;
+    if (step < warmup) return (lr * (step + 1)) / warmup;
+    if (schedule === 'cosine') return 0.5 * lr * (1 + Math.cos((Math.PI * (step - warmup)) / Math.max(1, steps - warmup)));
+    return lr * this.opts.gamma ** this.opts.milestones.filter((m) => step >= m).length;
   }
 
   /** One optimisation step; returns the loss terms (read back from the GPU). */
   async trainStep(): Promise<StepResult> {
-    const { size: B, height: h, width: w, ir, vis, mask, boxes, hasBoxes } = await this.batcher.next();
+    const { size: B, height: h, width: w, ir, vis, mask, saliency, boxes, hasBoxes } = await this.batcher.next();
     const E = this.net.config.experts;
     const noise = { fg: this.rng.normal(B * E), bg: this.rng.normal(B * E), global: this.rng.normal(B * E) };
     const lr = this.lrAt(this.step);
@@ -111,7 +134,8 @@ export class Trainer {
       const irT = Tensor.fromArray(ir, shape);
       const visT = Tensor.fromArray(vis, shape);
       const maskT = Tensor.fromArray(mask, shape);
-      let att = this.opts.attention === 'boxes' && hasBoxes ? maskT : null;
+      const salT = saliency ? Tensor.fromArray(saliency, shape) : null;
+      let att = this.opts.attention === 'boxes' && hasBoxes ? maskT : this.opts.attention === 'saliency' ? salT : null;
       let detection: Tensor | null = null;
       if (this.detector) {
         const det = this.detector.forward(irT, visT, { training: true });
@@ -127,7 +151,7 @@ export class Trainer {
           global: Tensor.fromArray(noise.global, [B, E]),
         },
       });
-      const fusion = fusionLosses(this.net.config, out.fused, visT, irT, maskT, out.auxLoss);
+      const fusion = fusionLosses(this.net.config, out.fused, visT, irT, lossMask(this.opts, maskT, salT), out.auxLoss);
       return { ...fusion, total: detection ? add(fusion.total, detection) : fusion.total, detection };
     });
     backward(losses.total);
@@ -140,4 +164,14 @@ export class Trainer {
     this.step++;
     return { step: this.step, total, grad, pixel, aux, ...(detection === undefined ? {} : { detection }), gradNorm, lr };
   }
+}
+
+/** The pixel loss's foreground M: ones everywhere, the saliency map under attention 'saliency', else the box mask (zeros without boxes). */
+export function lossMask(opts: Pick<TrainOptions, 'attention' | 'foreground'>, boxMask: Tensor, saliency: Tensor | null): Tensor {
+  if (opts.foreground === 'all') return Tensor.full(boxMask.shape, 1);
+  if (opts.attention === 'saliency') {
+    if (!saliency) throw new Error('attention saliency needs the saliency planes of the batch');
+    return saliency;
+  }
+  return boxMask;
 }

@@ -8,7 +8,7 @@ import { noGrad, tidy } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import type { FusionNet } from '../model/fusion-net.ts';
 import { fusionLosses } from '../model/losses.ts';
-import type { AttentionMode } from './trainer.ts';
+import { lossMask, type AttentionMode, type ForegroundMode } from './trainer.ts';
 import type { SampleSource, TrainingSample } from './data.ts';
 import { type Detector, fusionAttention } from '../model/detector/network.ts';
 import { decodeDetections } from '../model/detector/decode.ts';
@@ -56,6 +56,8 @@ function gray8(values: Float32Array, width: number, height: number): Image {
 
 export interface ValidationOptions {
   attention: AttentionMode;
+  /** The pixel loss's foreground, as in training (the validation loss uses it). */
+  foreground?: ForegroundMode;
   /** The jointly trained detectors: their Att feeds the fusion under attention 'detector', and they are scored. */
   detector?: Detector | null;
   maxSide?: number;
@@ -95,15 +97,19 @@ export class Validator {
     const crop = centreCrop(s, this.opts.maxSide ?? VALIDATION_MAX_SIDE);
     const [ir, vis] = [crop.take(s.ir), crop.take(s.vis)];
     const mask = s.mask ? crop.take(s.mask) : new Float32Array(crop.width * crop.height);
+    const saliency = s.saliency ? crop.take(s.saliency) : null;
     const shape = [1, 1, crop.height, crop.width];
     const detector = this.opts.detector ?? null;
     const { fused, total, heads } = noGrad(() =>
       tidy(() => {
         const [irT, visT, maskT] = [ir, vis, mask].map((a) => Tensor.fromArray(a, shape));
+        const salT = saliency ? Tensor.fromArray(saliency, shape) : null;
         const det = detector ? detector.forward(irT, visT) : null;
-        const att = this.opts.attention === 'detector' && det ? fusionAttention(det, crop.height, crop.width) : this.opts.attention === 'boxes' && s.mask ? maskT : null;
+        const mode = this.opts.attention;
+        const att = mode === 'detector' && det ? fusionAttention(det, crop.height, crop.width) : mode === 'boxes' && s.mask ? maskT : mode === 'saliency' ? salT : null;
         const out = this.net.forward(irT, visT, att);
-        const total = fusionLosses(this.net.config, out.fused, visT, irT, maskT, out.auxLoss).total;
+        const lossM = lossMask({ attention: mode, foreground: this.opts.foreground ?? 'attention' }, maskT, salT);
+        const total = fusionLosses(this.net.config, out.fused, visT, irT, lossM, out.auxLoss).total;
         return { fused: out.fused, total, heads: det ? [...det.heads.vis, ...det.heads.ir] : null };
       }),
     );

@@ -9,7 +9,7 @@ import * as ref from './helpers/reference.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { backward } from '../src/autograd/tape.ts';
 import { tidy } from '../src/tensor/engine.ts';
-import { sigmoid, exp, log, softplus, abs, maximum, minimum, clamp, softmax, variance, sum, mul } from '../src/ops/index.ts';
+import { sigmoid, exp, log, softplus, abs, gelu, maximum, minimum, clamp, softmax, variance, sum, mul } from '../src/ops/index.ts';
 
 const t = suite('activations');
 const rng = new Rng(5);
@@ -19,6 +19,7 @@ const unary: Array<[string, (x: Tensor) => Tensor, (v: number) => number, number
   ['exp', exp, Math.exp, 3],
   ['softplus', softplus, (v) => Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v))), 8],
   ['abs', abs, Math.abs, 5],
+  ['gelu', gelu, (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))), 6],
   ['clamp', (x) => clamp(x, -0.3, 0.45), (v) => Math.min(Math.max(v, -0.3), 0.45), 1],
 ];
 
@@ -157,6 +158,7 @@ t('gradients of the pointwise functions, softmax and variance pass the finite-di
     ['log', ([x]) => log(x), [[2, 3]], positive],
     ['softplus', ([x]) => softplus(x), [[11]]],
     ['abs', ([x]) => abs(x), [[13]]],
+    ['gelu', ([x]) => gelu(x), [[3, 7]], (n) => rng.uniform(n, -4, 4)],
     ['maximum broadcast', ([a, b]) => maximum(a, b), [[3, 1, 5], [4, 1]], interleaved],
     ['minimum broadcast', ([a, b]) => minimum(a, b), [[2, 5], [5]], interleaved],
     ['clamp', ([x]) => clamp(x, -0.5, 0.5), [[17]]],

@@ -1,36 +1,9 @@
-/** Differentiable pointwise functions: sigmoid, exp, log, softplus, abs, maximum, minimum, clamp. */
+/** Differentiable pointwise choices: maximum, minimum, clamp (the one-input functions are in pointwise.ts). */
 import type { Tensor } from '../tensor/tensor.ts';
 import { record } from '../autograd/tape.ts';
 import { binaryMapKernel, unaryMapKernel } from '../kernels/elementwise.ts';
-import { maxShareExpr, minShareExpr, sigmoidExpr, softplusExpr } from '../kernels/activations.ts';
+import { maxShareExpr, minShareExpr } from '../kernels/activations.ts';
 import { sumTo } from './reduce.ts';
-
-export function sigmoid(x: Tensor): Tensor {
-  const out = unaryMapKernel(sigmoidExpr('x'), x, 0, 0, 'sigmoid');
-  return record('sigmoid', [x], out, ([g]) => [binaryMapKernel('a * b * (1.0 - b)', g!, out, 0, 'sigmoid_grad')], [out]);
-}
-
-export function exp(x: Tensor): Tensor {
-  const out = unaryMapKernel('exp(x)', x, 0, 0, 'exp');
-  return record('exp', [x], out, ([g]) => [binaryMapKernel('a * b', g!, out, 0, 'exp_grad')], [out]);
-}
-
-export function log(x: Tensor): Tensor {
-  const out = unaryMapKernel('log(x)', x, 0, 0, 'log');
-  return record('log', [x], out, ([g]) => [binaryMapKernel('a / b', g!, x, 0, 'log_grad')], [x]);
-}
-
-/** log(1 + eˣ), computed as max(x,0) + log1p(e^−|x|). */
-export function softplus(x: Tensor): Tensor {
-  const out = unaryMapKernel(softplusExpr('x'), x, 0, 0, 'softplus');
-  return record('softplus', [x], out, ([g]) => [binaryMapKernel(`a * ${sigmoidExpr('b')}`, g!, x, 0, 'softplus_grad')], [x]);
-}
-
-/** |x|, with gradient sign(x) (0 at 0, as PyTorch). */
-export function abs(x: Tensor): Tensor {
-  const out = unaryMapKernel('abs(x)', x, 0, 0, 'abs');
-  return record('abs', [x], out, ([g]) => [binaryMapKernel('a * sign(b)', g!, x, 0, 'abs_grad')], [x]);
-}
 
 /** The gradients of a pointwise choice between a and b, given the share of g that goes to a. */
 function choiceGrads(g: Tensor, a: Tensor, b: Tensor, shareExpr: string, label: string): [Tensor, Tensor] {

@@ -8,6 +8,7 @@ export * from './conv.ts';
 export * from './gating.ts';
 export * from './combine.ts';
 export * from './activations.ts';
+export * from './pointwise.ts';
 export * from './concat.ts';
 export * from './resize.ts';
 export * from './statistics.ts';

@@ -16,7 +16,7 @@ const dir = mkdtempSync(join(tmpdir(), 'moefusion-detector-'));
 const data = join(dir, 'data');
 const run = join(dir, 'run');
 
-const TRAIN = ['train', '--data', data, '--out', run, '--attention', 'detector', '--batch', '2', '--crop', '48', '--gate-grids', '6x8,3x4', '--val-fraction', '0.34', '--checkpoint-every', '2', '--lr', '1e-3'];
+const TRAIN = ['train', '--data', data, '--out', run, '--attention', 'detector', '--batch', '2', '--crop', '48', '--gate-grids', '8x6,4x3', '--val-fraction', '0.34', '--checkpoint-every', '2', '--lr', '1e-3'];
 
 const t = suite('detector-cli');
 

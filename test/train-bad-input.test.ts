@@ -19,7 +19,7 @@ const labelled = join(dir, 'labelled');
 const run = join(dir, 'run');
 const fresh = join(dir, 'fresh');
 /** The settings of the run that the resume cases try to change. */
-const RUN = ['--batch', '2', '--crop', '32x24', '--gate-grids', '6x8,3x4', '--val-fraction', '0.25', '--seed', '3', '--milestones', '5', '--checkpoint-every', '2'];
+const RUN = ['--batch', '2', '--crop', '32x24', '--gate-grids', '8x6,4x3', '--val-fraction', '0.25', '--seed', '3', '--milestones', '5', '--checkpoint-every', '2'];
 
 async function writePairs(root: string, names: string[], seed: number): Promise<void> {
   const r = new Rng(seed);
@@ -113,7 +113,7 @@ t('bad values of a new run: the flag and the value named, no --out folder create
     usage(fromScratch('crop in the old order with a separator', ['--crop', '32,24'], /--crop 32,24: expected SIZE, WIDTHxHEIGHT/)),
     usage(fromScratch('unknown attention', ['--attention', 'boxs'], /--attention boxs: expected one of boxes, none, detector, saliency/)),
     usage(fromScratch('no classes', ['--classes', ','], /--classes ,: expected comma-separated class names/)),
-    usage(fromScratch('gate grids half given', ['--gate-grids', '6x8'], /--gate-grids 6x8: expected LOCAL_HxW,GLOBAL_HxW/)),
+    usage(fromScratch('gate grids half given', ['--gate-grids', '6x8'], /--gate-grids 6x8: expected LOCAL_WxH,GLOBAL_WxH/)),
     fromScratch('detector without boxes', ['--attention', 'detector'], /--attention detector needs boxes: .*data has no labels folder/),
     fromScratch('resume without a checkpoint', ['--resume'], /--resume: .*fresh[/\\]checkpoint\.safetensors does not exist/),
     fromScratch('init file missing', ['--init', join(dir, 'none.safetensors')], /none\.safetensors: no such file/),
@@ -122,7 +122,7 @@ t('bad values of a new run: the flag and the value named, no --out folder create
     // Found at the first image, after the GPU started: the folders made for the run are removed again.
     {
       name: 'crop larger than the images',
-      args: ['--data', data, '--out', join(fresh, 'nested', 'run'), '--steps', '2', '--crop', '64x40', '--gate-grids', '6x8,3x4', '--val-fraction', '0'],
+      args: ['--data', data, '--out', join(fresh, 'nested', 'run'), '--steps', '2', '--crop', '64x40', '--gate-grids', '8x6,4x3', '--val-fraction', '0'],
       message: /p\d\.png is 48×44, smaller than --crop 64x40 \(WIDTHxHEIGHT\)/,
     },
   ];
@@ -142,7 +142,7 @@ t('--resume with changed settings: the flag with both values named, the run left
     resumed('gamma', ['--gamma', '0.5'], /--gamma 0\.5 differs from the checkpoint's 0\.1/),
     resumed('milestones', ['--milestones', '5,7'], /--milestones 5,7 differs from the checkpoint's 5/),
     resumed('attention', ['--attention', 'none'], /--attention none differs from the checkpoint's boxes/),
-    resumed('gate grids', ['--gate-grids', '12x16,6x8'], /--gate-grids 12x16,6x8 differs from the checkpoint's 6x8,3x4/),
+    resumed('gate grids', ['--gate-grids', '16x12,8x6'], /--gate-grids 16x12,8x6 differs from the checkpoint's 8x6,4x3/),
     resumed('validation share', ['--val-fraction', '0.5'], /--val-fraction 0\.5 differs from the checkpoint's 0\.25/),
     resumed('steps below the checkpoint', ['--steps', '1'], /--steps 1 is below the checkpoint's step 2/),
     usage(resumed('a bad value is still named first', ['--batch', 'two'], /--batch two: expected a positive integer/)),

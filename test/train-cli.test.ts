@@ -21,7 +21,7 @@ const dir = mkdtempSync(join(tmpdir(), 'moefusion-train-'));
 const data = join(dir, 'data');
 const MAIN = join(root, 'src/cli/main.ts');
 // Small gates keep checkpoints to a few MB; the validation pair (48×44) is large enough for every metric.
-const COMMON = ['--data', data, '--batch', '2', '--crop', '32x24', '--gate-grids', '6x8,3x4', '--val-fraction', '0.25'];
+const COMMON = ['--data', data, '--batch', '2', '--crop', '32x24', '--gate-grids', '8x6,4x3', '--val-fraction', '0.25'];
 const METRICS = ['loss', 'EN', 'SD', 'SF', 'AG', 'MI', 'SCD', 'VIF', 'Qabf'];
 
 interface LogLine {
@@ -127,12 +127,12 @@ t('bad arguments and datasets: one clear line each, no run folder created', () =
   assertFails(train('--crop', 'big'), /--crop big: expected SIZE, WIDTHxHEIGHT/);
   assertFails(train('--crop', '0x32'), /--crop 0x32/);
   assertFails(train('--steps', '0'), /--steps 0: expected a positive integer/);
-  assertFails(train('--gate-grids', '6x8'), /--gate-grids 6x8: expected LOCAL_HxW,GLOBAL_HxW/);
+  assertFails(train('--gate-grids', '6x8'), /--gate-grids 6x8: expected LOCAL_WxH,GLOBAL_WxH/);
   assertFails(cli('train', '--data', join(dir, 'nowhere'), '--out', out), /nowhere: no such folder/);
   for (const m of ['ir', 'vi']) mkdirSync(join(dir, 'empty', m), { recursive: true });
   assertFails(cli('train', '--data', join(dir, 'empty'), '--out', out), /empty[/\\]ir: no images .*it is empty/);
   assert.not.ok(existsSync(out), 'no run folder for bad arguments');
-  assertFails(train('--crop', '64', '--val-fraction', '0', '--gate-grids', '6x8,3x4'), /p\d\.png is 48×44, smaller than --crop 64x64 \(WIDTHxHEIGHT\)/);
+  assertFails(train('--crop', '64', '--val-fraction', '0', '--gate-grids', '8x6,4x3'), /p\d\.png is 48×44, smaller than --crop 64x64 \(WIDTHxHEIGHT\)/);
   assert.not.ok(existsSync(out), 'a run failing at its first image removes the folder it created');
   assertFails(cli('train', '--data', data, '--out', join(dir, 'run'), '--steps', '8'), /already holds a run.*--resume/);
   assertFails(cli('train', '--data', data, '--out', join(dir, 'fresh'), '--resume'), /fresh[/\\]checkpoint\.safetensors does not exist/);

@@ -65,12 +65,12 @@ function parseCrop(v: string): [number, number] | null {
   return [h, w];
 }
 
-/** `--gate-grids 120x160,60x80`: the local and global gate grids of a network trained from scratch. */
+/** `--gate-grids 160x120,80x60` (WIDTHxHEIGHT each): the local and global gate grids of a new network, stored [height, width]. */
 function parseGateGrids(v: string): Pick<FusionConfig, 'localGate' | 'globalGate'> {
   const m = /^(\d+)x(\d+),(\d+)x(\d+)$/.exec(v);
   const sizes = m ? m.slice(1).map(Number) : [];
-  if (!m || sizes.some((n) => n < 1)) throw new UsageError(`--gate-grids ${v}: expected LOCAL_HxW,GLOBAL_HxW, e.g. 120x160,60x80`);
-  return { localGate: [sizes[0], sizes[1]], globalGate: [sizes[2], sizes[3]] };
+  if (!m || sizes.some((n) => n < 1)) throw new UsageError(`--gate-grids ${v}: expected LOCAL_WxH,GLOBAL_WxH, e.g. 160x120,80x60`);
+  return { localGate: [sizes[1], sizes[0]], globalGate: [sizes[3], sizes[2]] };
 }
 
 /** `--milestones 600,900`: steps, each a positive integer. */
@@ -186,7 +186,7 @@ export function trainCommand(): Command {
     .option('--val-fraction <x>', 'share of pairs held out for validation (seeded, stable)', '0.1')
     .option('--val-every <n>', 'also validate every <n> steps (validation always runs after each epoch and at the end)')
     .option('--checkpoint-every <n>', 'steps between checkpoints', '50')
-    .option('--gate-grids <grids>', 'gate grids LOCAL_HxW,GLOBAL_HxW of a new network (default: the reference, 120x160,60x80)')
+    .option('--gate-grids <grids>', 'gate grids LOCAL_WxH,GLOBAL_WxH of a new network (default: the reference, 160x120,80x60)')
     .option('--init <weights>', 'start from these weights (and their configuration)')
     .option('--resume', 'continue the run in --out from its checkpoint, with its settings (options given again must match; --steps may be raised)')
     .action(async (opts: TrainArgs, cmd: Command) => {

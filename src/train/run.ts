@@ -104,7 +104,8 @@ function formatOption(key: keyof TrainOptions, v: TrainOptions[keyof TrainOption
   return String(v);
 }
 
-const formatGrids = (c: Pick<FusionConfig, 'localGate' | 'globalGate'>) => `${c.localGate.join('x')},${c.globalGate.join('x')}`;
+/** `--gate-grids` as written: LOCAL_WxH,GLOBAL_WxH (the grids are stored [height, width]). */
+const formatGrids = (c: Pick<FusionConfig, 'localGate' | 'globalGate'>) => `${c.localGate[1]}x${c.localGate[0]},${c.globalGate[1]}x${c.globalGate[0]}`;
 
 const KEEPS = 'a resumed run keeps its settings (only --steps may change): leave the option out, or start a new run in another --out';
 

@@ -10,13 +10,18 @@ import { loadWeightsWithConfig, saveWeights } from '../src/model/weights-file.ts
 import { disposeParameters } from '../src/model/parameters.ts';
 import { Fuser } from '../src/model/fuser.ts';
 import { readImage } from '../src/io/image.ts';
-import { toGray01, to8bit } from '../src/io/color.ts';
+import { to8bit } from '../src/io/color.ts';
+import { readSafetensors } from '../src/io/safetensors-file.ts';
+import { ATTENTION_METADATA_KEY } from '../src/model/attention.ts';
 
 const [input, output, ...meta] = process.argv.slice(2);
 if (!input || !output) throw new Error('usage: tsx scripts/export-weights.ts IN.safetensors OUT.safetensors [KEY=VALUE ...]');
 await initEngine();
 const { params, config } = loadWeightsWithConfig(input);
-const metadata = Object.fromEntries(meta.map((kv) => kv.split(/=(.*)/s).slice(0, 2)));
+// The run's own notes (its steps and the attention mode it trained with) go along, then the ones given here.
+const { steps, [ATTENTION_METADATA_KEY]: attention } = readSafetensors(input).metadata;
+const carried = Object.fromEntries(Object.entries({ steps, [ATTENTION_METADATA_KEY]: attention }).filter(([, v]) => v !== undefined));
+const metadata = { ...carried, ...Object.fromEntries(meta.map((kv) => kv.split(/=(.*)/s).slice(0, 2))) };
 await saveWeights(output, params, config, { dtype: 'F16', inferenceOnly: true, metadata });
 disposeParameters(params);
 
@@ -25,7 +30,7 @@ const ir = await readImage(resolve(root, 'samples/ir/00537D.png'));
 const vi = await readImage(resolve(root, 'samples/vi/00537D.png'));
 const fuseWith = async (file: string) => {
   const f = await Fuser.create({ weights: file });
-  const out = await f.fuse({ width: ir.width, height: ir.height, data: toGray01(ir, 'first') }, { width: vi.width, height: vi.height, data: toGray01(vi, 'luma') });
+  const out = await f.fuse(ir, vi);
   f.dispose();
   return to8bit(out.data);
 };

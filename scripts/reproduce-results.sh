@@ -8,7 +8,7 @@ weights=${1:-weights/moefusion.safetensors}
 data=${2:-../shared/data}
 out=results
 mkdir -p "$out"
-cli() { npx tsx src/cli/main.ts "$@"; }
+cli() { node bin/moefusion.mjs "$@"; }
 
 cli fuse --weights "$weights" --ir "$data/tno/ir" --vi "$data/tno/vi" --out "$out/tno/MoE-Fusion"
 cli fuse --weights "$weights" --ir "$data/vifb/ir" --vi "$data/vifb/vi" --out "$out/vifb/MoE-Fusion" --color

@@ -6,8 +6,8 @@
  */
 import { noGrad } from '../src/tensor/engine.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
-import { convBackwardInput } from '../src/kernels/conv2d.ts';
-import { convBackwardWeight } from '../src/kernels/conv2d-grad.ts';
+import { conv2dInputGradKernel } from '../src/kernels/conv2d.ts';
+import { conv2dWeightGradKernel } from '../src/kernels/conv2d-grad.ts';
 import { attentionForward, attentionBackward } from '../src/kernels/attention.ts';
 import { adamUpdate } from '../src/kernels/optimizer.ts';
 import { routedConv2d, noisyTopKGate, routingTable, combineExperts, resizeBilinear, softmax, sum, add, gradientLoss } from '../src/ops/index.ts';
@@ -52,9 +52,9 @@ export function engineCases(width: number, height: number): EngineCase[] {
   const params = 8_495_722; // MoE-Fusion's parameter count
   return [
     engineCase('conv3x3 160→64 input gradient', 'flop', conv(160, 64), () => [random([1, 64, H, W], 1), random([1, 64, 160, 3, 3], 2)], ([gy, w]) =>
-      convBackwardInput(gy, w, null, 1, 1)),
+      conv2dInputGradKernel(gy, w, null, 1, 1)),
     engineCase('conv3x3 160→64 weight gradient', 'flop', conv(160, 64), () => [random([1, 160, H, W], 1), random([1, 64, H, W], 2)], ([x, gy]) => {
-      const { dw, db } = convBackwardWeight(x, gy, null, 1, 3, 1);
+      const { dw, db } = conv2dWeightGradKernel(x, gy, null, 1, 3, 1);
       return [dw, db];
     }),
     engineCase('routed conv 160→64, top-2 of 4 experts', 'flop', 2 * conv(160, 64), () => [random([1, 160, H, W], 1), random([4, 64, 160, 3, 3], 2), random([4, 64], 3), Tensor.fromArray([2, 0], [1, 2], 'u32')], ([x, w, b, top]) => {

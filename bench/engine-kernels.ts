@@ -8,7 +8,7 @@ import { noGrad } from '../src/tensor/engine.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { conv2dInputGradKernel } from '../src/kernels/conv2d.ts';
 import { conv2dWeightGradKernel } from '../src/kernels/conv2d-grad.ts';
-import { attentionForward, attentionBackward } from '../src/kernels/attention.ts';
+import { attentionKernel, attentionGradKernel } from '../src/kernels/attention.ts';
 import { adamUpdate } from '../src/kernels/optimizer.ts';
 import { routedConv2d, noisyTopKGate, routingTable, combineExperts, resizeBilinear, softmax, sum, add, gradientLoss } from '../src/ops/index.ts';
 import { randomData, type Timed } from './peers/common.ts';
@@ -69,15 +69,15 @@ export function engineCases(width: number, height: number): EngineCase[] {
     engineCase('log-sum-exp combine of 2 experts', 'byte', MB * 3 * px, () => [random([2, 1, H, W], 1), positive([1, 4], 2), Tensor.fromArray([2, 0], [1, 2], 'u32')], ([y, g, top]) =>
       combineExperts(y, g, top)),
     engineCase('attention forward (1×4 heads×1024×32)', 'flop', 4 * heads * L * L * D, () => [random([1, heads, L, D], 1), random([1, heads, L, D], 2), random([1, heads, L, D], 3)], ([q, k, v]) => {
-      const { out, lse } = attentionForward(q, k, v);
+      const { out, lse } = attentionKernel(q, k, v);
       return [out, lse];
     }),
     engineCase('attention backward (1×4 heads×1024×32)', 'flop', 10 * heads * L * L * D, () => {
       const [q, k, v] = [random([1, heads, L, D], 1), random([1, heads, L, D], 2), random([1, heads, L, D], 3)];
-      const { out, lse } = attentionForward(q, k, v);
+      const { out, lse } = attentionKernel(q, k, v);
       return [q, k, v, out, lse, random([1, heads, L, D], 4)];
     }, ([q, k, v, out, lse, g]) => {
-      const { dq, dk, dv } = attentionBackward(q, k, v, out, lse, g);
+      const { dq, dk, dv } = attentionGradKernel(q, k, v, out, lse, g);
       return [dq, dk, dv];
     }),
     engineCase('gradient loss (3 Sobel, max, L1)', 'byte', MB * 3 * px, () => [random([1, 1, H, W], 1), random([1, 1, H, W], 2), random([1, 1, H, W], 3)], ([f, v, i]) =>

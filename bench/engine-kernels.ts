@@ -6,9 +6,9 @@
  */
 import { noGrad } from '../src/tensor/engine.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
-import { convBackwardInput } from '../src/kernels/conv2d.ts';
-import { convBackwardWeight } from '../src/kernels/conv2d-grad.ts';
-import { attentionForward, attentionBackward } from '../src/kernels/attention.ts';
+import { conv2dInputGradKernel } from '../src/kernels/conv2d.ts';
+import { conv2dWeightGradKernel } from '../src/kernels/conv2d-grad.ts';
+import { attentionKernel, attentionGradKernel } from '../src/kernels/attention.ts';
 import { adamKernel } from '../src/kernels/optimizer.ts';
 import { routedConv2d, noisyTopKGate, routingTable, combineExperts, resizeBilinear, softmax, sum, add } from '../src/ops/index.ts';
 import { gradientLoss } from '../src/model/losses.ts';
@@ -53,9 +53,9 @@ export function engineCases(width: number, height: number): EngineCase[] {
   const params = 8_495_722; // MoE-Fusion's parameter count
   return [
     engineCase('conv3x3 160→64 input gradient', 'flop', conv(160, 64), () => [random([1, 64, H, W], 1), random([1, 64, 160, 3, 3], 2)], ([gy, w]) =>
-      convBackwardInput(gy, w, null, 1, 1)),
+      conv2dInputGradKernel(gy, w, null, 1, 1)),
     engineCase('conv3x3 160→64 weight gradient', 'flop', conv(160, 64), () => [random([1, 160, H, W], 1), random([1, 64, H, W], 2)], ([x, gy]) => {
-      const { dw, db } = convBackwardWeight(x, gy, null, 1, 3, 1);
+      const { dw, db } = conv2dWeightGradKernel(x, gy, null, 1, 3, 1);
       return [dw, db];
     }),
     engineCase('routed conv 160→64, top-2 of 4 experts', 'flop', 2 * conv(160, 64), () => [random([1, 160, H, W], 1), random([4, 64, 160, 3, 3], 2), random([4, 64], 3), Tensor.fromArray([2, 0], [1, 2], 'u32')], ([x, w, b, top]) => {
@@ -70,15 +70,15 @@ export function engineCases(width: number, height: number): EngineCase[] {
     engineCase('log-sum-exp combine of 2 experts', 'byte', MB * 3 * px, () => [random([2, 1, H, W], 1), positive([1, 4], 2), Tensor.fromArray([2, 0], [1, 2], 'u32')], ([y, g, top]) =>
       combineExperts(y, g, top)),
     engineCase('attention forward (1×4 heads×1024×32)', 'flop', 4 * heads * L * L * D, () => [random([1, heads, L, D], 1), random([1, heads, L, D], 2), random([1, heads, L, D], 3)], ([q, k, v]) => {
-      const { out, lse } = attentionForward(q, k, v);
+      const { out, lse } = attentionKernel(q, k, v);
       return [out, lse];
     }),
     engineCase('attention backward (1×4 heads×1024×32)', 'flop', 10 * heads * L * L * D, () => {
       const [q, k, v] = [random([1, heads, L, D], 1), random([1, heads, L, D], 2), random([1, heads, L, D], 3)];
-      const { out, lse } = attentionForward(q, k, v);
+      const { out, lse } = attentionKernel(q, k, v);
       return [q, k, v, out, lse, random([1, heads, L, D], 4)];
     }, ([q, k, v, out, lse, g]) => {
-      const { dq, dk, dv } = attentionBackward(q, k, v, out, lse, g);
+      const { dq, dk, dv } = attentionGradKernel(q, k, v, out, lse, g);
       return [dq, dk, dv];
     }),
     engineCase('gradient loss (3 Sobel, max, L1)', 'byte', MB * 3 * px, () => [random([1, 1, H, W], 1), random([1, 1, H, W], 2), random([1, 1, H, W], 3)], ([f, v, i]) =>

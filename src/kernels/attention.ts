@@ -14,10 +14,6 @@
  *   a workgroup-memory load per multiply-add by a vec4 load per 32 (and a broadcast per 4). See "Subgroup kernels".
  * - Without (and for larger heads): a workgroup stages blocks of the streamed rows in workgroup memory and every
  *   invocation reads them from there; the head dimensions are loop bounds.
- * Measured on lavapipe (2 cores) at (B, Hh, L, D) = (1, 4, 1024, 32), medians of 7 runs, old and new interleaved
- * in one process: forward 600–625 → 40–45 ms (0.86 → 12–13 GFLOP/s), backward (delta + dq + dk,dv) 1660–1680 →
- * 96–104 ms (0.8 → 13–14 GFLOP/s); the portable kernels are unchanged. Cold compile (no shader cache) per
- * subgroup kernel: 0.4–0.9 s at D = 32, up to 3.3 s at D = 64 (causal dk,dv); portable kernels 0.2–0.4 s.
  *
  * Scores below MASKED_BELOW (an additive −inf mask, or the causal mask) count as absent keys: a row without any
  * key left gives zeros. A finite mask such as −1e9 behaves as in PyTorch (a fully masked row averages the values).
@@ -25,10 +21,10 @@
  */
 import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { broadcastStrides } from './elementwise.ts';
-import { grid1d, ceilDiv } from './wgsl.ts';
+import { ceilDiv } from './wgsl.ts';
+import { flatGrid, Program, type Binding, type StorageType, type UniformType } from './program.ts';
 import { subgroupSize } from './subgroups.ts';
 
 /** Rows owned by one workgroup (one invocation each). */
@@ -40,9 +36,9 @@ export const MAX_HEAD_DIM = 128;
 
 /**
  * Private and workgroup array size for a head dimension: the next power of two (at least 8), so that few
- * pipelines serve all sizes. Loops run to the actual size, a uniform. With constant trip counts lavapipe's
- * compiler unrolls them and took up to 15 s per kernel at D = 32 (cold cache), for kernels about 2× faster
- * there: compile time won, as every new shape pays it and tests use many shapes.
+ * pipelines serve all sizes. Loops run to the actual size, a uniform: with constant trip counts lavapipe's
+ * compiler unrolls them, and the faster kernels were not worth their far longer compiles, which every new shape
+ * pays.
  */
 function capacity(dim: number): number {
   return Math.max(8, 2 ** Math.ceil(Math.log2(dim)));
@@ -86,13 +82,18 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null | unde
   return { B, H, Lq, Lk, D, Dv };
 }
 
-/** Uniform params shared by the attention kernels (the mask strides are 0 on broadcast dimensions). */
-function params(d: Dims, scale: number, blocks: number, mask: Tensor | null | undefined): Uint8Array {
+/** Uniforms of the attention kernels: sizes, the scale, workgroups per (batch, head), head dimensions, mask strides. */
+const UNIFORMS: Record<string, UniformType> = {
+  B: 'u32', H: 'u32', Lq: 'u32', Lk: 'u32', scale: 'f32', blocks: 'u32', hd: 'u32', hdv: 'u32', ms: 'vec4u',
+};
+
+/** The uniform values (the mask strides are 0 on broadcast dimensions). */
+function uniforms(d: Dims, scale: number, blocks: number, mask: Tensor | null | undefined) {
   const ms = mask ? broadcastStrides(mask.shape, [d.B, d.H, d.Lq, d.Lk]) : [0, 0, 0, 0];
-  return new Params().u32(d.B, d.H, d.Lq, d.Lk).f32(scale).u32(blocks, d.D, d.Dv).u32(...ms).bytes;
+  return { B: d.B, H: d.H, Lq: d.Lq, Lk: d.Lk, scale, blocks, hd: d.D, hdv: d.Dv, ms };
 }
 
-/** WGSL shared by the kernels: constants, the params struct and the additive bias of score (bh, i, j). */
+/** WGSL shared by the kernels: constants and the additive bias of score (bh, i, j). */
 function prelude(d: Dims, mask: boolean, causal: boolean): string {
   const maskTerm = mask ? ' + Mask[(bh / p.H) * p.ms.x + (bh % p.H) * p.ms.y + i * p.ms.z + j * p.ms.w]' : '';
   const causalTerm = causal ? 'if (j > i) { return ABSENT; }' : '';
@@ -103,31 +104,28 @@ const ROWS = ${ROWS}u;
 const STAGE = ${STAGE}u;
 const ABSENT = -3.0e38;       // score of a masked-out key, and the running max before any key
 const MASKED_BELOW = -1.0e30; // scores below count as masked out (additive -inf masks)
-struct P { B: u32, H: u32, Lq: u32, Lk: u32, scale: f32, blocks: u32, hd: u32, hdv: u32, ms: vec4u }
 fn bias(bh: u32, i: u32, j: u32) -> f32 {
   ${causalTerm}
   return 0.0${maskTerm};
 }`;
 }
 
-function maskBinding(mask: boolean, at: number): string {
-  return mask ? `@group(0) @binding(${at}) var<storage, read> Mask: array<f32>;` : '';
+/** The bindings q, k, v and (when masked) the mask, of element type `t` for q and k and `tv` for v. */
+function qkvInputs(mask: boolean, t: StorageType = 'f32', tv: StorageType = 'f32'): Record<string, StorageType> {
+  return { Q: t, K: t, V: tv, ...(mask ? { Mask: 'f32' as const } : {}) };
 }
 
-function forwardCode(d: Dims, mask: boolean, causal: boolean): string {
-  const n = mask ? 4 : 3;
-  return /* wgsl */ `${prelude(d, mask, causal)}
-@group(0) @binding(0) var<storage, read> Q: array<f32>;
-@group(0) @binding(1) var<storage, read> K: array<f32>;
-@group(0) @binding(2) var<storage, read> V: array<f32>;
-${maskBinding(mask, 3)}
-@group(0) @binding(${n}) var<storage, read_write> O: array<f32>;
-@group(0) @binding(${n + 1}) var<storage, read_write> LSE: array<f32>;
-@group(0) @binding(${n + 2}) var<uniform> p: P;
+function forwardProgram(d: Dims, mask: boolean, causal: boolean): Program {
+  return new Program({
+    name: 'attention',
+    inputs: qkvInputs(mask),
+    outputs: { O: 'f32', LSE: 'f32' },
+    uniforms: UNIFORMS,
+    workgroupSize: ROWS,
+    header: /* wgsl */ `${prelude(d, mask, causal)}
 var<workgroup> Ks: array<f32, STAGE * DCAP>;
-var<workgroup> Vs: array<f32, STAGE * DVCAP>;
-@compute @workgroup_size(ROWS)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+var<workgroup> Vs: array<f32, STAGE * DVCAP>;`,
+    body: /* wgsl */ `
   let w = wid.x + wid.y * nwg.x;
   if (w >= p.blocks * p.B * p.H) { return; }
   let bh = w / p.blocks;
@@ -167,42 +165,37 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   if (row0 + li >= p.Lq) { return; }
   let inv = select(0.0, 1.0 / l, l > 0.0);
   for (var e = 0u; e < p.hdv; e++) { O[(bh * p.Lq + i) * p.hdv + e] = acc[e] * inv; }
-  LSE[bh * p.Lq + i] = select(ABSENT, m + log(l), l > 0.0);
-}`;
+  LSE[bh * p.Lq + i] = select(ABSENT, m + log(l), l > 0.0);`,
+  });
 }
 
-const DELTA_CODE = /* wgsl */ `
-struct P { rows: u32, dv: u32, _a: u32, _b: u32 }
-@group(0) @binding(0) var<storage, read> O: array<f32>;
-@group(0) @binding(1) var<storage, read> G: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Delta: array<f32>;
-@group(0) @binding(3) var<uniform> p: P;
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let r = (wid.x + wid.y * nwg.x) * 64u + li;
-  if (r >= p.rows) { return; }
+/** Delta_i = rowsum(dO ∘ O), one invocation per row. */
+const deltaProgram = new Program({
+  name: 'attention_delta',
+  inputs: { O: 'f32', G: 'f32' },
+  outputs: { Delta: 'f32' },
+  uniforms: { rows: 'u32', dv: 'u32' },
+  workgroupSize: 64,
+  flat: true,
+  body: /* wgsl */ `
+  if (i >= p.rows) { return; }
   var acc = 0.0;
-  for (var e = 0u; e < p.dv; e++) { acc += O[r * p.dv + e] * G[r * p.dv + e]; }
-  Delta[r] = acc;
-}`;
+  for (var e = 0u; e < p.dv; e++) { acc += O[i * p.dv + e] * G[i * p.dv + e]; }
+  Delta[i] = acc;`,
+});
 
 /** dq: each invocation owns a query row and walks the key blocks (like the forward). */
-function dqCode(d: Dims, mask: boolean, causal: boolean): string {
-  const n = mask ? 4 : 3;
-  return /* wgsl */ `${prelude(d, mask, causal)}
-@group(0) @binding(0) var<storage, read> Q: array<f32>;
-@group(0) @binding(1) var<storage, read> K: array<f32>;
-@group(0) @binding(2) var<storage, read> V: array<f32>;
-${maskBinding(mask, 3)}
-@group(0) @binding(${n}) var<storage, read> G: array<f32>;
-@group(0) @binding(${n + 1}) var<storage, read> LSE: array<f32>;
-@group(0) @binding(${n + 2}) var<storage, read> Delta: array<f32>;
-@group(0) @binding(${n + 3}) var<storage, read_write> DQ: array<f32>;
-@group(0) @binding(${n + 4}) var<uniform> p: P;
+function dqProgram(d: Dims, mask: boolean, causal: boolean): Program {
+  return new Program({
+    name: 'attention_dq',
+    inputs: { ...qkvInputs(mask), G: 'f32', LSE: 'f32', Delta: 'f32' },
+    outputs: { DQ: 'f32' },
+    uniforms: UNIFORMS,
+    workgroupSize: ROWS,
+    header: /* wgsl */ `${prelude(d, mask, causal)}
 var<workgroup> Ks: array<f32, STAGE * DCAP>;
-var<workgroup> Vs: array<f32, STAGE * DVCAP>;
-@compute @workgroup_size(ROWS)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+var<workgroup> Vs: array<f32, STAGE * DVCAP>;`,
+    body: /* wgsl */ `
   let w = wid.x + wid.y * nwg.x;
   if (w >= p.blocks * p.B * p.H) { return; }
   let bh = w / p.blocks;
@@ -236,30 +229,24 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     }
   }
   if (row0 + li >= p.Lq) { return; }
-  for (var d = 0u; d < p.hd; d++) { DQ[r * p.hd + d] = dq[d] * p.scale; }
-}`;
+  for (var d = 0u; d < p.hd; d++) { DQ[r * p.hd + d] = dq[d] * p.scale; }`,
+  });
 }
 
 /** dk, dv: each invocation owns a key row and walks the query blocks, summing over query rows. */
-function dkvCode(d: Dims, mask: boolean, causal: boolean): string {
-  const n = mask ? 4 : 3;
-  return /* wgsl */ `${prelude(d, mask, causal)}
-@group(0) @binding(0) var<storage, read> Q: array<f32>;
-@group(0) @binding(1) var<storage, read> K: array<f32>;
-@group(0) @binding(2) var<storage, read> V: array<f32>;
-${maskBinding(mask, 3)}
-@group(0) @binding(${n}) var<storage, read> G: array<f32>;
-@group(0) @binding(${n + 1}) var<storage, read> LSE: array<f32>;
-@group(0) @binding(${n + 2}) var<storage, read> Delta: array<f32>;
-@group(0) @binding(${n + 3}) var<storage, read_write> DK: array<f32>;
-@group(0) @binding(${n + 4}) var<storage, read_write> DVo: array<f32>;
-@group(0) @binding(${n + 5}) var<uniform> p: P;
+function dkvProgram(d: Dims, mask: boolean, causal: boolean): Program {
+  return new Program({
+    name: 'attention_dkv',
+    inputs: { ...qkvInputs(mask), G: 'f32', LSE: 'f32', Delta: 'f32' },
+    outputs: { DK: 'f32', DVo: 'f32' },
+    uniforms: UNIFORMS,
+    workgroupSize: ROWS,
+    header: /* wgsl */ `${prelude(d, mask, causal)}
 var<workgroup> Qs: array<f32, STAGE * DCAP>;
 var<workgroup> Gs: array<f32, STAGE * DVCAP>;
 var<workgroup> lses: array<f32, STAGE>;
-var<workgroup> deltas: array<f32, STAGE>;
-@compute @workgroup_size(ROWS)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+var<workgroup> deltas: array<f32, STAGE>;`,
+    body: /* wgsl */ `
   let w = wid.x + wid.y * nwg.x;
   if (w >= p.blocks * p.B * p.H) { return; }
   let bh = w / p.blocks;
@@ -300,8 +287,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   }
   if (key0 + li >= p.Lk) { return; }
   for (var d = 0u; d < p.hd; d++) { DK[c * p.hd + d] = dk[d]; }
-  for (var e = 0u; e < p.hdv; e++) { DVo[c * p.hdv + e] = dv[e]; }
-}`;
+  for (var e = 0u; e < p.hdv; e++) { DVo[c * p.hdv + e] = dv[e]; }`,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -327,10 +314,8 @@ function chunks(dim: number): number {
 
 /**
  * Streamed rows per block (KB): 8 / KB lanes share a streamed row, each loading 1 / (8 / KB) of its chunks. The
- * unrolled code grows with KB and lavapipe's compile time faster still; fewer rows per block also spill less.
- * Measured at (1,4,1024,32), cold compile of forward / dq + dk,dv: KB = 8: 59 / 139 ms, 2.4 / 7.5 s; KB = 4:
- * 42 / 123 ms, 0.6 / 2.2 s; KB = 2: 55 / 98 ms, 0.5 / 1.7 s; KB = 1: 40 / 96 ms, 0.4 / 1.5 s. So the smallest KB
- * whose 8 / KB parts divide both chunk counts.
+ * unrolled code grows with KB and lavapipe's compile time faster still; fewer rows per block also spill less and
+ * ran no slower. So the smallest KB whose 8 / KB parts divide both chunk counts.
  */
 function blockRows(nc: number, ncv: number): number {
   for (const kb of [1, 2]) if (nc % (8 / kb) === 0 && ncv % (8 / kb) === 0) return kb;
@@ -339,8 +324,8 @@ function blockRows(nc: number, ncv: number): number {
 
 /**
  * Whether the subgroup kernels run: subgroups available and head dimensions up to 64. A lane keeps its row's
- * chunks and accumulators in registers; at D = Dv = 128 they spill so much that dk,dv took 11 s to compile cold
- * (dq 7.5 s; 2.8 s at 64), so larger heads use the portable kernels.
+ * chunks and accumulators in registers; at larger heads they spill so much that the kernels take many seconds to
+ * compile, so those use the portable kernels.
  */
 function useSubgroups(d: Dims): boolean {
   return subgroupSize() > 0 && Math.max(d.D, d.Dv) <= SG_MAX_HEAD_DIM;
@@ -352,21 +337,25 @@ function rep(n: number, f: (i: number) => string, sep = '\n  '): string {
 }
 
 /**
- * Binding of a row-major (rows × dim) operand and `fn ld<name>(r, c) -> vec4f`: chunk c (floats 4c..4c+3) of row
- * r, zero past the row's end. `v4` (dim % 4 == 0): one vec4 load; otherwise four guarded scalar loads.
+ * `fn ld<name>(r, c) -> vec4f` of a row-major (rows × dim) operand: chunk c (floats 4c..4c+3) of row r, zero past
+ * the row's end. `v4` (dim % 4 == 0; the operand bound as vec4s, see rowType): one vec4 load; otherwise four
+ * guarded scalar loads.
  */
-function rowOperand(name: string, at: number, v4: boolean, dim: string): string {
+function rowLoad(name: string, v4: boolean, dim: string): string {
   if (v4)
-    return /* wgsl */ `@group(0) @binding(${at}) var<storage, read> ${name}4: array<vec4f>;
-fn ld${name}(r: u32, c: u32) -> vec4f {
+    return /* wgsl */ `fn ld${name}(r: u32, c: u32) -> vec4f {
   let n4 = ${dim} / 4u;
-  return select(vec4f(0.0), ${name}4[r * n4 + min(c, n4 - 1u)], c < n4);
+  return select(vec4f(0.0), ${name}[r * n4 + min(c, n4 - 1u)], c < n4);
 }`;
   const x = (t: number) => `select(0.0, ${name}[r * ${dim} + min(4u * c + ${t}u, ${dim} - 1u)], 4u * c + ${t}u < ${dim})`;
-  return /* wgsl */ `@group(0) @binding(${at}) var<storage, read> ${name}: array<f32>;
-fn ld${name}(r: u32, c: u32) -> vec4f {
+  return /* wgsl */ `fn ld${name}(r: u32, c: u32) -> vec4f {
   return vec4f(${rep(4, x, ', ')});
 }`;
+}
+
+/** Element type of a row operand or output: vec4s when its row length is a multiple of 4. */
+function rowType(v4: boolean): StorageType {
+  return v4 ? 'vec4f' : 'f32';
 }
 
 /** Stores the chunks `acc0..` (times `factor`) of row r of an output of row length `dim` (vec4 stores when `v4`). */
@@ -403,8 +392,7 @@ class Block {
 
 /** Shared WGSL of the subgroup kernels: the prelude, and the score of (i, j) with bias, masked to ABSENT. */
 function sgPrelude(d: Dims, mask: boolean, causal: boolean): string {
-  return /* wgsl */ `enable subgroups;
-${prelude(d, mask, causal)}
+  return /* wgsl */ `${prelude(d, mask, causal)}
 // x (= scaled q·k) plus the bias; ABSENT when masked out or (i, j) lies outside the matrix (clamped rows).
 fn score(x: f32, bh: u32, i: u32, j: u32) -> f32 {
   let s = x + bias(bh, min(i, p.Lq - 1u), min(j, p.Lk - 1u));
@@ -412,31 +400,32 @@ fn score(x: f32, bh: u32, i: u32, j: u32) -> f32 {
 }`;
 }
 
-const SG_MAIN = `@compute @workgroup_size(${SG_ROWS})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32,
-        @builtin(subgroup_invocation_id) sid: u32) {
+/** The start of the subgroup kernels' body: the workgroup's (batch, head) and first row. */
+const SG_START = /* wgsl */ `
   let w = wid.x + wid.y * nwg.x;
   if (w >= p.blocks * p.B * p.H) { return; }
   let bh = w / p.blocks;
   let row0 = (w % p.blocks) * ${SG_ROWS}u;`;
 
-function sgForwardCode(d: Dims, mask: boolean, causal: boolean): string {
+function sgForwardProgram(d: Dims, mask: boolean, causal: boolean): Program {
   const [nc, ncv] = [chunks(d.D), chunks(d.Dv)];
   const [v4, v4v] = [d.D % 4 === 0, d.Dv % 4 === 0];
-  const n = mask ? 4 : 3;
   const b = new Block(blockRows(nc, ncv));
   const KB = b.kb;
   const scores = rep(KB, (t) => `let s${t} = score(${rep(nc, (c) => `dot(q${c}, ${b.bc('kc', nc, t, c)})`, ' + ')}, bh, i, k0 + ${t}u);`, '\n    ');
   const accumulate = rep(KB, (t) => rep(ncv, (e) => `a${e} += p${t} * ${b.bc('vc', ncv, t, e)};`, ' '), '\n    ');
-  return /* wgsl */ `${sgPrelude(d, mask, causal)}
-${rowOperand('Q', 0, v4, 'p.hd')}
-${rowOperand('K', 1, v4, 'p.hd')}
-${rowOperand('V', 2, v4v, 'p.hdv')}
-${maskBinding(mask, 3)}
-@group(0) @binding(${n}) var<storage, read_write> O: array<${v4v ? 'vec4f' : 'f32'}>;
-@group(0) @binding(${n + 1}) var<storage, read_write> LSE: array<f32>;
-@group(0) @binding(${n + 2}) var<uniform> p: P;
-${SG_MAIN}
+  return new Program({
+    name: 'attention',
+    inputs: qkvInputs(mask, rowType(v4), rowType(v4v)),
+    outputs: { O: rowType(v4v), LSE: 'f32' },
+    uniforms: UNIFORMS,
+    workgroupSize: SG_ROWS,
+    enables: ['subgroups'],
+    header: /* wgsl */ `${sgPrelude(d, mask, causal)}
+${rowLoad('Q', v4, 'p.hd')}
+${rowLoad('K', v4, 'p.hd')}
+${rowLoad('V', v4v, 'p.hdv')}`,
+    body: /* wgsl */ `${SG_START}
   let i = min(row0 + li, p.Lq - 1u); // rows past the end compute a copy of the last row and write nothing
   let r = bh * p.Lq + i;
   ${rep(nc, (c) => `let q${c} = ldQ(r, ${c}u) * p.scale;`, ' ')}
@@ -462,27 +451,25 @@ ${SG_MAIN}
   if (row0 + li >= p.Lq) { return; }
   let inv = select(0.0, 1.0 / l, l > 0.0);
   ${rowStore('O', v4v, 'p.hdv', ncv, 'a', 'inv')}
-  LSE[r] = select(ABSENT, m + log(l), l > 0.0);
-}`;
+  LSE[r] = select(ABSENT, m + log(l), l > 0.0);`,
+  });
 }
 
-/** The inputs of both backward kernels: q, k, v, the mask, g, lse and delta (bindings 0 to n + 2). */
-function sgBackwardInputs(v4: boolean, v4v: boolean, mask: boolean): string {
-  const n = mask ? 4 : 3;
-  return `${rowOperand('Q', 0, v4, 'p.hd')}
-${rowOperand('K', 1, v4, 'p.hd')}
-${rowOperand('V', 2, v4v, 'p.hdv')}
-${maskBinding(mask, 3)}
-${rowOperand('G', n, v4v, 'p.hdv')}
-@group(0) @binding(${n + 1}) var<storage, read> LSE: array<f32>;
-@group(0) @binding(${n + 2}) var<storage, read> Delta: array<f32>;`;
+/** The inputs of both backward kernels (q, k, v, the mask, g, lse and delta) and the row loads of q, k, v and g. */
+function sgBackwardInputs(v4: boolean, v4v: boolean, mask: boolean): { inputs: Record<string, StorageType>; loads: string } {
+  return {
+    inputs: { ...qkvInputs(mask, rowType(v4), rowType(v4v)), G: rowType(v4v), LSE: 'f32', Delta: 'f32' },
+    loads: `${rowLoad('Q', v4, 'p.hd')}
+${rowLoad('K', v4, 'p.hd')}
+${rowLoad('V', v4v, 'p.hdv')}
+${rowLoad('G', v4v, 'p.hdv')}`,
+  };
 }
 
 /** dq, subgroup version: a lane owns a query row; key (and value) rows stream past. */
-function sgDqCode(d: Dims, mask: boolean, causal: boolean): string {
+function sgDqProgram(d: Dims, mask: boolean, causal: boolean): Program {
   const [nc, ncv] = [chunks(d.D), chunks(d.Dv)];
   const [v4, v4v] = [d.D % 4 === 0, d.Dv % 4 === 0];
-  const n = mask ? 4 : 3;
   const b = new Block(blockRows(nc, ncv));
   const perKey = rep(b.kb, (t) => `{
       ${rep(nc, (c) => `let kb${c} = ${b.bc('kc', nc, t, c)};`, ' ')}
@@ -491,11 +478,16 @@ function sgDqCode(d: Dims, mask: boolean, causal: boolean): string {
       let ds = select(0.0, exp(s - lse) * (dp - delta), s > MASKED_BELOW);
       ${rep(nc, (c) => `dq${c} += ds * kb${c};`, ' ')}
     }`, '\n    ');
-  return /* wgsl */ `${sgPrelude(d, mask, causal)}
-${sgBackwardInputs(v4, v4v, mask)}
-@group(0) @binding(${n + 3}) var<storage, read_write> DQ: array<${v4 ? 'vec4f' : 'f32'}>;
-@group(0) @binding(${n + 4}) var<uniform> p: P;
-${SG_MAIN}
+  const { inputs, loads } = sgBackwardInputs(v4, v4v, mask);
+  return new Program({
+    name: 'attention_dq',
+    inputs,
+    outputs: { DQ: rowType(v4) },
+    uniforms: UNIFORMS,
+    workgroupSize: SG_ROWS,
+    enables: ['subgroups'],
+    header: `${sgPrelude(d, mask, causal)}\n${loads}`,
+    body: /* wgsl */ `${SG_START}
   let i = min(row0 + li, p.Lq - 1u);
   let r = bh * p.Lq + i;
   ${rep(nc, (c) => `let q${c} = ldQ(r, ${c}u) * p.scale;`, ' ')}
@@ -512,15 +504,14 @@ ${SG_MAIN}
     ${perKey}
   }
   if (row0 + li >= p.Lq) { return; }
-  ${rowStore('DQ', v4, 'p.hd', nc, 'dq', 'p.scale')}
-}`;
+  ${rowStore('DQ', v4, 'p.hd', nc, 'dq', 'p.scale')}`,
+  });
 }
 
 /** dk, dv, subgroup version: a lane owns a key row; query rows (with g, lse, delta) stream past. */
-function sgDkvCode(d: Dims, mask: boolean, causal: boolean): string {
+function sgDkvProgram(d: Dims, mask: boolean, causal: boolean): Program {
   const [nc, ncv] = [chunks(d.D), chunks(d.Dv)];
   const [v4, v4v] = [d.D % 4 === 0, d.Dv % 4 === 0];
-  const n = mask ? 4 : 3;
   const b = new Block(blockRows(nc, ncv));
   const perQuery = rep(b.kb, (t) => `{
       ${rep(nc, (c) => `let qb${c} = ${b.bc('qc', nc, t, c)};`, ' ')}
@@ -531,12 +522,16 @@ function sgDkvCode(d: Dims, mask: boolean, causal: boolean): string {
       ${rep(ncv, (e) => `dv${e} += prob * gb${e};`, ' ')}
       ${rep(nc, (c) => `dk${c} += ds * qb${c};`, ' ')}
     }`, '\n    ');
-  return /* wgsl */ `${sgPrelude(d, mask, causal)}
-${sgBackwardInputs(v4, v4v, mask)}
-@group(0) @binding(${n + 3}) var<storage, read_write> DK: array<${v4 ? 'vec4f' : 'f32'}>;
-@group(0) @binding(${n + 4}) var<storage, read_write> DVo: array<${v4v ? 'vec4f' : 'f32'}>;
-@group(0) @binding(${n + 5}) var<uniform> p: P;
-${SG_MAIN}
+  const { inputs, loads } = sgBackwardInputs(v4, v4v, mask);
+  return new Program({
+    name: 'attention_dkv',
+    inputs,
+    outputs: { DK: rowType(v4), DVo: rowType(v4v) },
+    uniforms: UNIFORMS,
+    workgroupSize: SG_ROWS,
+    enables: ['subgroups'],
+    header: `${sgPrelude(d, mask, causal)}\n${loads}`,
+    body: /* wgsl */ `${SG_START}
   let key0 = row0;
   let j = min(key0 + li, p.Lk - 1u);
   let r = bh * p.Lk + j;
@@ -557,16 +552,21 @@ ${SG_MAIN}
   }
   if (key0 + li >= p.Lk) { return; }
   ${rowStore('DK', v4, 'p.hd', nc, 'dk', '1.0')}
-  ${rowStore('DVo', v4v, 'p.hdv', ncv, 'dv', '1.0')}
-}`;
+  ${rowStore('DVo', v4v, 'p.hdv', ncv, 'dv', '1.0')}`,
+  });
 }
 
 function resolveScale(d: Dims, scale: number | undefined): number {
   return scale ?? 1 / Math.sqrt(d.D);
 }
 
+/** The bindings q, k, v and (when given) the mask. */
+function qkvBindings(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null): Record<string, Binding> {
+  return { Q: q, K: k, V: v, ...(mask ? { Mask: mask } : {}) };
+}
+
 /** Forward: returns the output (B, Hh, Lq, Dv) and the per-row log-sum-exp (B, Hh, Lq) for the backward. */
-export function attentionForward(q: Tensor, k: Tensor, v: Tensor, cfg: AttentionConfig = {}): { out: Tensor; lse: Tensor } {
+export function attentionKernel(q: Tensor, k: Tensor, v: Tensor, cfg: AttentionConfig = {}): { out: Tensor; lse: Tensor } {
   const d = checkInputs(q, k, v, cfg.mask);
   const out = Tensor.empty([d.B, d.H, d.Lq, d.Dv]);
   const lse = Tensor.empty([d.B, d.H, d.Lq]);
@@ -574,18 +574,16 @@ export function attentionForward(q: Tensor, k: Tensor, v: Tensor, cfg: Attention
   const mask = cfg.mask ?? null;
   const sg = useSubgroups(d);
   const blocks = ceilDiv(d.Lq, sg ? SG_ROWS : ROWS);
-  engine().rt.dispatch({
-    label: 'attention',
-    code: (sg ? sgForwardCode : forwardCode)(d, !!mask, !!cfg.causal),
-    buffers: [q.buffer, k.buffer, v.buffer, ...(mask ? [mask.buffer] : []), out.buffer, lse.buffer],
-    params: params(d, resolveScale(d, cfg.scale), blocks, mask),
-    workgroups: grid1d(blocks * d.B * d.H),
-  });
+  (sg ? sgForwardProgram : forwardProgram)(d, !!mask, !!cfg.causal).dispatch(
+    { ...qkvBindings(q, k, v, mask), O: out, LSE: lse },
+    uniforms(d, resolveScale(d, cfg.scale), blocks, mask),
+    flatGrid(blocks * d.B * d.H),
+  );
   return { out, lse };
 }
 
 /** Backward from the output gradient g: recomputes the probabilities from q, k and the saved log-sum-exp. */
-export function attentionBackward(
+export function attentionGradKernel(
   q: Tensor,
   k: Tensor,
   v: Tensor,
@@ -606,34 +604,24 @@ export function attentionBackward(
   }
   // Delta_i = rowsum(dO ∘ O) = Σ_j P_ij dP_ij, the softmax backward's correction term.
   const delta = Tensor.empty([rows]);
-  rt.dispatch({
-    label: 'attention_delta',
-    code: DELTA_CODE,
-    buffers: [out.buffer, g.buffer, delta.buffer],
-    params: new Params().u32(rows, d.Dv, 0, 0).bytes,
-    workgroups: grid1d(ceilDiv(rows, 64)),
-  });
+  deltaProgram.dispatchFlat(rows, { O: out, G: g, Delta: delta }, { rows, dv: d.Dv });
   const mask = cfg.mask ?? null;
   const scale = resolveScale(d, cfg.scale);
-  const inputs = [q.buffer, k.buffer, v.buffer, ...(mask ? [mask.buffer] : []), g.buffer, lse.buffer, delta.buffer];
+  const inputs = { ...qkvBindings(q, k, v, mask), G: g, LSE: lse, Delta: delta };
   const sg = useSubgroups(d);
   const rowsPerGroup = sg ? SG_ROWS : ROWS;
   const qBlocks = ceilDiv(d.Lq, rowsPerGroup);
-  rt.dispatch({
-    label: 'attention_dq',
-    code: (sg ? sgDqCode : dqCode)(d, !!mask, !!cfg.causal),
-    buffers: [...inputs, dq.buffer],
-    params: params(d, scale, qBlocks, mask),
-    workgroups: grid1d(qBlocks * d.B * d.H),
-  });
+  (sg ? sgDqProgram : dqProgram)(d, !!mask, !!cfg.causal).dispatch(
+    { ...inputs, DQ: dq },
+    uniforms(d, scale, qBlocks, mask),
+    flatGrid(qBlocks * d.B * d.H),
+  );
   const kBlocks = ceilDiv(d.Lk, rowsPerGroup);
-  rt.dispatch({
-    label: 'attention_dkv',
-    code: (sg ? sgDkvCode : dkvCode)(d, !!mask, !!cfg.causal),
-    buffers: [...inputs, dk.buffer, dv.buffer],
-    params: params(d, scale, kBlocks, mask),
-    workgroups: grid1d(kBlocks * d.B * d.H),
-  });
+  (sg ? sgDkvProgram : dkvProgram)(d, !!mask, !!cfg.causal).dispatch(
+    { ...inputs, DK: dk, DVo: dv },
+    uniforms(d, scale, kBlocks, mask),
+    flatGrid(kBlocks * d.B * d.H),
+  );
   delta.dispose();
   return { dq, dk, dv };
 }

@@ -8,10 +8,10 @@
  */
 import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { sumKernel } from './reduce.ts';
-import { ceilDiv, grid1d } from './wgsl.ts';
+import { ceilDiv } from './wgsl.ts';
+import { flatGrid, Program, type ProgramSpec, type UniformType } from './program.ts';
 import { planSlabs } from './conv2d-slabs.ts';
 import { subgroupSize } from './subgroups.ts';
 
@@ -20,26 +20,26 @@ const WG = 64;
 /** Invocations to aim for when choosing how many row bands to split the reduction into. */
 const TARGET_INVOCATIONS = 8192;
 
+const GRAD_UNIFORMS: Record<string, UniformType> = {
+  Hin: 'u32', Win: 'u32', Hout: 'u32', Wout: 'u32',
+  Cin: 'u32', Cout: 'u32', E: 'u32', pad: 'i32',
+  nv: 'u32', routed: 'u32', parts: 'u32', rowsPerPart: 'u32',
+  srcLo: 'u32', srcHi: 'u32', xBase: 'u32', xSample: 'u32',
+  ciLo: 'u32', ciHi: 'u32', vLo: 'u32', vHi: 'u32',
+  gBase: 'u32', gSample: 'u32', coLo: 'u32', coHi: 'u32',
+  accumulate: 'u32', coBlocks: 'u32', ciChunks: 'u32',
+};
+
 /**
- * Parameters, bindings, the zero-padded input load and the routing lookup shared by the weight-gradient kernels.
+ * Bindings, uniforms, the zero-padded input load and the routing lookup shared by the weight-gradient kernels.
  * With `v4` the input and the output gradient are bound as vec4s (and read whole, without `ld`).
  */
-const gradPrelude = (v4 = false) => /* wgsl */ `struct P {
-  Hin: u32, Win: u32, Hout: u32, Wout: u32,
-  Cin: u32, Cout: u32, E: u32, pad: i32,
-  nv: u32, routed: u32, parts: u32, rowsPerPart: u32,
-  srcLo: u32, srcHi: u32, xBase: u32, xSample: u32,
-  ciLo: u32, ciHi: u32, vLo: u32, vHi: u32,
-  gBase: u32, gSample: u32, coLo: u32, coHi: u32,
-  accumulate: u32, coBlocks: u32, ciChunks: u32, _b: u32,
-}
-@group(0) @binding(0) var<storage, read> X: array<${v4 ? 'vec4f' : 'f32'}>;
-@group(0) @binding(1) var<storage, read> G: array<${v4 ? 'vec4f' : 'f32'}>;
-@group(0) @binding(2) var<storage, read> T: array<u32>;
-@group(0) @binding(3) var<storage, read_write> PW: array<f32>;
-@group(0) @binding(4) var<storage, read_write> PB: array<f32>;
-@group(0) @binding(5) var<uniform> p: P;
-${v4 ? '' : `
+function gradSpec(v4: boolean): Pick<ProgramSpec, 'inputs' | 'outputs' | 'uniforms'> & { prelude: string } {
+  return {
+    inputs: { X: v4 ? 'vec4f' : 'f32', G: v4 ? 'vec4f' : 'f32', T: 'u32' },
+    outputs: { PW: 'f32', PB: 'f32' },
+    uniforms: GRAD_UNIFORMS,
+    prelude: /* wgsl */ `${v4 ? '' : `
 fn ld(row: u32, rowValid: bool, ix: i32) -> f32 {
   let v = X[row + u32(clamp(ix, 0, i32(p.Win) - 1))];
   return select(0.0, v, rowValid && ix >= 0 && ix < i32(p.Win));
@@ -55,9 +55,11 @@ fn sourceOf(v: u32, e: u32) -> i32 {
   if (src < p.srcLo || src >= p.srcHi) { return -1; }
   return i32(src);
 }
-`;
+`,
+  };
+}
 
-function gradCode(K: number): string {
+function gradProgram(K: number): Program {
   const lines: string[] = [];
   const accDecl: string[] = [];
   for (let c = 0; c < COB; c++) for (let t = 0; t < K * K; t++) accDecl.push(`var a${c}_${t} = 0.0;`);
@@ -74,8 +76,13 @@ function gradCode(K: number): string {
           ${fma}
         }
       }`);
-  return /* wgsl */ `
-${gradPrelude()}
+  const { prelude, ...bindings } = gradSpec(false);
+  return new Program({
+    name: 'conv2d_grad_weight',
+    ...bindings,
+    workgroupSize: WG,
+    flat: true,
+    header: /* wgsl */ `${prelude}
 /** Output gradient of channel co at offset off of channel coLo's plane, 0 outside the bound channels. */
 fn gld(off: u32, co: u32) -> f32 {
   let c = clamp(co, p.coLo, p.coHi - 1u) - p.coLo;
@@ -88,11 +95,8 @@ fn put(idx: u32, v: f32) {
 
 fn putBias(idx: u32, v: f32) {
   if (p.accumulate == 1u) { PB[idx] += v; } else { PB[idx] = v; }
-}
-
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
+}`,
+    body: /* wgsl */ `
   let pairs = p.E * p.coBlocks * p.Cin;
   if (i >= pairs * p.parts) { return; }
   let part = i / pairs;
@@ -116,22 +120,21 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     let gs = (v - p.vLo) * p.gSample + p.gBase;
     ${lines.join('\n')}
   }
-  ${weightWrites(COB, K * K)}
-}`;
+  ${weightWrites(COB, K * K)}`,
+  });
 }
 
 /**
  * Subgroup variant (subgroups of ≥ 8 lanes): a workgroup of one subgroup (8 invocations on lavapipe) owns one
- * (part, expert, block of COB output channels) and as many consecutive input channels, one per invocation. All lanes walk the same pixels, so the
- * output gradient of the COB channels is the same for every lane: lane l loads channels co0 + l, co0 + 8 + l, …
- * and subgroupBroadcast hands them to the others (COB / 8 loads per pixel instead of COB). The input window is
- * each lane's own. Measured on lavapipe (160→64): 2× faster than the plain kernel with COB = 8, 2.3-2.4× with
- * COB = 16 (160×120 and 640×480); COB = 32 gained 4% more for a 4× longer compile. One workgroup size for every
- * channel count keeps it to one pipeline per (K, COB).
+ * (part, expert, block of COB output channels) and as many consecutive input channels, one per invocation. All
+ * lanes walk the same pixels, so the output gradient of the COB channels is the same for every lane: lane l loads
+ * channels co0 + l, co0 + 8 + l, … and subgroupBroadcast hands them to the others (COB / 8 loads per pixel instead
+ * of COB). The input window is each lane's own. COB = 16 is the block: larger ones compile much longer for little
+ * gain. One workgroup size for every channel count keeps it to one pipeline per (K, COB).
  *
  * `v4` (K = 3, pad 1, the width a multiple of 4, same-size output): each step covers 4 pixels (vec4Steps).
  */
-function gradCodeSub(K: number, cob: number, accumulate: boolean, WG: number, v4 = false): string {
+function gradProgramSub(K: number, cob: number, accumulate: boolean, WG: number, v4 = false): Program {
   const KK = K * K;
   const accDecl: string[] = [];
   for (let c = 0; c < cob; c++) for (let t = 0; t < KK; t++) accDecl.push(`var a${c}_${t} = 0.0;`);
@@ -142,19 +145,21 @@ function gradCodeSub(K: number, cob: number, accumulate: boolean, WG: number, v4
   let coOk${j} = myCo${j} >= p.coLo && myCo${j} < p.coHi;
   let coOff${j} = (clamp(myCo${j}, p.coLo, p.coHi - 1u) - p.coLo) * p.Hout * p.Wout;`);
   const { decl, rows, init, loop, step } = v4 ? vec4Steps(cob) : pixelSteps(K, cob);
-  return /* wgsl */ `enable subgroups;
-${gradPrelude(v4)}
+  const { prelude, ...bindings } = gradSpec(v4);
+  return new Program({
+    name: 'conv2d_grad_weight',
+    ...bindings,
+    workgroupSize: WG,
+    enables: ['subgroups'],
+    header: /* wgsl */ `${prelude}
 fn put(idx: u32, v: f32) {
   PW[idx] ${accumulate ? '+=' : '='} v;
 }
 
 fn putBias(idx: u32, v: f32) {
   PB[idx] ${accumulate ? '+=' : '='} v;
-}
-
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32,
-        @builtin(subgroup_invocation_id) sid: u32) {
+}`,
+    body: /* wgsl */ `
   // Everything but ci is uniform across the workgroup: no divergent branch may precede the broadcasts.
   let g = wid.x + wid.y * nwg.x;
   let blocks = p.E * p.coBlocks * p.ciChunks;
@@ -193,8 +198,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     }
   }
   if (!ciOk) { return; }
-  ${weightWrites(cob, KK)}
-}`;
+  ${weightWrites(cob, KK)}`,
+  });
 }
 
 interface Steps {
@@ -259,8 +264,7 @@ function weightWrites(cob: number, KK: number): string {
  * 4 pixels per step (K = 3): a lane reads one vec4 per input row, sliding a 12-pixel window of three vec4s (A:
  * pixels xx-4..xx-1, B: xx..xx+3, C: xx+4..xx+7), and one vec4 of output gradient per 8 channels, and adds
  * dot(gradient, input) of 4 pixels to each accumulator. The accumulators, far more than the registers, are then
- * loaded and stored once per 4 pixels instead of once per pixel. Measured on lavapipe (160→64 at 160×120):
- * 146-175 → 105-110 ms (1.4-1.6×); cold compile 3.4 s (16 output channels per block).
+ * loaded and stored once per 4 pixels instead of once per pixel.
  */
 function vec4Steps(cob: number): Steps {
   const rows: string[] = [];
@@ -285,10 +289,10 @@ function vec4Steps(cob: number): Steps {
 
 /**
  * Weight and bias gradients. x: (Nin, Cin, Hin, Win) forward input; gy: (Nv, Cout, Hout, Wout) output gradient
- * (already masked by the ReLU); table as in convForward (null: identity, E = 1).
+ * (already masked by the ReLU); table as in conv2dKernel (null: identity, E = 1).
  * Returns dw (E, Cout, Cin, K, K) and db (E, Cout).
  */
-export function convBackwardWeight(x: Tensor, gy: Tensor, table: Tensor | null, E: number, K: number, pad: number): { dw: Tensor; db: Tensor } {
+export function conv2dWeightGradKernel(x: Tensor, gy: Tensor, table: Tensor | null, E: number, K: number, pad: number): { dw: Tensor; db: Tensor } {
   const rt = engine().rt;
   const [Nin, Cin, Hin, Win] = x.shape;
   const [Nv, Cout, Hout, Wout] = gy.shape;
@@ -315,23 +319,20 @@ export function convBackwardWeight(x: Tensor, gy: Tensor, table: Tensor | null, 
   }
   // vec4 steps: rows and slab bases are multiples of 4 when the width is (as in the forward's vec4 path).
   const v4 = sub && K === 3 && pad === 1 && Win % 4 === 0 && Wout === Win && Hout === Hin;
-  const code = sub ? gradCodeSub(K, cob, multi, subSize, v4) : gradCode(K);
-  const groups = sub ? E * coBlocks * ciChunks * parts : ceilDiv(pairs * parts, WG);
+  const program = sub ? gradProgramSub(K, cob, multi, subSize, v4) : gradProgram(K);
   for (const gs of gSlabs)
     for (const xs of xSlabs) {
       if (!table && (xs.nHi <= gs.nLo || gs.nHi <= xs.nLo)) continue;
-      const params = new Params()
-        .u32(Hin, Win, Hout, Wout, Cin, Cout, E)
-        .i32(pad)
-        .u32(Nv, table ? 1 : 0, parts, rowsPerPart, xs.nLo, xs.nHi, xs.base, Cin * Hin * Win, xs.cLo, xs.cHi)
-        .u32(gs.nLo, gs.nHi, gs.base, Cout * Hout * Wout, gs.cLo, gs.cHi, multi ? 1 : 0, coBlocks, ciChunks, 0).bytes;
-      rt.dispatch({
-        label: 'conv2d_grad_weight',
-        code,
-        buffers: [xs.range, gs.range, table?.buffer ?? gs.range, pw.buffer, pb.buffer],
-        params,
-        workgroups: grid1d(groups),
-      });
+      const bindings = { X: xs.range, G: gs.range, T: table ?? gs.range, PW: pw, PB: pb };
+      const uniforms = {
+        Hin, Win, Hout, Wout, Cin, Cout, E, pad, nv: Nv, routed: table ? 1 : 0, parts, rowsPerPart,
+        srcLo: xs.nLo, srcHi: xs.nHi, xBase: xs.base, xSample: Cin * Hin * Win, ciLo: xs.cLo, ciHi: xs.cHi,
+        vLo: gs.nLo, vHi: gs.nHi, gBase: gs.base, gSample: Cout * Hout * Wout, coLo: gs.cLo, coHi: gs.cHi,
+        accumulate: multi ? 1 : 0, coBlocks, ciChunks,
+      };
+      // Subgroup kernel: one workgroup per (part, expert, channel block, input chunk); else one invocation per pair and part.
+      if (sub) program.dispatch(bindings, uniforms, flatGrid(E * coBlocks * ciChunks * parts));
+      else program.dispatchFlat(pairs * parts, bindings, uniforms);
     }
   const dwFlat = sumKernel(pw, [0]);
   const dbFlat = sumKernel(pb, [0]);

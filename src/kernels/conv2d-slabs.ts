@@ -1,12 +1,13 @@
 /**
  * Splits an (N, C, plane) tensor into slabs that each fit one storage binding: whole groups of samples when a
- * sample fits, otherwise channel ranges of one sample. Offsets are rounded down to 64 elements (256 bytes, the
- * storage offset alignment) and the remainder is handed to the kernel as `base`.
+ * sample fits, otherwise channel ranges of one sample. Each slab is bound by alignedRange (the offset rounded down
+ * to the storage offset alignment) and the kernel is handed the remainder as `base`.
  */
 import { engine } from '../tensor/engine.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import type { BufferRange } from '../runtime/runtime.ts';
 import { LimitError } from '../runtime/errors.ts';
+import { alignedRange, bindableElements } from './program.ts';
 
 export interface Slab {
   /** Samples [nLo, nHi) and channels [cLo, cHi) of every one of them are bound. */
@@ -19,22 +20,13 @@ export interface Slab {
   base: number;
 }
 
-const ALIGN = 64;
-
-/** Largest element count one binding may hold, leaving room for the alignment slack. */
-function bindingElements(): number {
-  return Math.floor(engine().rt.maxBinding / 4) - ALIGN;
-}
-
 /** `align`: channel ranges start at multiples of it when one binding holds at least that many channels. */
 export function planSlabs(t: Tensor, n: number, c: number, plane: number, what: string, align = 1): Slab[] {
-  const limit = bindingElements();
+  const limit = bindableElements();
   const sample = c * plane;
   const make = (nLo: number, nHi: number, cLo: number, cHi: number): Slab => {
-    const start = nLo * sample + cLo * plane;
     const count = nHi - nLo > 1 ? (nHi - nLo) * sample : (cHi - cLo) * plane;
-    const aligned = Math.floor(start / ALIGN) * ALIGN;
-    return { nLo, nHi, cLo, cHi, range: t.binding(aligned, start - aligned + count), base: start - aligned };
+    return { nLo, nHi, cLo, cHi, ...alignedRange(t, nLo * sample + cLo * plane, count) };
   };
   if (t.size * 4 <= engine().rt.maxBinding) return [{ nLo: 0, nHi: n, cLo: 0, cHi: c, range: t.binding(), base: 0 }];
   const slabs: Slab[] = [];

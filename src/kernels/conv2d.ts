@@ -6,36 +6,29 @@
  *
  * Direct convolution with register blocking and no workgroup memory: each invocation computes COB output channels
  * × PX horizontally adjacent pixels, reusing each loaded input row segment for all taps and channels. With
- * subgroups, the weights are loaded once per subgroup and broadcast (see convCode). Tensors larger than one storage
- * binding are processed in slabs (see conv2d-slabs.ts), accumulating into the output.
+ * subgroups, the weights are loaded once per subgroup and broadcast (see convProgram). Tensors larger than one
+ * storage binding are processed in slabs (see conv2d-slabs.ts), accumulating into the output.
  *
- * Cost model on lavapipe (llvmpipe, Mesa 25.0): an invocation is one lane of an 8-wide SIMD vector; every storage
- * load whose address is not a compile-time constant is emitted as 8 guarded scalar loads (exec-mask and bounds
- * branches per lane), several times the cost of the 8-lane multiply-add it feeds. The weights, the same for
- * every lane, were such loads too: they took over half the time. The blocking below minimises those loads.
- * A vec4 load costs about what a scalar one does (one load per lane), so the common case reads 16 bytes at a time:
- * the input rows as vec4s when the width is a multiple of 4 (4 loads for the 10 pixels of a row instead of 10),
- * and the weights repacked per call so that one input channel's taps of a 16-channel block are 36 consecutive
- * vec4s, 5 loads per lane instead of 18 scalar ones (packWeights). Measured against the scalar-load kernel
- * (batch 1, CPU time, interleaved): forward 64→32 1.2× faster at 160×120 and 1.4× at 640×480, 160→64 1.3× and
- * 1.1×; input gradients of both 1.5× at 160×120. The input reads were what was left (an oracle with same-address
- * row loads ran 160→64 at 640×480 35% faster), so on lavapipe neighbouring lanes share input rows (CodeOpts.rows):
- * 160→64 28% and 64→32 16% faster at 160×120. The packed weights also serve tensors split into slabs (output slabs
- * start on a channel block): 160→64 at 640×480, whose input exceeds one binding, went from 2.7 to 2.1 s.
+ * Why the blocking looks as it does: on lavapipe (llvmpipe) an invocation is one lane of an 8-wide SIMD vector, and
+ * every storage load whose address is not a compile-time constant becomes 8 guarded scalar loads, several times
+ * the cost of the multiply-add it feeds, whatever the load's width. So the kernel minimises loads rather than
+ * arithmetic: weights are loaded once per subgroup and broadcast, the common case reads 16 bytes at a time (input
+ * rows as vec4s when the width is a multiple of 4; weights repacked by packWeights so that one input channel's
+ * taps of a 16-channel block are consecutive vec4s), and on lavapipe neighbouring lanes share input rows
+ * (CodeOpts.rows). The packed weights also serve tensors split into slabs (output slabs start on a channel block).
  */
 import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { ceilDiv, grid1d, MAX_GRID } from './wgsl.ts';
+import { ceilDiv, MAX_GRID } from './wgsl.ts';
+import { Program, type UniformType } from './program.ts';
 import { planSlabs } from './conv2d-slabs.ts';
 import { fixedSubgroupSize, subgroupSize } from './subgroups.ts';
 
-// Measured on lavapipe (2 cores, 160→64 at 160×120, CPU time, subgroup weights): 8 pixels × 16 channels per
-// invocation ran 18% faster than 8 × 8 and 16 × 8, 25% faster than 8 × 32 and 16 × 16 (more accumulators than
-// LLVM can keep near, and a 30 s compile). Other kernel sizes use a smaller block: LLVM took tens of seconds to
-// compile large ones for k = 1 and 5.
-// With row sharing a workgroup is one column of 64 rows, so that a subgroup holds vertically adjacent rows.
+// 3×3: 8 pixels × 16 channels per invocation was the fastest block on lavapipe; larger blocks hold more
+// accumulators than LLVM keeps in registers and compile for tens of seconds. Other kernel sizes use a smaller
+// block for the same compile-time reason. With row sharing a workgroup is one column of 64 rows, so that a
+// subgroup holds vertically adjacent rows.
 const blockFor = (K: number, rows = 0) =>
   K === 3 ? { PX: 8, MAX_COB: 16, WG_X: rows ? 1 : 4, WG_Y: rows ? 64 : 16 } : { PX: 4, MAX_COB: 4, WG_X: 8, WG_Y: 8 };
 
@@ -63,6 +56,18 @@ function channelBlock(channels: number, max: number): number {
   return c;
 }
 
+/** The uniforms of the convolution kernels (slab offsets, strides of the weight layout, switches). */
+const CONV_UNIFORMS: Record<string, UniformType> = {
+  Hin: 'u32', Win: 'u32', Hout: 'u32', Wout: 'u32',
+  cin: 'u32', pad: 'i32', nv: 'u32', routed: 'u32',
+  srcLo: 'u32', srcHi: 'u32', xBase: 'u32', xSample: 'u32',
+  oLo: 'u32', oBase: 'u32', oSample: 'u32', coLo: 'u32',
+  coCount: 'u32', coBlocks: 'u32', wE: 'u32', wO: 'u32',
+  wI: 'u32', ciLo: 'u32', gather: 'u32', addBias: 'u32',
+  relu: 'u32', accumulate: 'u32', alwaysWrite: 'u32', bE: 'u32',
+  cinAll: 'u32', blocksAll: 'u32',
+};
+
 /** Code generation options: `flip` reads taps mirrored (input gradient); `sub` shares weights across a subgroup. */
 interface CodeOpts {
   K: number;
@@ -78,8 +83,8 @@ interface CodeOpts {
   /**
    * Subgroup size S when lanes share input rows (needs `v4`, `pk`, K = 3): each lane loads only its own centre
    * row and takes the rows above and below from its neighbours (subgroupShuffleUp/Down); the rows just outside
-   * the subgroup's S rows are loaded one vec4 per lane by lanes 0-7 and broadcast to the first and last lane.
-   * 5 vec4 loads per lane and input channel instead of 12: 64→32 17% faster on lavapipe. 0: off.
+   * the subgroup's S rows are loaded one vec4 per lane by lanes 0-7 and broadcast to the first and last lane:
+   * 5 vec4 loads per lane and input channel instead of 12. 0: off.
    */
   rows: number;
 }
@@ -92,7 +97,7 @@ interface CodeOpts {
  * K²·COB/4 and each broadcast vec4 feeds 4 output channels. The body has no divergent branches (rows outside the
  * image are clamped and zeroed by select) so that the broadcasts sit in uniform control flow.
  */
-function convCode(o: CodeOpts): string {
+function convProgram(o: CodeOpts): Program {
   const { K, flip, COB, sub, acc: accumulate, v4, pk, rows: S } = o;
   const NV = (K * K * COB) / 4; // packed vec4s per input channel
   const slots = Math.ceil(NV / 8);
@@ -164,25 +169,14 @@ function convCode(o: CodeOpts): string {
     ${q.join('\n    ')}
   }`);
   }
-  return /* wgsl */ `${sub ? 'enable subgroups;' : ''}
-struct P {
-  Hin: u32, Win: u32, Hout: u32, Wout: u32,
-  cin: u32, pad: i32, nv: u32, routed: u32,
-  srcLo: u32, srcHi: u32, xBase: u32, xSample: u32,
-  oLo: u32, oBase: u32, oSample: u32, coLo: u32,
-  coCount: u32, coBlocks: u32, wE: u32, wO: u32,
-  wI: u32, ciLo: u32, gather: u32, addBias: u32,
-  relu: u32, accumulate: u32, alwaysWrite: u32, bE: u32,
-  cinAll: u32, blocksAll: u32, _q0: u32, _q1: u32,
-}
-@group(0) @binding(0) var<storage, read> X: array<${v4 ? 'vec4f' : 'f32'}>;
-@group(0) @binding(1) var<storage, read> Wt: array<${pk ? 'vec4f' : 'f32'}>;
-@group(0) @binding(2) var<storage, read> Bias: array<f32>;
-@group(0) @binding(3) var<storage, read> T: array<u32>;
-@group(0) @binding(4) var<storage, read_write> O: array<f32>;
-@group(0) @binding(5) var<uniform> p: P;
-
-${v4 ? '' : `/** X[row][ix], zero outside the image (rowOk: the row is inside). */
+  return new Program({
+    name: flip ? 'conv2d_grad_input' : 'conv2d',
+    inputs: { X: v4 ? 'vec4f' : 'f32', Wt: pk ? 'vec4f' : 'f32', Bias: 'f32', T: 'u32' },
+    outputs: { O: 'f32' },
+    uniforms: CONV_UNIFORMS,
+    workgroupSize: [WG_X, WG_Y],
+    enables: sub ? ['subgroups'] : [],
+    header: /* wgsl */ `${v4 ? '' : `/** X[row][ix], zero outside the image (rowOk: the row is inside). */
 fn ld(row: u32, rowOk: bool, ix: i32) -> f32 {
   let v = X[row + u32(clamp(ix, 0, i32(p.Win) - 1))];
   return select(0.0, v, rowOk && ix >= 0 && ix < i32(p.Win));
@@ -192,10 +186,8 @@ fn store(idx: u32, value: f32) {
   var r = value;
 ${accumulate ? '  r += O[idx];\n' : ''}  if (p.relu == 1u) { r = max(r, 0.0); }
   O[idx] = r;
-}
-
-@compute @workgroup_size(${WG_X}, ${WG_Y})
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u${sub ? ', @builtin(subgroup_invocation_id) sid: u32' : ''}) {
+}`,
+    body: /* wgsl */ `
   let px0 = gid.x * ${PX}u;
   let y = gid.y;
   // No early return: out-of-image invocations compute on clamped rows and skip the stores.
@@ -244,21 +236,21 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
   if (!live || (!found && p.alwaysWrite == 0u)) { return; }
   let outPlane = p.Hout * p.Wout;
   let rowBase = (o - p.oLo) * p.oSample + p.oBase + y * p.Wout + px0;
-  ${stores.join('\n  ')}
-}`;
+  ${stores.join('\n  ')}`,
+  });
 }
 
 /**
- * Row sharing, per invocation: the lane's place in its subgroup (li, from its row: subgroups are runs of S
+ * Row sharing, per invocation: the lane's place in its subgroup (lane, from its row: subgroups are runs of S
  * rows), the offset of its own input row (rows past the image read as zeros and still feed the shuffles), and
  * its share of the rows outside the subgroup: lanes 0-3 the vec4s 0-3 of the row above the first lane's, lanes
  * 4-7 those of the row below the last lane's.
  * (Selecting on conditions of the row rather than of subgroup_invocation_id measured faster on lavapipe.)
  */
 function rowSetup(S: number): string {
-  const lines = ['let li = y % ' + S + 'u; let firstLane = li == 0u; let lastLane = li == ' + (S - 1) + 'u;'];
+  const lines = ['let lane = y % ' + S + 'u; let firstLane = lane == 0u; let lastLane = lane == ' + (S - 1) + 'u;'];
   lines.push('let rok1 = y < p.Hin; let rowOff1 = min(y, p.Hin - 1u) * p.Win;');
-  lines.push(`let ey = i32(y - li) + select(-1, ${S}, li % 8u >= 4u); let ec = i32(px0 >> 2u) + i32(li % 4u) - 1;
+  lines.push(`let ey = i32(y - lane) + select(-1, ${S}, lane % 8u >= 4u); let ec = i32(px0 >> 2u) + i32(lane % 4u) - 1;
   let eok = ey >= 0 && ey < i32(p.Hin) && ec >= 0 && ec < w4; let eOff = u32(clamp(ey, 0, i32(p.Hin) - 1)) * p.Win; let eq = u32(clamp(ec, 0, w4 - 1));`);
   return lines.join('\n  ');
 }
@@ -295,7 +287,7 @@ export interface ConvArgs {
 }
 
 /** Conv forward: out[o] = conv(x[table[o][0]], w[table[o][1]]) + bias[table[o][1]], ReLU optional. */
-export function convForward(a: ConvArgs): Tensor {
+export function conv2dKernel(a: ConvArgs): Tensor {
   const [E, Cout, Cin, K] = a.w.shape;
   const [Nx, , Hin, Win] = a.x.shape;
   const nv = a.table ? a.table.shape[0] : Nx;
@@ -304,8 +296,8 @@ export function convForward(a: ConvArgs): Tensor {
   return out;
 }
 
-/** Input gradient of convForward (without the ReLU: pass the masked output gradient as `x`). nIn: input samples. */
-export function convBackwardInput(gy: Tensor, w: Tensor, table: Tensor | null, pad: number, nIn: number): Tensor {
+/** Input gradient of conv2dKernel (without the ReLU: pass the masked output gradient as `x`). nIn: input samples. */
+export function conv2dInputGradKernel(gy: Tensor, w: Tensor, table: Tensor | null, pad: number, nIn: number): Tensor {
   const [E, Cout, Cin, K] = w.shape;
   const [nv, , Hout, Wout] = gy.shape;
   const pt = K - 1 - pad;
@@ -350,9 +342,8 @@ function runConv(a: ConvArgs, out: Tensor, l: Layout): void {
   const pk = sub && cob % 4 === 0 && oSlabs.every((os) => os.cLo % cob === 0) && packedBytes <= rt.maxBinding;
   const rows = v4 && pk ? rowSharingLanes() : 0;
   const { PX, WG_X, WG_Y } = blockFor(l.K, rows);
-  const code = convCode({ K: l.K, flip: l.flip, COB: cob, sub, acc: multi, v4, pk, rows });
-  const dummy = a.w.buffer;
-  const packed = pk ? packWeights(a.w.buffer, l, Co, Cx, cob) : null;
+  const program = convProgram({ K: l.K, flip: l.flip, COB: cob, sub, acc: multi, v4, pk, rows });
+  const packed = pk ? packWeights(a.w, l, Co, Cx, cob) : null;
   for (const os of oSlabs) {
     const coCount = os.cHi - os.cLo;
     const coBlocks = ceilDiv(coCount, cob);
@@ -360,56 +351,55 @@ function runConv(a: ConvArgs, out: Tensor, l: Layout): void {
     if (z > MAX_GRID) throw new LimitError(`conv2d: ${z} output blocks exceed one grid dimension`);
     for (const xs of xSlabs) {
       if (!a.table && (xs.nHi <= os.nLo || os.nHi <= xs.nLo)) continue; // identity routing: disjoint samples
-      const params = new Params()
-        .u32(Hin, Win, Hout, Wout, xs.cHi - xs.cLo)
-        .i32(a.pad)
-        .u32(l.nv, a.table ? 1 : 0, xs.nLo, xs.nHi, xs.base, Cx * Hin * Win)
-        .u32(os.nLo, os.base, Co * Hout * Wout, os.cLo, coCount, coBlocks, l.wE, l.wO, l.wI, xs.cLo, l.gather ? 1 : 0)
-        .u32(a.bias && xs.cLo === 0 ? 1 : 0, a.relu && xs.cHi === Cx ? 1 : 0, multi ? 1 : 0, multi ? 0 : 1, l.bE, Cx, blocksAll, 0, 0).bytes;
-      rt.dispatch({
-        label: l.gather ? 'conv2d_grad_input' : 'conv2d',
-        code,
-        buffers: [xs.range, packed?.buffer ?? a.w.buffer, a.bias?.buffer ?? dummy, a.table?.buffer ?? dummy, os.range],
-        params,
-        workgroups: [ceilDiv(Wout, PX * WG_X), ceilDiv(Hout, WG_Y), z],
-      });
+      program.dispatch(
+        // Unused bindings (no bias, identity routing) are bound to the weights.
+        { X: xs.range, Wt: packed ?? a.w, Bias: a.bias ?? a.w, T: a.table ?? a.w, O: os.range },
+        {
+          Hin, Win, Hout, Wout, cin: xs.cHi - xs.cLo, pad: a.pad, nv: l.nv, routed: a.table ? 1 : 0,
+          srcLo: xs.nLo, srcHi: xs.nHi, xBase: xs.base, xSample: Cx * Hin * Win,
+          oLo: os.nLo, oBase: os.base, oSample: Co * Hout * Wout, coLo: os.cLo,
+          coCount, coBlocks, wE: l.wE, wO: l.wO, wI: l.wI, ciLo: xs.cLo, gather: l.gather ? 1 : 0,
+          addBias: a.bias && xs.cLo === 0 ? 1 : 0, relu: a.relu && xs.cHi === Cx ? 1 : 0,
+          accumulate: multi ? 1 : 0, alwaysWrite: multi ? 0 : 1, bE: l.bE, cinAll: Cx, blocksAll,
+        },
+        [ceilDiv(Wout, PX * WG_X), ceilDiv(Hout, WG_Y), z],
+      );
     }
   }
   packed?.dispose();
 }
 
-const PACK_CODE = /* wgsl */ `
-struct Q { n: u32, co: u32, ci: u32, kk: u32, cob: u32, cb: u32, wE: u32, wO: u32, wI: u32 }
-@group(0) @binding(0) var<storage, read> W: array<f32>;
-@group(0) @binding(1) var<storage, read_write> Pk: array<f32>;
-@group(0) @binding(2) var<uniform> q: Q;
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  let i = gid.x + gid.y * nw.x * 64u;
-  if (i >= q.n) { return; }
-  let c = i % q.cob;
-  let t = (i / q.cob) % q.kk;
-  let ci = (i / (q.cob * q.kk)) % q.ci;
-  let r = i / (q.cob * q.kk * q.ci);
-  let cb = r % q.cb;
-  let e = r / q.cb;
-  let co = cb * q.cob + c;
+const packProgram = new Program({
+  name: 'conv2d_pack_weights',
+  inputs: { W: 'f32' },
+  outputs: { Pk: 'f32' },
+  uniforms: { n: 'u32', co: 'u32', ci: 'u32', kk: 'u32', cob: 'u32', cb: 'u32', wE: 'u32', wO: 'u32', wI: 'u32' },
+  workgroupSize: 64,
+  flat: true,
+  body: /* wgsl */ `
+  if (i >= p.n) { return; }
+  let c = i % p.cob;
+  let t = (i / p.cob) % p.kk;
+  let ci = (i / (p.cob * p.kk)) % p.ci;
+  let r = i / (p.cob * p.kk * p.ci);
+  let cb = r % p.cb;
+  let e = r / p.cb;
+  let co = cb * p.cob + c;
   var v = 0.0;
-  if (co < q.co) { v = W[e * q.wE + co * q.wO + ci * q.wI + t]; }
-  Pk[i] = v;
-}`;
+  if (co < p.co) { v = W[e * p.wE + co * p.wO + ci * p.wI + t]; }
+  Pk[i] = v;`,
+});
 
 /**
  * Weights rearranged to (E, output-channel blocks, input channels, K², COB), zero-padded past the last output
  * channel: one input channel's taps of a block are K²·COB/4 consecutive vec4s, so 8 lanes load them with a few
  * 16-byte loads (lavapipe: one load per lane whatever its width) instead of K²·COB/8 scalar loads each.
  */
-function packWeights(w: GPUBuffer, l: Layout, co: number, ci: number, cob: number): Tensor {
+function packWeights(w: Tensor, l: Layout, co: number, ci: number, cob: number): Tensor {
   const kk = l.K * l.K;
   const cb = ceilDiv(co, cob);
   const n = l.experts * cb * ci * kk * cob;
   const out = Tensor.empty([n]);
-  const params = new Params().u32(n, co, ci, kk, cob, cb, l.wE, l.wO, l.wI).bytes;
-  engine().rt.dispatch({ label: 'conv2d_pack_weights', code: PACK_CODE, buffers: [w, out.buffer], params, workgroups: grid1d(ceilDiv(n, 64)) });
+  packProgram.dispatchFlat(n, { W: w, Pk: out }, { n, co, ci, kk, cob, cb, wE: l.wE, wO: l.wO, wI: l.wI });
   return out;
 }

@@ -17,10 +17,8 @@
  * Per-image state (STATE_WORDS u32): front count, back count, lowest fully kept bin, boundary bin (or none),
  * total candidates, candidates above the boundary bin.
  */
-import { engine } from '../tensor/engine.ts';
 import type { Tensor } from '../tensor/tensor.ts';
-import { Params } from '../runtime/params.ts';
-import { grid1d, ceilDiv } from './wgsl.ts';
+import { Program, type UniformType } from './program.ts';
 
 export const CANDIDATE_WORDS = 8;
 export const STATE_WORDS = 8;
@@ -54,9 +52,10 @@ export interface PeakOptions {
   capacity: number;
 }
 
-const PARAMS = /* wgsl */ `
-struct P { B: u32, C: u32, h: u32, w: u32, levelBase: u32, cap: u32, _a: u32, _b: u32,
-  stride: f32, imgW: f32, imgH: f32, thr: f32 }`;
+/** Uniforms of both peak passes: the level's geometry, the capacity, the stride, the image size, the threshold. */
+const LEVEL_UNIFORMS: Record<string, UniformType> = {
+  B: 'u32', C: 'u32', h: 'u32', w: 'u32', levelBase: 'u32', cap: 'u32', stride: 'f32', imgW: 'f32', imgH: 'f32', thr: 'f32',
+};
 
 const PEAK_TEST = /* wgsl */ `
 ${LOGIT_KEY_WGSL}
@@ -75,37 +74,36 @@ fn is_peak(i: u32) -> bool {
     }
   }
   return true;
-}
-fn cell_index(wid: vec3u, nwg: vec3u, li: u32) -> u32 { return (wid.x + wid.y * nwg.x) * ${WG}u + li; }`;
-
-const histogramCode = /* wgsl */ `${PARAMS}
-@group(0) @binding(0) var<storage, read> H: array<f32>;
-@group(0) @binding(1) var<storage, read_write> HIST: array<atomic<u32>>;
-@group(0) @binding(2) var<uniform> p: P;
-${PEAK_TEST}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = cell_index(wid, nwg, li);
-  if (i >= p.B * p.C * p.h * p.w || !is_peak(i)) { return; }
-  let b = i / (p.C * p.h * p.w);
-  atomicAdd(&HIST[b * ${HISTOGRAM_BINS}u + (logit_key(H[i]) >> 16u)], 1u);
 }`;
 
-const appendCode = /* wgsl */ `${PARAMS}
-@group(0) @binding(0) var<storage, read> H: array<f32>;
-@group(0) @binding(1) var<storage, read> S: array<f32>;
-@group(0) @binding(2) var<storage, read> O: array<f32>;
-@group(0) @binding(3) var<storage, read_write> ST: array<atomic<u32>>;
-@group(0) @binding(4) var<storage, read_write> CAND: array<u32>;
-@group(0) @binding(5) var<uniform> p: P;
-${PEAK_TEST}
+/** One invocation per cell (i, flat over B, C, h, w). */
+const histogramProgram = new Program({
+  name: 'detection_peak_histogram',
+  inputs: { H: 'f32' },
+  outputs: { HIST: 'atomic<u32>' },
+  uniforms: LEVEL_UNIFORMS,
+  workgroupSize: WG,
+  flat: true,
+  header: PEAK_TEST,
+  body: /* wgsl */ `
+  if (i >= p.B * p.C * p.h * p.w || !is_peak(i)) { return; }
+  let b = i / (p.C * p.h * p.w);
+  atomicAdd(&HIST[b * ${HISTOGRAM_BINS}u + (logit_key(H[i]) >> 16u)], 1u);`,
+});
+
+const appendProgram = new Program({
+  name: 'detection_peak_append',
+  inputs: { H: 'f32', S: 'f32', O: 'f32' },
+  outputs: { ST: 'atomic<u32>', CAND: 'u32' },
+  uniforms: LEVEL_UNIFORMS,
+  workgroupSize: WG,
+  flat: true,
+  header: /* wgsl */ `${PEAK_TEST}
 fn sigmoid(v: f32) -> f32 {
   let e = exp(-abs(v));
   return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= 0.0);
-}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = cell_index(wid, nwg, li);
+}`,
+  body: /* wgsl */ `
   if (i >= p.B * p.C * p.h * p.w || !is_peak(i)) { return; }
   let perImage = p.C * p.h * p.w;
   let b = i / perImage;
@@ -142,20 +140,22 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   CAND[o + 4u] = bitcast<u32>(sigmoid(v));
   CAND[o + 5u] = c;
   CAND[o + 6u] = key;
-  CAND[o + 7u] = p.levelBase + r;
-}`;
+  CAND[o + 7u] = p.levelBase + r;`,
+});
 
-const cutoffCode = /* wgsl */ `
+/** One workgroup per image. */
+const cutoffProgram = new Program({
+  name: 'detection_candidate_cutoff',
+  inputs: { HIST: 'u32' },
+  outputs: { ST: 'atomic<u32>' },
+  uniforms: { cap: 'u32' },
+  workgroupSize: WG,
+  header: /* wgsl */ `
 const BINS = ${HISTOGRAM_BINS}u;
 const WG = ${WG}u;
 const PER = BINS / WG;
-struct P { cap: u32, _a: u32, _b: u32, _c: u32 }
-@group(0) @binding(0) var<storage, read> HIST: array<u32>;
-@group(0) @binding(1) var<storage, read_write> ST: array<atomic<u32>>;
-@group(0) @binding(2) var<uniform> p: P;
-var<workgroup> part: array<u32, WG>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
+var<workgroup> part: array<u32, WG>;`,
+  body: /* wgsl */ `
   let base = wid.x * BINS;
   var s = 0u;
   for (var k = 0u; k < PER; k++) { s += HIST[base + li * PER + k]; }
@@ -182,51 +182,31 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
   atomicStore(&ST[st + 2u], lo);
   atomicStore(&ST[st + 3u], boundary);
   atomicStore(&ST[st + 4u], total);
-  atomicStore(&ST[st + 5u], above);
-}`;
+  atomicStore(&ST[st + 5u], above);`,
+});
 
-function levelParams(l: PeakLevel, o: PeakOptions): Uint8Array {
+function levelUniforms(l: PeakLevel, o: PeakOptions) {
   const [B, C, h, w] = l.heat.shape;
-  return new Params()
-    .u32(B, C, h, w, l.levelBase, o.capacity, 0, 0)
-    .f32(l.stride, o.imageWidth, o.imageHeight, o.logitThreshold).bytes;
-}
-
-function cellGrid(l: PeakLevel): [number, number, number] {
-  return grid1d(ceilDiv(l.heat.size, WG));
+  return { B, C, h, w, levelBase: l.levelBase, cap: o.capacity, stride: l.stride, imgW: o.imageWidth, imgH: o.imageHeight, thr: o.logitThreshold };
 }
 
 /** Pass 1: adds the level's candidates to `hist` (B × HISTOGRAM_BINS u32, zeroed before the first level). */
 export function peakHistogramKernel(l: PeakLevel, o: PeakOptions, hist: Tensor): void {
   if (l.heat.size === 0) return;
-  engine().rt.dispatch({
-    label: 'detection_peak_histogram',
-    code: histogramCode,
-    buffers: [l.heat.binding(), hist.binding()],
-    params: levelParams(l, o),
-    workgroups: cellGrid(l),
-  });
+  histogramProgram.dispatchFlat(l.heat.size, { H: l.heat.binding(), HIST: hist.binding() }, levelUniforms(l, o));
 }
 
 /** Pass 2: each image's boundary bin and totals into `state` (B × STATE_WORDS u32, zeroed). */
 export function candidateCutoffKernel(hist: Tensor, state: Tensor, batch: number, capacity: number): void {
-  engine().rt.dispatch({
-    label: 'detection_candidate_cutoff',
-    code: cutoffCode,
-    buffers: [hist.binding(), state.binding()],
-    params: new Params().u32(capacity, 0, 0, 0).bytes,
-    workgroups: [batch],
-  });
+  cutoffProgram.dispatch({ HIST: hist.binding(), ST: state.binding() }, { cap: capacity }, [batch]);
 }
 
 /** Pass 3: decodes and appends the level's kept candidates into `candidates` (B × capacity × CANDIDATE_WORDS u32). */
 export function peakAppendKernel(l: PeakLevel, o: PeakOptions, state: Tensor, candidates: Tensor): void {
   if (l.heat.size === 0) return;
-  engine().rt.dispatch({
-    label: 'detection_peak_append',
-    code: appendCode,
-    buffers: [l.heat.binding(), l.size.binding(), l.offset.binding(), state.binding(), candidates.binding()],
-    params: levelParams(l, o),
-    workgroups: cellGrid(l),
-  });
+  appendProgram.dispatchFlat(
+    l.heat.size,
+    { H: l.heat.binding(), S: l.size.binding(), O: l.offset.binding(), ST: state.binding(), CAND: candidates.binding() },
+    levelUniforms(l, o),
+  );
 }

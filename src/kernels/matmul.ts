@@ -12,25 +12,25 @@
  */
 import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { ceilDiv } from './wgsl.ts';
+import { Program, type UniformType } from './program.ts';
 import { subgroupSize } from './subgroups.ts';
 
 const TILE = 32; // fallback: 8×8 invocations × 4×4 outputs
 
-const PARAMS = `struct P { M: u32, N: u32, K: u32, batch: u32,
-  sam: u32, sak: u32, sbk: u32, sbn: u32,
-  sab: u32, sbb: u32, _a: u32, _b: u32 }`;
+/** Sizes, element strides of A (m, k) and B (k, n), and batch strides (0: shared by every batch). */
+const UNIFORMS: Record<string, UniformType> = {
+  M: 'u32', N: 'u32', K: 'u32', batch: 'u32', sam: 'u32', sak: 'u32', sbk: 'u32', sbn: 'u32', sab: 'u32', sbb: 'u32',
+};
 
-const CODE = /* wgsl */ `
-${PARAMS}
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
-@group(0) @binding(3) var<uniform> p: P;
-@compute @workgroup_size(8, 8)
-fn main(@builtin(global_invocation_id) gid: vec3u) {
+const fallbackProgram = new Program({
+  name: 'matmul',
+  inputs: { A: 'f32', B: 'f32' },
+  outputs: { C: 'f32' },
+  uniforms: UNIFORMS,
+  workgroupSize: [8, 8],
+  body: /* wgsl */ `
   let b = gid.z;
   let m0 = gid.y * 4u;
   let n0 = gid.x * 4u;
@@ -52,35 +52,35 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     for (var j = 0u; j < 4u; j++) {
       if (m0 + i < p.M && n0 + j < p.N) { C[cBase + (m0 + i) * p.N + n0 + j] = acc[i][j]; }
     }
-  }
-}`;
+  }`,
+});
 
-// Rows of C per workgroup and columns per lane of the subgroup kernel. Measured on lavapipe (1024³): 8 rows × 4
-// columns 15 GFLOP/s; 16 × 4 12.5, 8 × 8 9.6, 4 × 8 6.9 (the fallback kernel: 4.5).
+// Rows of C per workgroup and columns per lane of the subgroup kernel: 8 × 4 was the fastest block on lavapipe
+// (larger ones keep more accumulators than fit the registers).
 const RM = 8;
 const CN = 4;
 
-/** WGSL of the subgroup kernel; `v4`: B rows are read as vec4s (B untransposed, N % 4 == 0). */
-function subgroupCode(WX: number, v4: boolean): string {
+/** The subgroup kernel; `v4`: B is bound as vec4s and its rows read as such (B untransposed, N % 4 == 0). */
+function subgroupProgram(WX: number, v4: boolean): Program {
   const aLoads = Array.from({ length: RM }, (_, i) => `let a${i} = select(0.0, A[aBase + rows[${i}] * p.sam + kc * p.sak], kOk);`);
   const chunk: string[] = [];
   for (let kk = 0; kk < 8; kk++) {
     const kRow = `min(k0 + ${kk}u, p.K - 1u)`;
     const bLoad = v4
-      ? `let b${kk} = B4[(bBase + ${kRow} * p.sbk) / 4u + nq];`
+      ? `let b${kk} = B[(bBase + ${kRow} * p.sbk) / 4u + nq];`
       : `let br${kk} = bBase + ${kRow} * p.sbk; let b${kk} = vec4f(${Array.from({ length: CN }, (_, j) => `B[br${kk} + cols[${j}] * p.sbn]`).join(', ')});`;
     const fmas = Array.from({ length: RM }, (_, i) => `acc${i} += subgroupBroadcast(a${i}, ${kk}u) * b${kk};`);
     chunk.push(`${bLoad} ${fmas.join(' ')}`);
   }
   const stores = Array.from({ length: RM }, (_, i) => `if (m0 + ${i}u < p.M) { for (var j = 0u; j < ${CN}u; j++) { if (n0 + j < p.N) { C[cBase + (m0 + ${i}u) * p.N + n0 + j] = acc${i}[j]; } } }`);
-  return /* wgsl */ `enable subgroups;
-${PARAMS}
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> ${v4 ? 'B4: array<vec4f>' : 'B: array<f32>'};
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
-@group(0) @binding(3) var<uniform> p: P;
-@compute @workgroup_size(${WX})
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
+  return new Program({
+    name: 'matmul',
+    inputs: { A: 'f32', B: v4 ? 'vec4f' : 'f32' },
+    outputs: { C: 'f32' },
+    uniforms: UNIFORMS,
+    workgroupSize: WX,
+    enables: ['subgroups'],
+    body: /* wgsl */ `
   let b = gid.z;
   let m0 = wid.y * ${RM}u;
   let n0 = gid.x * ${CN}u;
@@ -100,8 +100,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
     ${chunk.join('\n    ')}
   }
   let cBase = b * p.M * p.N;
-  ${stores.join('\n  ')}
-}`;
+  ${stores.join('\n  ')}`,
+  });
 }
 
 /**
@@ -127,22 +127,21 @@ export function matmulKernel(a: Tensor, b: Tensor, transA = false, transB = fals
   if (Math.max(a.bytes, b.bytes, batch * M * N * 4) > rt.maxBinding) throw new LimitError('matmul operand exceeds one storage binding');
   if (batch > rt.limits.maxComputeWorkgroupsPerDimension) throw new LimitError('matmul: too many batches');
   const out = Tensor.empty([...batchShape, M, N]);
-  const params = new Params().u32(
+  const uniforms = {
     M, N, K, batch,
-    transA ? 1 : K, transA ? M : 1, // A strides (m, k)
-    transB ? 1 : N, transB ? K : 1, // B strides (k, n)
-    aBatch.length ? M * K : 0, bBatch.length ? K * N : 0, 0, 0,
-  ).bytes;
+    sam: transA ? 1 : K, sak: transA ? M : 1,
+    sbk: transB ? 1 : N, sbn: transB ? K : 1,
+    sab: aBatch.length ? M * K : 0, sbb: bBatch.length ? K * N : 0,
+  };
   const sub = subgroupSize();
   if (sub > 0) {
     // Lanes along N: enough for the columns, at least one subgroup, at most 64.
     let WX = Math.max(8, sub);
     while (WX < 64 && WX * CN < N) WX *= 2;
     const v4 = !transB && N % 4 === 0;
-    const code = subgroupCode(WX, v4);
-    rt.dispatch({ label: 'matmul', code, buffers: [a.buffer, b.buffer, out.buffer], params, workgroups: [ceilDiv(N, WX * CN), ceilDiv(M, RM), batch] });
+    subgroupProgram(WX, v4).dispatch({ A: a, B: b, C: out }, uniforms, [ceilDiv(N, WX * CN), ceilDiv(M, RM), batch]);
   } else {
-    rt.dispatch({ label: 'matmul', code: CODE, buffers: [a.buffer, b.buffer, out.buffer], params, workgroups: [ceilDiv(N, TILE), ceilDiv(M, TILE), batch] });
+    fallbackProgram.dispatch({ A: a, B: b, C: out }, uniforms, [ceilDiv(N, TILE), ceilDiv(M, TILE), batch]);
   }
   return out;
 }

@@ -10,8 +10,8 @@
  */
 import { engine } from '../tensor/engine.ts';
 import type { Tensor } from '../tensor/tensor.ts';
-import { Params } from '../runtime/params.ts';
 import { LimitError } from '../runtime/errors.ts';
+import { Program } from './program.ts';
 import { CANDIDATE_WORDS, STATE_WORDS } from './detection-peaks.ts';
 
 export const OUT_HEADER_WORDS = 4;
@@ -35,15 +35,17 @@ export function maxCandidateCapacity(): number {
   return n;
 }
 
-function nmsCode(n: number): string {
-  return /* wgsl */ `
+/** One workgroup per image; `n`: the sort size (a power of two ≥ the capacity). */
+function nmsProgram(n: number): Program {
+  return new Program({
+    name: 'detection_nms',
+    inputs: { CAND: 'u32', ST: 'u32' },
+    outputs: { OUT: 'u32' },
+    uniforms: { cap: 'u32', maxDet: 'u32', iou: 'f32', B: 'u32' },
+    workgroupSize: WG,
+    header: /* wgsl */ `
 const N = ${n}u;
 const WG = ${WG}u;
-struct P { cap: u32, maxDet: u32, iou: f32, B: u32 }
-@group(0) @binding(0) var<storage, read> CAND: array<u32>;
-@group(0) @binding(1) var<storage, read> ST: array<u32>;
-@group(0) @binding(2) var<storage, read_write> OUT: array<u32>;
-@group(0) @binding(3) var<uniform> p: P;
 var<workgroup> sk: array<u32, N>;  // logit key while sorting, then the suppressed flag
 var<workgroup> tk: array<u32, N>;  // cell key
 var<workgroup> id: array<u32, N>;  // slot in the candidate buffer
@@ -66,10 +68,8 @@ fn iou(a: vec4f, c: vec4f) -> f32 {
   let inter = iw * ih;
   let uni = (a.z - a.x) * (a.w - a.y) + (c.z - c.x) * (c.w - c.y) - inter;
   return select(0.0, inter / uni, uni > 0.0);
-}
-
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
+}`,
+    body: /* wgsl */ `
   let b = wid.x;
   let total = ST[b * ${STATE_WORDS}u + 4u];
   let n = min(total, p.cap);
@@ -120,8 +120,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
     OUT[h + 1u] = total;
     OUT[h + 2u] = total - n;
     OUT[h + 3u] = 0u;
-  }
-}`;
+  }`,
+  });
 }
 
 /**
@@ -131,11 +131,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
 export function nmsKernel(candidates: Tensor, state: Tensor, out: Tensor, batch: number, capacity: number, maxDetections: number, iouThreshold: number): void {
   const max = maxCandidateCapacity();
   if (capacity > max) throw new LimitError(`NMS: ${capacity} candidates per image exceed the ${max} whose sort fits this device's workgroup memory`);
-  engine().rt.dispatch({
-    label: 'detection_nms',
-    code: nmsCode(sortSize(capacity)),
-    buffers: [candidates.binding(), state.binding(), out.binding()],
-    params: new Params().u32(capacity, maxDetections).f32(iouThreshold).u32(batch).bytes,
-    workgroups: [batch],
-  });
+  nmsProgram(sortSize(capacity)).dispatch(
+    { CAND: candidates.binding(), ST: state.binding(), OUT: out.binding() },
+    { cap: capacity, maxDet: maxDetections, iou: iouThreshold, B: batch },
+    [batch],
+  );
 }

@@ -2,7 +2,7 @@
 import type { Tensor } from '../tensor/tensor.ts';
 import { record } from '../autograd/tape.ts';
 import { tidy } from '../tensor/engine.ts';
-import { attentionForward, attentionBackward, type AttentionConfig } from '../kernels/attention.ts';
+import { attentionKernel, attentionGradKernel, type AttentionConfig } from '../kernels/attention.ts';
 
 export interface AttentionOptions {
   /** Additive float mask (0 where allowed, −inf or −1e9 where not), (Lq, Lk) or broadcastable to (B, Hh, Lq, Lk). Not differentiated. */
@@ -18,14 +18,14 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const cfg: AttentionConfig = { mask: opts.mask ?? null, causal: opts.causal ?? false, scale: opts.scale };
   // tidy frees lse unless the graph saved it.
   return tidy(() => {
-    const { out, lse } = attentionForward(q, k, v, cfg);
+    const { out, lse } = attentionKernel(q, k, v, cfg);
     const saved = [q, k, v, out, lse, ...(cfg.mask ? [cfg.mask] : [])];
     return record(
       'attention',
       [q, k, v],
       out,
       ([g]) => {
-        const { dq, dk, dv } = attentionBackward(q, k, v, out, lse, g!, cfg);
+        const { dq, dk, dv } = attentionGradKernel(q, k, v, out, lse, g!, cfg);
         return [dq, dk, dv];
       },
       saved,

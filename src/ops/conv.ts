@@ -3,8 +3,8 @@ import type { Tensor } from '../tensor/tensor.ts';
 import { record } from '../autograd/tape.ts';
 import { tidy } from '../tensor/engine.ts';
 import { binaryMapKernel } from '../kernels/elementwise.ts';
-import { convForward, convBackwardInput } from '../kernels/conv2d.ts';
-import { convBackwardWeight } from '../kernels/conv2d-grad.ts';
+import { conv2dKernel, conv2dInputGradKernel } from '../kernels/conv2d.ts';
+import { conv2dWeightGradKernel } from '../kernels/conv2d-grad.ts';
 
 export interface Conv2dOptions {
   /** Zero padding on every side; default (k − 1) / 2 keeps the image size. */
@@ -37,7 +37,7 @@ function convOp(name: string, x: Tensor, w: Tensor, b: Tensor | null, table: Ten
   if (b && b.size !== E * Cout) throw new Error(`${name}: bias [${b.shape}] does not match ${E}×${Cout}`);
   const pad = opts.padding ?? (K - 1) / 2;
   const relu = opts.relu ?? false;
-  const out = tidy(() => convForward({ x, w: asExperts(w), bias: b, table, pad, relu }));
+  const out = tidy(() => conv2dKernel({ x, w: asExperts(w), bias: b, table, pad, relu }));
   const inputs = b ? [x, w, b] : [x, w];
   return record(
     name,
@@ -45,11 +45,11 @@ function convOp(name: string, x: Tensor, w: Tensor, b: Tensor | null, table: Ten
     out,
     ([g]) => {
       const gy = relu ? binaryMapKernel('select(0.0, a, b > 0.0)', g!, out, 0, 'relu_grad') : g!;
-      const dx = x.requiresGrad ? convBackwardInput(gy, asExperts(w), table, pad, x.shape[0]) : null;
+      const dx = x.requiresGrad ? conv2dInputGradKernel(gy, asExperts(w), table, pad, x.shape[0]) : null;
       let dw: Tensor | null = null;
       let db: Tensor | null = null;
       if (w.requiresGrad || b?.requiresGrad) {
-        const grads = convBackwardWeight(x, gy, table, E, K, pad);
+        const grads = conv2dWeightGradKernel(x, gy, table, E, K, pad);
         dw = grads.dw.view(w.shape);
         db = b ? grads.db.view(b.shape) : null;
       }

@@ -23,8 +23,7 @@ import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { broadcastStrides } from './elementwise.ts';
-import { ceilDiv } from './wgsl.ts';
-import { flatGrid, Program, type Binding, type StorageType, type UniformType } from './program.ts';
+import { type Binding, ceilDiv, flatGrid, Program, type StorageType, type UniformType } from './program.ts';
 import { subgroupSize } from './subgroups.ts';
 
 /** Rows owned by one workgroup (one invocation each). */

@@ -10,8 +10,7 @@
 import { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { sumKernel } from './reduce.ts';
-import { alignedRange, bindableElements, flatGrid, Program } from './program.ts';
-import { ceilDiv } from './wgsl.ts';
+import { alignedRange, bindableElements, ceilDiv, flatGrid, Program } from './program.ts';
 
 const WG = 256;
 /** Pixels per workgroup in the backward (4 per invocation): the unit of its partial sums. */

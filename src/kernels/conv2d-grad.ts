@@ -10,8 +10,7 @@ import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { sumKernel } from './reduce.ts';
-import { ceilDiv } from './wgsl.ts';
-import { flatGrid, Program, type ProgramSpec, type UniformType } from './program.ts';
+import { ceilDiv, flatGrid, Program, type ProgramSpec, type UniformType } from './program.ts';
 import { planSlabs } from './conv2d-slabs.ts';
 import { subgroupSize } from './subgroups.ts';
 

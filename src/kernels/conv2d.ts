@@ -20,8 +20,7 @@
 import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { ceilDiv, MAX_GRID } from './wgsl.ts';
-import { Program, type UniformType } from './program.ts';
+import { ceilDiv, MAX_GRID, Program, type UniformType } from './program.ts';
 import { planSlabs } from './conv2d-slabs.ts';
 import { fixedSubgroupSize, subgroupSize } from './subgroups.ts';
 

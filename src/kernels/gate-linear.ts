@@ -9,8 +9,7 @@ import { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { sumKernel } from './reduce.ts';
 import { MAX_EXPERTS } from './gating.ts';
-import { Program } from './program.ts';
-import { ceilDiv } from './wgsl.ts';
+import { ceilDiv, Program } from './program.ts';
 
 const WG = 64;
 /** Elements of D per workgroup at least: 16 loads per invocation keeps the partials few. */

@@ -13,8 +13,7 @@
 import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { ceilDiv } from './wgsl.ts';
-import { Program, type UniformType } from './program.ts';
+import { ceilDiv, Program, type UniformType } from './program.ts';
 import { subgroupSize } from './subgroups.ts';
 
 const TILE = 32; // fallback: 8×8 invocations × 4×4 outputs

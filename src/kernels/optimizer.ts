@@ -7,8 +7,7 @@
 import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { vectorLanes } from './elementwise.ts';
-import { flatGrid, forEachChunk, Program } from './program.ts';
-import { ceilDiv } from './wgsl.ts';
+import { ceilDiv, flatGrid, forEachChunk, Program } from './program.ts';
 
 const WG = 256;
 

@@ -14,7 +14,6 @@
 import { engine } from '../tensor/engine.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import type { BufferRange } from '../runtime/runtime.ts';
-import { MAX_GRID } from './wgsl.ts';
 
 /** Element types of storage arrays. */
 export type StorageType = 'f32' | 'u32' | 'i32' | 'vec2f' | 'vec4f' | 'vec2u' | 'vec4u' | 'atomic<u32>' | 'atomic<i32>';
@@ -173,6 +172,13 @@ export class Program {
 
 function isTensor(b: Binding): b is Tensor {
   return (b as Tensor).isTensor === true;
+}
+
+/** Most workgroups per grid dimension that every adapter allows. */
+export const MAX_GRID = 65535;
+
+export function ceilDiv(a: number, b: number): number {
+  return Math.floor((a + b - 1) / b);
 }
 
 /** Workgroup counts covering `count` workgroups in a 2-D grid (x ≤ 65535): the grid of flat kernels. */

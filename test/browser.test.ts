@@ -2,7 +2,7 @@
  * The browser build in a real Chromium (Debian's, with SwiftShader's WebGPU), driven by playwright-core against the
  * demo's static server: the page fuses the sample pair (at 160×120) exactly as the Node engine does; its answers to
  * bad input and to a browser without WebGPU; a subset of the kernel tests (test/browser/kernels.ts) against
- * float64. Fails with a message when /usr/bin/chromium is missing (scripts/setup.sh installs it).
+ * float64. Fails with a message when /usr/bin/chromium (or $MOEFUSION_CHROMIUM) is missing (scripts/setup.sh installs it).
  * MOEFUSION_WEB_SCREENSHOT=FILE saves the page after the fusion there (the README's results/web-page.png).
  */
 import { suite } from 'uvu';
@@ -19,7 +19,8 @@ import { decodeImage, encodeImage } from '../src/io/image.ts';
 import { assertClose, maxRelError } from './helpers/compare.ts';
 import type { KernelReport } from './browser/kernels.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
+/** Debian's Chromium (scripts/setup.sh installs it); MOEFUSION_CHROMIUM names another build. */
+const CHROMIUM = process.env.MOEFUSION_CHROMIUM || '/usr/bin/chromium';
 const ARGS = ['--no-sandbox', '--enable-unsafe-webgpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const root = resolve(import.meta.dirname, '..');
 const SIZE = { width: 160, height: 120 };
@@ -38,7 +39,9 @@ const contexts: BrowserContext[] = [];
 function setup(): Promise<Env> {
   env ??= (async () => {
     if (!existsSync(CHROMIUM))
-      throw new Error(`${CHROMIUM} is missing: the browser tests need Debian's chromium package (\`bash scripts/setup.sh\` installs it, or \`apt-get install chromium\`)`);
+      throw new Error(
+        `${CHROMIUM} is missing: the browser tests need Chromium (Debian's chromium package: \`bash scripts/setup.sh\` or \`apt-get install chromium\` installs it; MOEFUSION_CHROMIUM names another build)`,
+      );
     const { chromium } = await import('playwright-core');
     const dir = mkdtempSync(join(tmpdir(), 'moefusion-browser-'));
     await buildWeb();

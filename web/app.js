@@ -163,6 +163,7 @@ function getFuser() {
     const fuser = await Fuser.create({ weights: WEIGHTS });
     const info = adapterInfo();
     $('adapter').textContent = `WebGPU adapter: ${info.name}${info.isSoftware ? ' (software)' : ''}`;
+    $('hint').hidden = !info.isSoftware;
     status('');
     return fuser;
   })();

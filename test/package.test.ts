@@ -28,7 +28,7 @@ t('npm pack builds dist/ and ships no tests, results or benchmark files', () => 
   tarball = join(dir, info[0].filename);
   const files = info[0].files.map((f) => f.path);
   console.log(`  tarball ${info[0].filename}: ${(info[0].size / 2 ** 20).toFixed(1)} MiB packed, ${(info[0].unpackedSize / 2 ** 20).toFixed(1)} MiB unpacked, ${files.length} files`);
-  for (const must of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'bin/moefusion.mjs', 'weights/moefusion.safetensors', 'LICENSE'])
+  for (const must of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/web/moefusion.js', 'dist/web.d.ts', 'bin/moefusion.mjs', 'weights/moefusion.safetensors', 'LICENSE'])
     assert.ok(files.includes(must), `${must} is in the package`);
   const unwanted = files.filter((f) => /^(test|results|\.ci|scripts|src)\//.test(f) || (f.startsWith('bench/') && !f.startsWith('bench/reference/')) || f.endsWith('.test.ts'));
   assert.equal(unwanted, [], 'no tests, results, CI, scripts, sources or benchmark files');

@@ -130,7 +130,7 @@ function convProgram(o: CodeOpts): Program {
       : Array.from({ length: nv4 }, (_, j) => `let v${j} = select(vec4f(0.0), X[r4 + qa${j}], ok && ok${j});`);
     const loads = v4
       ? vec4s.join(' ') + '\n        ' + Array.from({ length: span }, (_, m) => `let x${m} = v${(m + 3) >> 2}.${comp[(m + 3) & 3]};`).join(' ')
-      : Array.from({ length: span }, (_, m) => `let x${m} = ld(row, ok, ix0 + ${m});`).join(' ');
+      : Array.from({ length: span }, (_, m) => `let x${m} = select(0.0, X[row + cq${m}], ok && cok${m});`).join(' ');
     const fmas: string[] = [];
     for (let kx = 0; kx < K; kx++) {
       const t = flip ? KK - 1 - (ky * K + kx) : ky * K + kx;
@@ -175,13 +175,7 @@ function convProgram(o: CodeOpts): Program {
     uniforms: CONV_UNIFORMS,
     workgroupSize: [WG_X, WG_Y],
     enables: sub ? ['subgroups'] : [],
-    header: /* wgsl */ `${v4 ? '' : `/** X[row][ix], zero outside the image (rowOk: the row is inside). */
-fn ld(row: u32, rowOk: bool, ix: i32) -> f32 {
-  let v = X[row + u32(clamp(ix, 0, i32(p.Win) - 1))];
-  return select(0.0, v, rowOk && ix >= 0 && ix < i32(p.Win));
-}
-`}
-fn store(idx: u32, value: f32) {
+    header: /* wgsl */ `fn store(idx: u32, value: f32) {
   var r = value;
 ${accumulate ? '  r += O[idx];\n' : ''}  if (p.relu == 1u) { r = max(r, 0.0); }
   O[idx] = r;
@@ -198,7 +192,7 @@ ${accumulate ? '  r += O[idx];\n' : ''}  if (p.relu == 1u) { r = max(r, 0.0); }
   let coLast = p.coLo + p.coCount - 1u;
   let plane = p.Hin * p.Win;
   let ix0 = i32(px0) - p.pad;
-  ${v4 ? v4Cols(PX) : ''}
+  ${v4 ? v4Cols(PX) : scalarCols(span)}
   ${S ? rowSetup(S) : ''}
   ${accDecl.join(' ')}
   var found = false;
@@ -263,6 +257,16 @@ function sharedRows(): string {
     lines.push(`let m0_${j} = select(subgroupShuffleUp(m1_${j}, 1u), subgroupBroadcast(extra, ${j}u), firstLane);`,
       `let m2_${j} = select(subgroupShuffleDown(m1_${j}, 1u), subgroupBroadcast(extra, ${4 + j}u), lastLane);`);
   return lines.join(' ');
+}
+
+/**
+ * Scalar path: columns ix0 + m of the input row segment, clamped into the row, and whether each lies inside it,
+ * computed once per invocation (the loads select zero outside). Clamping at every load instead (a helper called
+ * 3·span times per input channel) made SwiftShader's shader compiler (Chromium's software WebGPU) run for
+ * minutes; lavapipe compiled and ran both alike.
+ */
+function scalarCols(span: number): string {
+  return Array.from({ length: span }, (_, m) => `let cq${m} = u32(clamp(ix0 + ${m}, 0, i32(p.Win) - 1)); let cok${m} = ix0 + ${m} >= 0 && ix0 + ${m} < i32(p.Win);`).join('\n  ');
 }
 
 /** vec4 columns px0/4 - 1 + j of the vec4 path, clamped into the row, and whether each lies inside it. */

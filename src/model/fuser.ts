@@ -27,11 +27,14 @@ export type { GrayImage };
 /** Weights: a file path (Node), a URL (file:, http:, https:), or the bytes of a safetensors file. */
 export type WeightsSource = string | URL | Uint8Array | ArrayBuffer;
 
-/** An image: a file path (Node), encoded bytes (PNG, JPEG, …), or pixels in memory (see PixelInput). */
-export type ImageSource = string | Uint8Array | ArrayBuffer | PixelInput;
+/** An image: a file path (Node), encoded bytes (PNG, JPEG, …) or a Blob/File holding them, or pixels in memory (see PixelInput). */
+export type ImageSource = string | Uint8Array | ArrayBuffer | Blob | PixelInput;
 
 export interface FuserOptions {
-  /** Default: the weights shipped with the package (weights/moefusion.safetensors). */
+  /**
+   * Default: the weights shipped with the package (weights/moefusion.safetensors, found relative to this module).
+   * In a browser pass their URL: a bundler moves the module, and the page's server decides where the file is.
+   */
   weights?: WeightsSource;
   /** Overrides the configuration stored in the weights file. */
   config?: FusionConfig;
@@ -65,7 +68,10 @@ export interface DetectResult {
   attention: Float32Array;
 }
 
-/** The weights shipped with the package, next to src/ or dist/. */
+/**
+ * The weights shipped with the package, next to src/ or dist/ (from dist/web/moefusion.js too: two folders up). A
+ * bundle that inlines this module resolves it against the bundle's own URL instead.
+ */
 export const SHIPPED_WEIGHTS = new URL('../../weights/moefusion.safetensors', import.meta.url);
 
 /** Stages the network marks as it runs (FusionNet.forward and its mixtures). */
@@ -83,7 +89,11 @@ export class Fuser {
   ) {}
 
   static async create(opts: FuserOptions = {}): Promise<Fuser> {
-    const { file, source } = await readWeights(opts.weights ?? SHIPPED_WEIGHTS);
+    const { file, source } = await readWeights(opts.weights ?? SHIPPED_WEIGHTS).catch((e: unknown) => {
+      if (opts.weights === undefined && !isNode && e instanceof InputError)
+        throw new InputError(`${e.message}; in a browser pass the weights' URL: Fuser.create({ weights: 'https://…/moefusion.safetensors' })`);
+      throw e;
+    });
     await initEngine(opts.device);
     const { params, config } = weightsFromFile(file, source, opts.config);
     try {
@@ -222,7 +232,11 @@ async function resolveImage(src: ImageSource, what: string, role: 'infrared' | '
   if (typeof src === 'string') return toPlanes(await readImageFile(src), src, role);
   if (src instanceof ArrayBuffer) return toPlanes(await decodeBytes(new Uint8Array(src), what), what, role);
   if (src instanceof Uint8Array) return toPlanes(await decodeBytes(src, what), what, role);
-  return toPlanes(src, what, role);
+  if (typeof Blob !== 'undefined' && src instanceof Blob) {
+    const name = (src as File).name ? `${what} (${(src as File).name})` : what;
+    return toPlanes(await decodeBytes(new Uint8Array(await src.arrayBuffer()), name), name, role);
+  }
+  return toPlanes(src as PixelInput, what, role);
 }
 
 /** Releases a detector pass returned from tidy (its heads are decoded asynchronously). */

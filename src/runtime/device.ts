@@ -51,6 +51,14 @@ const WANTED_LIMITS = [
 
 const browserGpu = (): GPU | null => (typeof navigator !== 'undefined' && (navigator as { gpu?: GPU }).gpu) || null;
 
+/** Node (Dawn's bindings are loaded only there); anything else is taken for a browser or a worker. */
+const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+
+/** What a browser user can do when WebGPU is missing or offers no adapter. */
+export const BROWSER_ADVICE =
+  'Use a browser with WebGPU enabled: Chrome or Edge 113 or later (Windows, macOS, ChromeOS, Android), Safari 26, or Firefox 141 on ' +
+  'Windows; elsewhere (e.g. Chrome on Linux) turn on chrome://flags/#enable-unsafe-webgpu, and check chrome://gpu for "WebGPU: Hardware accelerated"';
+
 function summarize(adapter: GPUAdapter, backendHint: string | undefined): AdapterSummary {
   const info = adapter.info;
   const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.toLowerCase();
@@ -74,6 +82,7 @@ export function adapterName(s: AdapterSummary): string {
 export async function acquireDevice(opts: DeviceOptions = {}): Promise<GpuHandle> {
   const web = browserGpu();
   if (web) return openDevice(web, opts);
+  if (!isNode) throw new NoAdapterError('this browser has no WebGPU: navigator.gpu is missing', BROWSER_ADVICE);
   const dawn = await import('./dawn.ts');
   return dawn.withQuietStderr(opts.quiet ?? true, async () => {
     const gpu = dawn.createGpu(opts);
@@ -96,9 +105,12 @@ async function openDevice(gpu: GPU, opts: DeviceOptions): Promise<GpuHandle> {
   try {
     adapter = await gpu.requestAdapter({ powerPreference: 'high-performance', featureLevel } as GPURequestAdapterOptions);
   } catch (e) {
-    throw new NoAdapterError(`requestAdapter failed: ${(e as Error).message}`);
+    throw new NoAdapterError(`requestAdapter failed: ${(e as Error).message}`, browserGpu() ? BROWSER_ADVICE : true);
   }
-  if (!adapter) throw new NoAdapterError(browserGpu() ? 'the browser offers none' : `Dawn found none${opts.backend ? ` for backend=${opts.backend}` : ''}`);
+  if (!adapter) {
+    if (browserGpu()) throw new NoAdapterError('the browser has WebGPU but offers no adapter', BROWSER_ADVICE);
+    throw new NoAdapterError(`Dawn found none${opts.backend ? ` for backend=${opts.backend}` : ''}`);
+  }
 
   const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter!.features.has(f)) as GPUFeatureName[];
   const requiredLimits: Record<string, number> = {};

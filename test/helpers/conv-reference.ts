@@ -1,4 +1,4 @@
-/** Float64 CPU reference of the (routed) 2-D convolution, stride 1, zero padding. */
+/** Float64 CPU references of the (routed) 2-D convolution, stride 1, zero padding, and of its gradients. */
 
 export interface RefConvArgs {
   x: ArrayLike<number>;
@@ -45,4 +45,32 @@ export function refConv(a: RefConvArgs): { data: Float64Array; shape: number[] }
     }
   });
   return { data: out, shape: [table.length, Cout, Ho, Wo] };
+}
+
+/** Float64 gradients of Σ R·routedConv(x, w, b) (stride 1, zero padding (K−1)/2, no relu). */
+export function refConvGrads(x: ArrayLike<number>, xShape: readonly number[], w: ArrayLike<number>, E: number, Cout: number, K: number, table: ReadonlyArray<readonly [number, number]>, r: ArrayLike<number>) {
+  const [, Cin, H, W] = xShape;
+  const pad = (K - 1) / 2;
+  const dx = new Float64Array(x.length);
+  const dw = new Float64Array(w.length);
+  const db = new Float64Array(E * Cout);
+  table.forEach(([n, e], o) => {
+    for (let co = 0; co < Cout; co++)
+      for (let y = 0; y < H; y++)
+        for (let xx = 0; xx < W; xx++) {
+          const g = r[((o * Cout + co) * H + y) * W + xx];
+          db[e * Cout + co] += g;
+          for (let ci = 0; ci < Cin; ci++)
+            for (let ky = 0; ky < K; ky++)
+              for (let kx = 0; kx < K; kx++) {
+                const [iy, ix] = [y + ky - pad, xx + kx - pad];
+                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                const xi = ((n * Cin + ci) * H + iy) * W + ix;
+                const wi = (((e * Cout + co) * Cin + ci) * K + ky) * K + kx;
+                dw[wi] += g * x[xi];
+                dx[xi] += g * w[wi];
+              }
+        }
+  });
+  return { dx, dw, db };
 }

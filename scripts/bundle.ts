@@ -19,6 +19,7 @@
  *                            native packages and its three small JavaScript dependencies
  *   package.json, LICENSE, THIRD-PARTY-LICENSES.txt, README.txt
  *   bench/reference/         the PyTorch side of `moefusion bench` (bench.py, moe_fusion.py)
+ *   bench/gpu.sh             the GPU server's benchmark run (bench/README.md)
  *   weights/, fixtures/, samples/   (full bundle only)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -191,6 +192,8 @@ async function main(): Promise<void> {
   // 4. Data, the PyTorch peer of the benchmark, the launcher and the notices.
   mkdirSync(join(stage, 'bench/reference'), { recursive: true });
   for (const f of ['bench.py', 'moe_fusion.py']) copyFileSync(join(root, 'bench/reference', f), join(stage, 'bench/reference', f));
+  copyFileSync(join(root, 'bench/gpu.sh'), join(stage, 'bench/gpu.sh'));
+  chmodSync(join(stage, 'bench/gpu.sh'), 0o755);
   if (!args.lean) {
     mkdirSync(join(stage, 'weights'));
     for (const f of ['moefusion.safetensors', 'README.md']) copyFileSync(join(root, 'weights', f), join(stage, 'weights', f));
@@ -225,8 +228,9 @@ async function main(): Promise<void> {
   const seconds = (performance.now() - t0) / 1000;
   console.log(`${relative(process.cwd(), archive) || basename(archive)}: ${(bytes / MB).toFixed(1)} MB (${bytes} bytes; limit ${limit / MB} MB) in ${seconds.toFixed(0)} s`);
   if (bytes > limit) {
-    console.error(`[bundle] ${basename(archive)} is ${(bytes / MB).toFixed(1)} MB, over the ${limit / MB} MB limit`);
-    process.exitCode = 1;
+    // The limits are for the default, strongest compression; quicker presets (tests) only warn.
+    console.error(`[bundle] ${basename(archive)} is ${(bytes / MB).toFixed(1)} MB, over the ${limit / MB} MB limit${args.xz === '9e' ? '' : ` (at xz -${args.xz}; the limit is for the default -9e)`}`);
+    if (args.xz === '9e') process.exitCode = 1;
   }
 }
 

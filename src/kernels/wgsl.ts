@@ -1,7 +1,4 @@
-/** Helpers shared by the kernels: 1-D grids larger than one grid dimension, preprocessing. */
-import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
-
-export { wgsl };
+/** Helpers shared by the kernels: 1-D grids larger than one grid dimension. */
 
 export const MAX_GRID = 65535;
 

@@ -8,17 +8,14 @@ import { gpu } from './helpers/gpu.ts';
 import { Rng } from './helpers/random.ts';
 import { assertClose } from './helpers/compare.ts';
 import { gradcheck } from './helpers/gradcheck.ts';
-import { broadcastStrides } from '../src/kernels/elementwise.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { backward } from '../src/autograd/tape.ts';
 import { attention } from '../src/ops/index.ts';
 import { setSubgroupsAllowed } from '../src/kernels/subgroups.ts';
-import { attentionRef as reference, type AttentionCase } from '../src/check/reference.ts';
+import { attentionRef as reference, type AttentionCase as Case } from './helpers/attention-reference.ts';
 
 const t = suite('attention');
 const rng = new Rng(2024);
-
-type Case = AttentionCase;
 
 function inputs(c: Case): { q: Float32Array; k: Float32Array; v: Float32Array } {
   return {

@@ -9,7 +9,7 @@ import { Tensor } from '../src/tensor/tensor.ts';
 import { engine, tidy } from '../src/tensor/engine.ts';
 import { backward } from '../src/autograd/tape.ts';
 import { combineExperts } from '../src/ops/index.ts';
-import { combineRef, LOG_EPS } from '../src/check/reference.ts';
+import { combineRef, LOG_EPS } from './helpers/combine-reference.ts';
 
 const t = suite('combine');
 const rng = new Rng(1701);

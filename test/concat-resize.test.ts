@@ -6,7 +6,7 @@ import { Rng } from './helpers/random.ts';
 import { assertClose } from './helpers/compare.ts';
 import { gradcheck } from './helpers/gradcheck.ts';
 import * as ref from './helpers/reference.ts';
-import { refResize, refResizeGradPlane } from '../src/check/reference.ts';
+import { refResize, refResizeGradPlane } from './helpers/resize-reference.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { backward } from '../src/autograd/tape.ts';
 import { tidy } from '../src/tensor/engine.ts';

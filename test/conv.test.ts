@@ -5,7 +5,7 @@ import { gpu } from './helpers/gpu.ts';
 import { Rng } from './helpers/random.ts';
 import { assertClose } from './helpers/compare.ts';
 import { gradcheck } from './helpers/gradcheck.ts';
-import { refConv } from './helpers/conv-reference.ts';
+import { refConv, refConvGrads } from './helpers/conv-reference.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { backward } from '../src/autograd/tape.ts';
 import { tidy } from '../src/tensor/engine.ts';
@@ -63,34 +63,6 @@ t('conv2d gradients of x, w and b pass the finite-difference check (with and wit
 });
 
 const routedTable: Array<[number, number]> = [[1, 2], [0, 0], [1, 0]]; // input 1 read twice, expert 1 never chosen
-
-/** Float64 gradients of Σ R·routedConv(x, w, b) (stride 1, zero padding (K−1)/2, no relu). */
-function refConvGrads(x: Float32Array, xShape: number[], w: Float32Array, E: number, Cout: number, K: number, table: Array<[number, number]>, r: Float32Array) {
-  const [, Cin, H, W] = xShape;
-  const pad = (K - 1) / 2;
-  const dx = new Float64Array(x.length);
-  const dw = new Float64Array(w.length);
-  const db = new Float64Array(E * Cout);
-  table.forEach(([n, e], o) => {
-    for (let co = 0; co < Cout; co++)
-      for (let y = 0; y < H; y++)
-        for (let xx = 0; xx < W; xx++) {
-          const g = r[((o * Cout + co) * H + y) * W + xx];
-          db[e * Cout + co] += g;
-          for (let ci = 0; ci < Cin; ci++)
-            for (let ky = 0; ky < K; ky++)
-              for (let kx = 0; kx < K; kx++) {
-                const [iy, ix] = [y + ky - pad, xx + kx - pad];
-                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                const xi = ((n * Cin + ci) * H + iy) * W + ix;
-                const wi = (((e * Cout + co) * Cin + ci) * K + ky) * K + kx;
-                dw[wi] += g * x[xi];
-                dx[xi] += g * w[wi];
-              }
-        }
-  });
-  return { dx, dw, db };
-}
 
 t('wide channel blocks (13→17, 20→9, routed): input, weight and bias gradients match float64, subgroup kernels and fallback', async () => {
   await gpu();

@@ -6,11 +6,11 @@ import { Rng } from './helpers/random.ts';
 import { assertClose } from './helpers/compare.ts';
 import { gradcheck } from './helpers/gradcheck.ts';
 import * as ref from './helpers/reference.ts';
+import { gateRef, phi64 } from './helpers/gating-reference.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { noGrad, tidy } from '../src/tensor/engine.ts';
 import { gateLinear, noisyTopKGate, routingTable } from '../src/ops/index.ts';
 import { normalCdfKernel } from '../src/kernels/gating.ts';
-import { gateRef, phi64 } from '../src/check/reference.ts';
 
 const t = suite('gating');
 const rng = new Rng(2017);

@@ -109,7 +109,7 @@ function convGradientCheck(): SelfCheck {
         const [xt, wt, bt] = [leaf(x, xs), leaf(w, ws), leaf(b, [Cout])];
         const y = conv2d(xt, wt, bt);
         backward(y, Tensor.fromArray(g, y.shape));
-        const want = ref.refConvGrads({ x, xShape: xs, w, Cout, K, pad: (K - 1) / 2, g });
+        const want = ref.refConvGrads(x, xs, w, 1, Cout, K, Array.from({ length: N }, (_, n) => [n, 0] as const), g);
         const what = `${N}×${Cin}→${Cout} ${H}×${W} k${K}`;
         list.push(compareValues(`input gradient ${what}`, await read(xt.grad, x.length), want.dx, GRADIENT_TOLERANCE));
         list.push(compareValues(`weight gradient ${what}`, await read(wt.grad, w.length), want.dw, GRADIENT_TOLERANCE));
@@ -139,9 +139,22 @@ function routedConvCheck(): SelfCheck {
       );
       const table = top.map((e, n) => [Math.floor(n / k), e] as const);
       const want = ref.refConv({ x, xShape: [B, Cin, H, W], w, E, Cout, K: 3, b, table, pad: 1, relu: true });
-      const c = compareValues(`top-${k} of ${E} experts, ${B}×${Cin}→${Cout} ${H}×${W}`, await out.data(), want.data, FORWARD_TOLERANCE);
+      const what = `top-${k} of ${E} experts, ${B}×${Cin}→${Cout} ${H}×${W}`;
+      const list = [compareValues(what, await out.data(), want.data, FORWARD_TOLERANCE)];
       out.dispose();
-      return [c];
+      // Gradients (without the ReLU): each expert's weights and bias from the samples that chose it.
+      const g = rng.uniform(B * k * Cout * H * W);
+      const [xt, wt, bt] = [leaf(x, [B, Cin, H, W]), leaf(w, [E, Cout, Cin, 3, 3]), leaf(b, [E, Cout])];
+      const topT = Tensor.fromArray(top, [B, k], 'u32');
+      const tableT = routingTable(topT, { experts: E });
+      const y = routedConv2d(xt, wt, bt, tableT);
+      backward(y, Tensor.fromArray(g, y.shape));
+      const grads = ref.refConvGrads(x, [B, Cin, H, W], w, E, Cout, 3, table, g);
+      list.push(compareValues(`input gradient, ${what}`, await read(xt.grad, x.length), grads.dx, GRADIENT_TOLERANCE));
+      list.push(compareValues(`weight gradient, ${what}`, await read(wt.grad, w.length), grads.dw, GRADIENT_TOLERANCE));
+      list.push(compareValues(`bias gradient, ${what}`, await read(bt.grad, b.length), grads.db, GRADIENT_TOLERANCE));
+      for (const t of [y, xt, wt, bt, topT, tableT]) t.dispose();
+      return list;
     },
   };
 }

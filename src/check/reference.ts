@@ -75,44 +75,31 @@ export function refConv(a: RefConvArgs): { data: Float64Array; shape: number[] }
   return { data: out, shape: [table.length, Cout, Ho, Wo] };
 }
 
-/**
- * Gradients of Σ conv(x, w, b)·g (stride 1, zero padding `pad`, no activation) for the upstream gradient g of the
- * output's shape: dx (the full correlation of g with the flipped kernel), dw and db.
- */
-export function refConvGrads(a: { x: ArrayLike<number>; xShape: readonly number[]; w: ArrayLike<number>; Cout: number; K: number; pad: number; g: ArrayLike<number> }): { dx: Float64Array; dw: Float64Array; db: Float64Array } {
-  const [N, Cin, H, W] = a.xShape;
-  const { K, Cout, pad, g } = a;
-  const Ho = H + 2 * pad - K + 1;
-  const Wo = W + 2 * pad - K + 1;
-  const dx = new Float64Array(N * Cin * H * W);
-  const dw = new Float64Array(Cout * Cin * K * K);
-  const db = new Float64Array(Cout);
-  for (let n = 0; n < N; n++)
-    for (let co = 0; co < Cout; co++) {
-      const gb = (n * Cout + co) * Ho * Wo;
-      for (let i = 0; i < Ho * Wo; i++) db[co] += g[gb + i];
-      for (let ci = 0; ci < Cin; ci++) {
-        const xb = (n * Cin + ci) * H * W;
-        for (let ky = 0; ky < K; ky++)
-          for (let kx = 0; kx < K; kx++) {
-            const wi = ((co * Cin + ci) * K + ky) * K + kx;
-            const wv = a.w[wi];
-            let acc = 0;
-            for (let y = 0; y < Ho; y++) {
-              const iy = y + ky - pad;
-              if (iy < 0 || iy >= H) continue;
-              for (let xo = 0; xo < Wo; xo++) {
-                const ix = xo + kx - pad;
-                if (ix < 0 || ix >= W) continue;
-                const gv = g[gb + y * Wo + xo];
-                acc += gv * a.x[xb + iy * W + ix];
-                dx[xb + iy * W + ix] += gv * wv;
+/** Float64 gradients of Σ R·routedConv(x, w, b) (stride 1, zero padding (K−1)/2, no relu). */
+export function refConvGrads(x: ArrayLike<number>, xShape: readonly number[], w: ArrayLike<number>, E: number, Cout: number, K: number, table: ReadonlyArray<readonly [number, number]>, r: ArrayLike<number>) {
+  const [, Cin, H, W] = xShape;
+  const pad = (K - 1) / 2;
+  const dx = new Float64Array(x.length);
+  const dw = new Float64Array(w.length);
+  const db = new Float64Array(E * Cout);
+  table.forEach(([n, e], o) => {
+    for (let co = 0; co < Cout; co++)
+      for (let y = 0; y < H; y++)
+        for (let xx = 0; xx < W; xx++) {
+          const g = r[((o * Cout + co) * H + y) * W + xx];
+          db[e * Cout + co] += g;
+          for (let ci = 0; ci < Cin; ci++)
+            for (let ky = 0; ky < K; ky++)
+              for (let kx = 0; kx < K; kx++) {
+                const [iy, ix] = [y + ky - pad, xx + kx - pad];
+                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                const xi = ((n * Cin + ci) * H + iy) * W + ix;
+                const wi = (((e * Cout + co) * Cin + ci) * K + ky) * K + kx;
+                dw[wi] += g * x[xi];
+                dx[xi] += g * w[wi];
               }
-            }
-            dw[wi] += acc;
-          }
-      }
-    }
+        }
+  });
   return { dx, dw, db };
 }
 

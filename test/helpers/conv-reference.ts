@@ -1,2 +1,2 @@
-/** Float64 CPU reference of the (routed) 2-D convolution: shared with `moefusion selftest` (src/check/reference.ts). */
-export { refConv, type RefConvArgs } from '../../src/check/reference.ts';
+/** Float64 references shared with `moefusion selftest`: they live in src/check/reference.ts. */
+export { refConv, refConvGrads, type RefConvArgs } from '../../src/check/reference.ts';

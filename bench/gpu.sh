@@ -84,9 +84,12 @@ PYTHON=${PYTHON:-python3}
 # ---- Vulkan loader and NVIDIA's driver manifest --------------------------------------------------------------------
 vulkan_note="system loader"
 has_loader() {
-  { ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null; } | grep -q 'libvulkan\.so\.1 ' && return 0
-  local d
-  for d in ${LD_LIBRARY_PATH//:/ }; do [ -e "$d/libvulkan.so.1" ] && return 0; done
+  local d p
+  # The linker cache's entries for the loader (which may be stale: the file itself must be there).
+  for p in $({ ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null; } | sed -n 's/^[[:space:]]*libvulkan\.so\.1 .*=> //p'); do
+    [ -e "$p" ] && return 0
+  done
+  for d in ${LD_LIBRARY_PATH:+${LD_LIBRARY_PATH//:/ }}; do [ -e "$d/libvulkan.so.1" ] && return 0; done
   return 1
 }
 if ! has_loader; then

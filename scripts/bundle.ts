@@ -139,6 +139,8 @@ Node options for large jobs: MOEFUSION_NODE_OPTIONS="--max-old-space-size=16384"
 async function main(): Promise<void> {
   const t0 = performance.now();
   checkNodeBinary(process.execPath);
+  for (const [tool, pkgName] of [['tar', 'tar'], ['xz', 'xz-utils']])
+    if (spawnSync(tool, ['--version'], { stdio: 'ignore' }).status !== 0) throw new Error(`${tool} is needed to build the archive (Debian/Ubuntu: apt-get install ${pkgName})`);
   rmSync(stage, { recursive: true, force: true });
   rmSync(archive, { force: true });
   mkdirSync(stage, { recursive: true });

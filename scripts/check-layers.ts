@@ -19,6 +19,7 @@ export const LAYERS: Record<string, number> = {
   optim: 5,
   model: 6,
   train: 7,
+  check: 7, // moefusion selftest: kernels and the network against float64 and PyTorch references
   bench: 8,
   cli: 9,
   '.': 10, // src/index.ts, the package's entry

@@ -66,7 +66,7 @@ test('reads every float dtype written by the Python package, with metadata', () 
 });
 
 test('reads the MoE-Fusion parity fixture written by the Python reference', () => {
-  const path = resolve(import.meta.dirname, 'fixtures/moe-fusion-small.safetensors');
+  const path = resolve(import.meta.dirname, '../fixtures/moe-fusion-small.safetensors');
   const f = readSafetensors(path);
   assert.is(f.tensors.size, 232);
   assert.equal(JSON.parse(f.metadata['moefusion.config']).local_grid, [6, 8]);

@@ -1,3 +1,8 @@
+import { randomData, type Timed } from '../../src/bench/kernels.ts';
+
+/** Shared with the engine-only benchmark (src/bench/kernels.ts). */
+export { median, randomData, type Timed } from '../../src/bench/kernels.ts';
+
 /** What every benchmark peer provides: the same convolution (NCHW semantics, 'same' padding, bias, ReLU) and matmul. */
 export interface ConvCase {
   name: string;
@@ -9,16 +14,6 @@ export interface ConvCase {
   k: number;
 }
 
-/**
- * One prepared benchmark case: each call of `once` runs it once and returns its wall milliseconds; `output` runs it
- * and reads the result back (any layout), to check that every peer computed the same thing.
- */
-export interface Timed {
-  once(): Promise<number>;
-  output(): Promise<ArrayLike<number>>;
-  dispose(): Promise<void>;
-}
-
 export interface Peer {
   name: string;
   /** The convolution (+bias+ReLU), inputs uploaded and ready. */
@@ -26,11 +21,6 @@ export interface Peer {
   /** An m×k · k×n matmul, inputs uploaded and ready. */
   matmul(m: number, k: number, n: number): Promise<Timed>;
   dispose(): Promise<void>;
-}
-
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 /** The convolution's operands, the same for every peer: x NCHW, w (Cout, Cin, K, K), bias. */
@@ -51,15 +41,4 @@ export function checksum(values: ArrayLike<number>): { sum: number; abs: number 
 
 export function convFlops(c: ConvCase): number {
   return 2 * c.n * c.cin * c.cout * c.k * c.k * c.h * c.w;
-}
-
-/** Deterministic pseudo-random values in [-1, 1). */
-export function randomData(n: number, seed = 1): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2147483648 - 1;
-  }
-  return a;
 }

@@ -2,37 +2,15 @@
  * The engine itself as a benchmark "peer". Measured like TF.js: wall time from recording the op until the GPU has
  * finished it (a sync, as TF.js's one-value read-back), so that the ratios compare like with like.
  */
-import { engine, noGrad } from '../../src/tensor/engine.ts';
+import { noGrad } from '../../src/tensor/engine.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { conv2d } from '../../src/ops/conv.ts';
 import { matmul } from '../../src/ops/matmul.ts';
-import { convData, randomData, type ConvCase, type Peer, type Timed } from './common.ts';
+import { convData, randomData, type ConvCase, type Peer } from './common.ts';
+import { timed } from '../../src/bench/kernels.ts';
 
-/** Times `run` (its outputs disposed after each run); `output` reads its first output back. Disposes `inputs` at the end. */
-export function timed(run: () => Tensor | Tensor[], inputs: Tensor[]): Timed {
-  const rt = engine().rt;
-  const outputs = () => [run()].flat();
-  return {
-    async once() {
-      await rt.sync();
-      const t0 = performance.now();
-      const outs = outputs();
-      await rt.sync();
-      const ms = performance.now() - t0;
-      outs.forEach((t) => t.dispose());
-      return ms;
-    },
-    async output() {
-      const outs = outputs();
-      const data = await outs[0].data();
-      outs.forEach((t) => t.dispose());
-      return data;
-    },
-    async dispose() {
-      for (const t of inputs) t.dispose();
-    },
-  };
-}
+/** The timing of the engine-only benchmark (src/bench/kernels.ts). */
+export { timed };
 
 export function enginePeer(): Peer {
   return {

@@ -1,13 +1,14 @@
-"""Writes the parity fixtures of test/fixtures/ (see bench/reference/README.md for every key).
+"""Writes the parity fixtures (see bench/reference/README.md for every key).
 
-- moe-fusion-small.safetensors: a small MoE-Fusion (B=2, 24×32 images, gate grids 6×8 and 3×4) with non-zero,
+- fixtures/moe-fusion-small.safetensors (shipped; read by `moefusion selftest` and test/model-parity.test.ts):
+  a small MoE-Fusion (B=2, 24×32 images, gate grids 6×8 and 3×4) with non-zero,
   well-separated gates, its inputs, fixed gate noise, and the expected inference and training-mode results,
   including the gradient of the total loss w.r.t. every parameter. Computed in float64 from float32 parameters and
   inputs, then cast to float32: the stored outputs are the correctly rounded exact answers.
-- safetensors-dtypes.safetensors: the same values stored as F32, F64, F16 and BF16 by the Python safetensors package,
-  for the TypeScript reader/writer tests.
+- test/fixtures/safetensors-dtypes.safetensors: the same values stored as F32, F64, F16 and BF16 by the Python
+  safetensors package, for the TypeScript reader/writer tests.
 
-Run: python bench/reference/make_fixtures.py [--out test/fixtures]
+Run: python bench/reference/make_fixtures.py [--out DIR]   (DIR: both files there instead)
 """
 from __future__ import annotations
 
@@ -199,10 +200,14 @@ def write_dtypes(out_dir: str) -> str:
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--out', default=os.path.join(here, '..', '..', 'test', 'fixtures'))
+    p.add_argument('--out', help='write both fixtures into this folder (default: fixtures/ and test/fixtures/ of the repository)')
     out = p.parse_args().out
-    os.makedirs(out, exist_ok=True)
-    for path in (write_small(out), write_dtypes(out)):
+    root = os.path.join(here, '..', '..')
+    shipped = out or os.path.join(root, 'fixtures')
+    tests = out or os.path.join(root, 'test', 'fixtures')
+    for d in (shipped, tests):
+        os.makedirs(d, exist_ok=True)
+    for path in (write_small(shipped), write_dtypes(tests)):
         print(f'{os.path.relpath(path)}: {os.path.getsize(path) / 1e6:.2f} MB')
 
 

@@ -15,6 +15,7 @@ import { evalCommand } from './eval.ts';
 import { benchCommand } from './bench.ts';
 import { synthCommand } from './synth.ts';
 import { detectCommand } from './detect.ts';
+import { selftestCommand } from './selftest.ts';
 
 interface GlobalOptions {
   backend?: string;
@@ -51,7 +52,7 @@ export async function buildProgram(): Promise<Command> {
       await initEngine({ backend: o.backend, adapter: o.adapter, compatibility: o.backend === 'opengles', quiet: !o.verbose });
   });
 
-  for (const cmd of [fuseCommand(), trainCommand(), detectCommand(), evalCommand(), benchCommand(), synthCommand(), infoCommand()])
+  for (const cmd of [fuseCommand(), trainCommand(), detectCommand(), evalCommand(), benchCommand(), synthCommand(), infoCommand(), selftestCommand()])
     program.addCommand(cmd.copyInheritedSettings(program));
   return program;
 }

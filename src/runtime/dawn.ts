@@ -2,7 +2,8 @@
  * WebGPU in Node through Dawn (the `webgpu` package): its globals (GPUBufferUsage, GPUBuffer, …), instance options,
  * and a quiet mode for Dawn's own stderr output. Loaded by device.ts only outside browsers.
  */
-import { closeSync, existsSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { create, globals } from 'webgpu';
 
 Object.assign(globalThis, globals);
@@ -54,13 +55,77 @@ export async function withQuietStderr<T>(quiet: boolean, fn: () => Promise<T>): 
   }
 }
 
-/** The Vulkan loader's library, where Linux distributions put it. */
-const VULKAN_LOADER = ['/usr/lib/x86_64-linux-gnu/libvulkan.so.1', '/usr/lib/aarch64-linux-gnu/libvulkan.so.1', '/usr/lib64/libvulkan.so.1', '/usr/lib/libvulkan.so.1', '/lib/x86_64-linux-gnu/libvulkan.so.1'];
+/** Where the Vulkan loader looks for driver manifests (ICD json files) when no environment variable overrides it. */
+const ICD_DIRS = ['/etc/vulkan/icd.d', '/usr/share/vulkan/icd.d', '/usr/local/share/vulkan/icd.d', '/etc/xdg/vulkan/icd.d'];
+/** Where NVIDIA's container toolkit and some images put NVIDIA's manifest, outside the loader's search path. */
+export const NVIDIA_CONTAINER_ICD = '/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json';
 
-/** What to install when Dawn finds no adapter on this host. */
-export function installAdvice(): string {
-  if (process.platform !== 'linux') return 'install or update the GPU driver';
-  if (!VULKAN_LOADER.some((p) => existsSync(p)))
-    return 'the Vulkan loader (libvulkan.so.1) is missing: install libvulkan1 (Debian/Ubuntu) or vulkan-loader (Fedora/RHEL), and a Vulkan driver';
-  return "no Vulkan driver answered: install the GPU's Vulkan driver, or Mesa's software driver lavapipe (Debian/Ubuntu: mesa-vulkan-drivers; `npm run setup` in the repository) to run on the CPU";
+/** What installAdvice looks at, gathered from this host (tests pass their own). */
+export interface VulkanHost {
+  /** null when libvulkan.so.1 loads, else the dynamic linker's message. */
+  loaderError: string | null;
+  /** VK_DRIVER_FILES or VK_ICD_FILENAMES (the loader's overrides), and its name, when set. */
+  override: { variable: string; files: string[] } | null;
+  /** Driver manifests found in the loader's search path. */
+  manifests: string[];
+  exists: (path: string) => boolean;
+  /** The NVIDIA kernel driver is loaded. */
+  nvidia: boolean;
+  /** Running from a checkout of the repository (scripts/setup.sh is there). */
+  checkout: boolean;
+}
+
+/** Loads libvulkan.so.1 as Dawn will (the dynamic linker's search: LD_LIBRARY_PATH, ld.so.cache, default folders). */
+function loaderError(): string | null {
+  try {
+    process.dlopen({ exports: {} }, 'libvulkan.so.1');
+  } catch (e) {
+    const message = (e as Error).message;
+    // Loaded, but it is no Node add-on: that is the expected outcome when the loader is there.
+    return /did not self-register|no such symbol|napi_register/i.test(message) ? null : message;
+  }
+  return null;
+}
+
+export function probeVulkan(env: NodeJS.ProcessEnv = process.env): VulkanHost {
+  const variable = env.VK_DRIVER_FILES ? 'VK_DRIVER_FILES' : env.VK_ICD_FILENAMES ? 'VK_ICD_FILENAMES' : null;
+  const dirs = [...ICD_DIRS, ...(env.XDG_DATA_DIRS ?? '').split(':').filter(Boolean).map((d) => join(d, 'vulkan/icd.d'))];
+  const manifests: string[] = [];
+  for (const d of new Set(dirs))
+    try {
+      for (const f of readdirSync(d)) if (f.endsWith('.json')) manifests.push(join(d, f));
+    } catch {
+      // no such folder
+    }
+  return {
+    loaderError: loaderError(),
+    override: variable ? { variable, files: env[variable]!.split(':').filter(Boolean) } : null,
+    manifests,
+    exists: existsSync,
+    nvidia: existsSync('/proc/driver/nvidia/version'),
+    checkout: existsSync(resolve(import.meta.dirname, '../../scripts/setup.sh')),
+  };
+}
+
+/** What to install (or set) when Dawn finds no adapter on this host. */
+export function installAdvice(host: VulkanHost | null = process.platform === 'linux' ? probeVulkan() : null): string {
+  if (!host) return 'install or update the GPU driver';
+  if (host.loaderError) {
+    const missing = /no such file/i.test(host.loaderError);
+    return `${missing ? 'the Vulkan loader (libvulkan.so.1) is missing' : `the Vulkan loader cannot be loaded (${host.loaderError})`}: install libvulkan1 (Debian/Ubuntu) or vulkan-loader (Fedora/RHEL), and a Vulkan driver for the GPU`;
+  }
+  const lavapipe = `Mesa's software driver lavapipe to run on the CPU (Debian/Ubuntu: mesa-vulkan-drivers, Mesa 23 or newer; on Debian 12 from bookworm-backports${host.checkout ? '; `npm run setup` in the repository does this' : ''})`;
+  if (host.override) {
+    const { variable, files } = host.override;
+    const absent = files.filter((f) => !host.exists(f));
+    if (absent.length)
+      return `${variable}=${files.join(':')} names no driver manifest at ${absent.join(', ')}: unset it, or point it at the driver's ICD json${host.manifests.length ? ` (installed: ${host.manifests.join(', ')})` : ''}`;
+    return `the Vulkan driver named by ${variable}=${files.join(':')} offered no adapter: check that it matches the GPU and its kernel driver, or unset ${variable}`;
+  }
+  if (host.nvidia && !host.manifests.some((m) => /nvidia/i.test(m))) {
+    if (host.exists(NVIDIA_CONTAINER_ICD)) return `the NVIDIA driver's Vulkan manifest is at ${NVIDIA_CONTAINER_ICD}, outside the loader's search path: set VK_DRIVER_FILES=${NVIDIA_CONTAINER_ICD}`;
+    return "an NVIDIA GPU driver is loaded but not its Vulkan part (nvidia_icd.json): install it (Debian/Ubuntu: libnvidia-gl-<driver version>), or in a container enable the graphics capability (NVIDIA_DRIVER_CAPABILITIES=all)";
+  }
+  if (!host.manifests.length) return `no Vulkan driver is installed (no ICD manifest in ${ICD_DIRS.slice(0, 2).join(' or ')}): install the GPU's Vulkan driver, or ${lavapipe}`;
+  return `no Vulkan driver answered (installed: ${host.manifests.map((m) => m.split('/').pop()).join(', ')}): install or update the GPU's Vulkan driver, or ${lavapipe}`;
 }

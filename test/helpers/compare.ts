@@ -37,13 +37,5 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     );
 }
 
-/** Largest relative error max|a−e| / max|e|, for reports. */
-export function maxRelError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < expected.length; i++) {
-    num = Math.max(num, Math.abs(actual[i] - expected[i]));
-    den = Math.max(den, Math.abs(expected[i]));
-  }
-  return num / Math.max(den, 1e-30);
-}
+/** Largest relative error max|a−e| / max|e|, for reports (shared with `moefusion selftest`). */
+export { maxRelError } from '../../src/check/compare.ts';

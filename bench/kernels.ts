@@ -4,14 +4,14 @@
  * onnxruntime-node's WebGPU execution provider, on the same adapter in the same run. Prints median milliseconds,
  * GFLOP/s, the share of the best matmul rate measured on this adapter, and engine/peer time ratios (the peers' runs
  * interleaved round by round); writes
- * bench/results/kernels-<adapter>-<date>.json. Then times the engine's other kernels alone (bench/engine-kernels.ts).
+ * bench/results/kernels-<adapter>-<date>.json. Then times the engine's other kernels alone (src/bench/kernels.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initEngine, shutdownEngine } from '../src/tensor/engine.ts';
 import { enginePeer } from './peers/engine.ts';
-import { engineCases } from './engine-kernels.ts';
+import { engineCases } from '../src/bench/kernels.ts';
 import { tfjsPeer } from './peers/tfjs.ts';
 import { onnxPeer } from './peers/onnxruntime.ts';
 import { checksum, convFlops, median, type ConvCase, type Peer, type Timed } from './peers/common.ts';

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Rng } from './helpers/random.ts';
+import { Rng } from '../src/util/rng.ts';
 import { BoxFormatError, boxMask, openBoxSource, parseCoco, parseVoc, parseYolo, scaleBoxes, type Box } from '../src/io/boxes.ts';
 
 const t = suite('boxes');

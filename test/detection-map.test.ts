@@ -7,7 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Box } from '../src/io/boxes.ts';
 import { boxIou, evaluateDetections, formatDetectionTable, type Detection, type DetectionScores, type ImageDetections } from '../src/metrics/detection-map.ts';
-import { Rng } from './helpers/random.ts';
+import { Rng } from '../src/util/rng.ts';
 
 const t = suite('detection mAP');
 const close = (actual: number, expected: number, what: string, tol = 1e-12) =>

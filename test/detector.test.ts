@@ -5,7 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from './helpers/gpu.ts';
-import { Rng } from './helpers/random.ts';
+import { Rng } from '../src/util/rng.ts';
 import { assertClose } from './helpers/compare.ts';
 import { gradcheck } from './helpers/gradcheck.ts';
 import { Tensor } from '../src/tensor/tensor.ts';

@@ -1,49 +1,21 @@
-/** Sobel gradient magnitude, L1 losses and MoE-Fusion's gradient and pixel losses against float64 references. */
+/**
+ * L1 losses and MoE-Fusion's gradient and pixel losses against float64 references (the Sobel kernel itself:
+ * test/kernels/sobel.test.ts).
+ */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from './helpers/gpu.ts';
-import { Rng } from './helpers/random.ts';
+import { Rng } from '../src/util/rng.ts';
 import { assertClose } from './helpers/compare.ts';
 import { gradcheck } from './helpers/gradcheck.ts';
 import * as ref from './helpers/reference.ts';
+import { refSobel, refSobelParts } from '../src/check/reference/sobel.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
-import { tidy } from '../src/tensor/engine.ts';
-import { sobelGradient, l1Loss, maskedL1Loss } from '../src/ops/index.ts';
+import { l1Loss, maskedL1Loss } from '../src/ops/index.ts';
 import { gradientLoss, pixelLoss } from '../src/model/losses.ts';
 
 const t = suite('losses');
 const rng = new Rng(23);
-
-/** Sobel_x ⋆ x and Sobel_y ⋆ x per plane (zero padding 1, cross-correlation as F.conv2d). */
-function refSobelParts(x: ArrayLike<number>, shape: readonly number[]): { gx: Float64Array; gy: Float64Array } {
-  const [h, w] = shape.slice(-2);
-  const kx = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]];
-  const ky = [[1, 2, 1], [0, 0, 0], [-1, -2, -1]];
-  const gx = new Float64Array(x.length);
-  const gy = new Float64Array(x.length);
-  for (let p = 0; p < x.length / (h * w); p++)
-    for (let i = 0; i < h; i++)
-      for (let j = 0; j < w; j++) {
-        let sx = 0;
-        let sy = 0;
-        for (let di = -1; di <= 1; di++)
-          for (let dj = -1; dj <= 1; dj++) {
-            const [y, xx] = [i + di, j + dj];
-            if (y < 0 || y >= h || xx < 0 || xx >= w) continue;
-            const v = x[p * h * w + y * w + xx];
-            sx += kx[di + 1][dj + 1] * v;
-            sy += ky[di + 1][dj + 1] * v;
-          }
-        gx[p * h * w + i * w + j] = sx;
-        gy[p * h * w + i * w + j] = sy;
-      }
-  return { gx, gy };
-}
-
-function refSobel(x: ArrayLike<number>, shape: readonly number[]): Float64Array {
-  const { gx, gy } = refSobelParts(x, shape);
-  return gx.map((v, i) => Math.abs(v) + Math.abs(gy[i]));
-}
 
 function meanAbs(v: ArrayLike<number>): number {
   let s = 0;
@@ -84,36 +56,6 @@ function drawAwayFromKinks(count: number, n: number, margin: (xs: Float32Array[]
   }
   throw new Error('could not draw inputs away from the kinks');
 }
-
-t('sobelGradient matches float64 (zero padding, odd and tiny planes, several channels)', async () => {
-  await gpu();
-  for (const shape of [[1, 1, 1, 1], [2, 1, 7, 5], [1, 3, 13, 1], [3, 1, 17, 23], [1, 1, 2, 2], [1, 1, 480, 640]]) {
-    const x = rng.uniform(ref.size(shape));
-    const out = tidy(() => sobelGradient(Tensor.fromArray(x, shape)));
-    assert.equal([...out.shape], shape);
-    assertClose(await out.data(), refSobel(x, shape), { what: `sobel [${shape}]` });
-    out.dispose();
-  }
-  // A vertical step 0|1, worked by hand: |Sobel_x| = (3, 4, 3 by row)·|c(j+1) − c(j−1)| with the zero padding
-  // as a step down on the right, |Sobel_y| = (0, 1, 3, 3 by column) on the top and bottom rows only.
-  const step = [0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1];
-  const s = tidy(() => sobelGradient(Tensor.fromArray(step, [1, 1, 3, 4])));
-  assert.equal([...(await s.data())], [0, 4, 6, 6, 0, 4, 4, 4, 0, 4, 6, 6]);
-  s.dispose();
-});
-
-t('sobelGradient backward passes the finite-difference check', async () => {
-  await gpu();
-  // H, W ≥ 2: on a one-pixel-high plane Sobel_y is identically 0 (a kink no draw can avoid, and no gradient).
-  for (const shape of [[1, 1, 5, 6], [2, 1, 3, 4], [1, 2, 2, 7]]) {
-    const [x] = drawAwayFromKinks(1, ref.size(shape), ([v]) => {
-      const { gx, gy } = refSobelParts(v, shape);
-      return Math.min(...gx.map(Math.abs), ...gy.map(Math.abs));
-    }, 0.02);
-    const r = await gradcheck(([v]) => sobelGradient(v), [x], [shape], { h: 1e-3 });
-    assert.ok(r.ok, `sobel [${shape}]: ${r.message}`);
-  }
-});
 
 t('l1Loss and maskedL1Loss match float64, with broadcasting', async () => {
   await gpu();

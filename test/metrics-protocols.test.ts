@@ -14,7 +14,7 @@ import { qabf } from '../src/metrics/qabf.ts';
 import { matlabSsim, skimageSsim, ssim, vifbSsim } from '../src/metrics/ssim.ts';
 import { psnrPeakOfFused, psnrTang, psnrVifb } from '../src/metrics/statistics.ts';
 import { vifp } from '../src/metrics/vif.ts';
-import { Rng } from './helpers/random.ts';
+import { Rng } from '../src/util/rng.ts';
 
 const test = suite('metrics: protocol variants');
 const close = (actual: number, expected: number, tol: number, what: string) =>

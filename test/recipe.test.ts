@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gpu } from './helpers/gpu.ts';
-import { Rng } from './helpers/random.ts';
+import { Rng } from '../src/util/rng.ts';
 import { infraredSaliency } from '../src/model/saliency.ts';
 import { DEFAULT_CONFIG, type FusionConfig } from '../src/model/config.ts';
 import { initParameters, disposeParameters } from '../src/model/parameters.ts';

@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors-file.ts';
-import { Rng } from './helpers/random.ts';
+import { Rng } from '../src/util/rng.ts';
 
 const test = suite('safetensors');
 const DTYPES_FIXTURE = resolve(import.meta.dirname, 'fixtures/safetensors-dtypes.safetensors');

@@ -1,7 +1,7 @@
 /**
  * The kernel checks of `moefusion selftest`: each runs the engine's ops on the current adapter on small, awkward
  * shapes (odd sizes, widths that are and are not multiples of 4, more channels than a subgroup) and compares the
- * results with float64 references computed here at run time (src/check/reference.ts). Gradients are checked through
+ * results with float64 references computed here at run time (src/check/reference/<kernel>.ts). Gradients are checked through
  * autograd, i.e. the backward kernels as training runs them.
  */
 import { Tensor } from '../tensor/tensor.ts';
@@ -11,7 +11,16 @@ import { Rng } from '../util/rng.ts';
 import { Adam } from '../optim/optimizer.ts';
 import { attention, combineExperts, conv2d, matmul, noisyTopKGate, resizeBilinear, routedConv2d, routingTable, softmax, sum } from '../ops/index.ts';
 import { compareExact, compareValues, type Comparison } from './compare.ts';
-import * as ref from './reference.ts';
+import { matmul as refMatmul, transpose } from './reference/matmul.ts';
+import { refConv } from './reference/conv2d.ts';
+import { refConvGrads } from './reference/conv2d-grad.ts';
+import { gateRef, type GateRef } from './reference/gating.ts';
+import { combineRef } from './reference/combine.ts';
+import { attentionRef } from './reference/attention.ts';
+import { refResize, refResizeGradPlane } from './reference/resize.ts';
+import { refSoftmax } from './reference/softmax.ts';
+import { sumAxes } from './reference/reduce.ts';
+import { ReferenceAdam } from './reference/optimizer.ts';
 
 /** One named check: runs its cases and returns every comparison it made. */
 export interface SelfCheck {
@@ -53,8 +62,8 @@ function matmulCheck(): SelfCheck {
       ] as Array<[number, number, number, boolean, boolean]>) {
         const a = rng.uniform(M * K);
         const b = rng.uniform(K * N);
-        const out = noGrad(() => tidy(() => matmul(Tensor.fromArray(tA ? ref.transpose(a, M, K) : a, tA ? [K, M] : [M, K]), Tensor.fromArray(tB ? ref.transpose(b, K, N) : b, tB ? [N, K] : [K, N]), tA, tB)));
-        list.push(compareValues(`${tA ? 'Aᵀ' : 'A'}·${tB ? 'Bᵀ' : 'B'} ${M}×${K}·${K}×${N}`, await out.data(), ref.matmul(a, b, M, K, N), FORWARD_TOLERANCE));
+        const out = noGrad(() => tidy(() => matmul(Tensor.fromArray(tA ? transpose(a, M, K) : a, tA ? [K, M] : [M, K]), Tensor.fromArray(tB ? transpose(b, K, N) : b, tB ? [N, K] : [K, N]), tA, tB)));
+        list.push(compareValues(`${tA ? 'Aᵀ' : 'A'}·${tB ? 'Bᵀ' : 'B'} ${M}×${K}·${K}×${N}`, await out.data(), refMatmul(a, b, M, K, N), FORWARD_TOLERANCE));
         out.dispose();
       }
       return list;
@@ -80,7 +89,7 @@ function convForwardCheck(): SelfCheck {
         const w = rng.uniform(Cout * Cin * K * K);
         const b = rng.uniform(Cout);
         const out = noGrad(() => tidy(() => conv2d(Tensor.fromArray(x, [N, Cin, H, W]), Tensor.fromArray(w, [Cout, Cin, K, K]), Tensor.fromArray(b, [Cout]), { relu })));
-        const want = ref.refConv({ x, xShape: [N, Cin, H, W], w, E: 1, Cout, K, b, pad: (K - 1) / 2, relu });
+        const want = refConv({ x, xShape: [N, Cin, H, W], w, E: 1, Cout, K, b, pad: (K - 1) / 2, relu });
         list.push(compareValues(`${N}×${Cin}→${Cout} ${H}×${W} k${K}${relu ? ' relu' : ''}`, await out.data(), want.data, FORWARD_TOLERANCE));
         out.dispose();
       }
@@ -109,7 +118,7 @@ function convGradientCheck(): SelfCheck {
         const [xt, wt, bt] = [leaf(x, xs), leaf(w, ws), leaf(b, [Cout])];
         const y = conv2d(xt, wt, bt);
         backward(y, Tensor.fromArray(g, y.shape));
-        const want = ref.refConvGrads(x, xs, w, 1, Cout, K, Array.from({ length: N }, (_, n) => [n, 0] as const), g);
+        const want = refConvGrads(x, xs, w, 1, Cout, K, Array.from({ length: N }, (_, n) => [n, 0] as const), g);
         const what = `${N}×${Cin}→${Cout} ${H}×${W} k${K}`;
         list.push(compareValues(`input gradient ${what}`, await read(xt.grad, x.length), want.dx, GRADIENT_TOLERANCE));
         list.push(compareValues(`weight gradient ${what}`, await read(wt.grad, w.length), want.dw, GRADIENT_TOLERANCE));
@@ -138,7 +147,7 @@ function routedConvCheck(): SelfCheck {
         }),
       );
       const table = top.map((e, n) => [Math.floor(n / k), e] as const);
-      const want = ref.refConv({ x, xShape: [B, Cin, H, W], w, E, Cout, K: 3, b, table, pad: 1, relu: true });
+      const want = refConv({ x, xShape: [B, Cin, H, W], w, E, Cout, K: 3, b, table, pad: 1, relu: true });
       const what = `top-${k} of ${E} experts, ${B}×${Cin}→${Cout} ${H}×${W}`;
       const list = [compareValues(what, await out.data(), want.data, FORWARD_TOLERANCE)];
       out.dispose();
@@ -149,7 +158,7 @@ function routedConvCheck(): SelfCheck {
       const tableT = routingTable(topT, E);
       const y = routedConv2d(xt, wt, bt, tableT);
       backward(y, Tensor.fromArray(g, y.shape));
-      const grads = ref.refConvGrads(x, [B, Cin, H, W], w, E, Cout, 3, table, g);
+      const grads = refConvGrads(x, [B, Cin, H, W], w, E, Cout, 3, table, g);
       list.push(compareValues(`input gradient, ${what}`, await read(xt.grad, x.length), grads.dx, GRADIENT_TOLERANCE));
       list.push(compareValues(`weight gradient, ${what}`, await read(wt.grad, w.length), grads.dw, GRADIENT_TOLERANCE));
       list.push(compareValues(`bias gradient, ${what}`, await read(bt.grad, b.length), grads.db, GRADIENT_TOLERANCE));
@@ -168,14 +177,14 @@ function gateCheck(): SelfCheck {
         const [B, D, E, k, coef] = [3, 3001, 4, 2, 0.02];
         // Inputs whose logits are well apart, so that float32 rounding cannot change the choice of experts.
         let seed = 105;
-        let inputs: { x: Float32Array; wg: Float32Array; wn: Float32Array; noise: Float32Array | null; want: ref.GateRef };
+        let inputs: { x: Float32Array; wg: Float32Array; wn: Float32Array; noise: Float32Array | null; want: GateRef };
         for (;;) {
           const rng = new Rng(seed++);
           const x = rng.uniform(B * D);
           const wg = rng.uniform(D * E, -0.05, 0.05);
           const wn = rng.uniform(D * E, -0.05, 0.05);
           const noise = train ? rng.normal(B * E) : null;
-          const want = ref.gateRef(x, wg, wn, noise, B, D, E, k, coef);
+          const want = gateRef(x, wg, wn, noise, B, D, E, k, coef);
           inputs = { x, wg, wn, noise, want };
           if (want.gap > 0.05) break;
         }
@@ -213,7 +222,7 @@ function combineCheck(): SelfCheck {
       const out = combineExperts(yt, gt, idx);
       const got = await out.data();
       backward(out, Tensor.fromArray(up, out.shape));
-      const want = ref.combineRef(y, gates, top, B, E, k, P);
+      const want = combineRef(y, gates, top, B, E, k, P);
       const dy = new Float64Array(B * k * P);
       const dg = new Float64Array(B * E);
       for (let b = 0; b < B; b++)
@@ -253,7 +262,7 @@ function attentionCheck(): SelfCheck {
         const out = attention(qt, kt, vt);
         const got = await out.data();
         backward(out, Tensor.fromArray(g, out.shape));
-        const want = ref.attentionRef(c, q, kk, v, g);
+        const want = attentionRef(c, q, kk, v, g);
         const what = `${c.B}×${c.H} heads, ${c.Lq}×${c.Lk}, d ${c.D}`;
         list.push(compareValues(`forward ${what}`, got, want.out, FORWARD_TOLERANCE));
         list.push(compareValues(`dq ${what}`, await read(qt.grad, q.length), want.dq, GRADIENT_TOLERANCE));
@@ -285,8 +294,8 @@ function resizeCheck(): SelfCheck {
         const got = await out.data();
         backward(out, Tensor.fromArray(g, out.shape));
         const dx = new Float64Array(x.length);
-        for (let p = 0; p < n * c; p++) dx.set(ref.refResizeGradPlane(g, p * oh * ow, h, w, oh, ow), p * h * w);
-        list.push(compareValues(`[${shape}] → ${oh}×${ow}`, got, ref.refResize(x, shape, oh, ow), FORWARD_TOLERANCE));
+        for (let p = 0; p < n * c; p++) dx.set(refResizeGradPlane(g, p * oh * ow, h, w, oh, ow), p * h * w);
+        list.push(compareValues(`[${shape}] → ${oh}×${ow}`, got, refResize(x, shape, oh, ow), FORWARD_TOLERANCE));
         list.push(compareValues(`gradient [${shape}] → ${oh}×${ow}`, await read(xt.grad, x.length), dx, GRADIENT_TOLERANCE));
         for (const t of [out, xt]) t.dispose();
       }
@@ -306,9 +315,8 @@ function softmaxSumCheck(): SelfCheck {
       const shape = [3, 5, 6, 7];
       const y = rng.uniform(size(shape));
       const s = noGrad(() => tidy(() => sum(Tensor.fromArray(y, shape), [0, 2])));
-      const want = new Float64Array(5 * 7);
-      for (let i = 0; i < y.length; i++) want[(Math.floor(i / 42) % 5) * 7 + (i % 7)] += y[i];
-      const list = [compareValues(`softmax ${rows}×${cols}`, await sm.data(), ref.refSoftmax(x, rows, cols), FORWARD_TOLERANCE), compareValues(`sum over axes 0, 2 of [${shape}]`, await s.data(), want, FORWARD_TOLERANCE)];
+      const want = sumAxes(y, shape, [0, 2]);
+      const list = [compareValues(`softmax ${rows}×${cols}`, await sm.data(), refSoftmax(x, rows, cols), FORWARD_TOLERANCE), compareValues(`sum over axes 0, 2 of [${shape}]`, await s.data(), want, FORWARD_TOLERANCE)];
       sm.dispose();
       s.dispose();
       return list;
@@ -334,18 +342,9 @@ function adamCheck(): SelfCheck {
         opt.zeroGrad();
       }
       // torch.optim.Adam in float64 from the same float32 start.
-      const want = Float64Array.from(p0);
-      const m = new Float64Array(n);
-      const v = new Float64Array(n);
-      grads.forEach((g, s) => {
-        const t = s + 1;
-        for (let i = 0; i < n; i++) {
-          const gi = g[i] + wd * want[i];
-          m[i] = b1 * m[i] + (1 - b1) * gi;
-          v[i] = b2 * v[i] + (1 - b2) * gi * gi;
-          want[i] -= (lr / (1 - b1 ** t)) * (m[i] / (Math.sqrt(v[i]) / Math.sqrt(1 - b2 ** t) + eps));
-        }
-      });
+      const reference = new ReferenceAdam(Float64Array.from(p0), { lr, betas: [b1, b2], eps, weightDecay: wd, decoupled: false });
+      for (const g of grads) reference.update(g, lr);
+      const want = reference.x;
       const got = await p.data();
       // The update itself (p − p0), so that a wrong step is not hidden behind the size of p.
       const list = [compareValues('parameter change after 3 steps', got.map((x, i) => x - p0[i]), want.map((x, i) => x - p0[i]), GRADIENT_TOLERANCE)];

@@ -13,13 +13,14 @@ import { setSubgroupsAllowed, subgroupSize } from '../../src/kernels/subgroups.t
 import { setConvRowSharing } from '../../src/kernels/conv2d.ts';
 import { adapterName } from '../../src/runtime/device.ts';
 import { assertClose } from '../helpers/compare.ts';
-import { Rng } from '../helpers/random.ts';
+import { Rng } from '../../src/util/rng.ts';
 import * as ref from '../helpers/reference.ts';
-import { refConv, refConvGrads } from '../helpers/conv-reference.ts';
-import { gateRef } from '../helpers/gating-reference.ts';
-import { combineRef } from '../helpers/combine-reference.ts';
-import { attentionRef, type AttentionCase } from '../helpers/attention-reference.ts';
-import { refResize, refResizeGradPlane } from '../helpers/resize-reference.ts';
+import { refConv } from '../../src/check/reference/conv2d.ts';
+import { refConvGrads } from '../../src/check/reference/conv2d-grad.ts';
+import { gateRef } from '../../src/check/reference/gating.ts';
+import { combineRef } from '../../src/check/reference/combine.ts';
+import { attentionRef, type AttentionCase } from '../../src/check/reference/attention.ts';
+import { refResize, refResizeGradPlane } from '../../src/check/reference/resize.ts';
 
 export interface CheckResult {
   name: string;

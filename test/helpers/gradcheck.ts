@@ -7,7 +7,7 @@ import { Tensor } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/autograd/tape.ts';
 import { noGrad, tidy } from '../../src/tensor/engine.ts';
 import { mul, sum } from '../../src/ops/index.ts';
-import { Rng } from './random.ts';
+import { Rng } from '../../src/util/rng.ts';
 
 export interface GradcheckOptions {
   /** Finite-difference step (default 1e-2: float32 forward values need a large step). */
@@ -17,6 +17,8 @@ export interface GradcheckOptions {
   /** Check at most this many elements per input (spread evenly), default 64. */
   maxChecks?: number;
   seed?: number;
+  /** Check only these inputs (by index) against finite differences, default all. */
+  only?: number[];
 }
 
 export interface GradcheckResult {
@@ -46,7 +48,7 @@ export async function gradcheck(
   shapes: number[][],
   opts: GradcheckOptions = {},
 ): Promise<GradcheckResult> {
-  const { h = 1e-2, rtol = 2e-2, atol = 2e-3, maxChecks = 64, seed = 7 } = opts;
+  const { h = 1e-2, rtol = 2e-2, atol = 2e-3, maxChecks = 64, seed = 7, only } = opts;
   // Analytic gradients.
   const xs = inputs.map((d, i) => {
     const t = Tensor.fromArray(d, shapes[i]);
@@ -71,6 +73,7 @@ export async function gradcheck(
   let worst: GradcheckResult['worst'] = null;
   let worstRatio = 0;
   for (let k = 0; k < inputs.length; k++) {
+    if (only && !only.includes(k)) continue;
     const n = inputs[k].length;
     const step = Math.max(1, Math.floor(n / maxChecks));
     let scale = 0;

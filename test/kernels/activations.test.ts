@@ -1,33 +1,38 @@
-/** Pointwise functions, softmax and variance: float64 references, PyTorch's tie rules, and gradients. */
+/**
+ * The pointwise activations (src/kernels/activations.ts, evaluated by the elementwise kernels) and the ops built
+ * on them: float64 references (src/check/reference/activations.ts), accuracy in the tails, PyTorch's tie rules for
+ * maximum/minimum/clamp, and gradients against finite differences.
+ */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gpu } from './helpers/gpu.ts';
-import { Rng } from './helpers/random.ts';
-import { assertClose } from './helpers/compare.ts';
-import { gradcheck } from './helpers/gradcheck.ts';
-import * as ref from './helpers/reference.ts';
-import { Tensor } from '../src/tensor/tensor.ts';
-import { backward } from '../src/autograd/tape.ts';
-import { tidy } from '../src/tensor/engine.ts';
-import { sigmoid, exp, log, softplus, abs, gelu, maximum, minimum, clamp, softmax, variance, sum, mul } from '../src/ops/index.ts';
+import { gpu } from '../helpers/gpu.ts';
+import { Rng } from '../../src/util/rng.ts';
+import { assertClose } from '../helpers/compare.ts';
+import { gradcheck } from '../helpers/gradcheck.ts';
+import { broadcastBinary, size } from '../../src/check/reference/elementwise.ts';
+import { clamp64, gelu64, sigmoid64, softplus64 } from '../../src/check/reference/activations.ts';
+import { Tensor } from '../../src/tensor/tensor.ts';
+import { backward } from '../../src/autograd/tape.ts';
+import { tidy } from '../../src/tensor/engine.ts';
+import { sigmoid, exp, log, softplus, abs, gelu, maximum, minimum, clamp, sum } from '../../src/ops/index.ts';
 
 const t = suite('activations');
 const rng = new Rng(5);
 
 const unary: Array<[string, (x: Tensor) => Tensor, (v: number) => number, number]> = [
-  ['sigmoid', sigmoid, (v) => 1 / (1 + Math.exp(-v)), 8],
+  ['sigmoid', sigmoid, sigmoid64, 8],
   ['exp', exp, Math.exp, 3],
-  ['softplus', softplus, (v) => Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v))), 8],
+  ['softplus', softplus, softplus64, 8],
   ['abs', abs, Math.abs, 5],
-  ['gelu', gelu, (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))), 6],
-  ['clamp', (x) => clamp(x, -0.3, 0.45), (v) => Math.min(Math.max(v, -0.3), 0.45), 1],
+  ['gelu', gelu, gelu64, 6],
+  ['clamp', (x) => clamp(x, -0.3, 0.45), (v) => clamp64(v, -0.3, 0.45), 1],
 ];
 
 t('pointwise functions match float64 on awkward shapes', async () => {
   await gpu();
   for (const shape of [[1], [7], [3, 1, 13], [2, 3, 5, 7]])
     for (const [name, op, f, range] of unary) {
-      const x = rng.uniform(ref.size(shape), -range, range);
+      const x = rng.uniform(size(shape), -range, range);
       const out = tidy(() => op(Tensor.fromArray(x, shape)));
       assert.equal([...out.shape], shape);
       assertClose(await out.data(), Float64Array.from(x, f), { what: `${name} [${shape}]` });
@@ -45,8 +50,8 @@ t('sigmoid and softplus stay finite and accurate at extreme inputs', async () =>
   const s = tidy(() => sigmoid(Tensor.fromArray(x, [x.length])));
   const sp = tidy(() => softplus(Tensor.fromArray(x, [x.length])));
   // Relative accuracy matters in the tails (softplus(−30) ≈ 9.4e-14): compare each element to itself.
-  const sRef = x.map((v) => 1 / (1 + Math.exp(-v)));
-  const spRef = x.map((v) => Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v))));
+  const sRef = x.map(sigmoid64);
+  const spRef = x.map(softplus64);
   const [sGot, spGot] = [await s.data(), await sp.data()];
   x.forEach((v, i) => {
     assert.ok(Math.abs(sGot[i] - sRef[i]) <= 1e-5 * Math.abs(sRef[i]) + 1e-30, `sigmoid(${v}) = ${sGot[i]}, expected ${sRef[i]}`);
@@ -59,11 +64,11 @@ t('sigmoid and softplus stay finite and accurate at extreme inputs', async () =>
 t('maximum and minimum broadcast; ties split the gradient half/half like torch.maximum', async () => {
   await gpu();
   for (const [as, bs] of [[[5], [5]], [[3, 1, 7], [4, 1]], [[1], [2, 3]], [[2, 3, 1, 5], [3, 11, 1]]]) {
-    const a = rng.uniform(ref.size(as));
-    const b = rng.uniform(ref.size(bs));
+    const a = rng.uniform(size(as));
+    const b = rng.uniform(size(bs));
     for (const [name, op, f] of [['maximum', maximum, Math.max], ['minimum', minimum, Math.min]] as const) {
       const out = tidy(() => op(Tensor.fromArray(a, as), Tensor.fromArray(b, bs)));
-      const want = ref.broadcastBinary(a, as, b, bs, f);
+      const want = broadcastBinary(a, as, b, bs, f);
       assert.equal([...out.shape], want.shape);
       assertClose(await out.data(), want.data, { what: `${name} [${as}]·[${bs}]` });
       out.dispose();
@@ -93,61 +98,7 @@ t('clamp passes the gradient on its closed range, bounds included (torch.clamp)'
   x.dispose();
 });
 
-t('softmax matches float64 along every axis and survives large logits', async () => {
-  await gpu();
-  const shape = [3, 5, 1, 7];
-  const x = rng.uniform(ref.size(shape), -4, 4);
-  const st = ref.strides(shape);
-  for (const axis of [0, 1, 2, 3, -1]) {
-    const a = axis < 0 ? axis + shape.length : axis;
-    const want = new Float64Array(x.length);
-    for (let i = 0; i < x.length; i++) {
-      if (Math.floor(i / st[a]) % shape[a] !== 0) continue; // i is the first element of its line
-      let m = -Infinity;
-      for (let k = 0; k < shape[a]; k++) m = Math.max(m, x[i + k * st[a]]);
-      let s = 0;
-      for (let k = 0; k < shape[a]; k++) s += Math.exp(x[i + k * st[a]] - m);
-      for (let k = 0; k < shape[a]; k++) want[i + k * st[a]] = Math.exp(x[i + k * st[a]] - m) / s;
-    }
-    const out = tidy(() => softmax(Tensor.fromArray(x, shape), axis));
-    assertClose(await out.data(), want, { what: `softmax axis ${axis}` });
-    out.dispose();
-  }
-  const big = tidy(() => softmax(Tensor.fromArray([1000, 999, -1000], [3])));
-  const e = Math.exp(-1);
-  assertClose(await big.data(), [1 / (1 + e), e / (1 + e), 0], { what: 'softmax of large logits' });
-  big.dispose();
-});
-
-t('variance matches float64 (unbiased and biased, axes, keepDims)', async () => {
-  await gpu();
-  const shape = [4, 3, 5];
-  const x = rng.uniform(ref.size(shape));
-  const xt = Tensor.fromArray(x, shape);
-  const cases: Array<[number[], boolean, boolean]> = [[[0], true, false], [[1, 2], false, true], [[2], true, true]];
-  for (const [axes, unbiased, keepDims] of cases) {
-    const n = axes.reduce((p, a) => p * shape[a], 1);
-    const means = ref.sumAxes(x, shape, axes).map((v) => v / n);
-    const kept = shape.map((d, i) => (axes.includes(i) ? 1 : d));
-    const centred = ref.broadcastBinary(x, shape, means, kept, (u, m) => (u - m) ** 2);
-    const want = ref.sumAxes(centred.data, shape, axes).map((v) => v / (unbiased ? n - 1 : n));
-    const out = variance(xt, axes, unbiased, keepDims);
-    assert.equal([...out.shape], keepDims ? kept : shape.filter((_, i) => !axes.includes(i)));
-    assertClose(await out.data(), want, { what: `variance ${axes} ${unbiased}` });
-    out.dispose();
-  }
-  const all = variance(xt);
-  let m = 0;
-  for (const v of x) m += v / x.length;
-  let ss = 0;
-  for (const v of x) ss += (v - m) ** 2;
-  assertClose([await all.item()], [ss / (x.length - 1)], { what: 'variance of all' });
-  assert.equal([...all.shape], []);
-  all.dispose();
-  xt.dispose();
-});
-
-t('gradients of the pointwise functions, softmax and variance pass the finite-difference check', async () => {
+t('gradients of the pointwise functions pass the finite-difference check', async () => {
   await gpu();
   const positive = (n: number) => rng.uniform(n, 0.5, 2);
   // Operands of maximum/minimum on interleaved grids (input k on multiples of 0.1 shifted by 0.05·k) never tie.
@@ -162,14 +113,10 @@ t('gradients of the pointwise functions, softmax and variance pass the finite-di
     ['maximum broadcast', ([a, b]) => maximum(a, b), [[3, 1, 5], [4, 1]], interleaved],
     ['minimum broadcast', ([a, b]) => minimum(a, b), [[2, 5], [5]], interleaved],
     ['clamp', ([x]) => clamp(x, -0.5, 0.5), [[17]]],
-    ['softmax last', ([x]) => softmax(x), [[3, 4]]],
-    ['softmax middle', ([x]) => softmax(x, 1), [[2, 3, 5]]],
-    ['variance', ([x]) => variance(x, [1]), [[3, 6]]],
-    ['variance all biased', ([x]) => mul(variance(x, undefined, false), variance(x)), [[7]]],
   ];
   for (const [name, f, shapes, gen] of checks) {
     // Values away from the kinks of abs, max/min and clamp (ties at ±0.5 and 0 are excluded by the gap).
-    const data = shapes.map((s, k) => (gen ? gen(ref.size(s), k) : spreadFromKinks(rng, ref.size(s))));
+    const data = shapes.map((s, k) => (gen ? gen(size(s), k) : spreadFromKinks(rng, size(s))));
     const r = await gradcheck(f, data, shapes);
     assert.ok(r.ok, `${name}: ${r.message}`);
   }

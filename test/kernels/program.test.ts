@@ -1,9 +1,12 @@
-/** The kernel-program description: generated bindings, uniform struct layout and packing, flat grids, chunking. */
+/**
+ * The kernel-program description (src/kernels/program.ts): generated bindings, uniform struct layout and packing,
+ * flat grids, chunking.
+ */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gpu } from './helpers/gpu.ts';
-import { Tensor } from '../src/tensor/tensor.ts';
-import { Program, flatGrid, forEachChunk } from '../src/kernels/program.ts';
+import { gpu } from '../helpers/gpu.ts';
+import { Tensor } from '../../src/tensor/tensor.ts';
+import { Program, flatGrid, forEachChunk } from '../../src/kernels/program.ts';
 
 const t = suite('program');
 

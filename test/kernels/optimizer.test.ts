@@ -1,49 +1,24 @@
-/** Adam / AdamW vs float64 PyTorch formulas, state export/import, zeroGrad, and gradient-norm clipping. */
+/**
+ * The optimizer kernels (src/kernels/optimizer.ts): Adam / AdamW vs float64 PyTorch formulas
+ * (src/check/reference/optimizer.ts) on sizes that are and are not multiples of 4, state export/import, zeroGrad,
+ * gradient-norm clipping, and parameters beyond one storage binding.
+ */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gpu } from './helpers/gpu.ts';
-import { Rng } from './helpers/random.ts';
-import { assertClose } from './helpers/compare.ts';
-import { Tensor, parameter } from '../src/tensor/tensor.ts';
-import { backward } from '../src/autograd/tape.ts';
-import { tidy } from '../src/tensor/engine.ts';
-import { add, sum, mul } from '../src/ops/index.ts';
-import { Adam, clipGradNorm, type AdamOptions } from '../src/optim/optimizer.ts';
+import { gpu } from '../helpers/gpu.ts';
+import { Rng } from '../../src/util/rng.ts';
+import { assertClose } from '../helpers/compare.ts';
+import { Tensor, parameter } from '../../src/tensor/tensor.ts';
+import { backward } from '../../src/autograd/tape.ts';
+import { tidy } from '../../src/tensor/engine.ts';
+import { add, sum, mul } from '../../src/ops/index.ts';
+import { Adam, clipGradNorm, type AdamOptions } from '../../src/optim/optimizer.ts';
+import { ReferenceAdam, refClipGradNorm } from '../../src/check/reference/optimizer.ts';
 
 const t = suite('optimizer');
 const rng = new Rng(99);
 // Sizes that are and are not multiples of 4 (the kernels read vec4s when they can).
 const SHAPES = [[13, 17], [1], [4099], [2, 3, 5, 7], [6, 10], [4100]];
-
-/** torch.optim.Adam / AdamW (amsgrad off) for one tensor, in float64. */
-class ReferenceAdam {
-  m: Float64Array;
-  v: Float64Array;
-  step = 0;
-  constructor(
-    public x: Float64Array,
-    readonly o: Required<AdamOptions>,
-  ) {
-    this.m = new Float64Array(x.length);
-    this.v = new Float64Array(x.length);
-  }
-  update(grad: ArrayLike<number>, lr: number): void {
-    const [b1, b2] = this.o.betas;
-    const wd = this.o.weightDecay;
-    this.step++;
-    const bc1 = 1 - b1 ** this.step;
-    const bc2 = 1 - b2 ** this.step;
-    for (let i = 0; i < this.x.length; i++) {
-      let g = grad[i];
-      if (this.o.decoupled) this.x[i] *= 1 - lr * wd;
-      else g += wd * this.x[i];
-      this.m[i] = b1 * this.m[i] + (1 - b1) * g;
-      this.v[i] = b2 * this.v[i] + (1 - b2) * g * g;
-      const denom = Math.sqrt(this.v[i]) / Math.sqrt(bc2) + this.o.eps;
-      this.x[i] -= (lr / bc1) * (this.m[i] / denom);
-    }
-  }
-}
 
 function makeParams(): { params: Tensor[]; init: Float32Array[] } {
   const init = SHAPES.map((s) => rng.normal(s.reduce((a, b) => a * b, 1)));
@@ -127,10 +102,7 @@ async function checkClip(maxNorm: number, gradScale: number): Promise<void> {
   const grads = params.map((p) => rng.normal(p.size, gradScale));
   setGrads(params, grads);
   const noGrad = parameter(Tensor.fromArray([5, 5], [2]), 'unused'); // skipped
-  let ss = 0;
-  for (const g of grads) for (const x of g) ss += x * x;
-  const total = Math.sqrt(ss);
-  const factor = Math.min(1, maxNorm / (total + 1e-6));
+  const { norm: total, factor } = refClipGradNorm(grads, maxNorm);
   const norm = clipGradNorm([...params, noGrad], maxNorm);
   assertClose([await norm.item()], [total], { rtol: 1e-5, what: 'total norm' });
   for (const [i, p] of params.entries())
@@ -176,13 +148,12 @@ t('a parameter larger than one storage binding is updated and clipped in chunks'
   }
   const p = parameter(Tensor.fromArray(x, [n]), 'big');
   p.grad = Tensor.fromArray(g, [n]);
-  let ss = 0;
-  for (let i = 0; i < n; i++) ss += g[i] * g[i];
+  const want = refClipGradNorm([g], 1);
   const norm = clipGradNorm([p], 1);
-  const factor = 1 / (Math.sqrt(ss) + 1e-6);
+  const factor = want.factor;
   const adam = new Adam([p], { lr: 0.1, weightDecay: 0.1 });
   adam.step();
-  assertClose([await norm.item()], [Math.sqrt(ss)], { rtol: 1e-5, what: 'norm over chunks' });
+  assertClose([await norm.item()], [want.norm], { rtol: 1e-5, what: 'norm over chunks' });
   const out = await p.data();
   // Sample both sides of the chunk boundary.
   for (const i of [0, 1, n - 1001, n - 1000, n - 1]) {

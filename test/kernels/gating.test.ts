@@ -1,46 +1,23 @@
-/** The gate's split-K linear map, Φ, the noisy top-k gate (forward vs float64, backward vs finite differences), routing. */
+/**
+ * The noisy top-k gate (src/kernels/gating.ts): Φ, the forward (selection, gates, load, importance, cv² loss) in
+ * inference and training against float64 (src/check/reference/gating.ts), ties, the backward against finite
+ * differences, no read-back, and the routing table.
+ */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gpu } from './helpers/gpu.ts';
-import { Rng } from './helpers/random.ts';
-import { assertClose } from './helpers/compare.ts';
-import { gradcheck } from './helpers/gradcheck.ts';
-import * as ref from './helpers/reference.ts';
-import { gateRef, phi64 } from './helpers/gating-reference.ts';
-import { Tensor } from '../src/tensor/tensor.ts';
-import { noGrad, tidy } from '../src/tensor/engine.ts';
-import { gateLinear, noisyTopKGate, routingTable } from '../src/ops/index.ts';
-import { normalCdfKernel } from '../src/kernels/gating.ts';
+import { gpu } from '../helpers/gpu.ts';
+import { Rng } from '../../src/util/rng.ts';
+import { assertClose } from '../helpers/compare.ts';
+import { gradcheck } from '../helpers/gradcheck.ts';
+import { gateRef, phi64, refRoutingTable } from '../../src/check/reference/gating.ts';
+import { Tensor } from '../../src/tensor/tensor.ts';
+import { backward } from '../../src/autograd/tape.ts';
+import { noGrad, tidy } from '../../src/tensor/engine.ts';
+import { noisyTopKGate, routingTable } from '../../src/ops/index.ts';
+import { normalCdfKernel } from '../../src/kernels/gating.ts';
 
 const t = suite('gating');
 const rng = new Rng(2017);
-
-// ---- tests ---------------------------------------------------------------------------------------------------
-
-t('gateLinear matches float64 on odd shapes, split over many workgroups', async () => {
-  await gpu();
-  for (const [B, D, E] of [
-    [3, 1001, 5],
-    [1, 1, 1],
-    [4, 70001, 4],
-    [5, 2049, 3],
-    [2, 3001, 13],
-  ]) {
-    const x = rng.uniform(B * D);
-    const w = rng.uniform(D * E);
-    const out = tidy(() => gateLinear(Tensor.fromArray(x, [B, D]), Tensor.fromArray(w, [D, E])));
-    assert.equal([...out.shape], [B, E]);
-    assertClose(await out.data(), ref.matmul(x, w, B, D, E), { what: `gateLinear ${B}×${D}×${E}` });
-    out.dispose();
-  }
-});
-
-t('gateLinear backward (dx = g·wᵀ, dw = xᵀ·g) passes gradcheck', async () => {
-  await gpu();
-  const [B, D, E] = [3, 41, 5];
-  const r = await gradcheck((xs) => gateLinear(xs[0], xs[1]), [rng.uniform(B * D), rng.uniform(D * E)], [[B, D], [D, E]], { maxChecks: 24 });
-  assert.ok(r.ok, r.message);
-});
 
 t('Φ (erfc approximation in f32) matches a float64 erf on [−8, 8]', async () => {
   await gpu();
@@ -177,7 +154,6 @@ t('noisyTopKGate inference gives wNoise no gradient and never reads back', async
   let reads = 0;
   e.rt.read = (...a) => (reads++, read(...a));
   const r = runGate({ B, D, E, k: 2, train: false, coef: 0.01 }, x, wg, wn, undefined);
-  const { backward } = await import('../src/autograd/tape.ts');
   backward(r.auxLoss);
   e.rt.read = read;
   assert.is(reads, 0, 'no read-back');
@@ -203,6 +179,7 @@ t('routingTable: [input, expert] per routed sample, by sample, by expert group a
     assert.is(table.dtype, 'u32');
     const want = inputs.flatMap((input, n) => [input, top[n]]);
     assert.equal([...(await table.u32())], want, JSON.stringify(opts));
+    assert.equal(refRoutingTable(top, k, 4, opts?.inputOf, opts?.groups), want, `float64 reference ${JSON.stringify(opts)}`);
     table.dispose();
   }
   idx.dispose();
@@ -212,7 +189,7 @@ t('routingTable: [input, expert] per routed sample, by sample, by expert group a
   );
   const table = routingTable(g.topIndices, 4, { inputOf: 'expertGroup', groups: 2 });
   const chosen = await g.topIndices.u32();
-  assert.equal([...(await table.u32())], [...chosen].flatMap((e, n) => [(e >= 2 ? 2 : 0) + Math.floor(n / 2), e]));
+  assert.equal([...(await table.u32())], refRoutingTable(chosen, 2, 4, 'expertGroup', 2));
   table.dispose();
   for (const v of Object.values(g)) v.dispose();
   assert.throws(() => routingTable(Tensor.zeros([1, 2], 'u32'), 3, { inputOf: 'expertGroup', groups: 2 }), /3 experts do not split into 2/);

@@ -1,18 +1,18 @@
 /**
- * Fused attention: forward and backward vs float64 references, gradcheck, masks, causal, fully masked rows; each
- * with the subgroup kernels and with the portable ones.
+ * Fused attention (src/kernels/attention.ts): forward and backward vs float64 (src/check/reference/attention.ts),
+ * gradcheck, masks, causal, fully masked rows; each with the subgroup kernels and with the portable ones.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gpu } from './helpers/gpu.ts';
-import { Rng } from './helpers/random.ts';
-import { assertClose } from './helpers/compare.ts';
-import { gradcheck } from './helpers/gradcheck.ts';
-import { Tensor } from '../src/tensor/tensor.ts';
-import { backward } from '../src/autograd/tape.ts';
-import { attention } from '../src/ops/index.ts';
-import { setSubgroupsAllowed } from '../src/kernels/subgroups.ts';
-import { attentionRef as reference, type AttentionCase as Case } from './helpers/attention-reference.ts';
+import { gpu } from '../helpers/gpu.ts';
+import { Rng } from '../../src/util/rng.ts';
+import { assertClose } from '../helpers/compare.ts';
+import { gradcheck } from '../helpers/gradcheck.ts';
+import { Tensor } from '../../src/tensor/tensor.ts';
+import { backward } from '../../src/autograd/tape.ts';
+import { attention } from '../../src/ops/index.ts';
+import { setSubgroupsAllowed } from '../../src/kernels/subgroups.ts';
+import { attentionRef as reference, type AttentionCase as Case } from '../../src/check/reference/attention.ts';
 
 const t = suite('attention');
 const rng = new Rng(2024);

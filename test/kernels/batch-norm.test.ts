@@ -1,156 +1,23 @@
-/** avgPool2d (stride = window, trailing rows dropped) and batchNorm2d (PyTorch BatchNorm2d) against float64 references. */
+/**
+ * Batch normalisation (src/kernels/batch-norm.ts): training statistics (one and many parts per channel), output,
+ * in-place running update, eval, and the backward in both modes against float64
+ * (src/check/reference/batch-norm.ts), finite differences, and maps beyond one storage binding.
+ */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gpu } from './helpers/gpu.ts';
-import { Rng } from './helpers/random.ts';
-import { assertClose } from './helpers/compare.ts';
-import { gradcheck } from './helpers/gradcheck.ts';
-import * as ref from './helpers/reference.ts';
-import { Tensor } from '../src/tensor/tensor.ts';
-import { backward } from '../src/autograd/tape.ts';
-import { noGrad, tidy } from '../src/tensor/engine.ts';
-import { avgPool2d, batchNorm2d } from '../src/ops/index.ts';
+import { gpu } from '../helpers/gpu.ts';
+import { Rng } from '../../src/util/rng.ts';
+import { assertClose } from '../helpers/compare.ts';
+import { gradcheck } from '../helpers/gradcheck.ts';
+import { size } from '../../src/check/reference/elementwise.ts';
+import { refBatchNormGrad, refChannelStats, refNormalize, refRunningUpdate } from '../../src/check/reference/batch-norm.ts';
+import { Tensor } from '../../src/tensor/tensor.ts';
+import { backward } from '../../src/autograd/tape.ts';
+import { noGrad } from '../../src/tensor/engine.ts';
+import { batchNorm2d } from '../../src/ops/index.ts';
 
-const t = suite('pool-batchnorm');
+const t = suite('batch-norm');
 const rng = new Rng(23);
-
-function refAvgPool(x: ArrayLike<number>, [n, c, h, w]: number[], k: number): Float64Array {
-  const [oh, ow] = [Math.floor(h / k), Math.floor(w / k)];
-  const out = new Float64Array(n * c * oh * ow);
-  for (let p = 0; p < n * c; p++)
-    for (let oy = 0; oy < oh; oy++)
-      for (let ox = 0; ox < ow; ox++) {
-        let s = 0;
-        for (let dy = 0; dy < k; dy++) for (let dx = 0; dx < k; dx++) s += x[(p * h + oy * k + dy) * w + ox * k + dx];
-        out[(p * oh + oy) * ow + ox] = s / (k * k);
-      }
-  return out;
-}
-
-/** The adjoint of refAvgPool: g/k² over each window, zero on dropped rows and columns. */
-function refAvgPoolGrad(g: ArrayLike<number>, [n, c, h, w]: number[], k: number): Float64Array {
-  const [oh, ow] = [Math.floor(h / k), Math.floor(w / k)];
-  const out = new Float64Array(n * c * h * w);
-  for (let p = 0; p < n * c; p++)
-    for (let y = 0; y < oh * k; y++) {
-      const row = (p * oh + Math.floor(y / k)) * ow;
-      for (let ox = 0; ox < ow; ox++)
-        for (let dx = 0; dx < k; dx++) out[(p * h + y) * w + ox * k + dx] = g[row + ox] / (k * k);
-    }
-  return out;
-}
-
-interface RefStats {
-  mean: Float64Array;
-  /** Biased variance. */
-  var: Float64Array;
-  count: number;
-}
-
-/** Per-channel mean and biased variance over (N, H, W), two-pass in float64. */
-function refChannelStats(x: ArrayLike<number>, [n, c, h, w]: number[]): RefStats {
-  const hw = h * w;
-  const mean = new Float64Array(c);
-  const variance = new Float64Array(c);
-  const count = n * hw;
-  for (let ch = 0; ch < c; ch++) {
-    let s = 0;
-    for (let b = 0; b < n; b++) for (let j = 0; j < hw; j++) s += x[(b * c + ch) * hw + j];
-    const m = s / count;
-    let q = 0;
-    for (let b = 0; b < n; b++) for (let j = 0; j < hw; j++) q += (x[(b * c + ch) * hw + j] - m) ** 2;
-    mean[ch] = m;
-    variance[ch] = q / count;
-  }
-  return { mean, var: variance, count };
-}
-
-/** y = γ·(x − mean)/√(var + eps) + β with the given per-channel statistics. */
-function refNormalize(x: ArrayLike<number>, [n, c, h, w]: number[], mean: ArrayLike<number>, variance: ArrayLike<number>, gamma: ArrayLike<number>, beta: ArrayLike<number>, eps: number): Float64Array {
-  const hw = h * w;
-  const out = new Float64Array(n * c * hw);
-  for (let p = 0; p < n * c; p++) {
-    const ch = p % c;
-    const a = gamma[ch] / Math.sqrt(variance[ch] + eps);
-    for (let i = p * hw; i < (p + 1) * hw; i++) out[i] = a * (x[i] - mean[ch]) + beta[ch];
-  }
-  return out;
-}
-
-/** PyTorch's running update, with the unbiased batch variance (the biased one for a single value per channel). */
-function refRunningUpdate(run: ArrayLike<number>, batch: Float64Array, momentum: number): Float64Array {
-  return Float64Array.from(batch, (b, ch) => (1 - momentum) * run[ch] + momentum * b);
-}
-
-/** The BN backward in float64: training through the batch statistics, eval with fixed statistics. */
-function refBatchNormGrad(g: ArrayLike<number>, x: ArrayLike<number>, shape: number[], mean: ArrayLike<number>, variance: ArrayLike<number>, gamma: ArrayLike<number>, eps: number, training: boolean) {
-  const [n, c, h, w] = shape;
-  const hw = h * w;
-  const M = n * hw;
-  const invstd = Float64Array.from({ length: c }, (_, ch) => 1 / Math.sqrt(variance[ch] + eps));
-  const dGamma = new Float64Array(c);
-  const dBeta = new Float64Array(c);
-  for (let p = 0; p < n * c; p++) {
-    const ch = p % c;
-    for (let i = p * hw; i < (p + 1) * hw; i++) {
-      dBeta[ch] += g[i];
-      dGamma[ch] += g[i] * (x[i] - mean[ch]) * invstd[ch];
-    }
-  }
-  const dx = new Float64Array(x.length);
-  for (let p = 0; p < n * c; p++) {
-    const ch = p % c;
-    const a = gamma[ch] * invstd[ch];
-    for (let i = p * hw; i < (p + 1) * hw; i++) {
-      const xhat = (x[i] - mean[ch]) * invstd[ch];
-      dx[i] = training ? a * (g[i] - dBeta[ch] / M - (xhat * dGamma[ch]) / M) : a * g[i];
-    }
-  }
-  return { dx, dGamma, dBeta };
-}
-
-t('avgPool2d matches float64 on odd shapes, dropping trailing rows and columns', async () => {
-  await gpu();
-  const cases: Array<[number[], number]> = [
-    [[1, 1, 7, 5], 2],
-    [[3, 5, 11, 13], 3],
-    [[3, 1, 2, 7], 2],
-    [[1, 5, 9, 3], 3],
-    [[1, 2, 5, 1], 1],
-    [[3, 5, 29, 31], 2],
-  ];
-  for (const [shape, k] of cases) {
-    const x = rng.uniform(ref.size(shape));
-    const out = tidy(() => avgPool2d(Tensor.fromArray(x, shape), k));
-    const [n, c, h, w] = shape;
-    assert.equal([...out.shape], [n, c, Math.floor(h / k), Math.floor(w / k)], `shape of ${shape} k=${k}`);
-    assertClose(await out.data(), refAvgPool(x, shape, k), { what: `avgPool2d ${shape} k=${k}` });
-    out.dispose();
-  }
-  const x = Tensor.zeros([1, 1, 2, 5]);
-  assert.throws(() => avgPool2d(x, 3), /smaller than the 3×3 window/);
-  assert.throws(() => avgPool2d(Tensor.zeros([2, 5]), 2), /expected \(N, C, H, W\)/);
-  x.dispose();
-});
-
-t('avgPool2d backward: g/k² over each window, zero on dropped pixels; finite differences', async () => {
-  await gpu();
-  for (const [shape, k] of [[[3, 5, 7, 11], 2], [[1, 1, 13, 5], 3]] as Array<[number[], number]>) {
-    const xd = rng.uniform(ref.size(shape));
-    const x = Tensor.fromArray(xd, shape);
-    x.requiresGrad = true;
-    const out = avgPool2d(x, k);
-    const gd = rng.uniform(out.size);
-    const g = Tensor.fromArray(gd, out.shape);
-    backward(out, g);
-    assertClose(await x.grad!.data(), refAvgPoolGrad(gd, shape, k), { what: `avgPool2d grad ${shape} k=${k}` });
-    for (const v of [x, out, g]) v.dispose();
-  }
-  for (const [shape, k] of [[[3, 2, 5, 7], 2], [[1, 3, 7, 5], 3]] as Array<[number[], number]>) {
-    const r = await gradcheck(([x]) => avgPool2d(x, k), [rng.uniform(ref.size(shape))], [shape]);
-    assert.ok(r.ok, `avgPool2d ${shape} k=${k}: ${r.message}`);
-  }
-});
 
 /** Random γ, β and running statistics for C channels. */
 function bnParams(c: number) {
@@ -171,7 +38,7 @@ t('batchNorm2d training: batch statistics, output and in-place running update ma
     const c = shape[1];
     const p = bnParams(c);
     // An offset keeps the variance small against the mean: the statistics must not cancel catastrophically.
-    const x = Float32Array.from(rng.normal(ref.size(shape)), (v, i) => 5 + (Math.floor(i / (shape[2] * shape[3])) % c) + v);
+    const x = Float32Array.from(rng.normal(size(shape)), (v, i) => 5 + (Math.floor(i / (shape[2] * shape[3])) % c) + v);
     const running = { mean: Tensor.fromArray(p.runMean, [c]), var: Tensor.fromArray(p.runVar, [c]) };
     const ts = [Tensor.fromArray(x, shape), Tensor.fromArray(p.gamma, [c]), Tensor.fromArray(p.beta, [c])];
     const out = noGrad(() => batchNorm2d(ts[0], ts[1], ts[2], running, { training: true, momentum }));
@@ -190,7 +57,7 @@ t('batchNorm2d eval uses the running statistics and leaves them unchanged; shape
   for (const shape of [[3, 5, 7, 5], [1, 1, 1, 1], [1, 3, 2, 13]]) {
     const c = shape[1];
     const p = bnParams(c);
-    const x = rng.normal(ref.size(shape), 2);
+    const x = rng.normal(size(shape), 2);
     const running = { mean: Tensor.fromArray(p.runMean, [c]), var: Tensor.fromArray(p.runVar, [c]) };
     const ts = [Tensor.fromArray(x, shape), Tensor.fromArray(p.gamma, [c]), Tensor.fromArray(p.beta, [c])];
     const out = noGrad(() => batchNorm2d(ts[0], ts[1], ts[2], running, { training: false, eps: 1e-3 }));
@@ -212,7 +79,7 @@ t('batchNorm2d backward matches float64 for x, gamma, beta in training and eval 
     for (const shape of [[3, 5, 7, 3], [4, 2, 61, 53], [3, 4, 1, 1]]) {
       const c = shape[1];
       const p = bnParams(c);
-      const xd = rng.normal(ref.size(shape));
+      const xd = rng.normal(size(shape));
       const x = Tensor.fromArray(xd, shape);
       const gamma = Tensor.fromArray(p.gamma, [c]);
       const beta = Tensor.fromArray(p.beta, [c]);
@@ -246,18 +113,18 @@ t('batchNorm2d gradients for x, gamma, beta pass finite differences in training 
     const running = { mean: Tensor.fromArray(p.runMean, [c]), var: Tensor.fromArray(p.runVar, [c]) };
     // Training updates the running statistics on every call; the output does not depend on them.
     const f = ([x, gamma, beta]: Tensor[]) => batchNorm2d(x, gamma, beta, running, { training });
-    const r = await gradcheck(f, [rng.normal(ref.size(shape)), p.gamma, p.beta], [shape, [c], [c]], { maxChecks: 32 });
+    const r = await gradcheck(f, [rng.normal(size(shape)), p.gamma, p.beta], [shape, [c], [c]], { maxChecks: 32 });
     assert.ok(r.ok, `${training ? 'training' : 'eval'} ${shape}: ${r.message}`);
     running.mean.dispose();
     running.var.dispose();
   }
 });
 
-t('beyond one storage binding: batchNorm2d (training, both ways) in image groups, avgPool2d in plane groups', async () => {
+t('batchNorm2d beyond one storage binding (training, both ways) in image groups', async () => {
   const e = await gpu();
   // 3 images of 2×2367×2367: 134.5 MB, over the 128 MiB binding limit; two images fit one binding.
   const shape = [3, 2, 2367, 2367];
-  const count = ref.size(shape);
+  const count = size(shape);
   assert.ok(count * 4 > e.rt.maxBinding, 'x exceeds one binding');
   const plane = shape[2] * shape[3];
   // Cheap deterministic patterns (random numbers for 34 M values would dominate the test's time); channel 1 of x
@@ -288,12 +155,7 @@ t('beyond one storage binding: batchNorm2d (training, both ways) in image groups
   assertClose(await x.grad!.data(), want.dx, { what: 'large dx', rtol: 5e-4 });
   assertClose(await gamma.grad!.data(), want.dGamma, { what: 'large dgamma', rtol: 2e-4 });
   assertClose(await beta.grad!.data(), want.dBeta, { what: 'large dbeta', rtol: 2e-4 });
-  for (const v of [gamma, beta, out, running.mean, running.var]) v.dispose();
-
-  // Pooling splits planes into groups: the forward covers that logic (the backward shares it).
-  const pooled = noGrad(() => avgPool2d(x, 3));
-  assertClose(await pooled.data(), refAvgPool(xd, shape, 3), { what: 'large avgPool2d' });
-  for (const v of [x, g, pooled]) v.dispose();
+  for (const v of [x, g, gamma, beta, out, running.mean, running.var]) v.dispose();
 });
 
 t.run();

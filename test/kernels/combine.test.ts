@@ -1,15 +1,18 @@
-/** The log-sum-exp combination of the chosen experts: forward vs float64, gradcheck, underflow, > 128 MiB. */
+/**
+ * The log-sum-exp combination of the chosen experts (src/kernels/combine.ts): forward and gradients vs float64
+ * (src/check/reference/combine.ts), gradcheck, underflow, > 128 MiB.
+ */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gpu } from './helpers/gpu.ts';
-import { Rng } from './helpers/random.ts';
-import { assertClose } from './helpers/compare.ts';
-import { gradcheck } from './helpers/gradcheck.ts';
-import { Tensor } from '../src/tensor/tensor.ts';
-import { engine, tidy } from '../src/tensor/engine.ts';
-import { backward } from '../src/autograd/tape.ts';
-import { combineExperts } from '../src/ops/index.ts';
-import { combineRef, LOG_EPS } from './helpers/combine-reference.ts';
+import { gpu } from '../helpers/gpu.ts';
+import { Rng } from '../../src/util/rng.ts';
+import { assertClose } from '../helpers/compare.ts';
+import { gradcheck } from '../helpers/gradcheck.ts';
+import { Tensor } from '../../src/tensor/tensor.ts';
+import { engine, tidy } from '../../src/tensor/engine.ts';
+import { backward } from '../../src/autograd/tape.ts';
+import { combineExperts } from '../../src/ops/index.ts';
+import { combineRef, LOG_EPS } from '../../src/check/reference/combine.ts';
 
 const t = suite('combine');
 const rng = new Rng(1701);

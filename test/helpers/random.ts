@@ -1,2 +1,0 @@
-/** Seeded random numbers for reproducible tests. */
-export { Rng } from '../../src/util/rng.ts';

@@ -35,6 +35,7 @@ t('inference: fused image, gates and chosen experts match PyTorch', async () => 
   await gpu();
   const list = await inferenceParity(fx);
   assert.is(list.filter((c) => c.measure === 'mismatches').length, 3, 'the experts of three gates compared');
+  assert.is(list.length, 13, 'the fused image and four values of each gate compared');
   assertAll(list);
 });
 

@@ -10,12 +10,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gpu } from './helpers/gpu.ts';
+import { SMALL_GATES, writeRoutingWeights } from './helpers/weights.ts';
 import { Rng } from '../src/util/rng.ts';
-import { Tensor } from '../src/tensor/tensor.ts';
-import { engine } from '../src/tensor/engine.ts';
-import { DEFAULT_CONFIG, type FusionConfig } from '../src/model/config.ts';
-import { initParameters, disposeParameters } from '../src/model/parameters.ts';
-import { saveWeights } from '../src/model/weights-file.ts';
 import { Fuser } from '../src/model/fuser.ts';
 import { readImage, writeImage } from '../src/io/image.ts';
 import { writeSafetensors } from '../src/io/safetensors-file.ts';
@@ -23,7 +19,7 @@ import { writeSafetensors } from '../src/io/safetensors-file.ts';
 const root = resolve(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'moefusion-fuse-'));
 // A small gate grid keeps the weights file small; the fuser reads the configuration from the file.
-const cfg: FusionConfig = { ...DEFAULT_CONFIG, localGate: [6, 8], globalGate: [3, 4] };
+const cfg = SMALL_GATES;
 const weights = join(dir, 'w.safetensors');
 const W = 40;
 const H = 30;
@@ -45,16 +41,7 @@ const t = suite('fuse');
 
 t.before(async () => {
   await gpu();
-  const params = initParameters(cfg, 3);
-  const r = new Rng(9);
-  for (const [name, p] of params)
-    if (name.endsWith('w_gate')) {
-      const fresh = Tensor.fromArray(r.normal(p.size, 0.05), p.shape);
-      engine().rt.copy(fresh.buffer, 0, p.buffer, 0, p.bytes);
-      fresh.dispose();
-    }
-  await saveWeights(weights, params, cfg);
-  disposeParameters(params);
+  await writeRoutingWeights(weights, cfg, 3, new Rng(9));
   await writePair(join(dir, 'data'), 'a', W, H, 1);
   await writePair(join(dir, 'data'), 'b', 24, 20, 2);
 });

@@ -9,9 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gpu } from './helpers/gpu.ts';
+import { SMALL_GATES } from './helpers/weights.ts';
 import { Rng } from '../src/util/rng.ts';
 import { infraredSaliency } from '../src/model/saliency.ts';
-import { DEFAULT_CONFIG, type FusionConfig } from '../src/model/config.ts';
 import { initParameters, disposeParameters } from '../src/model/parameters.ts';
 import { FusionNet } from '../src/model/fusion-net.ts';
 import { saveWeights } from '../src/model/weights-file.ts';
@@ -22,7 +22,7 @@ import { Batcher, type SampleSource, type TrainingSample } from '../src/train/da
 import { readCheckpoint, restoreCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
 import { Rng as RunRng } from '../src/util/rng.ts';
 
-const small: FusionConfig = { ...DEFAULT_CONFIG, localGate: [6, 8], globalGate: [3, 4] };
+const small = SMALL_GATES;
 const rng = new Rng(17);
 const t = suite('recipe');
 

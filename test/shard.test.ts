@@ -11,19 +11,15 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, uti
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gpu } from './helpers/gpu.ts';
+import { SMALL_GATES, writeRoutingWeights } from './helpers/weights.ts';
 import { Rng } from '../src/util/rng.ts';
-import { Tensor } from '../src/tensor/tensor.ts';
-import { engine } from '../src/tensor/engine.ts';
-import { DEFAULT_CONFIG, type FusionConfig } from '../src/model/config.ts';
-import { initParameters, disposeParameters } from '../src/model/parameters.ts';
-import { saveWeights } from '../src/model/weights-file.ts';
 import { readImage, writeImage } from '../src/io/image.ts';
 import { shardOf, type FuseSummary } from '../src/cli/fuse.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'moefusion-shard-'));
 const weights = join(dir, 'w.safetensors');
-const cfg: FusionConfig = { ...DEFAULT_CONFIG, localGate: [6, 8], globalGate: [3, 4] };
+const cfg = SMALL_GATES;
 const NAMES = ['00012D', '00537D', '01003N', 'a', 'b', 'c', 'night-7', 'road_42', 'x'];
 const SHARDS = 3;
 const [W, H] = [20, 16];
@@ -40,16 +36,8 @@ const t = suite('shard');
 
 t.before(async () => {
   await gpu();
-  const params = initParameters(cfg, 5);
   const r = new Rng(21);
-  for (const [name, p] of params)
-    if (name.endsWith('w_gate')) {
-      const fresh = Tensor.fromArray(r.normal(p.size, 0.05), p.shape);
-      engine().rt.copy(fresh.buffer, 0, p.buffer, 0, p.bytes);
-      fresh.dispose();
-    }
-  await saveWeights(weights, params, cfg);
-  disposeParameters(params);
+  await writeRoutingWeights(weights, cfg, 5, r);
   mkdirSync(join(dir, 'ir'));
   mkdirSync(join(dir, 'vi'));
   for (const name of NAMES) {

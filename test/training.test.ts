@@ -9,10 +9,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gpu } from './helpers/gpu.ts';
+import { SMALL_GATES } from './helpers/weights.ts';
 import { noGrad, tidy } from '../src/tensor/engine.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { Rng } from '../src/util/rng.ts';
-import { DEFAULT_CONFIG, type FusionConfig } from '../src/model/config.ts';
+import { DEFAULT_CONFIG } from '../src/model/config.ts';
 import { initParameters, disposeParameters } from '../src/model/parameters.ts';
 import { FusionNet } from '../src/model/fusion-net.ts';
 import { Trainer, referenceOptions, type TrainOptions } from '../src/train/trainer.ts';
@@ -22,7 +23,7 @@ import { openDataset } from '../src/io/dataset.ts';
 import { readImage } from '../src/io/image.ts';
 import { toGray01 } from '../src/io/color.ts';
 
-const small: FusionConfig = { ...DEFAULT_CONFIG, localGate: [6, 8], globalGate: [3, 4] };
+const small = SMALL_GATES;
 
 /** The first `n` RoadScene pairs, gray. */
 async function roadscene(n: number): Promise<SampleSource> {

@@ -8,11 +8,12 @@
 import { initEngine, engine, tidy } from '../../src/tensor/engine.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/autograd/tape.ts';
-import { attention, combineExperts, conv2d, gateLinear, matmul, mul, noisyTopKGate, resizeBilinear, routedConv2d, scaledSize, sum } from '../../src/ops/index.ts';
+import { attention, combineExperts, conv2d, gateLinear, matmul, noisyTopKGate, resizeBilinear, scaledSize } from '../../src/ops/index.ts';
 import { setSubgroupsAllowed, subgroupSize } from '../../src/kernels/subgroups.ts';
 import { setConvRowSharing } from '../../src/kernels/conv2d.ts';
 import { adapterName } from '../../src/runtime/device.ts';
 import { assertClose } from '../helpers/compare.ts';
+import { convGradients, WIDE_CHANNEL_CASES } from '../helpers/conv.ts';
 import { Rng } from '../../src/util/rng.ts';
 import * as ref from '../helpers/reference.ts';
 import { refConv } from '../../src/check/reference/conv2d.ts';
@@ -90,36 +91,14 @@ const checks: Check[] = [
     'conv2d and routed conv2d: input, weight and bias gradients',
     true,
     async (mode) => {
-      const cases: Array<[string, number[], number, number, number, Array<[number, number]>]> = [
-        ['13→17 k3', [2, 13, 7, 11], 1, 17, 3, [[0, 0], [1, 0]]],
-        ['13→17 k3 width 12', [2, 13, 5, 12], 1, 17, 3, [[0, 0], [1, 0]]],
-        ['routed 6→8 E2 width 8', [2, 6, 4, 8], 2, 8, 3, [[1, 1], [0, 0]]],
-        ['20→9 k1', [1, 20, 5, 9], 1, 9, 1, [[0, 0]]],
-        ['routed 11→17 E3', [2, 11, 6, 7], 3, 17, 3, [[1, 2], [0, 0], [1, 0]]],
-        ['5→8 k3 19×16', [1, 5, 19, 16], 1, 8, 3, [[0, 0]]],
-      ];
-      for (const [name, xShape, E, Cout, K, tbl] of cases) {
-        const Cin = xShape[1];
-        const x = rng.uniform(xShape.reduce((a, d) => a * d, 1));
-        const w = rng.uniform(E * Cout * Cin * K * K);
-        const b = rng.uniform(E * Cout);
-        const r = rng.uniform(tbl.length * Cout * xShape[2] * xShape[3]);
-        const xt = Tensor.fromArray(x, xShape);
-        const wt = Tensor.fromArray(w, E === 1 ? [Cout, Cin, K, K] : [E, Cout, Cin, K, K]);
-        const bt = Tensor.fromArray(b, E === 1 ? [Cout] : [E, Cout]);
-        const table = Tensor.fromArray(tbl.flat(), [tbl.length, 2], 'u32');
-        for (const p of [xt, wt, bt]) p.requiresGrad = true;
-        const loss = tidy(() => {
-          const out = E === 1 && tbl.length === xShape[0] ? conv2d(xt, wt, bt) : routedConv2d(xt, wt, bt, table);
-          return sum(mul(out, Tensor.fromArray(r, out.shape)));
-        });
-        backward(loss);
+      for (const c of WIDE_CHANNEL_CASES) {
+        const [name, xShape, E, Cout, K, tbl] = c;
+        const { x, w, r, dx, dw, db } = await convGradients(c, rng);
         const want = refConvGrads(x, xShape, w, E, Cout, K, tbl, r);
         const what = `${name} (${mode})`;
-        assertClose(await xt.grad!.data(), want.dx, { what: `${what} dx` });
-        assertClose(await wt.grad!.data(), want.dw, { what: `${what} dw` });
-        assertClose(await bt.grad!.data(), want.db, { what: `${what} db` });
-        for (const v of [loss, xt, wt, bt, table]) v.dispose();
+        assertClose(dx, want.dx, { what: `${what} dx` });
+        assertClose(dw, want.dw, { what: `${what} dw` });
+        assertClose(db, want.db, { what: `${what} db` });
       }
     },
   ],

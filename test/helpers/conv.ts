@@ -1,6 +1,7 @@
 /**
  * What the convolution tests share (test/kernels/conv2d.test.ts, conv2d-grad.test.ts, conv2d-slabs.test.ts): the
- * kernel paths to run, and cases whose gradients both the input-gradient and the weight-gradient tests check.
+ * kernel paths to run, and the cases and finite-difference checks whose gradients both the input-gradient and the
+ * weight-gradient tests check, each for its own inputs.
  */
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/autograd/tape.ts';
@@ -8,7 +9,8 @@ import { tidy } from '../../src/tensor/engine.ts';
 import { conv2d, mul, routedConv2d, sum } from '../../src/ops/index.ts';
 import { subgroupSize, setSubgroupsAllowed } from '../../src/kernels/subgroups.ts';
 import { setConvRowSharing } from '../../src/kernels/conv2d.ts';
-import type { Rng } from '../../src/util/rng.ts';
+import { Rng } from '../../src/util/rng.ts';
+import { gradcheck } from './gradcheck.ts';
 
 /**
  * Runs body once per convolution path this adapter has: subgroups with input rows shared between lanes ('rows'),
@@ -67,4 +69,39 @@ export async function convGradients(c: ConvGradCase, rng: Rng) {
   const [dx, dw, db] = [await xt.grad!.data(), await wt.grad!.data(), await bt.grad!.data()];
   for (const v of [loss, xt, wt, bt, table]) v.dispose();
   return { x, w, b, r, dx, dw, db };
+}
+
+/** Which conv2d inputs a finite-difference check covers: 0 x, 1 w, 2 b. The checks throw on failure (no uvu here: test/browser/kernels.ts bundles this file). */
+type Checked = number[];
+
+/** conv2d's gradients of the inputs `only` against finite differences, with and without ReLU, k 3 and 1. */
+export async function checkConvFiniteDifferences(rng: Rng, only: Checked): Promise<void> {
+  const cases: Array<[string, number[][], boolean]> = [
+    ['k3 relu', [[2, 3, 5, 7], [4, 3, 3, 3], [4]], true],
+    ['k3 norelu', [[2, 3, 5, 7], [4, 3, 3, 3], [4]], false],
+    ['k3', [[1, 5, 4, 6], [3, 5, 3, 3], [3]], false],
+    ['k1', [[2, 3, 3, 5], [2, 3, 1, 1], [2]], false],
+  ];
+  for (const [name, shapes, relu] of cases) {
+    const inputs = shapes.map((s) => rng.awayFromZero(s.reduce((n, d) => n * d, 1), 0.05));
+    const r = await gradcheck(([x, w, b]) => conv2d(x, w, b, { relu }), inputs, shapes, { maxChecks: 24, h: relu ? 2e-3 : 1e-2, only });
+    if (!r.ok) throw new Error(`${name}: ${r.message}`);
+  }
+}
+
+/**
+ * A routed convolution through ROUTED_TABLE (input 1 read twice, expert 1 never chosen) whose gradients of the inputs
+ * `only` pass the finite-difference check with and without ReLU; returns its inputs and table for further checks.
+ */
+export async function checkRoutedFiniteDifferences(only: Checked): Promise<{ table: Tensor; shapes: number[][]; inputs: Float32Array[] }> {
+  const table = Tensor.fromArray(ROUTED_TABLE.flat(), [ROUTED_TABLE.length, 2], 'u32');
+  const shapes = [[2, 2, 4, 5], [3, 3, 2, 3, 3], [3, 3]];
+  // Own generator: inputs chosen once, with no ReLU output within the finite-difference step of its kink.
+  const local = new Rng(3);
+  const inputs = shapes.map((s) => local.awayFromZero(s.reduce((n, d) => n * d, 1), 0.05));
+  for (const relu of [false, true]) {
+    const r = await gradcheck(([x, w, b]) => routedConv2d(x, w, b, table, { relu }), inputs, shapes, { maxChecks: 40, h: relu ? 2e-3 : 1e-2, only });
+    if (!r.ok) throw new Error(`relu=${relu}: ${r.message}`);
+  }
+  return { table, shapes, inputs };
 }

@@ -8,30 +8,19 @@ import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { assertClose } from '../helpers/compare.ts';
-import { gradcheck } from '../helpers/gradcheck.ts';
-import { convGradients, forEachConvMode, ROUTED_TABLE, WIDE_CHANNEL_CASES } from '../helpers/conv.ts';
+import { checkConvFiniteDifferences, checkRoutedFiniteDifferences, convGradients, forEachConvMode, WIDE_CHANNEL_CASES } from '../helpers/conv.ts';
 import { refConvWeightGrad } from '../../src/check/reference/conv2d-grad.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/autograd/tape.ts';
 import { tidy } from '../../src/tensor/engine.ts';
-import { conv2d, routedConv2d, sum, mul } from '../../src/ops/index.ts';
+import { routedConv2d, sum, mul } from '../../src/ops/index.ts';
 
 const t = suite('conv2d-grad');
 const rng = new Rng(11);
 
 t('conv2d weight and bias gradients pass the finite-difference check (with and without relu)', async () => {
   await gpu();
-  const cases: Array<[string, number[][], boolean, number]> = [
-    ['k3 relu', [[2, 3, 5, 7], [4, 3, 3, 3], [4]], true, 3],
-    ['k3 norelu', [[2, 3, 5, 7], [4, 3, 3, 3], [4]], false, 3],
-    ['k3', [[1, 5, 4, 6], [3, 5, 3, 3], [3]], false, 3],
-    ['k1', [[2, 3, 3, 5], [2, 3, 1, 1], [2]], false, 1],
-  ];
-  for (const [name, shapes, relu] of cases) {
-    const inputs = shapes.map((s) => rng.awayFromZero(s.reduce((n, d) => n * d, 1), 0.05));
-    const r = await gradcheck(([x, w, b]) => conv2d(x, w, b, { relu }), inputs, shapes, { maxChecks: 24, h: relu ? 2e-3 : 1e-2, only: [1, 2] });
-    assert.ok(r.ok, `${name}: ${r.message}`);
-  }
+  await checkConvFiniteDifferences(rng, [1, 2]);
 });
 
 t('wide channel blocks (13→17, 20→9, routed): weight and bias gradients match float64, subgroup kernels and fallback', async () => {
@@ -49,15 +38,7 @@ t('wide channel blocks (13→17, 20→9, routed): weight and bias gradients matc
 
 t('routedConv2d weight and bias gradients: per-expert weights, zero for unused experts, finite differences', async () => {
   await gpu();
-  const table = Tensor.fromArray(ROUTED_TABLE.flat(), [ROUTED_TABLE.length, 2], 'u32');
-  const shapes = [[2, 2, 4, 5], [3, 3, 2, 3, 3], [3, 3]];
-  // Own generator: inputs chosen once, with no ReLU output within the finite-difference step of its kink.
-  const local = new Rng(3);
-  const inputs = shapes.map((s) => local.awayFromZero(s.reduce((n, d) => n * d, 1), 0.05));
-  for (const relu of [false, true]) {
-    const r = await gradcheck(([x, w, b]) => routedConv2d(x, w, b, table, { relu }), inputs, shapes, { maxChecks: 40, h: relu ? 2e-3 : 1e-2, only: [1, 2] });
-    assert.ok(r.ok, `relu=${relu}: ${r.message}`);
-  }
+  const { table, shapes, inputs } = await checkRoutedFiniteDifferences([1, 2]);
   const [x, w, b] = inputs.map((d, i) => {
     const p = Tensor.fromArray(d, shapes[i]);
     p.requiresGrad = true;

@@ -9,8 +9,7 @@ import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { assertClose } from '../helpers/compare.ts';
-import { gradcheck } from '../helpers/gradcheck.ts';
-import { convGradients, forEachConvMode, ROUTED_TABLE, WIDE_CHANNEL_CASES } from '../helpers/conv.ts';
+import { checkConvFiniteDifferences, checkRoutedFiniteDifferences, convGradients, forEachConvMode, ROUTED_TABLE, WIDE_CHANNEL_CASES } from '../helpers/conv.ts';
 import { refConv, refConvInputGrad } from '../../src/check/reference/conv2d.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { tidy } from '../../src/tensor/engine.ts';
@@ -54,17 +53,7 @@ t('conv2d matches float64 on awkward shapes (k 1 and 3, bias, relu, padding), on
 
 t('conv2d input gradient passes the finite-difference check (with and without relu)', async () => {
   await gpu();
-  const cases: Array<[string, number[][], boolean, number]> = [
-    ['k3 relu', [[2, 3, 5, 7], [4, 3, 3, 3], [4]], true, 3],
-    ['k3 norelu', [[2, 3, 5, 7], [4, 3, 3, 3], [4]], false, 3],
-    ['k3', [[1, 5, 4, 6], [3, 5, 3, 3], [3]], false, 3],
-    ['k1', [[2, 3, 3, 5], [2, 3, 1, 1], [2]], false, 1],
-  ];
-  for (const [name, shapes, relu] of cases) {
-    const inputs = shapes.map((s) => rng.awayFromZero(s.reduce((n, d) => n * d, 1), 0.05));
-    const r = await gradcheck(([x, w, b]) => conv2d(x, w, b, { relu }), inputs, shapes, { maxChecks: 24, h: relu ? 2e-3 : 1e-2, only: [0] });
-    assert.ok(r.ok, `${name}: ${r.message}`);
-  }
+  await checkConvFiniteDifferences(rng, [0]);
 });
 
 t('wide channel blocks (13→17, 20→9, routed): input gradients match float64, subgroup kernels and fallback', async () => {
@@ -105,15 +94,7 @@ t('routedConv2d matches float64 (repeated inputs, an expert never chosen), on ev
 
 t('routedConv2d input gradient: scatter-add over shared inputs passes the finite-difference check', async () => {
   await gpu();
-  const table = Tensor.fromArray(ROUTED_TABLE.flat(), [ROUTED_TABLE.length, 2], 'u32');
-  const shapes = [[2, 2, 4, 5], [3, 3, 2, 3, 3], [3, 3]];
-  // Own generator: inputs chosen once, with no ReLU output within the finite-difference step of its kink.
-  const local = new Rng(3);
-  const inputs = shapes.map((s) => local.awayFromZero(s.reduce((n, d) => n * d, 1), 0.05));
-  for (const relu of [false, true]) {
-    const r = await gradcheck(([x, w, b]) => routedConv2d(x, w, b, table, { relu }), inputs, shapes, { maxChecks: 40, h: relu ? 2e-3 : 1e-2, only: [0] });
-    assert.ok(r.ok, `relu=${relu}: ${r.message}`);
-  }
+  const { table } = await checkRoutedFiniteDifferences([0]);
   table.dispose();
 });
 

@@ -1,0 +1,26 @@
+/** Weights files for the tests that fuse through the CLI or the library. */
+import { Tensor } from '../../src/tensor/tensor.ts';
+import { engine } from '../../src/tensor/engine.ts';
+import { DEFAULT_CONFIG, type FusionConfig } from '../../src/model/config.ts';
+import { initParameters, disposeParameters } from '../../src/model/parameters.ts';
+import { saveWeights } from '../../src/model/weights-file.ts';
+import type { Rng } from '../../src/util/rng.ts';
+
+/** The reference network with small gate grids: a small weights file (the fuser reads the configuration from it). */
+export const SMALL_GATES: FusionConfig = { ...DEFAULT_CONFIG, localGate: [6, 8], globalGate: [3, 4] };
+
+/**
+ * Writes fresh weights of cfg (initialisation seed `seed`) whose gate matrices are drawn from rng (N(0, 0.05)) instead
+ * of zero, so that the gates route between experts as trained ones do.
+ */
+export async function writeRoutingWeights(path: string, cfg: FusionConfig, seed: number, rng: Rng): Promise<void> {
+  const params = initParameters(cfg, seed);
+  for (const [name, p] of params)
+    if (name.endsWith('w_gate')) {
+      const fresh = Tensor.fromArray(rng.normal(p.size, 0.05), p.shape);
+      engine().rt.copy(fresh.buffer, 0, p.buffer, 0, p.bytes);
+      fresh.dispose();
+    }
+  await saveWeights(path, params, cfg);
+  disposeParameters(params);
+}

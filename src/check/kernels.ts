@@ -15,7 +15,7 @@ import { matmul as refMatmul, transpose } from './reference/matmul.ts';
 import { refConv } from './reference/conv2d.ts';
 import { refConvGrads } from './reference/conv2d-grad.ts';
 import { gateRef, type GateRef } from './reference/gating.ts';
-import { combineRef } from './reference/combine.ts';
+import { combineGradRef, combineRef } from './reference/combine.ts';
 import { attentionRef } from './reference/attention.ts';
 import { refResize, refResizeGradPlane } from './reference/resize.ts';
 import { refSoftmax } from './reference/softmax.ts';
@@ -223,15 +223,7 @@ function combineCheck(): SelfCheck {
       const got = await out.data();
       backward(out, Tensor.fromArray(up, out.shape));
       const want = combineRef(y, gates, top, B, E, k, P);
-      const dy = new Float64Array(B * k * P);
-      const dg = new Float64Array(B * E);
-      for (let b = 0; b < B; b++)
-        for (let s = 0; s < k; s++)
-          for (let p = 0; p < P; p++) {
-            const i = (b * k + s) * P + p;
-            dy[i] = want.dy[i] * up[b * P + p];
-            dg[b * E + top[b * k + s]] += want.dg[i] * up[b * P + p];
-          }
+      const { dy, dg } = combineGradRef(want, up, top, B, E, k, P);
       const list = [
         compareValues('log-sum-exp combine', got, want.out, FORWARD_TOLERANCE),
         compareValues('gradient of the expert outputs', await read(yt.grad, y.length), dy, GRADIENT_TOLERANCE),

@@ -19,7 +19,7 @@ import * as ref from '../helpers/reference.ts';
 import { refConv } from '../../src/check/reference/conv2d.ts';
 import { refConvGrads } from '../../src/check/reference/conv2d-grad.ts';
 import { gateRef } from '../../src/check/reference/gating.ts';
-import { combineRef } from '../../src/check/reference/combine.ts';
+import { combineGradRef, combineRef } from '../../src/check/reference/combine.ts';
 import { attentionRef, type AttentionCase } from '../../src/check/reference/attention.ts';
 import { refResize, refResizeGradPlane } from '../../src/check/reference/resize.ts';
 
@@ -149,9 +149,7 @@ const checks: Check[] = [
         const a = rng.uniform(B * M * K);
         const b = rng.uniform((shared ? 1 : B) * K * N);
         const out = tidy(() => matmul(Tensor.fromArray(a, [B, M, K]), Tensor.fromArray(b, shared ? [K, N] : [B, K, N])));
-        const want = new Float64Array(B * M * N);
-        for (let i = 0; i < B; i++) want.set(ref.matmul(a.subarray(i * M * K), b.subarray(shared ? 0 : i * K * N), M, K, N), i * M * N);
-        assertClose(await out.data(), want, { what: `batched matmul${shared ? ', shared B' : ''} (${mode})` });
+        assertClose(await out.data(), ref.batchedMatmul(a, b, B, M, K, N, shared), { what: `batched matmul${shared ? ', shared B' : ''} (${mode})` });
         out.dispose();
       }
     },
@@ -244,15 +242,7 @@ const checks: Check[] = [
         const want = combineRef(y, g, top, B, E, k, P);
         const what = `combine B=${B} E=${E} k=${k} (${mode})`;
         assertClose(await out.data(), want.out, { what, atol: 1e-5 });
-        const dy = new Float64Array(B * k * P);
-        const dg = new Float64Array(B * E);
-        for (let b = 0; b < B; b++)
-          for (let s = 0; s < k; s++)
-            for (let p = 0; p < P; p++) {
-              const i = (b * k + s) * P + p;
-              dy[i] = r[b * P + p] * want.dy[i];
-              dg[b * E + top[b * k + s]] += r[b * P + p] * want.dg[i];
-            }
+        const { dy, dg } = combineGradRef(want, r, top, B, E, k, P);
         assertClose(await yt.grad!.data(), dy, { what: `${what}: dy` });
         assertClose(await gt.grad!.data(), dg, { what: `${what}: d gates` });
         for (const v of [yt, gt, idx, out, seed]) v.dispose();

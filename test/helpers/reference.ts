@@ -4,4 +4,4 @@
  */
 export { broadcastBinary, size, strides, type Shape } from '../../src/check/reference/elementwise.ts';
 export { sumAxes } from '../../src/check/reference/reduce.ts';
-export { matmul, transpose } from '../../src/check/reference/matmul.ts';
+export { batchedMatmul, matmul, transpose } from '../../src/check/reference/matmul.ts';

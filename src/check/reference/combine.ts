@@ -29,3 +29,20 @@ export function combineRef(y: ArrayLike<number>, g: ArrayLike<number>, top: Arra
     }
   return { out, dy, dg };
 }
+
+/**
+ * The gradients of Σ out·up (up: the B·P upstream values) from combineRef's partial derivatives: for y (B·k·P) and
+ * for the gates (B·E; experts outside the top k get 0).
+ */
+export function combineGradRef(want: { dy: Float64Array; dg: Float64Array }, up: ArrayLike<number>, top: ArrayLike<number>, B: number, E: number, k: number, P: number) {
+  const dy = new Float64Array(B * k * P);
+  const dg = new Float64Array(B * E);
+  for (let b = 0; b < B; b++)
+    for (let s = 0; s < k; s++)
+      for (let p = 0; p < P; p++) {
+        const i = (b * k + s) * P + p;
+        dy[i] = want.dy[i] * up[b * P + p];
+        dg[b * E + top[b * k + s]] += want.dg[i] * up[b * P + p];
+      }
+  return { dy, dg };
+}

@@ -16,3 +16,10 @@ export function transpose(a: ArrayLike<number>, rows: number, cols: number): Flo
   for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = a[i * cols + j];
   return t;
 }
+
+/** B products A_i·B_i of row-major A (B×M×K) and B (B×K×N), or A_i·B against one B (K×N) when `shared`. */
+export function batchedMatmul(a: Float32Array, b: Float32Array, B: number, M: number, K: number, N: number, shared: boolean): Float64Array {
+  const c = new Float64Array(B * M * N);
+  for (let i = 0; i < B; i++) c.set(matmul(a.subarray(i * M * K), b.subarray(shared ? 0 : i * K * N), M, K, N), i * M * N);
+  return c;
+}

@@ -3,6 +3,7 @@
  * capacity, greedy suppression; and of the whole detection decode (peaks of detection-peaks.ts, then NMS).
  */
 import { refPeaks, type RefCandidate, type RefHeadLevel } from './detection-peaks.ts';
+import type { DecodeOptions } from '../../model/detector/decode.ts';
 
 export interface RefBox {
   x0: number;
@@ -43,20 +44,10 @@ export function refNms<T extends RefNmsCandidate>(ranked: readonly T[], iouThres
   return kept;
 }
 
-export interface RefDecodeOptions {
-  classNames: string[];
-  imageWidth: number;
-  imageHeight: number;
-  scoreThreshold?: number;
-  iouThreshold?: number;
-  maxCandidates?: number;
-  maxDetections?: number;
-}
-
 export type RefDetection = RefCandidate & { label: string };
 
 /** The whole decode of src/model/detector/decode.ts: peaks, ranking, the top maxCandidates, NMS; per image. */
-export function refDetections(levels: RefHeadLevel[], o: RefDecodeOptions): { dets: RefDetection[][]; candidates: number[] } {
+export function refDetections(levels: RefHeadLevel[], o: DecodeOptions): { dets: RefDetection[][]; candidates: number[] } {
   const { iouThreshold = 0.5, maxCandidates = 1024, maxDetections = 100 } = o;
   const B = levels[0].shape[0];
   const dets: RefDetection[][] = [];

@@ -18,8 +18,7 @@ import { adamKernel } from '../kernels/optimizer.ts';
 import { routedConv2d, noisyTopKGate, routingTable, combineExperts, resizeBilinear, softmax, sum, add } from '../ops/index.ts';
 import { batchNorm2d } from '../ops/batch-norm.ts';
 import { gradientLoss } from '../model/losses.ts';
-import { HISTOGRAM_BINS, STATE_WORDS, CANDIDATE_WORDS, candidateCutoffKernel, peakAppendKernel, peakHistogramKernel, type PeakLevel } from '../kernels/detection-peaks.ts';
-import { OUT_HEADER_WORDS, OUT_RECORD_WORDS, nmsKernel } from '../kernels/nms.ts';
+import { recordDecode } from '../model/detector/decode.ts';
 import { barChartSvg, writeSvgImage } from '../io/charts.ts';
 
 /**
@@ -159,33 +158,19 @@ export function engineCases(width: number, height: number): EngineCase[] {
 }
 
 /**
- * The detector's decoding kernels: peaks of 6 classes at strides 8 and 16 (two passes over the head), the candidate
- * cut-off and class-wise NMS of up to 1024 candidates into 100 boxes. The amount is the head's bytes read twice.
+ * The detector's decoding kernels (`recordDecode`): peaks of 6 classes at strides 8 and 16 (two passes over the head),
+ * the candidate cut-off and class-wise NMS of up to 1024 candidates into 100 boxes. The amount is the head's bytes
+ * read twice.
  */
 function detectionCase(W: number, H: number): EngineCase {
   const classes = 6;
-  const capacity = 1024;
-  const maxDetections = 100;
   const levels = [8, 16].map((stride) => ({ stride, h: Math.ceil(H / stride), w: Math.ceil(W / stride) }));
   const cells = levels.reduce((a, l) => a + (classes + 4) * l.h * l.w, 0);
   return engineCase('detection decode: peaks and NMS, 6 classes, strides 8 and 16', 'byte', 4 * 2 * cells, () =>
     levels.flatMap((l, i) => [random([1, classes, l.h, l.w], 1 + i), random([1, 2, l.h, l.w], 3 + i), random([1, 2, l.h, l.w], 5 + i)]), (xs) => {
-    const peakLevels: PeakLevel[] = [];
-    let levelBase = 0;
-    levels.forEach((l, i) => {
-      peakLevels.push({ heat: xs[3 * i], size: xs[3 * i + 1], offset: xs[3 * i + 2], stride: l.stride, levelBase });
-      levelBase += classes * l.h * l.w;
-    });
-    const po = { imageWidth: W, imageHeight: H, logitThreshold: 0, capacity };
-    const hist = Tensor.zeros([1, HISTOGRAM_BINS], 'u32');
-    const state = Tensor.zeros([1, STATE_WORDS], 'u32');
-    const candidates = Tensor.empty([1, capacity, CANDIDATE_WORDS], 'u32');
-    const out = Tensor.empty([OUT_HEADER_WORDS + maxDetections * OUT_RECORD_WORDS], 'u32');
-    for (const l of peakLevels) peakHistogramKernel(l, po, hist);
-    candidateCutoffKernel(hist, state, 1, capacity);
-    for (const l of peakLevels) peakAppendKernel(l, po, state, candidates);
-    nmsKernel(candidates, state, out, 1, capacity, maxDetections, 0.5);
-    return [out, hist, state, candidates];
+    const head = levels.map((l, i) => ({ heat: xs[3 * i], size: xs[3 * i + 1], offset: xs[3 * i + 2], stride: l.stride }));
+    const { out, work } = recordDecode(head, { imageWidth: W, imageHeight: H, logitThreshold: 0, capacity: 1024 }, 1, 100, 0.5);
+    return [out, ...work];
   });
 }
 

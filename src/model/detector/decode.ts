@@ -104,6 +104,21 @@ export async function decodeDetectionsWithStats(levels: HeadLevel[], opts: Decod
   if (B === 0) return { detections: [], candidates: [], dropped: [] };
 
   const po: PeakOptions = { imageWidth, imageHeight, logitThreshold: logitThreshold(scoreThreshold), capacity: maxCandidates };
+  const { out, work } = recordDecode(levels, po, B, maxDetections, iouThreshold);
+  try {
+    const bytes = await engine().rt.read(out.buffer, 0, out.bytes);
+    return unpack(bytes, B, maxDetections, classNames);
+  } finally {
+    for (const t of [out, ...work]) t.dispose();
+  }
+}
+
+/**
+ * Records the decoding kernels of B images (peak histogram, candidate cut-off, peaks, NMS) without reading back:
+ * `out` holds the packed result, `work` the kernels' working buffers; the caller disposes both. Also what
+ * `moefusion bench --kernels` times.
+ */
+export function recordDecode(levels: HeadLevel[], po: PeakOptions, B: number, maxDetections: number, iouThreshold: number): { out: Tensor; work: Tensor[] } {
   const peakLevels: PeakLevel[] = [];
   let base = 0;
   for (const l of levels) {
@@ -114,18 +129,19 @@ export async function decodeDetectionsWithStats(levels: HeadLevel[], opts: Decod
 
   const hist = Tensor.zeros([B, HISTOGRAM_BINS], 'u32');
   const state = Tensor.zeros([B, STATE_WORDS], 'u32');
-  const candidates = Tensor.empty([B, maxCandidates, CANDIDATE_WORDS], 'u32');
+  const candidates = Tensor.empty([B, po.capacity, CANDIDATE_WORDS], 'u32');
   const out = Tensor.empty([B * OUT_HEADER_WORDS + B * maxDetections * OUT_RECORD_WORDS], 'u32');
+  const work = [hist, state, candidates];
   try {
     for (const l of peakLevels) peakHistogramKernel(l, po, hist);
-    candidateCutoffKernel(hist, state, B, maxCandidates);
+    candidateCutoffKernel(hist, state, B, po.capacity);
     for (const l of peakLevels) peakAppendKernel(l, po, state, candidates);
-    nmsKernel(candidates, state, out, B, maxCandidates, maxDetections, iouThreshold);
-    const bytes = await engine().rt.read(out.buffer, 0, out.bytes);
-    return unpack(bytes, B, maxDetections, classNames);
-  } finally {
-    for (const t of [hist, state, candidates, out]) t.dispose();
+    nmsKernel(candidates, state, out, B, po.capacity, maxDetections, iouThreshold);
+  } catch (e) {
+    for (const t of [out, ...work]) t.dispose();
+    throw e;
   }
+  return { out, work };
 }
 
 function unpack(bytes: ArrayBuffer, B: number, maxDetections: number, classNames: string[]): DecodeResult {

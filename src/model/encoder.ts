@@ -1,6 +1,7 @@
 /** The dense encoder of one modality (docs/moe-fusion.md §2). */
 import type { Tensor } from '../tensor/tensor.ts';
 import { conv2d, concat } from '../ops/index.ts';
+import { tidy } from '../tensor/engine.ts';
 import type { ParamSet } from './parameters.ts';
 
 export interface Encoding {
@@ -10,8 +11,15 @@ export interface Encoding {
   dense: Tensor;
 }
 
-/** stream 'r' (visible) or 'i' (infrared); img is (B,1,H,W). */
+/**
+ * stream 'r' (visible) or 'i' (infrared); img is (B,1,H,W). The intermediate tensors are released on return (the
+ * autograd graph keeps its own references to what the backward needs).
+ */
 export function encode(params: ParamSet, stream: 'r' | 'i', img: Tensor): Encoding {
+  return tidy(() => encodeStream(params, stream, img));
+}
+
+function encodeStream(params: ParamSet, stream: 'r' | 'i', img: Tensor): Encoding {
   const p = (conv: string, what: 'weight' | 'bias') => params.get(`encoder.${conv}.conv_${stream}.${what}`)!;
   const conv = (name: string, x: Tensor, relu = false) => conv2d(x, p(name, 'weight'), p(name, 'bias'), { relu });
   const x0 = conv('Conv1', img, true);

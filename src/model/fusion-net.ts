@@ -5,7 +5,7 @@
  */
 import type { Tensor } from '../tensor/tensor.ts';
 import type { NoisyTopKResult } from '../ops/index.ts';
-import { engine } from '../tensor/engine.ts';
+import { engine, tidy } from '../tensor/engine.ts';
 import { mul, sub, concat, add, full } from '../ops/index.ts';
 import { DEFAULT_CONFIG, type FusionConfig } from './config.ts';
 import { encode } from './encoder.ts';
@@ -43,31 +43,36 @@ export class FusionNet {
     if (attention.shape.join() !== ir.shape.join()) throw new Error(`attention map [${attention.shape}] must be [${ir.shape}]`);
 
     const rt = engine().rt;
-    rt.timestamp('encoders');
-    const v = encode(this.params, 'r', vis);
-    const i = encode(this.params, 'i', ir);
-    const background = sub(full([1], 1), attention);
+    // The encoders and local mixtures in a scope of their own, so that all they made but x_f and the gates is
+    // released before the global experts (the peak of a forward pass).
+    const front = tidy(() => {
+      rt.timestamp('encoders');
+      const v = encode(this.params, 'r', vis);
+      const i = encode(this.params, 'i', ir);
+      const background = sub(full([1], 1), attention);
 
-    const local = (name: 'encoder.moe_fg' | 'encoder.moe_bg', weight: Tensor, coef: number, noise?: Tensor) => {
-      const vw = mul(v.enc, weight);
-      const iw = mul(i.enc, weight);
-      const gateInput = concat([vw, iw], 1);
-      const stacked = concat([vw, iw], 0); // experts 0..E/2-1 read visible, the rest infrared
-      return mixture(this.params, gateInput, stacked, {
-        name,
-        convs: LOCAL_EXPERT_CONVS,
-        k: cfg.k,
-        gateGrid: cfg.localGate,
-        lossCoef: coef,
-        train,
-        noise,
-        groups: 2,
-      });
-    };
-    const fg = local('encoder.moe_fg', attention, cfg.auxCoef.fg, opts.noise?.fg);
-    const bg = local('encoder.moe_bg', background, cfg.auxCoef.bg, opts.noise?.bg);
+      const local = (name: 'encoder.moe_fg' | 'encoder.moe_bg', weight: Tensor, coef: number, noise?: Tensor) => {
+        const vw = mul(v.enc, weight);
+        const iw = mul(i.enc, weight);
+        const gateInput = concat([vw, iw], 1);
+        const stacked = concat([vw, iw], 0); // experts 0..E/2-1 read visible, the rest infrared
+        return mixture(this.params, gateInput, stacked, {
+          name,
+          convs: LOCAL_EXPERT_CONVS,
+          k: cfg.k,
+          gateGrid: cfg.localGate,
+          lossCoef: coef,
+          train,
+          noise,
+          groups: 2,
+        });
+      };
+      const fg = local('encoder.moe_fg', attention, cfg.auxCoef.fg, opts.noise?.fg);
+      const bg = local('encoder.moe_bg', background, cfg.auxCoef.bg, opts.noise?.bg);
 
-    const xf = concat([v.dense, i.dense, fg.y, bg.y], 1);
+      return { xf: concat([v.dense, i.dense, fg.y, bg.y], 1), fg: fg.gate, bg: bg.gate };
+    });
+    const { xf, fg, bg } = front;
     const global = mixture(this.params, xf, xf, {
       name: 'DecoderMoE',
       convs: GLOBAL_EXPERT_CONVS,
@@ -78,8 +83,9 @@ export class FusionNet {
       noise: opts.noise?.global,
       groups: 1,
     });
+    xf.dispose();
     rt.timestamp('forward end');
-    const auxLoss = add(add(fg.gate.auxLoss, bg.gate.auxLoss), global.gate.auxLoss);
-    return { fused: global.y, gates: { fg: fg.gate, bg: bg.gate, global: global.gate }, auxLoss };
+    const auxLoss = add(add(fg.auxLoss, bg.auxLoss), global.gate.auxLoss);
+    return { fused: global.y, gates: { fg, bg, global: global.gate }, auxLoss };
   }
 }

@@ -42,9 +42,12 @@ export function mixture(params: ParamSet, gateInput: Tensor, stacked: Tensor, o:
   const first = routingTable(gate.topIndices, experts, o.groups > 1 ? { inputOf: 'expertGroup', groups: o.groups } : {});
   const chained = routingTable(gate.topIndices, experts, { inputOf: 'self' });
   rt.timestamp(`${o.name} experts`);
+  // Each layer's input is released as soon as the next layer has read it: at 640×480 a global expert's 160→64
+  // output alone is 157 MB (the autograd graph keeps its own reference where the backward needs it).
   let h = stacked;
   o.convs.forEach((c, layer) => {
     const last = layer === o.convs.length - 1;
+    const input = h;
     h = routedConv2d(
       h,
       params.get(`${o.name}.experts.${c.name}.weight`)!,
@@ -52,7 +55,9 @@ export function mixture(params: ParamSet, gateInput: Tensor, stacked: Tensor, o:
       layer === 0 ? first : chained,
       { relu: !last },
     );
+    if (input !== stacked) input.dispose();
   });
   const y = combineExperts(h, gate.gates, gate.topIndices);
+  h.dispose();
   return { y, gate };
 }

@@ -1,7 +1,7 @@
 /**
  * The gate's linear map (B,D)·(D,E) for a huge D (614,400 or 768,000 in MoE-Fusion), a tiny E (4) and B (1-4):
  * a split-K reduction. Each workgroup sums one slice of D for a block of batch rows (so every weight is read
- * once per block, not once per row) and writes one partial per output; a second pass sums the partials.
+ * once per block, not once per row), each invocation writing one partial per output; a second pass sums them.
  * The backward products are elementwise-cheap (E terms per output element) and get dedicated kernels.
  */
 import { engine } from '../tensor/engine.ts';
@@ -34,8 +34,9 @@ function forwardProgram(E: number, rows: number): Program {
     header: /* wgsl */ `
 const E = ${E}u;
 const ROWS = ${rows}u;
-const NV = ${nv}u;
-var<workgroup> red: array<f32, ${WG * nv}>;`,
+const NV = ${nv}u;`,
+    // Every invocation writes its own partial sums (no workgroup reduction: on lavapipe a loop of barriers took
+    // seconds to compile, against milliseconds for the second pass over WG times more partials).
     body: /* wgsl */ `let part = wid.x;
   let b0 = wid.y * ROWS;
   let d0 = part * p.slice;
@@ -51,17 +52,9 @@ var<workgroup> red: array<f32, ${WG * nv}>;`,
       }
     }
   }
-  for (var v = 0u; v < NV; v++) { red[v * ${WG}u + li] = acc[v]; }
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (li < s) {
-      for (var v = 0u; v < NV; v++) { red[v * ${WG}u + li] += red[v * ${WG}u + li + s]; }
-    }
-    workgroupBarrier();
-  }
-  if (li < NV) {
-    let b = b0 + li / E;
-    if (b < p.B) { O[(b * E + li % E) * p.parts + part] = red[li * ${WG}u]; }
+  for (var v = 0u; v < NV; v++) {
+    let b = b0 + v / E;
+    if (b < p.B) { O[((b * E + v % E) * p.parts + part) * ${WG}u + li] = acc[v]; }
   }`,
   });
 }
@@ -85,7 +78,7 @@ export function gateLinearKernel(x: Tensor, w: Tensor): Tensor {
   const slice = ceilDiv(ceilDiv(D, parts), WG) * WG;
   const used = ceilDiv(D, slice);
   const rows = rowsPerWorkgroup(E);
-  const partial = Tensor.empty([B, E, used]);
+  const partial = Tensor.empty([B, E, used * WG]);
   forwardProgram(E, rows).dispatch({ X: x, W: w, O: partial }, { B, D, slice, parts: used }, [used, ceilDiv(B, rows), 1]);
   const out = sumKernel(partial, [2]);
   partial.dispose();

@@ -21,7 +21,7 @@ import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { ceilDiv, MAX_GRID, Program, type UniformType } from './program.ts';
-import { planSlabs } from './conv2d-slabs.ts';
+import { addInto, planSlabs } from './conv2d-slabs.ts';
 import { fixedSubgroupSize, subgroupSize } from './subgroups.ts';
 
 // 3×3: 8 pixels × 16 channels per invocation was the fastest block on lavapipe; larger blocks hold more
@@ -63,7 +63,7 @@ const CONV_UNIFORMS: Record<string, UniformType> = {
   oLo: 'u32', oBase: 'u32', oSample: 'u32', coLo: 'u32',
   coCount: 'u32', coBlocks: 'u32', wE: 'u32', wO: 'u32',
   wI: 'u32', ciLo: 'u32', gather: 'u32', addBias: 'u32',
-  relu: 'u32', accumulate: 'u32', alwaysWrite: 'u32', bE: 'u32',
+  relu: 'u32', bE: 'u32',
   cinAll: 'u32', blocksAll: 'u32',
 };
 
@@ -73,8 +73,6 @@ interface CodeOpts {
   flip: boolean;
   COB: number;
   sub: boolean;
-  /** Adds to the output (slabs); a generation-time switch so the common case carries no read-back code. */
-  acc: boolean;
   /** Reads the input as vec4s (K = 3, pad 1, width and every row start a multiple of 4). */
   v4: boolean;
   /** Weights packed by packWeights (vec4s of 4 output channels; needs `sub`, COB % 4 == 0, aligned output slabs). */
@@ -97,7 +95,7 @@ interface CodeOpts {
  * image are clamped and zeroed by select) so that the broadcasts sit in uniform control flow.
  */
 function convProgram(o: CodeOpts): Program {
-  const { K, flip, COB, sub, acc: accumulate, v4, pk, rows: S } = o;
+  const { K, flip, COB, sub, v4, pk, rows: S } = o;
   const NV = (K * K * COB) / 4; // packed vec4s per input channel
   const slots = Math.ceil(NV / 8);
   const { PX, WG_X, WG_Y } = blockFor(K, S);
@@ -177,7 +175,7 @@ function convProgram(o: CodeOpts): Program {
     enables: sub ? ['subgroups'] : [],
     header: /* wgsl */ `fn store(idx: u32, value: f32) {
   var r = value;
-${accumulate ? '  r += O[idx];\n' : ''}  if (p.relu == 1u) { r = max(r, 0.0); }
+  if (p.relu == 1u) { r = max(r, 0.0); }
   O[idx] = r;
 }`,
     body: /* wgsl */ `
@@ -226,7 +224,8 @@ ${accumulate ? '  r += O[idx];\n' : ''}  if (p.relu == 1u) { r = max(r, 0.0); }
       ${taps.join('\n      ')}
     }
   }
-  if (!live || (!found && p.alwaysWrite == 0u)) { return; }
+  // Outputs with no input in this slab (other samples, unrouted) are written too, as zeros.
+  if (!live) { return; }
   let outPlane = p.Hout * p.Wout;
   let rowBase = (o - p.oLo) * p.oSample + p.oBase + y * p.Wout + px0;
   ${stores.join('\n  ')}`,
@@ -334,7 +333,6 @@ function runConv(a: ConvArgs, out: Tensor, l: Layout): void {
   const xSlabs = planSlabs(a.x, Nx, Cx, Hin * Win, 'conv2d input');
   const oSlabs = planSlabs(out, No, Co, Hout * Wout, 'conv2d output', cob);
   const multi = xSlabs.length > 1;
-  if (multi) rt.clear(out.buffer, 0, out.bytes);
   // Every row start is a multiple of 4 when the width is (slab bases are multiples of the plane or of 64). Not for
   // fewer than 4 output channels: there the vec4 path measured slower (16→1: +10%), the loads being few already.
   const v4 = cob >= 4 && l.K === 3 && a.pad === 1 && Win % 4 === 0 && Wout === Win;
@@ -345,30 +343,37 @@ function runConv(a: ConvArgs, out: Tensor, l: Layout): void {
   const pk = sub && cob % 4 === 0 && oSlabs.every((os) => os.cLo % cob === 0) && packedBytes <= rt.maxBinding;
   const rows = v4 && pk ? rowSharingLanes() : 0;
   const { PX, WG_X, WG_Y } = blockFor(l.K, rows);
-  const program = convProgram({ K: l.K, flip: l.flip, COB: cob, sub, acc: multi, v4, pk, rows });
+  const program = convProgram({ K: l.K, flip: l.flip, COB: cob, sub, v4, pk, rows });
   const packed = pk ? packWeights(a.w, l, Co, Cx, cob) : null;
-  for (const os of oSlabs) {
-    const coCount = os.cHi - os.cLo;
-    const coBlocks = ceilDiv(coCount, cob);
-    const z = (os.nHi - os.nLo) * coBlocks;
-    if (z > MAX_GRID) throw new LimitError(`conv2d: ${z} output blocks exceed one grid dimension`);
-    for (const xs of xSlabs) {
-      if (!a.table && (xs.nHi <= os.nLo || os.nHi <= xs.nLo)) continue; // identity routing: disjoint samples
+  // Input slabs (an input larger than one binding): the first writes the output, each further one writes a
+  // partial output that is then added to it (ReLU after the last). Reading the output back in the convolution's
+  // own stores instead made lavapipe take 13 s rather than 4 s to compile the kernel.
+  const partial = multi ? Tensor.empty(out.shape) : null;
+  const partialSlabs = partial ? planSlabs(partial, No, Co, Hout * Wout, 'conv2d output', cob) : [];
+  xSlabs.forEach((xs, k) => {
+    oSlabs.forEach((os, j) => {
+      const coCount = os.cHi - os.cLo;
+      const coBlocks = ceilDiv(coCount, cob);
+      const z = (os.nHi - os.nLo) * coBlocks;
+      if (z > MAX_GRID) throw new LimitError(`conv2d: ${z} output blocks exceed one grid dimension`);
+      const target = k === 0 ? os : partialSlabs[j];
       program.dispatch(
         // Unused bindings (no bias, identity routing) are bound to the weights.
-        { X: xs.range, Wt: packed ?? a.w, Bias: a.bias ?? a.w, T: a.table ?? a.w, O: os.range },
+        { X: xs.range, Wt: packed ?? a.w, Bias: a.bias ?? a.w, T: a.table ?? a.w, O: target.range },
         {
           Hin, Win, Hout, Wout, cin: xs.cHi - xs.cLo, pad: a.pad, nv: l.nv, routed: a.table ? 1 : 0,
           srcLo: xs.nLo, srcHi: xs.nHi, xBase: xs.base, xSample: Cx * Hin * Win,
-          oLo: os.nLo, oBase: os.base, oSample: Co * Hout * Wout, coLo: os.cLo,
+          oLo: os.nLo, oBase: target.base, oSample: Co * Hout * Wout, coLo: os.cLo,
           coCount, coBlocks, wE: l.wE, wO: l.wO, wI: l.wI, ciLo: xs.cLo, gather: l.gather ? 1 : 0,
-          addBias: a.bias && xs.cLo === 0 ? 1 : 0, relu: a.relu && xs.cHi === Cx ? 1 : 0,
-          accumulate: multi ? 1 : 0, alwaysWrite: multi ? 0 : 1, bE: l.bE, cinAll: Cx, blocksAll,
+          addBias: a.bias && xs.cLo === 0 ? 1 : 0, relu: a.relu && !multi ? 1 : 0,
+          bE: l.bE, cinAll: Cx, blocksAll,
         },
         [ceilDiv(Wout, PX * WG_X), ceilDiv(Hout, WG_Y), z],
       );
-    }
-  }
+    });
+    if (k > 0) addInto(out, partial!, a.relu && k === xSlabs.length - 1);
+  });
+  partial?.dispose();
   packed?.dispose();
 }
 

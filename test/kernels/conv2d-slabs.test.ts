@@ -14,7 +14,7 @@ import { refConvGrads } from '../../src/check/reference/conv2d-grad.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/autograd/tape.ts';
 import { tidy } from '../../src/tensor/engine.ts';
-import { conv2d, sum } from '../../src/ops/index.ts';
+import { conv2d, routedConv2d, sum } from '../../src/ops/index.ts';
 import { planSlabs } from '../../src/kernels/conv2d-slabs.ts';
 import { ALIGN_ELEMS } from '../../src/kernels/program.ts';
 
@@ -84,6 +84,31 @@ t('convolutions split into channel slabs (a small binding limit): packed weights
       assertClose(await wt.grad!.data(), want.dw, { what: `slab dw (${mode})` });
       assertClose(await bt.grad!.data(), want.db, { what: `slab db (${mode})` });
       for (const v of [out, seed, xt, wt, bt]) v.dispose();
+    } finally {
+      e.rt.bindingLimitForTests = null;
+    }
+  });
+});
+
+t('routed convolution with bias and ReLU over input slabs: partial outputs added, ReLU after the last, outputs of other samples written', async () => {
+  const e = await gpu();
+  // 64 KiB bindings: a 40-channel 16×32 sample (80 KiB) splits into channel slabs; the table sends input 1 to
+  // outputs 0 and 2 and input 0 to output 1, each with its own expert.
+  const [N, Cin, Cout, H, W, K, E] = [2, 40, 8, 16, 32, 3, 3];
+  const table = [[1, 2], [0, 0], [1, 1]] as const;
+  const x = rng.uniform(N * Cin * H * W);
+  const w = rng.uniform(E * Cout * Cin * K * K);
+  const b = rng.uniform(E * Cout);
+  const want = refConv({ x, xShape: [N, Cin, H, W], w, E, Cout, K, b, pad: 1, relu: true, table }).data;
+  assert.ok(want.some((v) => v === 0) && want.some((v) => v > 0), 'the ReLU clips some outputs and keeps others');
+  await forEachConvMode(async (mode) => {
+    e.rt.bindingLimitForTests = 64 * 1024;
+    try {
+      assert.ok(Cin * H * W * 4 > e.rt.maxBinding, 'one sample exceeds one binding');
+      const out = tidy(() => routedConv2d(Tensor.fromArray(x, [N, Cin, H, W]), Tensor.fromArray(w, [E, Cout, Cin, K, K]),
+        Tensor.fromArray(b, [E, Cout]), Tensor.fromArray(table.flat(), [table.length, 2], 'u32'), { relu: true }));
+      assertClose(await out.data(), want, { what: `routed slab forward (${mode})` });
+      out.dispose();
     } finally {
       e.rt.bindingLimitForTests = null;
     }

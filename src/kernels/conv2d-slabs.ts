@@ -7,8 +7,7 @@ import { engine } from '../tensor/engine.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import type { BufferRange } from '../runtime/runtime.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { alignedRange, bindableElements, forEachChunk, Program } from './program.ts';
-import { vectorLanes } from './elementwise.ts';
+import { alignedRange, bindableElements, Program } from './program.ts';
 
 export interface Slab {
   /** Samples [nLo, nHi) and channels [cLo, cHi) of every one of them are bound. */
@@ -19,6 +18,8 @@ export interface Slab {
   range: BufferRange;
   /** Element offset of (nLo, cLo, 0) inside the bound range. */
   base: number;
+  /** Elements of the slab (from base on). */
+  count: number;
 }
 
 /** `align`: channel ranges start at multiples of it when one binding holds at least that many channels. */
@@ -27,9 +28,9 @@ export function planSlabs(t: Tensor, n: number, c: number, plane: number, what: 
   const sample = c * plane;
   const make = (nLo: number, nHi: number, cLo: number, cHi: number): Slab => {
     const count = nHi - nLo > 1 ? (nHi - nLo) * sample : (cHi - cLo) * plane;
-    return { nLo, nHi, cLo, cHi, ...alignedRange(t, nLo * sample + cLo * plane, count) };
+    return { nLo, nHi, cLo, cHi, count, ...alignedRange(t, nLo * sample + cLo * plane, count) };
   };
-  if (t.size * 4 <= engine().rt.maxBinding) return [{ nLo: 0, nHi: n, cLo: 0, cHi: c, range: t.binding(), base: 0 }];
+  if (t.size * 4 <= engine().rt.maxBinding) return [{ nLo: 0, nHi: n, cLo: 0, cHi: c, range: t.binding(), base: 0, count: t.size }];
   const slabs: Slab[] = [];
   if (sample <= limit) {
     const per = Math.floor(limit / sample);
@@ -47,19 +48,18 @@ const addIntoPrograms = ([false, true] as const).map((v4) => new Program({
   name: 'conv2d_add_slab',
   inputs: { T: v4 ? 'vec4f' : 'f32' },
   outputs: { O: v4 ? 'vec4f' : 'f32' },
-  uniforms: { n: 'u32', relu: 'u32' },
+  uniforms: { n: 'u32', base: 'u32', relu: 'u32' },
   workgroupSize: 256,
   flat: true,
   body: `if (i >= p.n) { return; }
-  var r = O[i] + T[i];
+  var r = O[p.base + i] + T[i];
   if (p.relu == 1u) { r = max(r, ${v4 ? 'vec4f(0.0)' : '0.0'}); }
-  O[i] = r;`,
+  O[p.base + i] = r;`,
 }));
 
-/** out += partial (same shape), then ReLU when `relu`: adds the partial output of one input slab. */
-export function addInto(out: Tensor, partial: Tensor, relu: boolean): void {
-  const lanes = vectorLanes(out.size);
-  const program = addIntoPrograms[lanes === 4 ? 1 : 0];
-  forEachChunk(out.size, (off, n) =>
-    program.dispatchFlat(n / lanes, { T: partial.binding(off, n), O: out.binding(off, n) }, { n: n / lanes, relu: relu ? 1 : 0 }));
+/** Adds `partial` (the slab's layout from element 0) to the output slab `to`, then ReLU when `relu`. */
+export function addInto(to: Slab, partial: Tensor, relu: boolean): void {
+  const v4 = to.base % 4 === 0 && to.count % 4 === 0;
+  const lanes = v4 ? 4 : 1;
+  addIntoPrograms[v4 ? 1 : 0].dispatchFlat(to.count / lanes, { T: partial, O: to.range }, { n: to.count / lanes, base: to.base / lanes, relu: relu ? 1 : 0 });
 }

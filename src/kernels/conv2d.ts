@@ -345,34 +345,31 @@ function runConv(a: ConvArgs, out: Tensor, l: Layout): void {
   const { PX, WG_X, WG_Y } = blockFor(l.K, rows);
   const program = convProgram({ K: l.K, flip: l.flip, COB: cob, sub, v4, pk, rows });
   const packed = pk ? packWeights(a.w, l, Co, Cx, cob) : null;
-  // Input slabs (an input larger than one binding): the first writes the output, each further one writes a
+  // Input slabs (an input larger than one binding): the first writes the output slab, each further one writes a
   // partial output that is then added to it (ReLU after the last). Reading the output back in the convolution's
   // own stores instead made lavapipe take 13 s rather than 4 s to compile the kernel.
-  const partial = multi ? Tensor.empty(out.shape) : null;
-  const partialSlabs = partial ? planSlabs(partial, No, Co, Hout * Wout, 'conv2d output', cob) : [];
-  xSlabs.forEach((xs, k) => {
-    oSlabs.forEach((os, j) => {
-      const coCount = os.cHi - os.cLo;
-      const coBlocks = ceilDiv(coCount, cob);
-      const z = (os.nHi - os.nLo) * coBlocks;
-      if (z > MAX_GRID) throw new LimitError(`conv2d: ${z} output blocks exceed one grid dimension`);
-      const target = k === 0 ? os : partialSlabs[j];
+  const partial = multi ? Tensor.empty([Math.max(...oSlabs.map((os) => os.count))]) : null;
+  for (const os of oSlabs) {
+    const coCount = os.cHi - os.cLo;
+    const coBlocks = ceilDiv(coCount, cob);
+    const z = (os.nHi - os.nLo) * coBlocks;
+    if (z > MAX_GRID) throw new LimitError(`conv2d: ${z} output blocks exceed one grid dimension`);
+    xSlabs.forEach((xs, k) => {
       program.dispatch(
         // Unused bindings (no bias, identity routing) are bound to the weights.
-        { X: xs.range, Wt: packed ?? a.w, Bias: a.bias ?? a.w, T: a.table ?? a.w, O: target.range },
+        { X: xs.range, Wt: packed ?? a.w, Bias: a.bias ?? a.w, T: a.table ?? a.w, O: k === 0 ? os.range : partial! },
         {
           Hin, Win, Hout, Wout, cin: xs.cHi - xs.cLo, pad: a.pad, nv: l.nv, routed: a.table ? 1 : 0,
           srcLo: xs.nLo, srcHi: xs.nHi, xBase: xs.base, xSample: Cx * Hin * Win,
-          oLo: os.nLo, oBase: target.base, oSample: Co * Hout * Wout, coLo: os.cLo,
+          oLo: os.nLo, oBase: k === 0 ? os.base : 0, oSample: Co * Hout * Wout, coLo: os.cLo,
           coCount, coBlocks, wE: l.wE, wO: l.wO, wI: l.wI, ciLo: xs.cLo, gather: l.gather ? 1 : 0,
-          addBias: a.bias && xs.cLo === 0 ? 1 : 0, relu: a.relu && !multi ? 1 : 0,
-          bE: l.bE, cinAll: Cx, blocksAll,
+          addBias: a.bias && xs.cLo === 0 ? 1 : 0, relu: a.relu && !multi ? 1 : 0, bE: l.bE, cinAll: Cx, blocksAll,
         },
         [ceilDiv(Wout, PX * WG_X), ceilDiv(Hout, WG_Y), z],
       );
+      if (k > 0) addInto(os, partial!, a.relu && k === xSlabs.length - 1);
     });
-    if (k > 0) addInto(out, partial!, a.relu && k === xSlabs.length - 1);
-  });
+  }
   partial?.dispose();
   packed?.dispose();
 }

@@ -80,14 +80,35 @@ export function broadcastStrides(shape: readonly number[], outShape: readonly nu
   return strides;
 }
 
-type Mode = 'same' | 'scalarB' | 'scalarA' | 'general';
+type Mode = 'same' | 'scalarB' | 'scalarA' | 'midB' | 'midA' | 'general';
+
+/**
+ * When `x` (the operand that broadcasts) is `out`'s shape with one run of consecutive dimensions set to 1, as an
+ * attention map (B,1,H,W) against features (B,C,H,W) or a bias (C) against rows (N,C): the product of those
+ * dimensions (mid) and of the dimensions after them (inner). Element i of out then reads element
+ * (i / (mid·inner))·inner + i % inner of x, two divisions instead of one per dimension.
+ */
+export function midBroadcast(x: readonly number[], out: readonly number[]): { mid: number; inner: number } | null {
+  const aligned = [...new Array<number>(out.length - x.length).fill(1), ...x];
+  const differs = aligned.map((d, k) => d !== out[k]);
+  const lo = differs.indexOf(true);
+  if (lo < 0) return null;
+  const hi = differs.lastIndexOf(true) + 1;
+  for (let k = lo; k < hi; k++) if (aligned[k] !== 1) return null;
+  const product = (a: number, b: number) => a * b;
+  return { mid: out.slice(lo, hi).reduce(product, 1), inner: out.slice(hi).reduce(product, 1) };
+}
 
 /** `v4`: 4 elements per invocation as vec4s (not for 'general'; a scalar operand is read as one f32). */
 function binaryProgram(expr: string, mode: Mode, v4: boolean, label: string): Program {
+  // The broadcast operand's index in the mid modes (with vec4 lanes i counts vec4s and inner is a multiple of 4).
+  const mid = v4 ? '((4u * i) / (p.mid * p.inner) * p.inner + (4u * i) % p.inner) / 4u' : 'i / (p.mid * p.inner) * p.inner + i % p.inner';
   const index = {
     same: 'let ia = i; let ib = i;',
     scalarB: 'let ia = i; let ib = 0u;',
     scalarA: 'let ia = 0u; let ib = i;',
+    midB: `let ia = i; let ib = ${mid};`,
+    midA: `let ia = ${mid}; let ib = i;`,
     general: `var rem = i; var ia = 0u; var ib = 0u;
   for (var d = i32(p.ndim) - 1; d >= 0; d--) {
     let k = u32(d);
@@ -111,7 +132,7 @@ function binaryProgram(expr: string, mode: Mode, v4: boolean, label: string): Pr
     name: label,
     inputs: { A: aType, B: bType },
     outputs: { O: v4 ? 'vec4f' : 'f32' },
-    uniforms: { n: 'u32', ndim: 'u32', s0: 'f32', shape: 'vec4u[2]', sa: 'vec4u[2]', sb: 'vec4u[2]' },
+    uniforms: { n: 'u32', ndim: 'u32', s0: 'f32', mid: 'u32', inner: 'u32', shape: 'vec4u[2]', sa: 'vec4u[2]', sb: 'vec4u[2]' },
     workgroupSize: WG,
     flat: true,
     body: `if (i >= p.n) { return; }\n  ${index}\n  ${body}`,
@@ -126,6 +147,8 @@ export function binaryMapKernel(expr: string, a: Tensor, b: Tensor, s0 = 0, labe
   const shape = broadcastShape(a.shape, b.shape);
   if (shape.length > MAX_DIMS) throw new Error(`${label}: at most ${MAX_DIMS} dimensions`);
   const out = Tensor.empty(shape);
+  const midOf = (x: Tensor, other: Tensor) => (sameShape(other.shape, shape) ? midBroadcast(x.shape, shape) : null);
+  const [midB, midA] = [midOf(b, a), midOf(a, b)];
   const mode: Mode =
     sameShape(a.shape, shape) && sameShape(b.shape, shape)
       ? 'same'
@@ -133,13 +156,20 @@ export function binaryMapKernel(expr: string, a: Tensor, b: Tensor, s0 = 0, labe
         ? 'scalarB'
         : a.size === 1 && sameShape(b.shape, shape)
           ? 'scalarA'
-          : 'general';
-  const lanes = mode === 'general' ? 1 : vectorLanes(out.size);
+          : midB
+            ? 'midB'
+            : midA
+              ? 'midA'
+              : 'general';
+  const { mid, inner } = midB ?? midA ?? { mid: 1, inner: 1 };
+  const lanes = mode === 'general' || ((mode === 'midA' || mode === 'midB') && inner % 4 !== 0) ? 1 : vectorLanes(out.size);
   const program = binaryProgram(expr, mode, lanes === 4, label);
   const uniforms = (n: number) => ({
     n: n / lanes,
     ndim: shape.length,
     s0,
+    mid,
+    inner,
     shape,
     sa: broadcastStrides(a.shape, shape),
     sb: broadcastStrides(b.shape, shape),
@@ -148,7 +178,7 @@ export function binaryMapKernel(expr: string, a: Tensor, b: Tensor, s0 = 0, labe
     program.dispatchFlat(out.size / lanes, { A: a, B: b, O: out }, uniforms(out.size));
     return out;
   }
-  if (mode === 'general') {
+  if (mode === 'general' || mode === 'midA' || mode === 'midB') {
     out.dispose();
     throw new LimitError(`${label}: broadcasting [${a.shape}] with [${b.shape}] exceeds one storage binding; not supported`);
   }

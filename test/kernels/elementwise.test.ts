@@ -12,8 +12,9 @@ import { gradcheck } from '../helpers/gradcheck.ts';
 import { broadcastBinary, size } from '../../src/check/reference/elementwise.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { tidy } from '../../src/tensor/engine.ts';
+import { backward } from '../../src/autograd/tape.ts';
 import { add, sub, mul, div, scale, relu, addScalar } from '../../src/ops/index.ts';
-import { binaryMapKernel, fillKernel, unaryMapKernel, vectorLanes } from '../../src/kernels/elementwise.ts';
+import { binaryMapKernel, fillKernel, midBroadcast, unaryMapKernel, vectorLanes } from '../../src/kernels/elementwise.ts';
 import { LimitError } from '../../src/runtime/errors.ts';
 
 const t = suite('elementwise');
@@ -28,6 +29,12 @@ t('binary ops broadcast like NumPy (odd shapes)', async () => {
     [[2, 1, 5], [3, 1]],
     [[2, 3, 4, 5], [1, 3, 1, 5]],
     [[1, 1, 13, 17], [3, 2, 1, 1]],
+    // One run of broadcast dimensions (the mid modes): vec4 lanes when the trailing size is a multiple of 4.
+    [[2, 3, 4, 8], [2, 1, 4, 8]],
+    [[2, 1, 5], [2, 3, 5]],
+    [[3, 4], [4]],
+    [[5, 3], [3]],
+    [[2, 3, 6], [2, 3, 1]],
   ];
   const fns: Array<[string, typeof add, (x: number, y: number) => number]> = [
     ['add', add, (x, y) => x + y],
@@ -45,6 +52,14 @@ t('binary ops broadcast like NumPy (odd shapes)', async () => {
       assertClose(await out.data(), want.data, { what: `${name} [${as}]·[${bs}]` });
       out.dispose();
     }
+});
+
+t('one run of broadcast dimensions is recognised (mid modes), other patterns are not', () => {
+  assert.equal(midBroadcast([2, 1, 4, 8], [2, 3, 4, 8]), { mid: 3, inner: 32 });
+  assert.equal(midBroadcast([4], [3, 4]), { mid: 3, inner: 4 });
+  assert.equal(midBroadcast([2, 3, 1], [2, 3, 6]), { mid: 6, inner: 1 });
+  assert.equal(midBroadcast([1, 3, 1, 5], [2, 3, 4, 5]), null);
+  assert.equal(midBroadcast([2, 3], [2, 3]), null);
 });
 
 t('every mode (same shape, scalar b, scalar a, unary, fill) with and without vec4 lanes, whole and in chunks of a small binding', async () => {
@@ -82,6 +97,39 @@ t('every mode (same shape, scalar b, scalar a, unary, fill) with and without vec
     }
   } finally {
     e.rt.bindingLimitForTests = null;
+  }
+});
+
+t('the backward of add, sub, mul and div skips the gradient of an operand that needs none (a constant map, a target)', async () => {
+  const e = await gpu();
+  const [as, bs] = [[2, 3, 4, 8], [2, 1, 4, 8]];
+  const a = rng.uniform(size(as));
+  const b = rng.awayFromZero(size(bs), 0.3);
+  const cases: Array<[string, typeof add, (x: number, y: number) => number]> = [
+    ['add', add, () => 1],
+    ['sub', sub, () => 1],
+    ['mul', mul, (_, y) => y],
+    ['div', div, (_, y) => 1 / y],
+  ];
+  for (const [name, op, dOutDa] of cases) {
+    const dispatches = async (bNeedsGrad: boolean) => {
+      const at = Tensor.fromArray(a, as);
+      const bt = Tensor.fromArray(b, bs);
+      at.requiresGrad = true;
+      bt.requiresGrad = bNeedsGrad;
+      const out = op(at, bt);
+      const before = e.rt.dispatched;
+      backward(out, Tensor.fromArray(new Float32Array(out.size).fill(1), out.shape));
+      const n = e.rt.dispatched - before;
+      // d(Σ out)/da: b broadcast along the channels.
+      const want = broadcastBinary(a, as, b, bs, dOutDa).data;
+      assertClose(await at.grad!.data(), want, { what: `${name}: gradient of a (b ${bNeedsGrad ? 'needs' : 'needs no'} grad)` });
+      assert.is(bt.grad === null, !bNeedsGrad, `${name}: b gets a gradient exactly when it needs one`);
+      for (const x of [at, bt, out]) x.dispose();
+      return n;
+    };
+    const [withB, withoutB] = [await dispatches(true), await dispatches(false)];
+    assert.ok(withoutB < withB, `${name}: ${withoutB} dispatches without b's gradient, ${withB} with it`);
   }
 });
 

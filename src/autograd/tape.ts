@@ -111,7 +111,7 @@ export function backward(root: Tensor, seed?: Tensor, opts: { retainGraph?: bool
       const outGrads = node.outputs.map((o) => grads.get(o) ?? null);
       if (outGrads.every((g) => g === null)) continue;
       // tidy frees what the rule created and did not return; the returned gradients leave the scope.
-      const inGrads = tidy(() => node.backward(outGrads));
+      const inGrads = tidy(() => node.backward(outGrads, node.inputs.map((t) => t.requiresGrad)));
       for (const o of node.outputs) {
         grads.get(o)?.dispose();
         grads.delete(o);

@@ -11,12 +11,15 @@ function reduceGrad(g: Tensor, like: Tensor): Tensor {
 
 export function add(a: Tensor, b: Tensor): Tensor {
   const out = binaryMapKernel('a + b', a, b, 0, 'add');
-  return record('add', [a, b], out, ([g]) => [reduceGrad(g!, a), reduceGrad(g!, b)]);
+  return record('add', [a, b], out, ([g], [na, nb]) => [na ? reduceGrad(g!, a) : null, nb ? reduceGrad(g!, b) : null]);
 }
 
 export function sub(a: Tensor, b: Tensor): Tensor {
   const out = binaryMapKernel('a - b', a, b, 0, 'sub');
-  return record('sub', [a, b], out, ([g]) => [reduceGrad(g!, a), reduceGrad(unaryMapKernel('-x', g!, 0, 0, 'neg'), b)]);
+  return record('sub', [a, b], out, ([g], [na, nb]) => [
+    na ? reduceGrad(g!, a) : null,
+    nb ? reduceGrad(unaryMapKernel('-x', g!, 0, 0, 'neg'), b) : null,
+  ]);
 }
 
 export function mul(a: Tensor, b: Tensor): Tensor {
@@ -25,7 +28,10 @@ export function mul(a: Tensor, b: Tensor): Tensor {
     'mul',
     [a, b],
     out,
-    ([g]) => [reduceGrad(binaryMapKernel('a * b', g!, b, 0, 'mul_grad'), a), reduceGrad(binaryMapKernel('a * b', g!, a, 0, 'mul_grad'), b)],
+    ([g], [na, nb]) => [
+      na ? reduceGrad(binaryMapKernel('a * b', g!, b, 0, 'mul_grad'), a) : null,
+      nb ? reduceGrad(binaryMapKernel('a * b', g!, a, 0, 'mul_grad'), b) : null,
+    ],
     [a, b],
   );
 }
@@ -36,11 +42,11 @@ export function div(a: Tensor, b: Tensor): Tensor {
     'div',
     [a, b],
     out,
-    ([g]) => {
-      const ga = binaryMapKernel('a / b', g!, b, 0, 'div_grad');
+    ([g], [na, nb]) => {
+      const ga = na ? reduceGrad(binaryMapKernel('a / b', g!, b, 0, 'div_grad'), a) : null;
+      if (!nb) return [ga, null];
       const q = binaryMapKernel('a / b', out, b, 0, 'div_grad'); // a / b²
-      const gb = binaryMapKernel('-a * b', g!, q, 0, 'div_grad');
-      return [reduceGrad(ga, a), reduceGrad(gb, b)];
+      return [ga, reduceGrad(binaryMapKernel('-a * b', g!, q, 0, 'div_grad'), b)];
     },
     [b, out],
   );

@@ -35,9 +35,10 @@ export interface GradNode {
   saved: Tensor[];
   /**
    * Given the gradients of the outputs (null where none reached), returns those of the inputs (null = none).
+   * `needs[i]` tells whether input i requires grad: a rule may return null for the others and skip their work.
    * Tensors it creates and does not return are freed by the tape.
    */
-  backward: (grads: (Tensor | null)[]) => (Tensor | null)[];
+  backward: (grads: (Tensor | null)[], needs: boolean[]) => (Tensor | null)[];
   released: boolean;
 }
 

@@ -1,12 +1,12 @@
 /**
  * Bilinear resizing of (N, C, H, W) maps with PyTorch's align_corners=True mapping: output index o samples the
- * input at o·(in−1)/(out−1) (0 when out = 1). The backward is a gather: every input pixel sums the output
- * gradients whose 2×2 footprint covers it, so no atomics are needed. Maps larger than one storage binding are
- * processed in groups of whole planes.
+ * input at o·(in−1)/(out−1) (0 when out = 1). The backward is a gather, one axis after the other: every input
+ * index sums the output gradients whose taps reach it (axisGradTable), so no atomics are needed. Maps larger than
+ * one storage binding are processed in groups of whole planes.
  */
 import { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { alignedRange, bindableElements, forEachItemRun, Program } from './program.ts';
+import { alignedRange, bindableElements, forEachItemRun, Program, type AlignedRange } from './program.ts';
 
 const WG = 256;
 
@@ -25,17 +25,12 @@ fn taps(o: u32, scale: f32, inSize: u32) -> Taps {
   return Taps(i0, i1, clamp(src - f32(i0), 0.0, 1.0));
 }`;
 
-/** The uniforms of both directions; the candidate fields only matter to the backward. */
-const UNIFORMS = {
-  planes: 'u32', inH: 'u32', inW: 'u32', outH: 'u32', outW: 'u32', xBase: 'u32', oBase: 'u32', sy: 'f32', sx: 'f32',
-  candH: 'u32', candW: 'u32', touchedH: 'u32', touchedW: 'u32',
-} as const;
 
 const forwardProgram = new Program({
   name: 'resize_bilinear',
   inputs: { X: 'f32' },
   outputs: { O: 'f32' },
-  uniforms: UNIFORMS,
+  uniforms: { planes: 'u32', inH: 'u32', inW: 'u32', outH: 'u32', outW: 'u32', xBase: 'u32', oBase: 'u32', sy: 'f32', sx: 'f32' },
   workgroupSize: WG,
   flat: true,
   header: TAPS,
@@ -55,100 +50,77 @@ const forwardProgram = new Program({
   O[p.oBase + i] = (1.0 - ty.l) * top + ty.l * bottom;`,
 });
 
-// Here X is the output gradient (outH × outW planes) and O the input gradient (inH × inW planes).
-const gradProgram = new Program({
-  name: 'resize_bilinear_grad',
-  inputs: { X: 'f32' },
-  outputs: { O: 'f32' },
-  uniforms: UNIFORMS,
-  workgroupSize: WG,
-  flat: true,
-  header: /* wgsl */ `${TAPS}
-// Weight of input index i in output index o along one axis.
-fn weight(o: u32, i: u32, scale: f32, inSize: u32) -> f32 {
-  let t = taps(o, scale, inSize);
-  return select(0.0, 1.0 - t.l, t.i0 == i) + select(0.0, t.l, t.i1 == i);
-}
-
-// Output indices whose taps can reach input index i: those sampling within (i − 1, i + 1), widened by one.
-fn reach(i: u32, scale: f32, outSize: u32) -> vec2u {
-  if (scale == 0.0) { return vec2u(0u, outSize - 1u); }
-  let lo = max(floor((f32(i) - 1.0) / scale) - 1.0, 0.0);
-  let hi = min(ceil((f32(i) + 1.0) / scale) + 1.0, f32(outSize - 1u));
-  return vec2u(u32(lo), u32(hi));
-}
-
-// Input index of candidate k along one axis, and whether the candidate is the first to name it. With touched,
-// candidates are the taps (i0, i1) of each output in turn, each distinct index kept once; otherwise k itself.
-fn candidate(k: u32, touched: bool, scale: f32, inSize: u32) -> vec2u {
-  if (!touched) { return vec2u(k, 1u); }
-  let o = k / 2u;
-  let t = taps(o, scale, inSize);
-  if (k % 2u == 1u) { return vec2u(t.i1, u32(t.i1 != t.i0)); }
-  if (o == 0u) { return vec2u(t.i0, 1u); }
-  let prev = taps(o - 1u, scale, inSize);
-  return vec2u(t.i0, u32(prev.i0 != t.i0 && prev.i1 != t.i0));
-}`,
-  body: /* wgsl */ `let perPlane = p.candH * p.candW;
+/**
+ * One axis of the backward, a gather through a table: input index i along the axis receives
+ * Σ_k weight[i][k]·g[index[i][k]] from the output indices whose taps reach it (K entries per index, padded with
+ * zero weights). `rows` sums along the width (g: outH×outW planes → outH×inW), `cols` along the height
+ * (outH×inW → inH×inW). Two separable passes of K terms replace a 2-D gather of K² candidates per pixel.
+ */
+function axisGradProgram(axis: 'rows' | 'cols'): Program {
+  const [i, stride] = axis === 'rows' ? ['x', '1u'] : ['y', 'p.inW'];
+  return new Program({
+    name: `resize_bilinear_grad_${axis}`,
+    inputs: { X: 'f32', Idx: 'u32', Wt: 'f32' },
+    outputs: { O: 'f32' },
+    uniforms: { planes: 'u32', h: 'u32', inW: 'u32', srcW: 'u32', srcH: 'u32', xBase: 'u32', oBase: 'u32', K: 'u32' },
+    workgroupSize: WG,
+    flat: true,
+    // Output of the pass: planes of h rows by inW; its source: planes of srcH rows by srcW.
+    body: /* wgsl */ `let perPlane = p.h * p.inW;
   if (i >= p.planes * perPlane) { return; }
   let plane = i / perPlane;
   let r = i - plane * perPlane;
-  let cy = candidate(r / p.candW, p.touchedH != 0u, p.sy, p.inH);
-  let cx = candidate(r % p.candW, p.touchedW != 0u, p.sx, p.inW);
-  if (cy.y == 0u || cx.y == 0u) { return; }
-  let iy = cy.x;
-  let ix = cx.x;
-  let ry = reach(iy, p.sy, p.outH);
-  let rx = reach(ix, p.sx, p.outW);
-  let base = p.xBase + plane * p.outH * p.outW;
+  let y = r / p.inW;
+  let x = r - y * p.inW;
+  ${axis === 'rows' ? 'let src = p.xBase + plane * p.srcH * p.srcW + y * p.srcW;' : 'let src = p.xBase + plane * p.srcH * p.srcW + x;'}
+  let t = ${i} * p.K;
   var acc = 0.0;
-  for (var oy = ry.x; oy <= ry.y; oy++) {
-    let wy = weight(oy, iy, p.sy, p.inH);
-    if (wy == 0.0) { continue; }
-    var row = 0.0;
-    for (var ox = rx.x; ox <= rx.y; ox++) {
-      row += weight(ox, ix, p.sx, p.inW) * X[base + oy * p.outW + ox];
-    }
-    acc += wy * row;
+  for (var k = 0u; k < p.K; k++) { acc += Wt[t + k] * X[src + Idx[t + k] * ${stride}]; }
+  O[p.oBase + i] = acc;`,
+  });
+}
+
+const gradPrograms = { rows: axisGradProgram('rows'), cols: axisGradProgram('cols') };
+
+/**
+ * The backward's table for one axis: for each input index, the output indices whose taps reach it and the taps'
+ * weights, computed in float32 exactly as the forward's taps() does. Returns the indices, weights and entries K.
+ */
+export function axisGradTable(inSize: number, outSize: number): { index: Uint32Array; weight: Float32Array; K: number } {
+  const scale = alignCornersScale(inSize, outSize);
+  const lists: Array<Array<[number, number]>> = Array.from({ length: inSize }, () => []);
+  const add = (i: number, o: number, w: number) => {
+    const list = lists[i];
+    const last = list[list.length - 1];
+    if (last && last[0] === o) last[1] = Math.fround(last[1] + w);
+    else list.push([o, w]);
+  };
+  for (let o = 0; o < outSize; o++) {
+    const src = Math.fround(o * scale);
+    const i0 = Math.min(Math.floor(src), inSize - 1);
+    const i1 = i0 < inSize - 1 ? i0 + 1 : i0;
+    const l = Math.min(Math.max(Math.fround(src - i0), 0), 1);
+    add(i0, o, Math.fround(1 - l));
+    add(i1, o, l);
   }
-  O[p.oBase + plane * p.inH * p.inW + iy * p.inW + ix] = acc;`,
-});
-
-/** Enumerating only the touched input pixels along an axis pays when it names fewer than all of them. */
-function touchedOnly(inSize: number, outSize: number): boolean {
-  return 2 * outSize < inSize;
-}
-
-interface ResizeDims {
-  planes: number;
-  inH: number;
-  inW: number;
-  outH: number;
-  outW: number;
-}
-
-interface Candidates {
-  candH: number;
-  candW: number;
-  touchedH: number;
-  touchedW: number;
+  const K = Math.max(1, ...lists.map((l) => l.length));
+  const index = new Uint32Array(inSize * K);
+  const weight = new Float32Array(inSize * K);
+  lists.forEach((list, i) => list.forEach(([o, w], k) => {
+    index[i * K + k] = o;
+    weight[i * K + k] = w;
+  }));
+  return { index, weight, K };
 }
 
 /**
- * Runs `program` over groups of whole planes so that each group's source and destination fit one binding.
- * `threadsPerPlane` invocations run per plane; `cand` fills the backward's candidate fields.
+ * Calls fn for groups of whole planes such that each group's source and destination fit one binding: the bound
+ * ranges and the number of planes in the group.
  */
-function planeGroups(program: Program, src: Tensor, dst: Tensor, d: ResizeDims, srcPlane: number, dstPlane: number, threadsPerPlane: number, cand: Candidates): void {
+function planeGroups(src: Tensor, dst: Tensor, planes: number, srcPlane: number, dstPlane: number, what: string, fn: (s: AlignedRange, o: AlignedRange, k: number) => void): void {
   const plane = Math.max(srcPlane, dstPlane);
-  const label = program.spec.name;
-  if (plane > bindableElements()) throw new LimitError(`${label}: one ${d.inH}×${d.inW} → ${d.outH}×${d.outW} plane exceeds one storage binding`);
-  const [sy, sx] = [alignCornersScale(d.inH, d.outH), alignCornersScale(d.inW, d.outW)];
-  forEachItemRun(d.planes, plane, label, (p0, k) => {
-    const s = alignedRange(src, p0 * srcPlane, k * srcPlane);
-    const o = alignedRange(dst, p0 * dstPlane, k * dstPlane);
-    const uniforms = { planes: k, inH: d.inH, inW: d.inW, outH: d.outH, outW: d.outW, xBase: s.base, oBase: o.base, sy, sx, ...cand };
-    program.dispatchFlat(k * threadsPerPlane, { X: s.range, O: o.range }, uniforms);
-  });
+  if (plane > bindableElements()) throw new LimitError(`${what}: one plane of ${plane} elements exceeds one storage binding`);
+  forEachItemRun(planes, plane, what, (p0, k) => fn(alignedRange(src, p0 * srcPlane, k * srcPlane), alignedRange(dst, p0 * dstPlane, k * dstPlane), k));
 }
 
 function checkInput(shape: readonly number[], outH: number, outW: number): void {
@@ -163,8 +135,9 @@ export function resizeBilinearKernel(x: Tensor, outH: number, outW: number): Ten
   const out = Tensor.empty([n, c, outH, outW]);
   if (out.size === 0) return out;
   if (x.size === 0) throw new Error('resizeBilinear: empty input plane');
-  const d = { planes: n * c, inH: h, inW: w, outH, outW };
-  planeGroups(forwardProgram, x, out, d, h * w, outH * outW, outH * outW, { candH: 0, candW: 0, touchedH: 0, touchedW: 0 });
+  const [sy, sx] = [alignCornersScale(h, outH), alignCornersScale(w, outW)];
+  planeGroups(x, out, n * c, h * w, outH * outW, 'resizeBilinear', (s, o, k) =>
+    forwardProgram.dispatchFlat(k * outH * outW, { X: s.range, O: o.range }, { planes: k, inH: h, inW: w, outH, outW, xBase: s.base, oBase: o.base, sy, sx }));
   return out;
 }
 
@@ -172,13 +145,23 @@ export function resizeBilinearKernel(x: Tensor, outH: number, outW: number): Ten
 export function resizeBilinearGradKernel(g: Tensor, inShape: readonly number[]): Tensor {
   const [n, c, h, w] = inShape;
   const [, , outH, outW] = g.shape;
-  const [touchedH, touchedW] = [touchedOnly(h, outH), touchedOnly(w, outW)];
-  // Pixels outside the touched rows and columns get no gradient: clear them all first.
-  const gx = touchedH || touchedW ? Tensor.zeros(inShape) : Tensor.empty(inShape);
+  const gx = Tensor.empty(inShape);
   if (gx.size === 0) return gx;
-  const candH = touchedH ? 2 * outH : h;
-  const candW = touchedW ? 2 * outW : w;
-  const d = { planes: n * c, inH: h, inW: w, outH, outW };
-  planeGroups(gradProgram, g, gx, d, outH * outW, h * w, candH * candW, { candH, candW, touchedH: +touchedH, touchedW: +touchedW });
+  const planes = n * c;
+  const pass = (axis: 'rows' | 'cols', src: Tensor, dst: Tensor, table: ReturnType<typeof axisGradTable>, rows: number, srcH: number, srcW: number) => {
+    const index = Tensor.fromArray(table.index, [table.index.length], 'u32');
+    const weight = Tensor.fromArray(table.weight, [table.weight.length]);
+    planeGroups(src, dst, planes, srcH * srcW, rows * w, 'resizeBilinear backward', (s, o, k) => {
+      const uniforms = { planes: k, h: rows, inW: w, srcW, srcH, xBase: s.base, oBase: o.base, K: table.K };
+      gradPrograms[axis].dispatchFlat(k * rows * w, { X: s.range, Idx: index, Wt: weight, O: o.range }, uniforms);
+    });
+    index.dispose();
+    weight.dispose();
+  };
+  // Along the width first (outH × outW → outH × w), then along the height (→ h × w).
+  const t = Tensor.empty([planes, outH, w]);
+  pass('rows', g, t, axisGradTable(w, outW), outH, outH, outW);
+  pass('cols', t, gx, axisGradTable(h, outH), h, outH, w);
+  t.dispose();
   return gx;
 }

@@ -1,7 +1,8 @@
 /**
  * `moefusion selftest`: passes on the engine as it is (JSON report), and fails, naming the check, when one kernel is
  * broken on purpose (test/helpers/break-kernel.ts rewrites the bilinear resize's WGSL to scale its output by 1.001).
- * The full run of every check is in test/bundle.test.ts (from the bundle); here a few checks keep it short.
+ * The full run of every check is in test/bundle.test.ts (from the bundle) and here with 16-lane subgroups (lavapipe
+ * at 512 bits: the subgroup kernels at another size than the 8 lanes they were tuned for).
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -48,6 +49,20 @@ t('a deliberately broken kernel (resize × 1.001) fails its check and the networ
   const lines = r.stderr.trim().split('\n');
   assert.is(lines.length, 1, r.stderr);
   assert.match(lines[0], /^moefusion: selftest: 2 of 3 checks failed: bilinear resize; network inference/);
+});
+
+t('every check passes with 16-lane subgroups (lavapipe at 512 bits), not only with the 8 lanes of its default', () => {
+  const probe = selftest(['--json', '--only', 'matmul']);
+  const adapter = (JSON.parse(probe.stdout) as SelftestReport).adapter;
+  if (!/llvmpipe/.test(adapter.name)) {
+    console.log(`  (skipped: ${adapter.name} is not lavapipe, whose vector width can be set)`);
+    return;
+  }
+  const r = selftest(['--json'], { LP_NATIVE_VECTOR_WIDTH: '512' });
+  assert.is(r.code, 0, r.stderr + r.stdout);
+  const report = JSON.parse(r.stdout) as SelftestReport;
+  assert.is(report.adapter.subgroupLanes, 16, 'the kernels were built for 16 lanes');
+  assert.ok(report.checks.length >= 12 && report.pass, report.checks.filter((c) => !c.pass).map((c) => c.name).join(', '));
 });
 
 t('usage and input errors: an unknown check (2), a missing fixture (1)', () => {

@@ -4,6 +4,7 @@
  * training step with every parameter gradient. Each check reports its worst comparison and passes or fails.
  */
 import { initEngine } from '../tensor/engine.ts';
+import { subgroupSize } from '../kernels/subgroups.ts';
 import { type Comparison, describeComparison, worstOf } from './compare.ts';
 import { kernelChecks, type SelfCheck } from './kernels.ts';
 import { inferenceParity, PARITY_FIXTURE, readParityFixture, trainingParity, type ParityFixture } from './parity.ts';
@@ -23,7 +24,8 @@ export interface CheckReport {
 }
 
 export interface SelftestReport {
-  adapter: { name: string; backend: string; software: boolean; features: string[] };
+  /** `subgroupLanes`: the subgroup size the kernels were built for (0: the portable kernels, without subgroups). */
+  adapter: { name: string; backend: string; software: boolean; features: string[]; subgroupLanes: number };
   fixture: string | null;
   pass: boolean;
   passed: number;
@@ -96,7 +98,7 @@ export async function runSelftest(opts: SelftestOptions = {}): Promise<SelftestR
   const s = rt.handle.summary;
   const failed = reports.filter((r) => !r.pass).length;
   return {
-    adapter: { name: `${s.vendor} ${s.device || s.description || s.architecture}`.trim(), backend: s.backend, software: s.isSoftware, features: [...rt.handle.features].sort() },
+    adapter: { name: `${s.vendor} ${s.device || s.description || s.architecture}`.trim(), backend: s.backend, software: s.isSoftware, features: [...rt.handle.features].sort(), subgroupLanes: subgroupSize() },
     fixture: fx ? path : null,
     pass: reports.length > 0 && failed === 0,
     passed: reports.length - failed,

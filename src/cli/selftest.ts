@@ -52,7 +52,7 @@ export function selftestCommand(): Command {
       if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
       else
         process.stdout.write(
-          `${report.passed} of ${report.checks.length} checks passed in ${report.seconds.toFixed(1)} s (features: ${report.adapter.features.join(', ') || 'none'})\n`,
+          `${report.passed} of ${report.checks.length} checks passed in ${report.seconds.toFixed(1)} s (features: ${report.adapter.features.join(', ') || 'none'}; ${report.adapter.subgroupLanes ? `subgroups of ${report.adapter.subgroupLanes} lanes` : 'portable kernels'})\n`,
         );
       // Exit code 1 (a UserError) and one line on stderr naming the failed checks.
       const failed = report.checks.filter((c) => !c.pass).map((c) => c.name);

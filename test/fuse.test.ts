@@ -85,6 +85,14 @@ t('cli: a pair of files → gray and colour fused images at the source size, plu
   })();
 });
 
+t('cli: output files in folders that do not exist yet (as `npm run demo` into out/ on a fresh clone) are written, folders created', () => {
+  const out = join(dir, 'new', 'deeper', 'fused.png');
+  const compare = join(dir, 'other-new', 'compare.png');
+  const r = cli('fuse', '--ir', join(dir, 'data/ir/a.png'), '--vi', join(dir, 'data/vi/a.png'), '--out', out, '--compare', compare, '--weights', weights);
+  assert.is(r.code, 0, r.stderr);
+  assert.ok(existsSync(out) && existsSync(compare), 'both files written');
+});
+
 t('cli: two folders → one fused image per matched pair', async () => {
   const out = join(dir, 'out-folder');
   const r = cli('fuse', '--ir', join(dir, 'data/ir'), '--vi', join(dir, 'data/vi'), '--out', out, '--weights', weights);

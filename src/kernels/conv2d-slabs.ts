@@ -46,20 +46,25 @@ export function planSlabs(t: Tensor, n: number, c: number, plane: number, what: 
 
 const addIntoPrograms = ([false, true] as const).map((v4) => new Program({
   name: 'conv2d_add_slab',
-  inputs: { T: v4 ? 'vec4f' : 'f32' },
+  inputs: { T: v4 ? 'vec4f' : 'f32', Found: 'u32' },
   outputs: { O: v4 ? 'vec4f' : 'f32' },
-  uniforms: { n: 'u32', base: 'u32', relu: 'u32' },
+  uniforms: { n: 'u32', base: 'u32', perSample: 'u32', relu: 'u32' },
   workgroupSize: 256,
   flat: true,
-  body: `if (i >= p.n) { return; }
+  body: `if (i >= p.n || Found[${v4 ? '4u * i' : 'i'} / p.perSample] == 0u) { return; }
   var r = O[p.base + i] + T[i];
   if (p.relu == 1u) { r = max(r, ${v4 ? 'vec4f(0.0)' : '0.0'}); }
   O[p.base + i] = r;`,
 }));
 
-/** Adds `partial` (the slab's layout from element 0) to the output slab `to`, then ReLU when `relu`. */
-export function addInto(to: Slab, partial: Tensor, relu: boolean): void {
-  const v4 = to.base % 4 === 0 && to.count % 4 === 0;
+/**
+ * Adds `partial` (the slab's layout from element 0) to the output slab `to`, then ReLU when `relu`; only the
+ * output samples whose flag in `found` (one per sample of the slab, written by the convolution) is set.
+ */
+export function addInto(to: Slab, partial: Tensor, found: Tensor, relu: boolean): void {
+  const perSample = to.count / (to.nHi - to.nLo);
+  const v4 = to.base % 4 === 0 && perSample % 4 === 0;
   const lanes = v4 ? 4 : 1;
-  addIntoPrograms[v4 ? 1 : 0].dispatchFlat(to.count / lanes, { T: partial, O: to.range }, { n: to.count / lanes, base: to.base / lanes, relu: relu ? 1 : 0 });
+  const uniforms = { n: to.count / lanes, base: to.base / lanes, perSample, relu: relu ? 1 : 0 };
+  addIntoPrograms[v4 ? 1 : 0].dispatchFlat(to.count / lanes, { T: partial, Found: found, O: to.range }, uniforms);
 }

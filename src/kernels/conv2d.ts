@@ -63,7 +63,7 @@ const CONV_UNIFORMS: Record<string, UniformType> = {
   oLo: 'u32', oBase: 'u32', oSample: 'u32', coLo: 'u32',
   coCount: 'u32', coBlocks: 'u32', wE: 'u32', wO: 'u32',
   wI: 'u32', ciLo: 'u32', gather: 'u32', addBias: 'u32',
-  relu: 'u32', bE: 'u32',
+  relu: 'u32', alwaysWrite: 'u32', bE: 'u32',
   cinAll: 'u32', blocksAll: 'u32',
 };
 
@@ -169,7 +169,7 @@ function convProgram(o: CodeOpts): Program {
   return new Program({
     name: flip ? 'conv2d_grad_input' : 'conv2d',
     inputs: { X: v4 ? 'vec4f' : 'f32', Wt: pk ? 'vec4f' : 'f32', Bias: 'f32', T: 'u32' },
-    outputs: { O: 'f32' },
+    outputs: { O: 'f32', Found: 'u32' },
     uniforms: CONV_UNIFORMS,
     workgroupSize: [WG_X, WG_Y],
     enables: sub ? ['subgroups'] : [],
@@ -224,8 +224,10 @@ function convProgram(o: CodeOpts): Program {
       ${taps.join('\n      ')}
     }
   }
-  // Outputs with no input in this slab (other samples, unrouted) are written too, as zeros.
-  if (!live) { return; }
+  // Whether output sample o read anything in this input slab (addInto skips it otherwise); one writer per sample.
+  if (all(wid.xy == vec2u(0u)) && all(lid.xy == vec2u(0u)) && wid.z % p.coBlocks == 0u) { Found[o - p.oLo] = u32(found); }
+  // With alwaysWrite, outputs with no input in this slab (other samples, unrouted) are written too, as zeros.
+  if (!live || (!found && p.alwaysWrite == 0u)) { return; }
   let outPlane = p.Hout * p.Wout;
   let rowBase = (o - p.oLo) * p.oSample + p.oBase + y * p.Wout + px0;
   ${stores.join('\n  ')}`,
@@ -345,31 +347,37 @@ function runConv(a: ConvArgs, out: Tensor, l: Layout): void {
   const { PX, WG_X, WG_Y } = blockFor(l.K, rows);
   const program = convProgram({ K: l.K, flip: l.flip, COB: cob, sub, v4, pk, rows });
   const packed = pk ? packWeights(a.w, l, Co, Cx, cob) : null;
-  // Input slabs (an input larger than one binding): the first writes the output slab, each further one writes a
-  // partial output that is then added to it (ReLU after the last). Reading the output back in the convolution's
-  // own stores instead made lavapipe take 13 s rather than 4 s to compile the kernel.
+  // Input slabs (an input larger than one binding): the first that can contribute writes the output slab, each
+  // further one a partial output added to the output samples it reached (ReLU once a sample's last channel slab
+  // is in). Reading the output back in the convolution's own stores instead made lavapipe take 13 s rather than 4 s
+  // to compile the kernel.
   const partial = multi ? Tensor.empty([Math.max(...oSlabs.map((os) => os.count))]) : null;
+  const found = Tensor.empty([Math.max(...oSlabs.map((os) => os.nHi - os.nLo))], 'u32');
   for (const os of oSlabs) {
     const coCount = os.cHi - os.cLo;
     const coBlocks = ceilDiv(coCount, cob);
     const z = (os.nHi - os.nLo) * coBlocks;
     if (z > MAX_GRID) throw new LimitError(`conv2d: ${z} output blocks exceed one grid dimension`);
-    xSlabs.forEach((xs, k) => {
+    // Identity routing reads only the output's own samples; routed tables are known only to the GPU.
+    const sources = xSlabs.filter((xs) => a.table || (xs.nLo < os.nHi && os.nLo < xs.nHi));
+    sources.forEach((xs, k) => {
+      const relu = a.relu && xs.cHi === Cx;
       program.dispatch(
         // Unused bindings (no bias, identity routing) are bound to the weights.
-        { X: xs.range, Wt: packed ?? a.w, Bias: a.bias ?? a.w, T: a.table ?? a.w, O: k === 0 ? os.range : partial! },
+        { X: xs.range, Wt: packed ?? a.w, Bias: a.bias ?? a.w, T: a.table ?? a.w, O: k === 0 ? os.range : partial!, Found: found },
         {
           Hin, Win, Hout, Wout, cin: xs.cHi - xs.cLo, pad: a.pad, nv: l.nv, routed: a.table ? 1 : 0,
           srcLo: xs.nLo, srcHi: xs.nHi, xBase: xs.base, xSample: Cx * Hin * Win,
           oLo: os.nLo, oBase: k === 0 ? os.base : 0, oSample: Co * Hout * Wout, coLo: os.cLo,
           coCount, coBlocks, wE: l.wE, wO: l.wO, wI: l.wI, ciLo: xs.cLo, gather: l.gather ? 1 : 0,
-          addBias: a.bias && xs.cLo === 0 ? 1 : 0, relu: a.relu && !multi ? 1 : 0, bE: l.bE, cinAll: Cx, blocksAll,
+          addBias: a.bias && xs.cLo === 0 ? 1 : 0, relu: relu && k === 0 ? 1 : 0, alwaysWrite: k === 0 ? 1 : 0, bE: l.bE, cinAll: Cx, blocksAll,
         },
         [ceilDiv(Wout, PX * WG_X), ceilDiv(Hout, WG_Y), z],
       );
-      if (k > 0) addInto(os, partial!, a.relu && k === xSlabs.length - 1);
+      if (k > 0) addInto(os, partial!, found, relu);
     });
   }
+  found.dispose();
   partial?.dispose();
   packed?.dispose();
 }

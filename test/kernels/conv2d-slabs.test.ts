@@ -90,29 +90,32 @@ t('convolutions split into channel slabs (a small binding limit): packed weights
   });
 });
 
-t('routed convolution with bias and ReLU over input slabs: partial outputs added, ReLU after the last, outputs of other samples written', async () => {
+t('routed convolution with bias and ReLU over input slabs: partial outputs added to the samples they reach, ReLU after the last', async () => {
   const e = await gpu();
-  // 64 KiB bindings: a 40-channel 16×32 sample (80 KiB) splits into channel slabs; the table sends input 1 to
-  // outputs 0 and 2 and input 0 to output 1, each with its own expert.
-  const [N, Cin, Cout, H, W, K, E] = [2, 40, 8, 16, 32, 3, 3];
-  const table = [[1, 2], [0, 0], [1, 1]] as const;
-  const x = rng.uniform(N * Cin * H * W);
-  const w = rng.uniform(E * Cout * Cin * K * K);
-  const b = rng.uniform(E * Cout);
-  const want = refConv({ x, xShape: [N, Cin, H, W], w, E, Cout, K, b, pad: 1, relu: true, table }).data;
-  assert.ok(want.some((v) => v === 0) && want.some((v) => v > 0), 'the ReLU clips some outputs and keeps others');
-  await forEachConvMode(async (mode) => {
-    e.rt.bindingLimitForTests = 64 * 1024;
-    try {
-      assert.ok(Cin * H * W * 4 > e.rt.maxBinding, 'one sample exceeds one binding');
-      const out = tidy(() => routedConv2d(Tensor.fromArray(x, [N, Cin, H, W]), Tensor.fromArray(w, [E, Cout, Cin, K, K]),
-        Tensor.fromArray(b, [E, Cout]), Tensor.fromArray(table.flat(), [table.length, 2], 'u32'), { relu: true }));
-      assertClose(await out.data(), want, { what: `routed slab forward (${mode})` });
-      out.dispose();
-    } finally {
-      e.rt.bindingLimitForTests = null;
-    }
-  });
+  // 64 KiB bindings: a sample of 40 channels of 16×32 (80 KiB) or 70 of 15×17 (71 KiB) splits into channel slabs;
+  // the table sends input 1 to outputs 0 and 2 and input 0 to output 1, each with its own expert, so that some
+  // slabs reach no output of a group. The odd case (7 channels of 15×17 per output) adds one element per lane.
+  for (const [N, Cin, Cout, H, W] of [[2, 40, 8, 16, 32], [2, 70, 7, 15, 17]]) {
+    const [K, E] = [3, 3];
+    const table = [[1, 2], [0, 0], [1, 1]] as const;
+    const x = rng.uniform(N * Cin * H * W);
+    const w = rng.uniform(E * Cout * Cin * K * K);
+    const b = rng.uniform(E * Cout);
+    const want = refConv({ x, xShape: [N, Cin, H, W], w, E, Cout, K, b, pad: 1, relu: true, table }).data;
+    assert.ok(want.some((v) => v === 0) && want.some((v) => v > 0), 'the ReLU clips some outputs and keeps others');
+    await forEachConvMode(async (mode) => {
+      e.rt.bindingLimitForTests = 64 * 1024;
+      try {
+        assert.ok(Cin * H * W * 4 > e.rt.maxBinding, 'one sample exceeds one binding');
+        const out = tidy(() => routedConv2d(Tensor.fromArray(x, [N, Cin, H, W]), Tensor.fromArray(w, [E, Cout, Cin, K, K]),
+          Tensor.fromArray(b, [E, Cout]), Tensor.fromArray(table.flat(), [table.length, 2], 'u32'), { relu: true }));
+        assertClose(await out.data(), want, { what: `routed slab forward ${Cin}→${Cout} ${H}×${W} (${mode})` });
+        out.dispose();
+      } finally {
+        e.rt.bindingLimitForTests = null;
+      }
+    });
+  }
 });
 
 t('tensors larger than one 128 MiB storage binding: forward and all gradients', async () => {

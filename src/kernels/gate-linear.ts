@@ -9,7 +9,7 @@ import { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { sumKernel } from './reduce.ts';
 import { MAX_EXPERTS } from './gating.ts';
-import { ceilDiv, Program } from './program.ts';
+import { bindableElements, ceilDiv, Program } from './program.ts';
 
 const WG = 64;
 /** Elements of D per workgroup at least: 16 loads per invocation keeps the partials few. */
@@ -74,7 +74,8 @@ function checkOperands(x: Tensor, w: Tensor): [number, number, number] {
 export function gateLinearKernel(x: Tensor, w: Tensor): Tensor {
   const [B, D, E] = checkOperands(x, w);
   if (B === 0 || E === 0 || D === 0) return Tensor.zeros([B, E]);
-  const parts = Math.min(MAX_PARTS, Math.max(1, Math.floor(D / MIN_SLICE)));
+  // The partials (B·E·WG per part) must fit one binding too: more than 16 experts and rows can outgrow x and w.
+  const parts = Math.max(1, Math.min(MAX_PARTS, Math.floor(bindableElements() / (B * E * WG)), Math.floor(D / MIN_SLICE)));
   const slice = ceilDiv(ceilDiv(D, parts), WG) * WG;
   const used = ceilDiv(D, slice);
   const rows = rowsPerWorkgroup(E);

@@ -35,6 +35,22 @@ t('gateLinear matches float64 on odd shapes, split over many workgroups', async 
   }
 });
 
+t('gateLinear with many rows and experts: the partial sums are cut to fit one binding', async () => {
+  const e = await gpu();
+  // 384 KiB bindings: x (164 KB) and w (328 KB) fit, the 2 parts of 20·40·64 partials (410 KB) would not.
+  const [B, D, E] = [20, 2049, 40];
+  const x = rng.uniform(B * D);
+  const w = rng.uniform(D * E);
+  e.rt.bindingLimitForTests = 384 * 1024;
+  try {
+    const out = tidy(() => gateLinear(Tensor.fromArray(x, [B, D]), Tensor.fromArray(w, [D, E])));
+    assertClose(await out.data(), refGateLinear(x, w, B, D, E), { what: `gateLinear ${B}×${D}×${E} under a small binding` });
+    out.dispose();
+  } finally {
+    e.rt.bindingLimitForTests = null;
+  }
+});
+
 t('gateLinear backward (dx = g·wᵀ, dw = xᵀ·g) passes gradcheck', async () => {
   await gpu();
   const [B, D, E] = [3, 41, 5];

@@ -102,15 +102,16 @@ function plan(a: FuseArgs, depth: 8 | 16): { jobs: Job[]; folders: boolean; outD
     if (depth === 16 && !/\.(png|tiff?)$/i.test(path)) throw new UserError(`${flag} ${path}: --depth 16 needs a .png or .tif output`);
   };
   if (!folders) {
+    // The folders of the output files are created like output folders, once everything is checked (`npm run
+    // demo` writes into out/, which a fresh clone does not have).
+    const outDirs: Array<[string, string]> = [];
     for (const [flag, p] of [['--out', a.out], ['--compare', a.compare]] as const) {
       if (!p) continue;
       checkImageOut(flag, p);
       for (const input of [a.ir, a.vi]) if (isSamePath(p, input)) throw new UserError(`${flag} ${p} is an input: it would be overwritten`);
       checkWritableDir(dirname(resolve(p)), flag);
+      outDirs.push([flag, dirname(resolve(p))]);
     }
-    // The folders of the output files are created like output folders, once everything is checked (`npm run
-    // demo` writes into out/, which a fresh clone does not have).
-    const outDirs = ([['--out', a.out], ['--compare', a.compare]] as const).filter(([, p]) => p).map(([flag, p]) => [flag, dirname(resolve(p!))] as [string, string]);
     return { jobs: [{ name: basename(a.ir), ir: a.ir, vi: a.vi, out: a.out, compare: a.compare ?? null }], folders, outDirs };
   }
   for (const [flag, dir] of [['--out', a.out], ['--compare', a.compare]] as const) {

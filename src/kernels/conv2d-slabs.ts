@@ -1,7 +1,8 @@
 /**
  * Splits an (N, C, plane) tensor into slabs that each fit one storage binding: whole groups of samples when a
- * sample fits, otherwise channel ranges of one sample. addInto adds the partial output of one input slab. Each slab is bound by alignedRange (the offset rounded down
- * to the storage offset alignment) and the kernel is handed the remainder as `base`.
+ * sample fits, otherwise channel ranges of one sample. Each slab is bound by alignedRange (the offset rounded down
+ * to the storage offset alignment) and the kernel is handed the remainder as `base`. addInto adds the partial
+ * output of one input slab to an output slab.
  */
 import { engine } from '../tensor/engine.ts';
 import type { Tensor } from '../tensor/tensor.ts';

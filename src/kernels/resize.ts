@@ -25,7 +25,6 @@ fn taps(o: u32, scale: f32, inSize: u32) -> Taps {
   return Taps(i0, i1, clamp(src - f32(i0), 0.0, 1.0));
 }`;
 
-
 const forwardProgram = new Program({
   name: 'resize_bilinear',
   inputs: { X: 'f32' },

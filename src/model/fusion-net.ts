@@ -45,7 +45,7 @@ export class FusionNet {
     const rt = engine().rt;
     // The encoders and local mixtures in a scope of their own, so that all they made but x_f and the gates is
     // released before the global experts (the peak of a forward pass).
-    const front = tidy(() => {
+    const { xf, fg, bg } = tidy(() => {
       rt.timestamp('encoders');
       const v = encode(this.params, 'r', vis);
       const i = encode(this.params, 'i', ir);
@@ -72,7 +72,6 @@ export class FusionNet {
 
       return { xf: concat([v.dense, i.dense, fg.y, bg.y], 1), fg: fg.gate, bg: bg.gate };
     });
-    const { xf, fg, bg } = front;
     const global = mixture(this.params, xf, xf, {
       name: 'DecoderMoE',
       convs: GLOBAL_EXPERT_CONVS,

@@ -116,14 +116,10 @@ export class Runtime {
     this.pass = null;
   }
 
-  /** Kernels dispatched so far (tests count the work an operation records). */
-  dispatched = 0;
-
   dispatch(spec: DispatchSpec): void {
     this.check();
     const [x, y = 1, z = 1] = spec.workgroups;
     if (x === 0 || y === 0 || z === 0) return;
-    this.dispatched++;
     const maxWg = this.limits.maxComputeWorkgroupsPerDimension;
     if (x > maxWg || y > maxWg || z > maxWg)
       throw new LimitError(`kernel '${spec.label}': workgroup grid ${x}×${y}×${z} exceeds ${maxWg} per dimension`);

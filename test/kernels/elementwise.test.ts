@@ -118,9 +118,9 @@ t('the backward of add, sub, mul and div skips the gradient of an operand that n
       at.requiresGrad = true;
       bt.requiresGrad = bNeedsGrad;
       const out = op(at, bt);
-      const before = e.rt.dispatched;
+      const before = e.rt.dispatchCount;
       backward(out, Tensor.fromArray(new Float32Array(out.size).fill(1), out.shape));
-      const n = e.rt.dispatched - before;
+      const n = e.rt.dispatchCount - before;
       // d(Σ out)/da: b broadcast along the channels.
       const want = broadcastBinary(a, as, b, bs, dOutDa).data;
       assertClose(await at.grad!.data(), want, { what: `${name}: gradient of a (b ${bNeedsGrad ? 'needs' : 'needs no'} grad)` });

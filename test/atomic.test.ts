@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { atomicOutputs, checkWritableDir, cleanUpOutputs, ensureWritableDir, isSamePath, OutputError, resetOutputs, trackTemporary, writeFileAtomic } from '../src/io/atomic.ts';
+import { atomicOutputs, canonical, checkWritableDir, cleanUpOutputs, ensureWritableDir, OutputError, resetOutputs, trackTemporary, writeFileAtomic } from '../src/io/atomic.ts';
 
 const t = suite('atomic');
 const tmp = mkdtempSync(join(tmpdir(), 'moefusion-atomic-'));
@@ -131,14 +131,14 @@ t('checkWritableDir tries to create a file and leaves nothing; where none can be
   if (existsSync('/proc/self')) assert.throws(() => checkWritableDir('/proc', '--out'), /--out \/proc: the folder is not writable/);
 });
 
-t('isSamePath: through links, and for paths that do not exist yet', () => {
+t('canonical paths: one for a path through a link, also for files that do not exist yet', () => {
   const real = join(tmp, 'real');
   mkdirSync(real, { recursive: true });
   const link = join(tmp, 'link');
   symlinkSync(real, link);
-  assert.ok(isSamePath(join(link, 'new.csv'), join(real, 'new.csv')), 'a new file through a linked folder');
-  assert.ok(isSamePath(join(real, 'a', '..', 'b'), join(real, 'b')));
-  assert.not.ok(isSamePath(join(real, 'a'), join(real, 'b')));
+  assert.is(canonical(join(link, 'new.csv')), canonical(join(real, 'new.csv')), 'a new file through a linked folder');
+  assert.is(canonical(join(real, 'a', '..', 'b')), canonical(join(real, 'b')));
+  assert.is.not(canonical(join(real, 'a')), canonical(join(real, 'b')));
 });
 
 t.after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, realpathSync, rmdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { systemCode, systemReason } from './system-errors.ts';
 
 /** An output path that cannot be used or written; the message names it and says why. */
@@ -227,17 +227,6 @@ export function canonical(path: string): string {
       head = parent;
     }
   }
-}
-
-/** Whether two paths name the same file or folder, also through links and for paths that do not exist yet. */
-export function isSamePath(a: string, b: string): boolean {
-  return resolve(a) === resolve(b) || canonical(a) === canonical(b);
-}
-
-/** Whether `path` lies inside the folder `dir` (at any depth), also through links. */
-export function isInside(path: string, dir: string): boolean {
-  const rel = relative(canonical(dir), canonical(path));
-  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
 }
 
 /** Whether a folder holds no file at any depth (only empty folders). */

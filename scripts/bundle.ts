@@ -154,7 +154,7 @@ async function main(): Promise<void> {
     format: 'esm',
     target: 'node20',
     external: ['webgpu', 'sharp'],
-    // Bundled CommonJS packages (commander, cli-progress) call require() for Node's own modules.
+    // Bundled CommonJS packages (commander) call require() for Node's own modules.
     banner: { js: "import { createRequire as __moefusionRequire } from 'node:module'; const require = __moefusionRequire(import.meta.url);" },
     minify: true,
     keepNames: true,

@@ -1,4 +1,5 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
+// (Kept in dist/index.d.ts: its types name GPUDevice, GPUBuffer…, which a consumer gets from @webgpu/types.)
 /**
  * moefusion as a library: the fusion runtime (Fuser), training, image I/O and colour handling, the metrics, and the engine
  * underneath (tensors, ops, autograd, optimizer) for those who build their own models on it.

@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * moefusion in a browser (`moefusion/web`, bundled by scripts/build-web.ts into dist/web/moefusion.js): the fusion
  * runtime on the page's WebGPU, and helpers that turn what a page has (File, Blob, ImageBitmap, <img>, <canvas>,

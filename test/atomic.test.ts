@@ -1,10 +1,13 @@
-/** Atomic outputs: temp file + rename, cleanup on failure, grouped outputs, and the writable-folder check. */
+/**
+ * Atomic outputs: temp file + rename, cleanup on failure, grouped outputs, folders created with their first file and
+ * removed again while empty, the writable-folder check, and which paths are one.
+ */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { atomicOutputs, ensureWritableDir, OutputError, writeFileAtomic } from '../src/io/atomic.ts';
+import { atomicOutputs, canonical, checkWritableDir, cleanUpOutputs, ensureWritableDir, OutputError, resetOutputs, trackTemporary, writeFileAtomic } from '../src/io/atomic.ts';
 
 const t = suite('atomic');
 const tmp = mkdtempSync(join(tmpdir(), 'moefusion-atomic-'));
@@ -75,6 +78,67 @@ t('ensureWritableDir creates nested folders and names the path in errors', () =>
       chmodSync(locked, 0o700);
     }
   }
+});
+
+t('a file written into folders that do not exist creates them; cleanUpOutputs removes those that hold no file', async () => {
+  resetOutputs();
+  const kept = join(tmp, 'made', 'deep', 'x.json');
+  await writeFileAtomic(kept, '{}');
+  assert.ok(existsSync(kept), 'the folders appear with the file');
+  ensureWritableDir(join(tmp, 'empty', 'a', 'b'));
+  ensureWritableDir(join(tmp, 'made', 'other')); // inside a created folder that holds a file
+  const temporary = join(tmp, 'made', '.half.tmp');
+  writeFileSync(temporary, 'half');
+  trackTemporary(temporary);
+  cleanUpOutputs();
+  assert.not.ok(existsSync(join(tmp, 'empty')), 'a created folder with no file is removed, parents included');
+  assert.not.ok(existsSync(temporary), 'temporary files are removed');
+  assert.ok(existsSync(kept), 'a folder holding an output stays, with its output');
+});
+
+t('after cleanUpOutputs(true) (Ctrl-C) nothing more is written', async () => {
+  resetOutputs();
+  cleanUpOutputs(true);
+  try {
+    await writeFileAtomic(join(tmp, 'late.json'), '{}');
+    assert.unreachable('a write after the interrupt must be refused');
+  } catch (e) {
+    assert.match((e as Error).message, /late\.json: not written: the command was interrupted/);
+  } finally {
+    resetOutputs();
+  }
+  assert.not.ok(existsSync(join(tmp, 'late.json')));
+});
+
+t('a failed write names the file (never its temporary name) and keeps the system error code', async () => {
+  const below = join(tmp, 'plain-file-2');
+  writeFileSync(below, '');
+  try {
+    await writeFileAtomic(join(below, 'x.png'), 'data');
+    assert.unreachable();
+  } catch (e) {
+    assert.instance(e, OutputError);
+    assert.match((e as Error).message, /plain-file-2\/x\.png: cannot be written \(/);
+    assert.not.match((e as Error).message, /\.tmp/);
+    assert.is((e as OutputError).code, 'ENOTDIR');
+  }
+});
+
+t('checkWritableDir tries to create a file and leaves nothing; where none can be created it says so', () => {
+  const before = readdirSync(tmp).sort();
+  checkWritableDir(join(tmp, 'not', 'yet'), '--out');
+  assert.equal(readdirSync(tmp).sort(), before, 'nothing created');
+  if (existsSync('/proc/self')) assert.throws(() => checkWritableDir('/proc', '--out'), /--out \/proc: the folder is not writable/);
+});
+
+t('canonical paths: one for a path through a link, also for files that do not exist yet', () => {
+  const real = join(tmp, 'real');
+  mkdirSync(real, { recursive: true });
+  const link = join(tmp, 'link');
+  symlinkSync(real, link);
+  assert.is(canonical(join(link, 'new.csv')), canonical(join(real, 'new.csv')), 'a new file through a linked folder');
+  assert.is(canonical(join(real, 'a', '..', 'b')), canonical(join(real, 'b')));
+  assert.is.not(canonical(join(real, 'a')), canonical(join(real, 'b')));
 });
 
 t.after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -24,6 +24,12 @@ const CHROMIUM = process.env.MOEFUSION_CHROMIUM || '/usr/bin/chromium';
 const ARGS = ['--no-sandbox', '--enable-unsafe-webgpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const root = resolve(import.meta.dirname, '..');
 const SIZE = { width: 160, height: 120 };
+/**
+ * The limit of every wait on the browser (launch, navigation, the page's own states, actions, downloads): generous,
+ * since a loaded machine starts Chromium and SwiftShader's WebGPU slowly. Each wait ends as soon as its state is
+ * reached; Playwright's default of 30 s failed tests under load.
+ */
+const LIMIT_MS = 10 * 60_000;
 
 const t = suite('browser');
 
@@ -48,7 +54,7 @@ function setup(): Promise<Env> {
     await bundleForBrowser(join(root, 'test/browser/kernels.ts'), join(dir, 'kernels.js'));
     writeFileSync(join(dir, 'index.html'), '<!doctype html><meta charset="utf-8"><title>kernel checks</title><link rel="icon" href="data:,"><script type="module" src="kernels.js"></script>');
     const server = await startWebServer({ port: 0, mounts: { '/test-kernels/': dir } });
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true, timeout: LIMIT_MS });
     return { browser, server, dir };
   })();
   return env;
@@ -58,6 +64,8 @@ function setup(): Promise<Env> {
 async function newPage(opts: { noWebGPU?: boolean } = {}): Promise<{ page: Page; errors: string[] }> {
   const { browser } = await setup();
   const context = await browser.newContext({ viewport: { width: 1000, height: 900 }, acceptDownloads: true });
+  context.setDefaultTimeout(LIMIT_MS);
+  context.setDefaultNavigationTimeout(LIMIT_MS);
   contexts.push(context);
   // (Source text, not a function: tsx names the functions it compiles with a helper the page does not have.)
   if (opts.noWebGPU) await context.addInitScript({ content: "Object.defineProperty(Navigator.prototype, 'gpu', { get() { return undefined; }, configurable: true });" });
@@ -124,10 +132,7 @@ t('the static server serves the page, the bundle, the samples and the weights, a
 t('the page fuses the sample pair at 160×120 like the Node engine (1e-4 relative), shows time and adapter, downloads a PNG', async () => {
   const { page, errors } = await newPage();
   await page.goto(await demoUrl(`?sample&size=${SIZE.width}x${SIZE.height}&autorun`));
-  await page.waitForFunction(() => ['done', 'error', 'no-webgpu'].includes((window as unknown as { moefusionDemo: { state: string } }).moefusionDemo.state), null, {
-    timeout: 600_000,
-    polling: 500,
-  });
+  await page.waitForFunction(() => ['done', 'error', 'no-webgpu'].includes((window as unknown as { moefusionDemo: { state: string } }).moefusionDemo.state), null, { polling: 500 });
   assert.is(await errorText(page), '', 'no error in the page');
   type Pixels = { width: number; height: number; data: number[] };
   const run = (await page.evaluate(`(() => {
@@ -219,7 +224,7 @@ t('without WebGPU the page and the library say what to do', async () => {
 t('kernel subset in the browser (conv and gradients, matmul, gate, combine, attention, resize) matches float64', async () => {
   const { page, errors } = await newPage();
   await page.goto((await setup()).server.url.replace(/\/web\/$/, '/test-kernels/'));
-  await page.waitForFunction(() => 'moefusionKernelChecks' in window, null, { timeout: 60_000 });
+  await page.waitForFunction(() => 'moefusionKernelChecks' in window);
   const report = (await page.evaluate(() => (window as unknown as { moefusionKernelChecks: { run(): Promise<unknown> } }).moefusionKernelChecks.run())) as KernelReport;
   const sub = report.subgroupMaxSize ? `subgroups of ${report.subgroupMinSize}-${report.subgroupMaxSize} lanes` : 'no subgroups';
   console.log(`  ${report.adapter}: ${sub}; engine subgroup kernels ${report.engineSubgroupSize ? `on (${report.engineSubgroupSize} lanes)` : 'off (they need at least 8 lanes)'}; ` +

@@ -10,6 +10,8 @@ import { describeError, EXIT_GPU, EXIT_INTERNAL, EXIT_USAGE, EXIT_USER, UserErro
 import { createProgress, formatDuration } from '../src/cli/progress.ts';
 import { DatasetError } from '../src/io/dataset.ts';
 import { DeviceLostError, LimitError, NoAdapterError } from '../src/runtime/errors.ts';
+import { OutputError } from '../src/io/atomic.ts';
+import { ImageTooLargeError } from '../src/io/image-types.ts';
 
 const t = suite('cli');
 const root = resolve(import.meta.dirname, '..');
@@ -90,6 +92,11 @@ t('describeError: input errors as they are, GPU errors explained, system errors 
   assert.match(describeError(new DeviceLostError('unknown', 'crash')).message, /^the GPU device was lost \(unknown\): crash\. Run again/);
   const enoent = Object.assign(new Error("ENOENT: no such file or directory, open 'w.bin'"), { code: 'ENOENT', path: 'w.bin' });
   assert.equal(describeError(enoent), { message: 'w.bin: no such file or folder', exitCode: EXIT_USER });
+  // A full disk is a resource whatever was being written; too large to decode is "too large", as for the GPU.
+  const enospc = Object.assign(new Error("ENOSPC: no space left on device, write '/x/.f.png.123.tmp'"), { code: 'ENOSPC' });
+  assert.equal(describeError(new OutputError('f.png', 'cannot be written (no space left on the device)', enospc)), { message: 'f.png: cannot be written (no space left on the device)', exitCode: EXIT_GPU });
+  assert.equal(describeError(enospc).exitCode, EXIT_GPU);
+  assert.is(describeError(new ImageTooLargeError('a.png', '20000×20000 is larger than …')).exitCode, EXIT_GPU);
   const bug = describeError(new TypeError('x is undefined'));
   assert.is(bug.exitCode, EXIT_INTERNAL);
   assert.match(bug.message, /^internal error: x is undefined/);

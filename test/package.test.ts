@@ -60,7 +60,7 @@ shutdownEngine();
   const args = ['fuse', '--ir', join(sample, 'ir/00537D.png'), '--vi', join(sample, 'vi/00537D.png'), '--out', 'cli.png', '--color'];
   const cli = spawnSync('bash', ['-c', 'set -o pipefail; "$@" 2>&1 | cat', 'sh', join(project, 'node_modules/.bin/moefusion'), ...args], { cwd: project, encoding: 'utf8' });
   assert.is(cli.status, 0, `installed CLI failed: ${cli.stdout}`);
-  assert.match(cli.stdout, /fused 00537D.png \+ 00537D.png in [\d.]+ s/);
+  assert.match(cli.stdout, /fused \S*ir\/00537D\.png \+ \S*vi\/00537D\.png in [\d.]+ s → cli\.png/);
   assert.not.match(cli.stdout, /artificially reduced/, 'no Dawn adapter warnings');
   return Promise.all(['lib.png', 'cli.png'].map((f) => decodeImage(readFileSync(join(project, f)), f))).then(([a, b]) => {
     assert.is(a.channels, 3);
@@ -69,7 +69,7 @@ shutdownEngine();
   });
 });
 
-t('a strict NodeNext TypeScript consumer type-checks against the shipped declarations', () => {
+t("a strict NodeNext TypeScript consumer and the README's examples type-check against the shipped declarations, with and without skipLibCheck", () => {
   writeFileSync(
     join(project, 'consumer.ts'),
     `import { Fuser, FusedImage, InputError, type FuseOptions, type GrayImage } from 'moefusion';
@@ -83,12 +83,20 @@ const err: Error = new InputError('x');
 console.log(png.length + rgba.length, err.message);
 `,
   );
-  writeFileSync(
-    join(project, 'tsconfig.json'),
-    JSON.stringify({ compilerOptions: { strict: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', skipLibCheck: true, noEmit: true, types: ['node'] }, files: ['consumer.ts'] }),
-  );
-  const r = spawnSync(join(project, 'node_modules/.bin/tsc'), ['-p', '.'], { cwd: project, encoding: 'utf8' });
-  assert.is(r.status, 0, `tsc reported:\n${r.stdout}${r.stderr}`);
+  // The README's TypeScript blocks, in order, as one module (later blocks use the \`fuser\` of the first; the loop
+  // over a folder names its files in \`names\`).
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const blocks = [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => m[1]);
+  assert.ok(blocks.length >= 3, `the README's TypeScript examples (${blocks.length} found)`);
+  writeFileSync(join(project, 'readme.ts'), [...blocks, 'declare const names: string[];', 'export {};'].join('\n'));
+  for (const skipLibCheck of [true, false]) {
+    writeFileSync(
+      join(project, 'tsconfig.json'),
+      JSON.stringify({ compilerOptions: { strict: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', skipLibCheck, noEmit: true, types: ['node'] }, files: ['consumer.ts', 'readme.ts'] }),
+    );
+    const r = spawnSync(join(project, 'node_modules/.bin/tsc'), ['-p', '.'], { cwd: project, encoding: 'utf8' });
+    assert.is(r.status, 0, `tsc (skipLibCheck ${skipLibCheck}) reported:\n${r.stdout}${r.stderr}`);
+  }
 });
 
 t.run();

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { OutputError } from '../src/io/atomic.ts';
+import { EXIT_USAGE, EXIT_USER } from '../src/cli/errors.ts';
 import { boxMask, type Box } from '../src/io/boxes.ts';
 import { openDataset } from '../src/io/dataset.ts';
 import { readImage } from '../src/io/image.ts';
@@ -237,7 +238,7 @@ t('`moefusion synth` writes the dataset, then refuses to overwrite it', async ()
 
   const before = readFileSync(join(out, 'Ir', '00000.png'));
   const again = await cli(['synth', '--out', out, '--count', '2']);
-  assert.is(again.code, 1, again.stderr);
+  assert.is(again.code, EXIT_USER, again.stderr);
   assert.equal(ours(again.stderr).length, 1, again.stderr);
   assert.match(ours(again.stderr)[0], /^moefusion: .*cli: the folder is not empty/);
   assert.is(again.stdout, '');
@@ -245,7 +246,7 @@ t('`moefusion synth` writes the dataset, then refuses to overwrite it', async ()
   assert.equal(readdirSync(join(out, 'Ir')), ['00000.png', '00001.png', '00002.png']);
 
   const bad = await cli(['synth', '--out', join(tmp, 'bad'), '--size', '12xabc']);
-  assert.is(bad.code, 1);
+  assert.is(bad.code, EXIT_USAGE, 'a malformed value is a usage error');
   assert.match(ours(bad.stderr)[0] ?? bad.stderr, /^moefusion: --size 12xabc: expected WIDTHxHEIGHT/);
   assert.not.ok(existsSync(join(tmp, 'bad')));
 });

@@ -7,7 +7,8 @@
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { writeFileAtomic } from '../io/atomic.ts';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -266,9 +267,8 @@ async function report(args: BenchOptions, adapter: string, software: boolean, re
   }
   const date = new Date().toISOString().slice(0, 10);
   const slug = adapter.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
-  mkdirSync(args.out, { recursive: true });
   const file = join(args.out, `e2e-${slug}-${date}.json`);
-  writeFileSync(file, JSON.stringify({ adapter, software, date, runs: args.runs, warmup: args.warmup, interleaved: true, results }, null, 2));
+  await writeFileAtomic(file, JSON.stringify({ adapter, software, date, runs: args.runs, warmup: args.warmup, interleaved: true, results }, null, 2));
   const torchDevice = results.map((r) => (r.torch && 'device' in r.torch ? r.torch.device : null)).find(Boolean);
   const chart = barChartSvg(
     results.map((r) => ({ label: r.name, values: [r.engine.median, r.torch && 'median' in r.torch ? r.torch.median : NaN] })),

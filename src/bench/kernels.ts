@@ -6,7 +6,7 @@
  * compute-bound kernels, GB/s (the bytes a kernel must read and write at least) for the memory-bound ones. Writes
  * kernels-engine-<adapter>-<date>.json and a chart of the compute-bound rates.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../io/atomic.ts';
 import { join } from 'node:path';
 import { engine, initEngine, noGrad } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
@@ -245,9 +245,8 @@ export async function runKernelBenchmark(o: KernelBenchOptions, log: (line: stri
   }
   const date = new Date().toISOString().slice(0, 10);
   const slug = adapter.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
-  mkdirSync(o.out, { recursive: true });
   const file = join(o.out, `kernels-engine-${slug}-${date}.json`);
-  writeFileSync(file, JSON.stringify({ adapter, software: s.isSoftware, date, size: [o.width, o.height], runs: o.runs, matmulGflops: matmulRate, results }, null, 2));
+  await writeFileAtomic(file, JSON.stringify({ adapter, software: s.isSoftware, date, size: [o.width, o.height], runs: o.runs, matmulGflops: matmulRate, results }, null, 2));
   const compute = results.filter((r) => r.gflops !== undefined);
   const short = (name: string) =>
     name.startsWith('matmul') ? 'matmul' : name.endsWith('input gradient') ? 'dX' : name.endsWith('weight gradient') ? 'dW' : name.startsWith('routed') ? 'routed' : name.startsWith('attention forward') ? 'attn' : name.startsWith('attention backward') ? 'attn bw' : name.replace('conv3x3 ', '');

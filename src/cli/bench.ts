@@ -6,9 +6,10 @@ import { Command } from 'commander';
 import { DEFAULT_BENCH, parseDims, runBenchmark } from '../bench/e2e.ts';
 import { runKernelBenchmark } from '../bench/kernels.ts';
 import { UsageError } from './errors.ts';
+import { checkOutputs } from './outputs.ts';
 
-/** Checks the options before anything runs; a malformed one is a usage error naming it. */
-function checkOptions(o: { sizes: string; train: string; runs: string; warmup: string; kernelSize: string }): void {
+/** Checks the options before anything runs (a malformed one is a usage error naming it), and the --out folder. */
+function checkOptions(o: { sizes: string; train: string; runs: string; warmup: string; kernelSize: string; out: string }): void {
   try {
     parseDims(o.kernelSize, 2, '--kernel-size');
     for (const s of o.sizes.split(',').filter(Boolean)) parseDims(s, 2, '--sizes');
@@ -18,6 +19,8 @@ function checkOptions(o: { sizes: string; train: string; runs: string; warmup: s
   }
   if (!/^[1-9]\d*$/.test(o.runs)) throw new UsageError(`--runs ${o.runs}: expected a positive integer`);
   if (!/^\d+$/.test(o.warmup)) throw new UsageError(`--warmup ${o.warmup}: expected a non-negative integer`);
+  // The results are written after minutes of timing: their folder is checked now (created with the first file).
+  checkOutputs([{ flag: '--out', path: o.out, kind: 'folder' }], []);
 }
 
 export function benchCommand(): Command {

@@ -13,12 +13,13 @@ import { imageSize, readImage, writeImage } from '../io/image.ts';
 import { toGray01, to8bit } from '../io/color.ts';
 import { matchPairsInFolders, openDataset, type ImagePair } from '../io/dataset.ts';
 import type { Box, BoxSource } from '../io/boxes.ts';
-import { checkWritableDir, ensureWritableDir, isSamePath, writeFileAtomic } from '../io/atomic.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
 import { attentionOverlay, drawBoxes, grayToRgb } from '../io/draw-boxes.ts';
 import { sideBySide } from '../io/plot.ts';
 import { evaluateDetections, formatDetectionTable, type ImageDetections } from '../metrics/detection-map.ts';
 import { UsageError, UserError } from './errors.ts';
 import { createProgress } from './progress.ts';
+import { checkOutputs } from './outputs.ts';
 import { DEFAULT_WEIGHTS } from './defaults.ts';
 
 /** Boxes above this score enter the mAP, whatever --score shows. */
@@ -44,11 +45,11 @@ function unitInterval(flag: string, v: string): number {
 /** The pairs to run on, with their boxes when the data has any. */
 function pairsFrom(a: DetectArgs): { pairs: ImagePair[]; boxes: BoxSource | null } {
   if (a.data) {
-    if (a.ir || a.vi) throw new UserError('give either --data or --ir and --vi, not both');
+    if (a.ir || a.vi) throw new UsageError('give either --data or --ir and --vi, not both');
     const ds = openDataset(a.data, { split: a.split });
     return { pairs: ds.pairs, boxes: ds.boxes };
   }
-  if (!a.ir || !a.vi) throw new UserError('give --data DIR, or --ir and --vi (files or folders)');
+  if (!a.ir || !a.vi) throw new UsageError('give --data DIR, or --ir and --vi (files or folders)');
   for (const [flag, p] of [['--ir', a.ir], ['--vi', a.vi]] as const) if (!existsSync(p)) throw new UserError(`${flag} ${p}: no such file or folder`);
   const folders = statSync(a.ir).isDirectory();
   if (folders !== statSync(a.vi).isDirectory()) throw new UserError('--ir and --vi must both be files or both be folders');
@@ -67,8 +68,17 @@ export async function runDetect(a: DetectArgs): Promise<void> {
   if (!existsSync(a.weights)) throw new UserError(`--weights ${a.weights}: no such file`);
   const { pairs, boxes } = pairsFrom(a);
   if (!pairs.length) throw new UserError('no infrared/visible pairs found');
-  for (const input of [a.data, a.ir, a.vi]) if (input && isSamePath(a.out, input)) throw new UserError(`--out ${a.out} is an input: its images would be overwritten`);
-  checkWritableDir(a.out, '--out');
+  // DIR is created with its first file.
+  checkOutputs(
+    [{ flag: '--out', path: a.out, kind: 'folder', files: [...pairs.map((p) => `${p.name}.png`), 'detections.json', 'map.json'] }],
+    [
+      a.data && { flag: '--data', path: a.data },
+      a.ir && { flag: '--ir', path: a.ir },
+      a.vi && { flag: '--vi', path: a.vi },
+      { flag: '--weights', path: a.weights },
+      ...pairs.flatMap((p) => [{ flag: a.data ? '--data' : '--ir', path: p.ir }, { flag: a.data ? '--data' : '--vi', path: p.vi }]),
+    ],
+  );
   const fuser = await Fuser.create({ weights: a.weights });
   try {
     if (!fuser.detector) throw new UserError(`--weights ${a.weights} carries no detector: train one with \`moefusion train --attention detector\``);
@@ -79,7 +89,6 @@ export async function runDetect(a: DetectArgs): Promise<void> {
         throw new UserError(`${p.ir} is ${si.width}×${si.height} but ${p.vi} is ${sv.width}×${sv.height}: a pair must have one size`);
       checkFits(si.width, si.height);
     }
-    ensureWritableDir(a.out, '--out');
     const classes = fuser.detector.config.classes;
     const results: Record<string, ReturnType<typeof hostBoxes>> = {};
     const scored: Record<'vis' | 'ir' | 'both', ImageDetections[]> = { vis: [], ir: [], both: [] };

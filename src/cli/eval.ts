@@ -3,14 +3,14 @@
  * prints a table; optionally writes JSON, CSV and Markdown. Bad input fails with one error naming the file,
  * before any output file is written (or is skipped with --skip-bad).
  */
-import { randomBytes } from 'node:crypto';
-import { rename, rm, writeFile } from 'node:fs/promises';
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { evaluate, EvaluationError, summaryToJson, type FusedFolder, type MethodSummary } from '../metrics/evaluate.ts';
+import { evaluate, summaryToJson, type FusedFolder, type MethodSummary } from '../metrics/evaluate.ts';
 import { getProtocol, METRIC_NAMES, PROTOCOL_NAMES } from '../metrics/protocols.ts';
+import { atomicOutputs } from '../io/atomic.ts';
 import { UserError } from './errors.ts';
+import { checkOutputs } from './outputs.ts';
 
 interface EvalOptions {
   ir: string;
@@ -78,25 +78,26 @@ function markdownReport(protocol: string, summaries: MethodSummary[]): string {
 
 /** Writes every output to a temporary file first, then renames them all: no partial output on failure. */
 async function writeOutputs(outputs: Array<[string, string]>): Promise<void> {
-  const staged: Array<[string, string]> = [];
+  const staged = atomicOutputs();
   try {
-    for (const [path, text] of outputs) {
-      const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-      staged.push([temporary, path]);
-      await writeFile(temporary, text);
-    }
-    for (const [temporary, path] of staged) await rename(temporary, path);
+    for (const [path, text] of outputs) await staged.write(path, text);
+    await staged.commit();
   } catch (e) {
-    await Promise.all(staged.map(([temporary]) => rm(temporary, { force: true })));
-    throw new EvaluationError(`cannot write the output: ${(e as Error).message}`);
+    await staged.abort();
+    throw e;
   }
 }
 
 async function runWithOptions(options: EvalOptions): Promise<void> {
   const protocol = getProtocol(options.protocol);
-  // Outputs are checked before the (long) scoring: their folders must exist and be writable.
-  for (const [flag, path] of [['--json', options.json], ['--csv', options.csv], ['--markdown', options.markdown]] as const)
-    if (path) checkOutputFile(flag, path);
+  // Outputs are checked before the (long) scoring: their folders must exist and be writable, and none may be an
+  // input (a source or fused image) or another output.
+  const files = [['--json', options.json], ['--csv', options.csv], ['--markdown', options.markdown]] as const;
+  for (const [flag, path] of files) if (path) checkOutputFile(flag, path);
+  checkOutputs(
+    files.map(([flag, path]) => !!path && { flag, path, kind: 'file' as const }),
+    [{ flag: '--ir', path: options.ir }, { flag: '--vi', path: options.vi }, ...options.fused.map((f) => ({ flag: '--fused', path: f.dir }))],
+  );
   const started = Date.now();
   const summaries = await evaluate({
     irDir: options.ir,

@@ -6,18 +6,19 @@
  * limits); outputs appear atomically; an input is never overwritten.
  */
 import { existsSync, statSync } from 'node:fs';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { basename, extname, join } from 'node:path';
 import { Command } from 'commander';
 import { Fuser, checkFits } from '../model/fuser.ts';
-import { decodeImage, formatOf, imageSize, readImage, writeImage } from '../io/image.ts';
+import { decodeImage, formatOf, ImageError, imageSize, readImage, writeImage } from '../io/image.ts';
 import { readFile } from 'node:fs/promises';
 import { toGray01, to8bit } from '../io/color.ts';
 import type { Image } from '../io/image-types.ts';
 import type { FusedImage } from '../io/fused-image.ts';
 import { sideBySide } from '../io/plot.ts';
 import { matchPairsInFolders, type ImagePair } from '../io/dataset.ts';
-import { checkWritableDir, ensureWritableDir, isSamePath } from '../io/atomic.ts';
+import { InputError } from '../io/pixels.ts';
 import { UserError, UsageError } from './errors.ts';
+import { checkOutputs } from './outputs.ts';
 import { createProgress } from './progress.ts';
 import { DEFAULT_WEIGHTS } from './defaults.ts';
 
@@ -84,14 +85,14 @@ async function writeComparison(path: string, ir: Image, vi: Image, fused: FusedI
 }
 
 /** Every check that needs no GPU: paths, modes, extensions, collisions with inputs. Returns the jobs. */
-function plan(a: FuseArgs, depth: 8 | 16): { jobs: Job[]; folders: boolean; outDirs: Array<[string, string]> } {
+function plan(a: FuseArgs, depth: 8 | 16): { jobs: Job[]; folders: boolean } {
   for (const [flag, p] of [['--ir', a.ir], ['--vi', a.vi]] as const)
     if (!existsSync(p)) throw new UserError(`${flag} ${p}: no such file or folder`);
   if (!existsSync(a.weights)) throw new UserError(`--weights ${a.weights}: no such file`);
   if (statSync(a.weights).isDirectory()) throw new UserError(`--weights ${a.weights}: is a folder; expected a .safetensors file`);
   const folders = statSync(a.ir).isDirectory();
   if (folders !== statSync(a.vi).isDirectory()) throw new UserError('--ir and --vi must both be files or both be folders');
-  if (a.compare && isSamePath(a.compare, a.out)) throw new UserError(`--compare ${a.compare} is the same as --out: the comparison would replace the fused image`);
+  const inputs = [{ flag: '--ir', path: a.ir }, { flag: '--vi', path: a.vi }, { flag: '--weights', path: a.weights }];
   const checkImageOut = (flag: string, path: string) => {
     if (existsSync(path) && statSync(path).isDirectory()) throw new UserError(`${flag} ${path}: is a folder; expected an image file name`);
     try {
@@ -102,23 +103,10 @@ function plan(a: FuseArgs, depth: 8 | 16): { jobs: Job[]; folders: boolean; outD
     if (depth === 16 && !/\.(png|tiff?)$/i.test(path)) throw new UserError(`${flag} ${path}: --depth 16 needs a .png or .tif output`);
   };
   if (!folders) {
-    // The folders of the output files are created like output folders, once everything is checked (`npm run
-    // demo` writes into out/, which a fresh clone does not have).
-    const outDirs: Array<[string, string]> = [];
-    for (const [flag, p] of [['--out', a.out], ['--compare', a.compare]] as const) {
-      if (!p) continue;
-      checkImageOut(flag, p);
-      for (const input of [a.ir, a.vi]) if (isSamePath(p, input)) throw new UserError(`${flag} ${p} is an input: it would be overwritten`);
-      checkWritableDir(dirname(resolve(p)), flag);
-      outDirs.push([flag, dirname(resolve(p))]);
-    }
-    return { jobs: [{ name: basename(a.ir), ir: a.ir, vi: a.vi, out: a.out, compare: a.compare ?? null }], folders, outDirs };
-  }
-  for (const [flag, dir] of [['--out', a.out], ['--compare', a.compare]] as const) {
-    if (!dir) continue;
-    if (existsSync(dir) && !statSync(dir).isDirectory()) throw new UserError(`${flag} ${dir}: exists and is not a folder`);
-    for (const input of [a.ir, a.vi]) if (isSamePath(dir, input)) throw new UserError(`${flag} ${dir} is an input folder: its images would be overwritten`);
-    checkWritableDir(dir, flag);
+    if (a.shard) throw new UsageError(`--shard ${a.shard}: --ir and --vi are files; --shard splits the pairs of two folders`);
+    for (const [flag, p] of [['--out', a.out], ['--compare', a.compare]] as const) if (p) checkImageOut(flag, p);
+    checkOutputs([{ flag: '--out', path: a.out, kind: 'file' }, a.compare && { flag: '--compare', path: a.compare, kind: 'file' }], inputs);
+    return { jobs: [{ name: basename(a.ir), ir: a.ir, vi: a.vi, out: a.out, compare: a.compare ?? null }], folders };
   }
   let pairs: ImagePair[] = matchPairsInFolders(a.ir, a.vi);
   if (a.shard) {
@@ -126,8 +114,15 @@ function plan(a: FuseArgs, depth: 8 | 16): { jobs: Job[]; folders: boolean; outD
     pairs = pairs.filter((p) => shardOf(p.name, count) === index);
   }
   const jobs = pairs.map((p) => ({ name: p.name, ir: p.ir, vi: p.vi, out: join(a.out, outputName(p.name, p.vi, depth)), compare: a.compare ? join(a.compare, `${p.name}.png`) : null }));
-  const outDirs: Array<[string, string]> = [['--out', a.out], ...(a.compare ? [['--compare', a.compare] as [string, string]] : [])];
-  return { jobs, folders, outDirs };
+  // Output folders are created with their first image (atomic.ts).
+  checkOutputs(
+    [
+      { flag: '--out', path: a.out, kind: 'folder', files: jobs.map((j) => basename(j.out)) },
+      a.compare && { flag: '--compare', path: a.compare, kind: 'folder', files: jobs.map((j) => basename(j.compare!)) },
+    ],
+    [...inputs, ...pairs.flatMap((p) => [{ flag: '--ir', path: p.ir }, { flag: '--vi', path: p.vi }])],
+  );
+  return { jobs, folders };
 }
 
 export interface FuseSummary {
@@ -137,6 +132,16 @@ export interface FuseSummary {
   seconds: number;
   secondsPerImage: number | null;
   outputs: string[];
+  /** Folders: the pairs that could not be fused (an image that does not decode…); the command then exits 1. */
+  failed: Array<{ name: string; error: string }>;
+}
+
+/** One line for the pairs of a folder that failed, the first few named. */
+function failureReport(failed: FuseSummary['failed'], of: number, out: string): string {
+  const shown = failed.slice(0, 3).map((f) => f.error).join('; ');
+  const more = failed.length > 3 ? `; and ${failed.length - 3} more` : '';
+  const others = failed.length < of ? ` (the others are in ${out}; rerun with --skip-existing once fixed)` : '';
+  return `${failed.length} of ${of} pairs could not be fused${others}: ${shown}${more}`;
 }
 
 export async function runFuse(a: FuseArgs): Promise<FuseSummary> {
@@ -144,7 +149,7 @@ export async function runFuse(a: FuseArgs): Promise<FuseSummary> {
   if (!['auto', 'detector', 'saliency', 'none'].includes(a.attention)) throw new UsageError(`--attention ${a.attention}: expected auto, detector, saliency or none`);
   if (a.depth !== '8' && a.depth !== '16') throw new UsageError(`--depth ${a.depth}: expected 8 or 16`);
   const depth = Number(a.depth) as 8 | 16;
-  const { jobs, folders, outDirs } = plan(a, depth);
+  const { jobs, folders } = plan(a, depth);
   const say = (line: string) => {
     if (!a.quiet && !a.json) console.log(line);
   };
@@ -165,13 +170,13 @@ export async function runFuse(a: FuseArgs): Promise<FuseSummary> {
         throw e;
       }
     }
-    for (const [flag, dir] of outDirs) ensureWritableDir(dir, flag);
 
     const todo: Job[] = [];
     for (const j of jobs) if (!(a.skipExisting && (await isComplete(j.out)) && (!j.compare || (await isComplete(j.compare))))) todo.push(j);
     const bar = folders ? createProgress(todo.length, 'fusing', { quiet: a.quiet || a.json }) : null;
     const fuseStarted = performance.now();
-    for (const j of todo) {
+    const failed: FuseSummary['failed'] = [];
+    const fusePair = async (j: Job) => {
       const [ir, vi] = [await readImage(j.ir), await readImage(j.vi)];
       const stages = folders ? null : createProgress(8, 'fusing', { quiet: a.quiet || a.json || ir.width * ir.height < 1 << 20 });
       const fused = await fuser.fuse(ir, vi, {
@@ -182,19 +187,31 @@ export async function runFuse(a: FuseArgs): Promise<FuseSummary> {
       stages?.stop();
       await writeImage(j.out, fused.pixels(depth), fused.width, fused.height, fused.channels);
       if (j.compare) await writeComparison(j.compare, ir, vi, fused);
+    };
+    for (const j of todo) {
+      try {
+        await fusePair(j);
+      } catch (e) {
+        // In a folder, a pair whose images cannot be used (a truncated file passes the header check) does not stop
+        // the others; anything else (the GPU, the disk) does.
+        if (!folders || !(e instanceof ImageError || e instanceof InputError)) throw e;
+        failed.push({ name: j.name, error: (e as Error).message });
+      }
       bar?.tick();
     }
     bar?.stop();
     const seconds = (performance.now() - started) / 1000;
-    const perImage = todo.length ? (performance.now() - fuseStarted) / 1000 / todo.length : null;
-    const summary: FuseSummary = { pairs: jobs.length, fused: todo.length, skipped: jobs.length - todo.length, seconds, secondsPerImage: perImage, outputs: todo.map((j) => j.out) };
+    const done = todo.filter((j) => !failed.some((f) => f.name === j.name));
+    const perImage = done.length ? (performance.now() - fuseStarted) / 1000 / todo.length : null;
+    const summary: FuseSummary = { pairs: jobs.length, fused: done.length, skipped: jobs.length - todo.length, seconds, secondsPerImage: perImage, outputs: done.map((j) => j.out), failed };
     const skipped = summary.skipped ? `, skipped ${summary.skipped} already done` : '';
     say(
       folders
-        ? `fused ${todo.length} of ${jobs.length} pairs${skipped} in ${seconds.toFixed(1)} s (${perImage === null ? '-' : perImage.toFixed(2)} s per image) → ${a.out}`
-        : `fused ${basename(a.ir)} + ${basename(a.vi)} in ${seconds.toFixed(1)} s → ${a.out}`,
+        ? `fused ${done.length} of ${jobs.length} pairs${skipped} in ${seconds.toFixed(1)} s (${perImage === null ? '-' : perImage.toFixed(2)} s per image) → ${a.out}`
+        : `fused ${a.ir} + ${a.vi} in ${seconds.toFixed(1)} s → ${a.out}`,
     );
     if (a.json) console.log(JSON.stringify(summary));
+    if (failed.length) throw new UserError(failureReport(failed, todo.length, a.out));
     return summary;
   } finally {
     fuser.dispose();

@@ -61,7 +61,7 @@ export function formatInfo(info: EngineInfo): string {
     ['adapter', [a.vendor, a.architecture, a.device].filter(Boolean).join(' / ') || 'unnamed'],
     ['description', a.description || '-'],
     ['backend', a.backend],
-    ['software', a.isSoftware ? 'yes (a CPU emulates the GPU: expect it to be slow)' : 'no (hardware GPU)'],
+    ['software', a.backend === 'null' ? 'no GPU at all: the null backend runs nothing (it tests Dawn itself)' : a.isSoftware ? 'yes (a CPU emulates the GPU: expect it to be slow)' : 'no (hardware GPU)'],
     ['features', info.features.join(', ') || 'none'],
   ];
   const width = Math.max(...rows.map(([k]) => k.length), ...Object.keys(info.limits).map((k) => k.length + 2));

@@ -6,8 +6,10 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
-import { hasEngine, initEngine, shutdownEngine } from '../tensor/engine.ts';
+import { hasEngine, setDeviceDefaults, shutdownEngine } from '../tensor/engine.ts';
+import { cleanUpOutputs, resetOutputs } from '../io/atomic.ts';
 import { EXIT_USAGE, reportFatal, UsageError } from './errors.ts';
+import { handleInterrupts } from './interrupt.ts';
 import { infoCommand } from './info.ts';
 import { fuseCommand } from './fuse.ts';
 import { trainCommand } from './train.ts';
@@ -22,9 +24,6 @@ interface GlobalOptions {
   adapter?: string;
   verbose?: boolean;
 }
-
-/** Commands that run on the GPU: the engine starts before them, with the global device options. */
-const GPU_COMMANDS = new Set(['fuse', 'train', 'detect', 'bench', 'info', 'selftest']);
 
 function version(): string {
   return (JSON.parse(readFileSync(resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version;
@@ -42,14 +41,13 @@ export async function buildProgram(): Promise<Command> {
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(`moefusion: ${text.replace(/^error: /, '')}`) });
 
-  // GPU commands start the engine first, with the global device options; they then reuse it. Dawn's own adapter
-  // warnings (software Vulkan) are hidden unless --verbose.
-  program.hook('preAction', async (_, command) => {
+  // Commands start the GPU themselves, once their arguments are checked (a usage error never waits for a device),
+  // with the global device options. Dawn's own adapter warnings (software Vulkan) are hidden unless --verbose.
+  program.hook('preAction', (_, command) => {
     const o = program.opts<GlobalOptions>();
     if (o.backend === 'null' && command.name() !== 'info')
       throw new UsageError(`--backend null runs no GPU code, so ${command.name()} would produce garbage; it is for \`moefusion info\` only`);
-    if (GPU_COMMANDS.has(command.name()))
-      await initEngine({ backend: o.backend, adapter: o.adapter, compatibility: o.backend === 'opengles', quiet: !o.verbose });
+    setDeviceDefaults({ backend: o.backend, adapter: o.adapter, compatibility: o.backend === 'opengles', quiet: !o.verbose });
   });
 
   for (const cmd of [fuseCommand(), trainCommand(), detectCommand(), evalCommand(), benchCommand(), synthCommand(), infoCommand(), selftestCommand()])
@@ -57,8 +55,14 @@ export async function buildProgram(): Promise<Command> {
   return program;
 }
 
-/** Runs the CLI on argv (as process.argv: node, script, args…) and returns the exit code. */
-export async function main(argv: string[] = process.argv): Promise<number> {
+/**
+ * Runs the CLI on argv (as process.argv: node, script, args…) and returns the exit code. Whatever the outcome, the
+ * temporary files and the empty folders the command left are removed; Ctrl-C does the same and exits 130
+ * (`exit` is called then: process.exit, or a test's own).
+ */
+export async function main(argv: string[] = process.argv, exit?: (code: number) => void): Promise<number> {
+  resetOutputs();
+  const stopHandling = handleInterrupts(exit);
   try {
     const program = await buildProgram();
     await program.parseAsync(argv);
@@ -68,6 +72,10 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : EXIT_USAGE;
     return reportFatal(e);
   } finally {
+    stopHandling();
+    cleanUpOutputs();
+    resetOutputs(); // (after an interrupt whose exit did not end the process: tests)
+    setDeviceDefaults(undefined);
     if (hasEngine()) shutdownEngine();
   }
 }

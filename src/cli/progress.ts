@@ -1,9 +1,8 @@
 /**
- * Progress for long loops: a redrawn bar with ETA and custom fields (loss, lr, …) on a terminal; elsewhere
- * (logs, CI, pipes) a plain line at most every `intervalMs` and one at the end. Writes to stderr so that stdout
- * stays clean for results.
+ * Progress for long loops: a redrawn bar with ETA and custom fields (loss, lr, …) on a terminal, whose clock
+ * moves every second even while no step ends (one large image); elsewhere (logs, CI, pipes) a plain line at most
+ * every `intervalMs` and one at the end. Writes to stderr so that stdout stays clean for results.
  */
-import cliProgress from 'cli-progress';
 
 export type ProgressFields = Record<string, number | string>;
 
@@ -23,7 +22,18 @@ export interface ProgressOptions {
   quiet?: boolean;
   /** Clock in ms (tests). */
   now?: () => number;
+  /** Calls fn every `ms` until the returned function is called: the terminal bar's clock (tests pass a fake timer). */
+  every?: (ms: number, fn: () => void) => () => void;
 }
+
+/** setInterval that does not keep the process alive. */
+function every(ms: number, fn: () => void): () => void {
+  const timer = setInterval(fn, ms);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+const BAR_WIDTH = 30;
 
 /** 0.0123 → "0.0123", 12345.6 → "1.235e+4": four significant digits. */
 function formatField(v: number | string): string {
@@ -48,32 +58,46 @@ export function formatDuration(seconds: number): string {
 export function createProgress(total: number, label: string, opts: ProgressOptions = {}): Progress {
   const stream = opts.stream ?? process.stderr;
   if (opts.quiet) return { tick() {}, update() {}, stop() {} };
-  return stream.isTTY ? barProgress(total, label, stream) : plainProgress(total, label, stream, opts.intervalMs ?? 10_000, opts.now ?? Date.now);
+  const now = opts.now ?? Date.now;
+  return stream.isTTY ? barProgress(total, label, stream as TerminalStream, now, opts.every ?? every) : plainProgress(total, label, stream, opts.intervalMs ?? 10_000, now);
 }
 
-function barProgress(total: number, label: string, stream: NodeJS.WritableStream): Progress {
-  const bar = new cliProgress.SingleBar({
-    stream,
-    format: `${label} [{bar}] {value}/{total} | {duration_formatted} elapsed, ETA {eta_formatted} {fields}`,
-    barsize: 30,
-    hideCursor: true,
-    etaBuffer: 50,
-  }, cliProgress.Presets.shades_classic);
+type TerminalStream = NodeJS.WritableStream & { columns?: number };
+
+/** The bar, redrawn in place on each step and each second; a line of its own once stopped. */
+function barProgress(total: number, label: string, stream: TerminalStream, now: () => number, timer: NonNullable<ProgressOptions['every']>): Progress {
+  const start = now();
   let value = 0;
   let fields = '';
-  bar.start(total, 0, { fields });
+  let drawn = '';
+  let stopped = false;
+  const draw = () => {
+    const elapsed = (now() - start) / 1000;
+    const eta = value >= total ? 0 : value > 0 ? (elapsed / value) * (total - value) : NaN;
+    const filled = total > 0 ? Math.round((BAR_WIDTH * Math.min(value, total)) / total) : BAR_WIDTH;
+    const line = `${label} [${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)}] ${value}/${total} | ${formatDuration(elapsed)} elapsed, ETA ${formatDuration(eta)}${fields}`;
+    if (line === drawn) return;
+    drawn = line;
+    // Back to the line's start, the line (cut to the terminal's width: a wrapped line cannot be redrawn), clear the rest.
+    stream.write(`\r${stream.columns ? line.slice(0, stream.columns - 1) : line}\x1b[K`);
+  };
+  const set = (v: number, f?: ProgressFields) => {
+    value = v;
+    if (f) fields = ` | ${formatFields(f)}`;
+    if (!stopped) draw();
+  };
+  draw();
+  const stopClock = timer(1000, draw);
   return {
-    tick(f, step = 1) {
-      value += step;
-      if (f) fields = `| ${formatFields(f)}`;
-      bar.update(value, { fields });
+    tick: (f, step = 1) => set(value + step, f),
+    update: set,
+    stop() {
+      if (stopped) return;
+      stopped = true;
+      stopClock();
+      draw();
+      stream.write('\n');
     },
-    update(v, f) {
-      value = v;
-      if (f) fields = `| ${formatFields(f)}`;
-      bar.update(value, { fields });
-    },
-    stop: () => bar.stop(),
   };
 }
 

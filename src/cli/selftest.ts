@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { checkNames, formatCheck, runSelftest, selectChecks } from '../check/selftest.ts';
 import { FixtureError, PARITY_FIXTURE, readParityFixture } from '../check/parity.ts';
 import { UsageError, UserError } from './errors.ts';
-import { engine } from '../tensor/engine.ts';
+import { initEngine } from '../tensor/engine.ts';
 import { adapterName } from '../runtime/device.ts';
 
 interface SelftestArgs {
@@ -41,7 +41,7 @@ export function selftestCommand(): Command {
           throw e;
         }
       if (!o.json) {
-        const s = engine().rt.handle.summary;
+        const s = (await initEngine()).rt.handle.summary;
         process.stdout.write(`selftest on ${adapterName(s)} (${s.backend}${s.isSoftware ? ', software' : ''}): ${selected.length} checks\n`);
       }
       const report = await runSelftest({

@@ -5,7 +5,8 @@
  */
 import { Command } from 'commander';
 import { SYNTHETIC_FOLDERS, syntheticName, writeSyntheticDataset } from '../io/synthetic-scenes.ts';
-import { UserError } from './errors.ts';
+import { UsageError } from './errors.ts';
+import { checkOutputs } from './outputs.ts';
 import { createProgress, type Progress } from './progress.ts';
 
 interface SynthArgs {
@@ -19,7 +20,7 @@ interface SynthArgs {
 function integer(name: string, v: string, min: number): number {
   const n = Number(v);
   if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min)
-    throw new UserError(`${name} ${v}: expected an integer${min > 0 ? ' ≥ ' + min : min === 0 ? ' ≥ 0' : ''}`);
+    throw new UsageError(`${name} ${v}: expected an integer${min > 0 ? ' ≥ ' + min : min === 0 ? ' ≥ 0' : ''}`);
   return n;
 }
 
@@ -29,7 +30,7 @@ function parseSize(v: string): { width: number; height: number } {
   const width = m ? Number(m[1]) : NaN;
   const height = m ? Number(m[2] ?? m[1]) : NaN;
   if (!(width >= 16 && height >= 16 && width <= 8192 && height <= 8192))
-    throw new UserError(`--size ${v}: expected WIDTHxHEIGHT with each side from 16 to 8192, e.g. 128x128`);
+    throw new UsageError(`--size ${v}: expected WIDTHxHEIGHT with each side from 16 to 8192, e.g. 128x128`);
   return { width, height };
 }
 
@@ -38,13 +39,14 @@ export async function runSynth(a: SynthArgs): Promise<void> {
   const seed = integer('--seed', a.seed, Number.MIN_SAFE_INTEGER);
   const maxObjects = integer('--max-objects', a.maxObjects, 1);
   const { width, height } = parseSize(a.size);
+  checkOutputs([{ flag: '--out', path: a.out, kind: 'folder' }], []);
   const started = Date.now();
   let bar: Progress | undefined; // started with the first image, so that a refused folder prints no progress
   let summary;
   try {
     summary = await writeSyntheticDataset(a.out, { count, width, height, seed, maxObjects, onImage: () => (bar ??= createProgress(count, 'synth')).tick() });
   } catch (e) {
-    if (e instanceof RangeError) throw new UserError(e.message);
+    if (e instanceof RangeError) throw new UsageError(e.message); // a value out of range (the options, checked by the writer)
     throw e;
   } finally {
     bar?.stop();

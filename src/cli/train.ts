@@ -6,8 +6,9 @@
 import { Command } from 'commander';
 import type { FusionConfig } from '../model/config.ts';
 import { ATTENTION_MODES, referenceMilestones, type AttentionMode, type ForegroundMode, type TrainOptions } from '../train/trainer.ts';
-import { runTraining, type RunSetting, type RunSettings } from '../train/run.ts';
+import { runTraining, RUN_FILES, type RunSetting, type RunSettings } from '../train/run.ts';
 import { UsageError } from './errors.ts';
+import { checkOutputs } from './outputs.ts';
 import { createProgress } from './progress.ts';
 
 interface TrainArgs {
@@ -191,6 +192,10 @@ export function trainCommand(): Command {
     .option('--resume', 'continue the run in --out from its checkpoint, with its settings (options given again must match; --steps may be raised)')
     .action(async (opts: TrainArgs, cmd: Command) => {
       const settings = settingsFrom(opts, (o) => cmd.getOptionValueSource(o) === 'cli');
+      checkOutputs(
+        [{ flag: '--out', path: opts.out, kind: 'folder', files: RUN_FILES }],
+        [...opts.data.map((path) => ({ flag: '--data', path })), opts.init && { flag: '--init', path: opts.init }],
+      );
       await runTraining(settings, { line: (m) => console.log(m), progress: (total, label) => createProgress(total, label) });
     });
 }

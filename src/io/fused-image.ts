@@ -47,7 +47,7 @@ export class FusedImage {
   }
 
   /** sharp's raw form: `sharp(r.data, { raw: r.info })` continues a sharp pipeline. */
-  toRaw(depth: 8 | 16 = 8): RawPixels {
+  toRaw(depth: 8 | 16 = 8): RawPixels<1 | 3> {
     return { data: this.pixels(depth), info: { width: this.width, height: this.height, channels: this.channels } };
   }
 

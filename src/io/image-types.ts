@@ -19,3 +19,11 @@ export class ImageError extends Error {
     this.name = 'ImageError';
   }
 }
+
+/** An image too large to decode (its header says so); the CLI reports it as too large, as it does for the GPU (exit 3). */
+export class ImageTooLargeError extends ImageError {
+  constructor(file: string, problem: string) {
+    super(file, problem);
+    this.name = 'ImageTooLargeError';
+  }
+}

@@ -3,15 +3,29 @@
  * the file's signature when reading and by the extension when writing. Pixels are interleaved (row-major, channel
  * last), 8- or 16-bit. Every error names the file and says what is wrong with it.
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, extname, join } from 'node:path';
+import { open, readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
 import sharp from 'sharp';
 import { BmpFormatError, decodeBmp, encodeBmp, isBmp } from './bmp.ts';
-import { ImageError, type Image, type ImageChannels } from './image-types.ts';
+import { ImageError, ImageTooLargeError, type Image, type ImageChannels } from './image-types.ts';
+import { writeFileAtomic } from './atomic.ts';
 
-export { ImageError, type Image, type ImageChannels } from './image-types.ts';
+export { ImageError, ImageTooLargeError, type Image, type ImageChannels } from './image-types.ts';
+
+/**
+ * The most pixels an image may have to be decoded: sharp's (libvips') own default, kept as a guard against
+ * decompression bombs. A larger image is refused with its size as too large (exit 3), as the GPU refuses one.
+ */
+export const MAX_DECODE_PIXELS = 0x3fff * 0x3fff;
+
+/** EXIF orientations 5-8 turn the picture by a quarter: its displayed width and height are the stored ones swapped. */
+const swapsSides = (orientation: number | undefined) => (orientation ?? 1) >= 5;
+
+function checkDecodable(name: string, width: number, height: number): void {
+  if (width * height > MAX_DECODE_PIXELS)
+    throw new ImageTooLargeError(name, `${width}×${height} (${((width * height) / 1e6).toFixed(0)} megapixels) is larger than the ${(MAX_DECODE_PIXELS / 1e6).toFixed(0)} megapixels an image may have`);
+}
 
 /** Reads an image file. Gray+alpha is widened to RGBA so that `channels` is always 1, 3 or 4. */
 export async function readImage(path: string): Promise<Image> {
@@ -36,23 +50,31 @@ export async function imageSize(path: string): Promise<{ width: number; height: 
     const core = view.getUint32(14, true) === 12;
     const width = core ? view.getUint16(18, true) : view.getInt32(18, true);
     const height = Math.abs(core ? view.getInt16(20, true) : view.getInt32(22, true));
+    checkDecodable(path, width, height);
     return { width, height };
   }
+  let size: { width: number; height: number };
   try {
-    const meta = await sharp(path, { failOn: 'none' }).metadata();
+    const meta = await sharp(path, { failOn: 'none', limitInputPixels: false }).metadata();
     if (!meta.width || !meta.height) throw new Error('no size in the header');
-    return { width: meta.width, height: meta.height };
+    // As displayed: decodeImage applies the EXIF orientation.
+    size = swapsSides(meta.orientation) ? { width: meta.height, height: meta.width } : { width: meta.width, height: meta.height };
   } catch (e) {
     throw new ImageError(path, `cannot be read as an image (${(e as Error).message})`);
   }
+  checkDecodable(path, size.width, size.height);
+  return size;
 }
 
 /** Decodes an encoded image (PNG, JPEG, TIFF, WebP, BMP…); `name` names it in errors. */
 export async function decodeImage(bytes: Uint8Array, name: string): Promise<Image> {
   try {
     if (isBmp(bytes)) return { ...decodeBmp(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)), bitDepth: 8 };
-    let pipeline = sharp(bytes, { failOn: 'error' });
+    let pipeline = sharp(bytes, { failOn: 'error', limitInputPixels: false });
     const meta = await pipeline.metadata();
+    if (meta.width && meta.height) checkDecodable(name, meta.width, meta.height);
+    // Turned upright by its EXIF orientation, as photo viewers show it (cameras store portraits sideways).
+    if ((meta.orientation ?? 1) > 1) pipeline = pipeline.rotate();
     const sixteen = meta.depth === 'ushort';
     // sharp converts to its pipeline colourspace unless told otherwise: keep plain gray as one channel.
     const plainGray = (meta.space === 'b-w' || meta.space === 'grey16') && !meta.hasAlpha;
@@ -96,7 +118,7 @@ export type ImageFormat = 'png' | 'jpeg' | 'tiff' | 'webp' | 'bmp';
 
 /**
  * Writes interleaved pixels to PNG, JPEG, TIFF, WebP or BMP, chosen by the extension. Uint16Array data is written
- * 16-bit (PNG, TIFF). The file appears atomically: a temporary file in the same folder is renamed over it.
+ * 16-bit (PNG, TIFF). The file appears atomically (atomic.ts), its folder with it.
  */
 export async function writeImage(
   path: string,
@@ -106,15 +128,7 @@ export async function writeImage(
   channels: ImageChannels,
 ): Promise<void> {
   const format = formatOf(path);
-  const encoded = await encodeImage(data, width, height, channels, format, path);
-  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    await writeFile(temporary, encoded);
-    await rename(temporary, path);
-  } catch (e) {
-    await rm(temporary, { force: true });
-    throw new ImageError(path, `cannot be written (${(e as Error).message})`);
-  }
+  await writeFileAtomic(path, await encodeImage(data, width, height, channels, format, path));
 }
 
 /** Encodes interleaved pixels; `name` names the target in errors. JPEG quality 95, lossless everything else. */

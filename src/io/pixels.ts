@@ -21,10 +21,13 @@ export interface ImageDataLike {
   data: Uint8ClampedArray | Uint8Array;
 }
 
-/** sharp's `.raw().toBuffer({ resolveWithObject: true })`: interleaved 8-bit (or 16-bit) pixels. */
-export interface RawPixels {
+/**
+ * sharp's `.raw().toBuffer({ resolveWithObject: true })`: interleaved 8-bit (or 16-bit) pixels. `C`: the channel
+ * counts (what FusedImage.toRaw gives is 1 or 3, as sharp's `raw` option wants a literal count).
+ */
+export interface RawPixels<C extends number = number> {
   data: Uint8Array | Uint16Array;
-  info: { width: number; height: number; channels: number };
+  info: { width: number; height: number; channels: C };
 }
 
 /** Every in-memory form `Fuser.fuse` takes (file paths and encoded bytes are decoded first). */

@@ -1,5 +1,7 @@
 /** safetensors files in Node: read whole and parsed (safetensors.ts), written atomically (temp file + rename). */
 import { closeSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { forgetTemporary, OutputError, trackTemporary } from './atomic.ts';
+import { systemReason } from './system-errors.ts';
 import { encodeSafetensors, parseSafetensors, SafetensorsError, type SafetensorsFile, type TensorToWrite } from './safetensors.ts';
 
 /** Reads every tensor of a safetensors file as float32, with the file's metadata. */
@@ -25,6 +27,7 @@ export function writeSafetensors(
 ): void {
   const parts = encodeSafetensors(path, tensors, opts);
   const temp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  trackTemporary(temp);
   try {
     const fd = openSync(temp, 'w');
     try {
@@ -35,6 +38,8 @@ export function writeSafetensors(
     renameSync(temp, path);
   } catch (e) {
     rmSync(temp, { force: true });
-    throw new SafetensorsError(path, `cannot write (${(e as Error).message})`);
+    throw new OutputError(path, `cannot write the safetensors file (${systemReason(e)})`, e);
+  } finally {
+    forgetTemporary(temp);
   }
 }

@@ -15,7 +15,7 @@ import { mkdirSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, exists
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Rng } from '../util/rng.ts';
-import { OutputError, tempPathFor } from './atomic.ts';
+import { ensureWritableDir, forgetTemporary, OutputError, tempPathFor, trackTemporary } from './atomic.ts';
 import type { Box } from './boxes.ts';
 import { writeImage } from './image.ts';
 
@@ -536,12 +536,9 @@ export async function writeSyntheticDataset(dir: string, opts: SyntheticDatasetO
   resolveOptions(sceneOpts); // fail on bad options before creating anything
   sceneSeed(seed);
   const existed = checkTarget(dir);
-  try {
-    mkdirSync(dir, { recursive: true });
-  } catch (e) {
-    throw new OutputError(dir, `cannot create the folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  ensureWritableDir(dir, 'output folder'); // recorded: removed again if the run ends (or is interrupted) before its first pair
   const staging = tempPathFor(join(dir, 'synth'));
+  trackTemporary(staging);
   const moved: string[] = [];
   const objects: Record<string, number> = Object.fromEntries(SYNTHETIC_CLASSES.map((c) => [c, 0]));
   try {
@@ -563,9 +560,11 @@ export async function writeSyntheticDataset(dir: string, opts: SyntheticDatasetO
       moved.push(join(dir, sub));
     }
     rmdirSync(staging);
+    forgetTemporary(staging);
   } catch (e) {
     // Only what this call created: the staging folder, folders already moved, and dir if it was new.
     rmSync(staging, { recursive: true, force: true });
+    forgetTemporary(staging);
     for (const m of moved) rmSync(m, { recursive: true, force: true });
     if (!existed) {
       try {

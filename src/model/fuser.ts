@@ -78,6 +78,8 @@ export const SHIPPED_WEIGHTS = new URL('../../weights/moefusion.safetensors', im
 const FORWARD_STAGES = 8;
 
 export class Fuser {
+  private disposed = false;
+
   private constructor(
     private net: FusionNet,
     /** The auxiliary detectors, when the weights file carries them. */
@@ -109,6 +111,11 @@ export class Fuser {
     return this.net.config;
   }
 
+  /** Its weights are gone after dispose(): say so, rather than fail somewhere inside the network. */
+  private requireLive(method: string): void {
+    if (this.disposed) throw new Error(`Fuser.${method}: this Fuser was disposed (dispose() released its weights); create another with Fuser.create()`);
+  }
+
   private requireDetector(): Detector {
     if (!this.detector) throw new InputError(`${this.source} carries no detector: train one with \`moefusion train --attention detector\``);
     return this.detector;
@@ -116,6 +123,7 @@ export class Fuser {
 
   /** Decodes and checks a pair (infrared: first channel; visible: BT.601 luma). */
   async planes(ir: ImageSource, vis: ImageSource): Promise<[Planes, Planes]> {
+    this.requireLive('planes');
     const pair: [Planes, Planes] = [await resolveImage(ir, 'infrared', 'infrared'), await resolveImage(vis, 'visible', 'visible')];
     checkPair(...pair);
     checkFits(pair[0].width, pair[0].height);
@@ -124,6 +132,7 @@ export class Fuser {
 
   /** Runs the detectors on a pair: boxes (in pixels of the pair) and the attention map. */
   async detect(ir: ImageSource, vis: ImageSource, opts: DetectOptions = {}): Promise<DetectResult> {
+    this.requireLive('detect');
     const detector = this.requireDetector();
     const [i, v] = await this.planes(ir, vis);
     const shape = [1, 1, i.height, i.width];
@@ -146,6 +155,7 @@ export class Fuser {
 
   /** Fuses one infrared/visible pair of equal size. */
   async fuse(ir: ImageSource, vis: ImageSource, opts: FuseOptions = {}): Promise<FusedImage> {
+    this.requireLive('fuse');
     const [i, v] = await this.planes(ir, vis);
     const { width, height } = i;
     const given = opts.attention ?? 'auto';
@@ -179,7 +189,10 @@ export class Fuser {
     }
   }
 
+  /** Releases the weights on the GPU; the Fuser cannot be used afterwards. Calling it again does nothing. */
   dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
     disposeParameters(this.net.params);
     if (this.detector) disposeDetector(this.detector.tensors);
   }

@@ -5,12 +5,14 @@
 import { closeSync, existsSync, fstatSync, openSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { create, globals } from 'webgpu';
+import { paceDawnPolling } from './dawn-polling.ts';
 
 Object.assign(globalThis, globals);
 // Mesa warns on every start without it.
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
 
 export function createGpu(opts: { backend?: string; adapter?: string }): GPU {
+  paceDawnPolling();
   const o = ['disable-dawn-features=timestamp_quantization'];
   if (opts.backend) o.push(`backend=${opts.backend}`);
   if (opts.adapter) o.push(`adapter=${opts.adapter}`);
@@ -53,6 +55,22 @@ export async function withQuietStderr<T>(quiet: boolean, fn: () => Promise<T>): 
     }
     closeSync(saved);
   }
+}
+
+/** The backends Dawn has on each platform (the others it does not build there). */
+const PLATFORM_BACKENDS: Record<string, { name: string; backends: string[] }> = {
+  linux: { name: 'Linux', backends: ['vulkan', 'opengles', 'null'] },
+  darwin: { name: 'macOS', backends: ['metal', 'null'] },
+  win32: { name: 'Windows', backends: ['d3d12', 'vulkan', 'opengles', 'null'] },
+};
+
+/** Why `backend` cannot work on this platform (Metal outside macOS, D3D12 outside Windows), or null when it may. */
+export function unavailableBackend(backend: string | undefined, platform: string = process.platform): string | null {
+  const p = PLATFORM_BACKENDS[platform];
+  if (!backend || !p || p.backends.includes(backend)) return null;
+  const home = Object.values(PLATFORM_BACKENDS).find((q) => q.backends.includes(backend) && backend !== 'vulkan' && backend !== 'opengles');
+  const usable = p.backends.filter((b) => b !== 'null');
+  return `backend=${backend} does not exist on ${p.name}${home ? ` (it is ${home.name}'s)` : ''}: use ${usable.join(' or ')}, or leave the backend out to let Dawn choose`;
 }
 
 /** Where the Vulkan loader looks for driver manifests (ICD json files) when no environment variable overrides it. */

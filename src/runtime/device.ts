@@ -84,6 +84,8 @@ export async function acquireDevice(opts: DeviceOptions = {}): Promise<GpuHandle
   if (web) return openDevice(web, opts);
   if (!isNode) throw new NoAdapterError('this browser has no WebGPU: navigator.gpu is missing', BROWSER_ADVICE);
   const dawn = await import('./dawn.ts');
+  const unavailable = dawn.unavailableBackend(opts.backend);
+  if (unavailable) throw new NoAdapterError(unavailable, false);
   return dawn.withQuietStderr(opts.quiet ?? true, async () => {
     const gpu = dawn.createGpu(opts);
     try {

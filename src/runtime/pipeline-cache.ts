@@ -9,9 +9,17 @@ export function setKernelRewriteForTests(fn: ((code: string, label: string) => s
   rewriteForTests = fn;
 }
 
-/** Compiles each distinct WGSL source once. The key is the final (specialised) source text. */
+/**
+ * Compiles each distinct WGSL source once, asynchronously. The key is the final (specialised) source text.
+ * Never with the synchronous createComputePipeline: software drivers (lavapipe) compile under the lock of their
+ * queue, so a synchronous compile waits for all GPU work in flight with the JavaScript thread stopped (no timers, no
+ * progress, no Ctrl-C handler); the asynchronous one waits on Dawn's worker threads.
+ */
 export class PipelineCache {
-  private pipelines = new Map<string, GPUComputePipeline>();
+  /** Per source: the pipeline, or the promise of it while it compiles (it resolves to null when it failed). */
+  private entries = new Map<string, GPUComputePipeline | Promise<GPUComputePipeline | null>>();
+  /** Kernels whose compilation has not finished. */
+  pending = 0;
   compiled = 0;
 
   constructor(
@@ -19,21 +27,33 @@ export class PipelineCache {
     private onError: (message: string) => void,
   ) {}
 
-  get(code: string, label: string): GPUComputePipeline {
-    let p = this.pipelines.get(code);
-    if (p) return p;
+  /** The pipeline when it is compiled; otherwise the promise of it (null when it failed to compile: onError was told). */
+  get(code: string, label: string): GPUComputePipeline | Promise<GPUComputePipeline | null> {
+    const entry = this.entries.get(code);
+    if (entry) return entry;
+    this.compiled++;
+    this.pending++;
     this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ code: rewriteForTests ? rewriteForTests(code, label) : code, label });
-    p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label });
+    const compiling = this.device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' }, label }).then(
+      (pipeline) => {
+        this.entries.set(code, pipeline);
+        return pipeline;
+      },
+      (e: unknown) => {
+        this.onError(`kernel '${label}' failed to compile: ${(e as Error).message}`);
+        return null; // stays the entry: the kernel is not compiled again
+      },
+    );
+    void compiling.then(() => this.pending--);
     this.device.popErrorScope().then((err) => {
       if (err) this.onError(`kernel '${label}' failed to compile: ${err.message}`);
     });
-    this.pipelines.set(code, p);
-    this.compiled++;
-    return p;
+    this.entries.set(code, compiling);
+    return compiling;
   }
 
   get size(): number {
-    return this.pipelines.size;
+    return this.entries.size;
   }
 }

@@ -2,6 +2,10 @@
  * The runtime: records kernel dispatches into one command encoder (one compute pass while possible), submits
  * periodically, owns the buffer pool, the pipeline cache and a ring of uniform parameters, reads buffers back
  * asynchronously and turns WebGPU errors and device loss into thrown errors.
+ *
+ * Kernels compile asynchronously (pipeline-cache.ts): a command recorded while a kernel it needs, or one before it,
+ * is still compiling waits in a backlog and is encoded, in recording order, once that kernel is ready. Recording
+ * never blocks the JavaScript thread, so timers, progress and signal handlers run while the GPU works.
  */
 import { acquireDevice, type DeviceOptions, type GpuHandle } from './device.ts';
 import { BufferPool } from './buffer-pool.ts';
@@ -23,6 +27,12 @@ export interface DispatchSpec {
   buffers: (GPUBuffer | BufferRange)[];
   params?: Uint8Array;
   workgroups: [number, number?, number?];
+}
+
+/** A command recorded behind a kernel that is still compiling: `run` encodes it once `ready` has settled. */
+interface Deferred {
+  ready?: Promise<unknown>;
+  run(): void;
 }
 
 const PARAM_STRIDE = 256; // minUniformBufferOffsetAlignment
@@ -49,6 +59,8 @@ export class Runtime {
   private sinceYield = 0;
   private error: GpuError | null = null;
   private destroyed = false;
+  private backlog: Deferred[] = [];
+  private draining: Promise<void> | null = null;
   dispatchCount = 0;
   /** When true, timestamp() records GPU timestamps (benchmarks turn it on). */
   profiling = false;
@@ -116,6 +128,40 @@ export class Runtime {
     this.pass = null;
   }
 
+  /**
+   * Queues `run` behind the backlog when there is one or when `ready` is given (a kernel still compiling); returns
+   * false when the caller should run it now.
+   */
+  private defer(run: () => void, ready?: Promise<unknown>): boolean {
+    if (!ready && !this.backlog.length) return false;
+    this.backlog.push({ ready, run });
+    this.draining ??= this.drain();
+    return true;
+  }
+
+  /** Encodes the backlog in order, waiting for each kernel to compile. */
+  private async drain(): Promise<void> {
+    while (this.backlog.length && !this.destroyed) {
+      const next = this.backlog[0];
+      if (next.ready) await next.ready;
+      if (this.destroyed) break;
+      this.backlog.shift();
+      try {
+        next.run();
+      } catch (e) {
+        this.fail(e instanceof GpuError ? e : new GpuError((e as Error).message));
+      }
+    }
+    this.draining = null;
+  }
+
+  /** Resolves when everything recorded so far has been encoded (no kernel it needs is still compiling). */
+  private encoded(): Promise<void> {
+    return new Promise((done) => {
+      if (!this.defer(done)) done();
+    });
+  }
+
   dispatch(spec: DispatchSpec): void {
     this.check();
     const [x, y = 1, z = 1] = spec.workgroups;
@@ -133,7 +179,19 @@ export class Runtime {
           'await a result (e.g. `await loss.item()`) or `engine().rt.sync()` in long synchronous loops, so the GPU can release finished work',
       );
     const pipeline = this.pipelines.get(spec.code, spec.label);
-    if (spec.params && this.paramSlot >= PARAM_SLOTS) this.flush();
+    this.dispatchCount++;
+    if (pipeline instanceof Promise) {
+      const run = () => {
+        const ready = this.pipelines.get(spec.code, spec.label);
+        if (!(ready instanceof Promise)) this.encodeDispatch(spec, ready); // else it failed to compile: check() says so
+      };
+      this.defer(run, pipeline);
+    } else if (!this.defer(() => this.encodeDispatch(spec, pipeline))) this.encodeDispatch(spec, pipeline);
+  }
+
+  private encodeDispatch(spec: DispatchSpec, pipeline: GPUComputePipeline): void {
+    const [x, y = 1, z = 1] = spec.workgroups;
+    if (spec.params && this.paramSlot >= PARAM_SLOTS) this.submit();
     const entries: GPUBindGroupEntry[] = spec.buffers.map((b, i) => ({
       binding: i,
       resource: b instanceof GPUBuffer ? { buffer: b } : { buffer: b.buffer, offset: b.offset ?? 0, size: b.size },
@@ -148,29 +206,40 @@ export class Runtime {
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
-    this.dispatchCount++;
-    if (++this.sinceSubmit >= SUBMIT_EVERY) this.flush();
+    if (++this.sinceSubmit >= SUBMIT_EVERY) this.submit();
   }
 
   /** Records a buffer-to-buffer copy in command order. */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.check();
-    this.endPass();
-    this.getEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    const run = () => {
+      this.endPass();
+      this.getEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    };
+    if (!this.defer(run)) run();
   }
 
   /** Records a zero fill in command order. */
   clear(buffer: GPUBuffer, offset = 0, bytes?: number): void {
     this.check();
-    this.endPass();
-    this.getEncoder().clearBuffer(buffer, offset, bytes);
+    const run = () => {
+      this.endPass();
+      this.getEncoder().clearBuffer(buffer, offset, bytes);
+    };
+    if (!this.defer(run)) run();
   }
 
   /** Writes data into a buffer after all work recorded so far (the buffer may be a recycled one still in use). */
   upload(buffer: GPUBuffer, offset: number, data: ArrayBufferView): void {
     this.check();
-    if (this.encoder) this.flush();
-    this.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
+    const write = (bytes: ArrayBufferView) => {
+      if (this.encoder) this.submit();
+      this.device.queue.writeBuffer(buffer, offset, bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    };
+    if (!this.backlog.length) return write(data);
+    // Written later: the caller's array may have changed by then, so a copy of it as it is now.
+    const copy = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
+    this.defer(() => write(copy));
   }
 
   /** Told, with its label, when the GPU has finished the work recorded before each timestamp() mark (progress). */
@@ -182,18 +251,26 @@ export class Runtime {
    */
   timestamp(label: string): void {
     const listener = this.onMark;
-    if (listener) {
-      this.flush();
-      this.device.queue.onSubmittedWorkDone().then(() => listener(label), () => {});
-    }
-    if (!this.timer || !this.profiling) return;
-    this.endPass();
-    this.timer.mark(this.getEncoder(), label);
+    const timer = this.profiling ? this.timer : null;
+    const run = () => {
+      if (listener) {
+        this.submit();
+        this.device.queue.onSubmittedWorkDone().then(() => listener(label), () => {});
+      }
+      if (!timer) return;
+      this.endPass();
+      timer.mark(this.getEncoder(), label);
+    };
+    if (!this.defer(run)) run();
   }
 
-  /** Submits everything recorded so far. */
+  /** Submits everything recorded so far (once the kernels it needs are compiled). */
   flush(): void {
     this.check();
+    if (!this.defer(() => this.submit())) this.submit();
+  }
+
+  private submit(): void {
     this.endPass();
     if (!this.encoder) return;
     if (this.paramSlot > 0) this.device.queue.writeBuffer(this.paramBuffer, 0, this.paramData, 0, this.paramSlot * PARAM_STRIDE);
@@ -207,6 +284,7 @@ export class Runtime {
   /** Waits until the GPU has finished all submitted work, then reports any error. */
   async sync(): Promise<void> {
     this.flush();
+    await this.encoded();
     await this.device.queue.onSubmittedWorkDone();
     this.check();
   }
@@ -218,6 +296,7 @@ export class Runtime {
     const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     this.copy(buffer, offset, staging, 0, size);
     this.flush();
+    await this.encoded();
     try {
       await staging.mapAsync(GPUMapMode.READ);
     } catch (e) {
@@ -235,12 +314,14 @@ export class Runtime {
   async readTimestamps(): Promise<Array<[string, number]>> {
     if (!this.timer) return [];
     this.flush();
+    await this.encoded();
     return this.timer.read();
   }
 
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.backlog = [];
     this.encoder = null;
     this.pass = null;
     this.pool.trim();

@@ -19,12 +19,28 @@ export class Engine {
 }
 
 let current: Engine | null = null;
+let starting: Promise<Engine> | null = null;
+let defaults: DeviceOptions | undefined;
 
-/** Starts the engine (acquires the GPU). Calling it again returns the running engine. */
+/**
+ * The device options of a later initEngine() that brings none: the CLI sets its --backend and --adapter here and
+ * each command starts the GPU only once its arguments are checked. undefined: Dawn's choice.
+ */
+export function setDeviceDefaults(opts: DeviceOptions | undefined): void {
+  defaults = opts;
+}
+
+/** Starts the engine (acquires the GPU). Calling it again, also while it starts, returns the same engine. */
 export async function initEngine(opts?: DeviceOptions): Promise<Engine> {
   if (current) return current;
-  current = new Engine(await Runtime.create(opts));
-  return current;
+  starting ??= Runtime.create(opts ?? defaults).then(
+    (rt) => (current = new Engine(rt)),
+    (e: unknown) => {
+      starting = null;
+      throw e;
+    },
+  );
+  return starting;
 }
 
 export function engine(): Engine {
@@ -40,6 +56,7 @@ export function hasEngine(): boolean {
 export function shutdownEngine(): void {
   current?.rt.destroy();
   current = null;
+  starting = null;
 }
 
 /** Runs fn without recording gradients. */

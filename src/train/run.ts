@@ -78,7 +78,7 @@ export interface LogRecord extends Partial<StepResult> {
 }
 
 /** Output files of a run; a killed run may leave their writers' temporary files behind. */
-const RUN_FILES = ['checkpoint.safetensors', 'weights.safetensors', 'log.jsonl', 'loss.png'];
+export const RUN_FILES = ['checkpoint.safetensors', 'weights.safetensors', 'log.jsonl', 'loss.png'];
 
 /** The command-line spelling of each training option, for messages. */
 const FLAGS: Record<keyof TrainOptions, string> = {

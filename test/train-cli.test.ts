@@ -29,6 +29,7 @@ interface LogLine {
   total?: number;
   epoch?: number;
   validation?: Record<string, number | null>;
+  baselines?: Record<string, unknown>;
 }
 
 const readLog = (run: string): LogLine[] => readFileSync(join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
@@ -62,9 +63,16 @@ t('from scratch: checkpoint, weights, log and loss curve, validation after each 
   const validations = log.filter((l) => l.validation);
   assert.equal(validations.map((l) => [l.step, l.epoch]), [[2, 1], [4, 2]], 'one validation per epoch (2 steps)');
   for (const v of validations) {
-    assert.equal(Object.keys(v.validation!), METRICS);
+    const { stretch, ...clamped } = v.validation! as Record<string, unknown>;
+    assert.equal(Object.keys(clamped), METRICS);
+    assert.equal(Object.keys(stretch as object), METRICS.slice(1), 'the stretched output is scored too');
     for (const m of METRICS) assert.ok(Number.isFinite(v.validation![m]), `${m} = ${v.validation![m]}`);
   }
+  // The training-free fusions on the same frames, once at the start, for comparison.
+  const baselines = log.filter((l) => l.baselines);
+  assert.equal(baselines.map((l) => l.step), [0]);
+  assert.equal(Object.keys(baselines[0].baselines!), ['max', 'multiscale']);
+  assert.match(first.stdout, /baseline multiscale on the validation frames: clamp \(EN \S+/);
   const curve = await readImage(join(run, 'loss.png'));
   assert.ok(curve.width > 100 && curve.channels === 3, 'loss.png is a picture');
 
@@ -75,6 +83,7 @@ t('from scratch: checkpoint, weights, log and loss curve, validation after each 
   log = readLog(run);
   assert.equal(trainingSteps(log), range(1, 6), 'the step count continues');
   assert.equal(log.filter((l) => l.validation).map((l) => l.step), [2, 4, 6]);
+  assert.equal(log.filter((l) => l.baselines).map((l) => l.step), [0], 'the baselines once');
   assert.is(checkpointStep(run), 6);
   assert.equal(temporaries(run), []);
 });

@@ -24,6 +24,12 @@ export function pixelLoss(fused: Tensor, vis: Tensor, ir: Tensor, mask: Tensor):
   });
 }
 
+/**
+ * What the pixel loss compares the fused image with: the reference's foreground mask M (max(vis, ir) inside, the
+ * mean outside; see pixelLoss), or a target image (an L1 distance to it everywhere).
+ */
+export type PixelTarget = { mask: Tensor } | { image: Tensor };
+
 export interface FusionLosses {
   grad: Tensor;
   pixel: Tensor;
@@ -31,10 +37,10 @@ export interface FusionLosses {
   total: Tensor;
 }
 
-/** mask: (B,1,H,W), 1 inside ground-truth boxes (all zeros when there are none). */
-export function fusionLosses(cfg: FusionConfig, fused: Tensor, vis: Tensor, ir: Tensor, mask: Tensor, aux: Tensor): FusionLosses {
+/** The weighted training objective; a target mask is (B,1,H,W), 1 inside ground-truth boxes (all zeros when there are none). */
+export function fusionLosses(cfg: FusionConfig, fused: Tensor, vis: Tensor, ir: Tensor, target: PixelTarget, aux: Tensor): FusionLosses {
   const grad = gradientLoss(fused, vis, ir);
-  const pixel = pixelLoss(fused, vis, ir, mask);
+  const pixel = 'mask' in target ? pixelLoss(fused, vis, ir, target.mask) : l1Loss(fused, target.image);
   const total = weightedSum([
     [grad, cfg.gradWeight],
     [pixel, cfg.pixelWeight],

@@ -94,8 +94,9 @@ t('a run killed with SIGKILL after a checkpoint resumes from it; no temporary fi
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args, '--steps', '500'], { cwd: root, stdio: 'ignore' });
   const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
   const checkpoint = join(run, 'checkpoint.safetensors');
-  const deadline = Date.now() + 40_000;
-  while (!existsSync(checkpoint) && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 20));
+  // Waits on the run's own state (its first checkpoint, or its end); the cap only keeps a broken run from hanging the suite.
+  const cap = Date.now() + 15 * 60_000;
+  while (!existsSync(checkpoint) && Date.now() < cap && child.exitCode === null) await new Promise((r) => setTimeout(r, 20));
   child.kill('SIGKILL');
   await exited;
   assert.ok(existsSync(checkpoint), 'the first checkpoint was written before the kill');
@@ -122,6 +123,17 @@ t('a corrupt checkpoint: one line naming it, non-zero exit, the file left as it 
   assertFails(cli('train', ...COMMON, '--out', run, '--steps', '3', '--resume'), /checkpoint\.safetensors.*(truncated|damaged)/);
   assert.ok(readFileSync(checkpoint).equals(before), 'the corrupt checkpoint is not replaced');
   assert.equal(temporaries(run), []);
+});
+
+t('--init: the starting weights are validated before the first step', () => {
+  const from = join(dir, 'run', 'weights.safetensors');
+  const run = join(dir, 'from-init');
+  const r = cli('train', ...COMMON, '--out', run, '--steps', '1', '--init', from);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /step 0 \(the --init weights\) validation: loss \S+, EN/);
+  const log = readLog(run);
+  assert.equal(log.filter((l) => l.validation).map((l) => l.step), [0, 1]);
+  assert.equal(trainingSteps(log), [1]);
 });
 
 t('--init with weights that lack tensors names the file and a tensor', () => {

@@ -298,6 +298,12 @@ async function loop(s: RunSettings, report: RunReporter, st: LoopState): Promise
     const baselines = await validator.baselines();
     log.push({ step: trainer.step, baselines });
     for (const [method, b] of Object.entries(baselines)) report.line(`baseline ${method} on the validation frames: ${formatScores(b)}`);
+    // A run from given weights is validated before its first step too: where fine-tuning starts from.
+    if (s.init && !st.resumed) {
+      const validation = await validator.run();
+      log.push({ step: 0, epoch: 0, validation });
+      report.line(`step 0 (the --init weights) validation: ${formatScores(validation)}`);
+    }
   }
   const bar = report.progress(opts.steps, 'training');
   bar.update(trainer.step);

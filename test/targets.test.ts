@@ -194,7 +194,7 @@ t('target multiscale: the pixel loss is the L1 distance to the multi-scale fusio
     return { width: W, height: H, ir, vis, target: multiscaleFusion(ir, vis, W, H) };
   });
   const data: SampleSource = { count: 3, get: async (i) => samples[i] };
-  const opts: TrainOptions = { ...referenceOptions(6), batchSize: 2, crop: [18, 24], cropScale: [1, 1.6], lr: 1e-3, target: 'multiscale', detailGain: 1.25, schedule: 'cosine', warmup: 2, flip: true, seed: 5 };
+  const opts: TrainOptions = { ...referenceOptions(6), batchSize: 2, crop: [18, 24], cropScale: [1, 1.6], lr: 1e-3, target: 'multiscale', detailGain: 1.25, gradGain: 1.2, schedule: 'cosine', warmup: 2, flip: true, seed: 5 };
   // The loss of one batch against a CPU computation of the same target crops.
   const probe = new Batcher(data, opts, new Rng(1));
   const batch = await probe.next();

@@ -163,6 +163,10 @@ export const TRAIN_OPTIONS = {
     flag: '--detail-gain', arg: '<x>', default: 1, legacy: 1, parse: decimal(0, true), check: (v) => (isNum(v) && v > 0 ? null : 'is not a positive number'),
     help: "--target multiscale: factor on the target's detail layers (1: the sources' own contrast; above 1 a sharper target)",
   }),
+  gradGain: option<number>({
+    flag: '--grad-gain', arg: '<x>', default: 1, legacy: 1, parse: decimal(0, true), check: (v) => (isNum(v) && v > 0 ? null : 'is not a positive number'),
+    help: "factor on the gradient loss's target max(|∇vis|, |∇ir|) (1: the reference; with --detail-gain, edges as strong as the sharper target's)",
+  }),
   schedule: option<(typeof SCHEDULES)[number]>({
     flag: '--schedule', arg: '<kind>', default: 'step', legacy: 'step', ...oneOf(SCHEDULES),
     help: 'learning rate: step (×--gamma at --milestones, the reference) or cosine (from --lr down to 0)',

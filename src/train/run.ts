@@ -237,6 +237,7 @@ export async function runTraining(s: RunSettings, report: RunReporter): Promise<
   const validator = new Validator(net, new PairSource(val, { ...opts, flip: false, cropScale: [1, 1] }), {
     attention: opts.attention,
     target: opts.target,
+    gradGain: opts.gradGain,
     detector,
     size: opts.valSize,
     warn: (m) => report.line(m),

@@ -23,10 +23,11 @@ run() {
   echo "=== $name: $*"
   node bin/moefusion.mjs train --data "$data/roadscene" "$data/llvip/train" "$data/msrs" --out "$out" "${common[@]}" "$@" "${resume[@]}"
 }
-# In order of what they decide: the sharper target, then crops at the gates' aspect and scale, then the plain
-# multi-scale target, then the control (the old target for 100 more steps).
+# In order of what they decide: the sharper target, then crops at the gates' aspect and scale, then edges as strong
+# as the sharper target's, then the plain multi-scale target, then the control (the old target for 100 more steps).
 run E3-gain1.25-96 --target multiscale --detail-gain 1.25 --crop 96
 run E5-gain1.25-128x96-scale3 --target multiscale --detail-gain 1.25 --crop 128x96 --crop-scale 1,3
+run E6-gain1.25-grad1.25-128x96-scale3 --target multiscale --detail-gain 1.25 --grad-gain 1.25 --crop 128x96 --crop-scale 1,3
 run E2-multiscale-96 --target multiscale --crop 96
 run E1-max-96 --target max --crop 96
 run E4-gain1.25-128x96 --target multiscale --detail-gain 1.25 --crop 128x96

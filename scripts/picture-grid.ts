@@ -1,6 +1,6 @@
 /**
- * A picture grid for RESULTS.md: for a few pairs, one row each of IR | visible | every peer | ours, all scaled to one
- * row height. Usage: tsx scripts/picture-grid.ts SHARED_DATA RESULTS_DIR
+ * A picture grid for RESULTS.md: for a few pairs, one row each of IR | visible | every peer | the training-free
+ * multi-scale fusion | ours, all scaled to one row height. Usage: tsx scripts/picture-grid.ts SHARED_DATA RESULTS_DIR
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,7 +23,7 @@ async function grid(set: string, names: string[], file: string): Promise<void> {
     const find = (dir: string) => readdirSync(dir).find((f) => f.replace(/\.[^.]+$/, '') === name.replace(/\.[^.]+$/, ''));
     const cells = [join(data, set, 'ir', name), join(data, set, 'vi', name)];
     for (const p of peers) cells.push(join(data, set, 'fused', p, find(join(data, set, 'fused', p))!));
-    cells.push(join(out, set, 'MoE-Fusion', find(join(out, set, 'MoE-Fusion'))!));
+    for (const ours of ['multiscale', 'MoE-Fusion']) cells.push(join(out, set, ours, find(join(out, set, ours))!));
     rows.push(await Promise.all(cells.filter(existsSync).map(tile)));
   }
   const width = Math.max(...rows.map((r) => r.reduce((w, c) => w + c.width + GAP, -GAP)));
@@ -37,7 +37,7 @@ async function grid(set: string, names: string[], file: string): Promise<void> {
     }
   });
   await writeImage(file, canvas, width, height, 3);
-  console.log(`${file}: rows ${names.join(', ')}; columns IR, visible, ${peers.join(', ')}, MoE-Fusion (ours)`);
+  console.log(`${file}: rows ${names.join(', ')}; columns IR, visible, ${peers.join(', ')}, multi-scale (no training), MoE-Fusion (ours)`);
 }
 
 await grid('tno', ['01.png', '07.png', '21.png', '35.png'], join(out, 'grid-tno.png'));

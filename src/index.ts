@@ -7,6 +7,8 @@
 export {
   Fuser,
   SHIPPED_WEIGHTS,
+  fuseClassic,
+  type ClassicFuseOptions,
   type FuserOptions,
   type FuseOptions,
   type DetectOptions,
@@ -15,6 +17,8 @@ export {
   type WeightsSource,
 } from './model/fuser.ts';
 export { FusedImage } from './io/fused-image.ts';
+export { applyRange, OUTPUT_RANGES, type OutputRange } from './io/output-range.ts';
+export { maxFusion, multiscaleFusion, CLASSIC_METHODS, type ClassicMethod } from './model/classic-fusion.ts';
 export { InputError, type GrayImage, type ImageDataLike, type RawPixels, type PixelInput } from './io/pixels.ts';
 export { Detector, fusionAttention, type DetectorOutput } from './model/detector/network.ts';
 export { DEFAULT_DETECTOR_CONFIG, M3FD_CLASSES, type DetectorConfig } from './model/detector/config.ts';
@@ -31,7 +35,8 @@ export { loadWeights, loadWeightsWithConfig, saveWeights } from './model/weights
 export { weightsFromBytes, WeightsError } from './model/weights.ts';
 export { ConfigError } from './model/config.ts';
 export { fusionLosses, gradientLoss, pixelLoss } from './model/losses.ts';
-export { Trainer, referenceOptions, type AttentionMode, type TrainOptions, type StepResult } from './train/trainer.ts';
+export { Trainer, type StepResult } from './train/trainer.ts';
+export { referenceOptions, TRAIN_OPTIONS, type AttentionMode, type Target, type TrainOptions } from './train/options.ts';
 export { PairSource, Batcher, type SampleSource, type TrainingSample } from './train/data.ts';
 export { readCheckpoint, saveCheckpoint, restoreCheckpoint, type Checkpoint } from './train/checkpoint.ts';
 export { Validator, type ValidationScores } from './train/validation.ts';

@@ -12,7 +12,8 @@
 import { engine, hasEngine } from './tensor/engine.ts';
 import { adapterName, type AdapterSummary } from './runtime/device.ts';
 
-export { Fuser, type FuserOptions, type FuseOptions, type ImageSource, type WeightsSource } from './model/fuser.ts';
+export { Fuser, fuseClassic, type ClassicFuseOptions, type FuserOptions, type FuseOptions, type ImageSource, type WeightsSource } from './model/fuser.ts';
+export { OUTPUT_RANGES, type OutputRange } from './io/output-range.ts';
 export { FusedImage } from './io/fused-image.ts';
 export { InputError, type GrayImage, type ImageDataLike, type PixelInput } from './io/pixels.ts';
 export { ImageError, type Image } from './io/image-types.ts';

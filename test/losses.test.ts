@@ -23,9 +23,9 @@ function meanAbs(v: ArrayLike<number>): number {
   return s / v.length;
 }
 
-function refGradientLoss(f: Float32Array, vis: Float32Array, ir: Float32Array, shape: number[]): number {
+function refGradientLoss(f: Float32Array, vis: Float32Array, ir: Float32Array, shape: number[], gain = 1): number {
   const [gf, gv, gi] = [f, vis, ir].map((x) => refSobel(x, shape));
-  return meanAbs(gf.map((v, k) => v - Math.max(gv[k], gi[k])));
+  return meanAbs(gf.map((v, k) => v - gain * Math.max(gv[k], gi[k])));
 }
 
 /** mask has shape (B, 1, H, W), the images (B, C, H, W). */
@@ -110,6 +110,9 @@ t('gradientLoss and pixelLoss match float64 references of docs/moe-fusion.md §5
     const p = pixelLoss(ft, vt, it, mt);
     assert.equal([...g.shape], []);
     assertClose([await g.item()], [refGradientLoss(f, vis, ir, shape)], { what: `gradientLoss [${shape}]` });
+    const g2 = gradientLoss(ft, vt, it, 1.3);
+    assertClose([await g2.item()], [refGradientLoss(f, vis, ir, shape, 1.3)], { what: `gradientLoss ×1.3 [${shape}]` });
+    g2.dispose();
     assertClose([await p.item()], [refPixelLoss(f, vis, ir, mask, shape)], { what: `pixelLoss [${shape}]` });
     for (const v of [ft, vt, it, mt, g, p]) v.dispose();
   }

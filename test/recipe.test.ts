@@ -17,7 +17,8 @@ import { FusionNet } from '../src/model/fusion-net.ts';
 import { saveWeights } from '../src/model/weights-file.ts';
 import { Fuser } from '../src/model/fuser.ts';
 import { ATTENTION_METADATA_KEY, resolveAttention } from '../src/model/attention.ts';
-import { Trainer, referenceOptions, type TrainOptions } from '../src/train/trainer.ts';
+import { Trainer } from '../src/train/trainer.ts';
+import { referenceOptions, type TrainOptions } from '../src/train/options.ts';
 import { Batcher, type SampleSource, type TrainingSample } from '../src/train/data.ts';
 import { readCheckpoint, restoreCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
 import { Rng as RunRng } from '../src/util/rng.ts';
@@ -99,7 +100,7 @@ t('saliency attention with the max of the sources everywhere, cosine, warm-up an
     return { width: 40, height: 30, ir, vis: Float32Array.from(r.uniform(40 * 30, 0, 1)), saliency: infraredSaliency(ir) };
   });
   const data: SampleSource = { count: 3, get: async (i) => samples[i] };
-  const opts: TrainOptions = { ...referenceOptions(6), batchSize: 2, crop: [24, 32], lr: 1e-3, attention: 'saliency', foreground: 'all', schedule: 'cosine', warmup: 2, flip: true, seed: 4 };
+  const opts: TrainOptions = { ...referenceOptions(6), batchSize: 2, crop: [24, 32], lr: 1e-3, attention: 'saliency', target: 'max', schedule: 'cosine', warmup: 2, flip: true, seed: 4 };
   const dir = mkdtempSync(join(tmpdir(), 'moefusion-recipe-'));
   try {
     const a = new Trainer(new FusionNet(initParameters(small, 2), small), data, opts);

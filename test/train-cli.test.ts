@@ -29,6 +29,7 @@ interface LogLine {
   total?: number;
   epoch?: number;
   validation?: Record<string, number | null>;
+  baselines?: Record<string, unknown>;
 }
 
 const readLog = (run: string): LogLine[] => readFileSync(join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
@@ -62,9 +63,16 @@ t('from scratch: checkpoint, weights, log and loss curve, validation after each 
   const validations = log.filter((l) => l.validation);
   assert.equal(validations.map((l) => [l.step, l.epoch]), [[2, 1], [4, 2]], 'one validation per epoch (2 steps)');
   for (const v of validations) {
-    assert.equal(Object.keys(v.validation!), METRICS);
+    const { stretch, ...clamped } = v.validation! as Record<string, unknown>;
+    assert.equal(Object.keys(clamped), METRICS);
+    assert.equal(Object.keys(stretch as object), METRICS.slice(1), 'the stretched output is scored too');
     for (const m of METRICS) assert.ok(Number.isFinite(v.validation![m]), `${m} = ${v.validation![m]}`);
   }
+  // The training-free fusions on the same frames, once at the start, for comparison.
+  const baselines = log.filter((l) => l.baselines);
+  assert.equal(baselines.map((l) => l.step), [0]);
+  assert.equal(Object.keys(baselines[0].baselines!), ['max', 'multiscale']);
+  assert.match(first.stdout, /baseline multiscale on the validation frames: clamp \(EN \S+/);
   const curve = await readImage(join(run, 'loss.png'));
   assert.ok(curve.width > 100 && curve.channels === 3, 'loss.png is a picture');
 
@@ -75,6 +83,7 @@ t('from scratch: checkpoint, weights, log and loss curve, validation after each 
   log = readLog(run);
   assert.equal(trainingSteps(log), range(1, 6), 'the step count continues');
   assert.equal(log.filter((l) => l.validation).map((l) => l.step), [2, 4, 6]);
+  assert.equal(log.filter((l) => l.baselines).map((l) => l.step), [0], 'the baselines once');
   assert.is(checkpointStep(run), 6);
   assert.equal(temporaries(run), []);
 });
@@ -85,8 +94,9 @@ t('a run killed with SIGKILL after a checkpoint resumes from it; no temporary fi
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args, '--steps', '500'], { cwd: root, stdio: 'ignore' });
   const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
   const checkpoint = join(run, 'checkpoint.safetensors');
-  const deadline = Date.now() + 40_000;
-  while (!existsSync(checkpoint) && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 20));
+  // Waits on the run's own state (its first checkpoint, or its end); the cap only keeps a broken run from hanging the suite.
+  const cap = Date.now() + 15 * 60_000;
+  while (!existsSync(checkpoint) && Date.now() < cap && child.exitCode === null) await new Promise((r) => setTimeout(r, 20));
   child.kill('SIGKILL');
   await exited;
   assert.ok(existsSync(checkpoint), 'the first checkpoint was written before the kill');
@@ -113,6 +123,17 @@ t('a corrupt checkpoint: one line naming it, non-zero exit, the file left as it 
   assertFails(cli('train', ...COMMON, '--out', run, '--steps', '3', '--resume'), /checkpoint\.safetensors.*(truncated|damaged)/);
   assert.ok(readFileSync(checkpoint).equals(before), 'the corrupt checkpoint is not replaced');
   assert.equal(temporaries(run), []);
+});
+
+t('--init: the starting weights are validated before the first step', () => {
+  const from = join(dir, 'run', 'weights.safetensors');
+  const run = join(dir, 'from-init');
+  const r = cli('train', ...COMMON, '--out', run, '--steps', '1', '--init', from);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /step 0 \(the --init weights\) validation: loss \S+, EN/);
+  const log = readLog(run);
+  assert.equal(log.filter((l) => l.validation).map((l) => l.step), [0, 1]);
+  assert.equal(trainingSteps(log), [1]);
 });
 
 t('--init with weights that lack tensors names the file and a tensor', () => {

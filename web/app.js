@@ -182,9 +182,10 @@ async function fuse() {
     const size = workSize(ir.image.width, ir.image.height);
     const [irIn, viIn] = await Promise.all([imageFrom(toImageData(ir.image), size), imageFrom(toImageData(vi.image), size)]);
     const color = $('color').checked;
+    const range = $('range').value;
     status(`fusing ${size.width}×${size.height}…`, 0);
     const started = performance.now();
-    const fused = await fuser.fuse(irIn, viIn, { color, onStage: (stage, done, total) => status(`fusing ${size.width}×${size.height}: ${stage}`, done / total) });
+    const fused = await fuser.fuse(irIn, viIn, { color, range, onStage: (stage, done, total) => status(`fusing ${size.width}×${size.height}: ${stage}`, done / total) });
     const ms = performance.now() - started;
     demo.runs++;
     lastFused = { fused, name: ir.name };
@@ -192,7 +193,7 @@ async function fuse() {
     const info = adapterInfo();
     const first = demo.runs === 1 ? ' (the first run includes compiling the GPU kernels)' : '';
     $('timing').textContent = `Fused ${size.width}×${size.height} in ${(ms / 1000).toFixed(2)} s on ${info.name}${info.isSoftware ? ' (software)' : ''}${first}.`;
-    demo.lastRun = { width: size.width, height: size.height, ms, color, adapter: info, ir: plain(irIn), vi: plain(viIn), fused: fused.data };
+    demo.lastRun = { width: size.width, height: size.height, ms, color, range, adapter: info, ir: plain(irIn), vi: plain(viIn), fused: fused.data };
     status('');
     setState('done');
   } catch (e) {

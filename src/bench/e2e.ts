@@ -175,7 +175,7 @@ export async function runBenchmark(args: BenchOptions, log: (line: string) => vo
           const noise = () => Tensor.fromArray(rng.normal(B * E), [B, E]);
           const out = net.forward(irT, visT, null, { train: true, noise: { fg: noise(), bg: noise(), global: noise() } });
           rt.timestamp('losses');
-          return fusionLosses(cfg, out.fused, visT, irT, Tensor.zeros(shape), out.auxLoss);
+          return fusionLosses(cfg, out.fused, visT, irT, { mask: Tensor.zeros(shape) }, out.auxLoss);
         });
         rt.timestamp('backward');
         backward(losses.total);

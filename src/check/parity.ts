@@ -113,7 +113,7 @@ export async function trainingParity(fx: ParityFixture): Promise<{ comparisons: 
         train: true,
         noise: { fg: upload(fx, 'input.noise.moe_fg'), bg: upload(fx, 'input.noise.moe_bg'), global: upload(fx, 'input.noise.DecoderMoE') },
       });
-      const losses = fusionLosses(fx.cfg, out.fused, vis, ir, upload(fx, 'input.mask'), out.auxLoss);
+      const losses = fusionLosses(fx.cfg, out.fused, vis, ir, { mask: upload(fx, 'input.mask') }, out.auxLoss);
       return { out, losses };
     });
     const list: Comparison[] = [close(fx, await res.out.fused.data(), 'expected.train.fused')];

@@ -7,8 +7,10 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
-import { Command } from 'commander';
-import { Fuser, checkFits } from '../model/fuser.ts';
+import { Command, Option } from 'commander';
+import { Fuser, checkFits, fuseClassic } from '../model/fuser.ts';
+import { CLASSIC_METHODS, type ClassicMethod } from '../model/classic-fusion.ts';
+import { OUTPUT_RANGES, type OutputRange } from '../io/output-range.ts';
 import { decodeImage, formatOf, ImageError, imageSize, readImage, writeImage } from '../io/image.ts';
 import { readFile } from 'node:fs/promises';
 import { toGray01, to8bit } from '../io/color.ts';
@@ -30,6 +32,8 @@ interface FuseArgs {
   compare?: string;
   weights: string;
   attention: 'auto' | 'detector' | 'saliency' | 'none';
+  method: 'network' | ClassicMethod;
+  range: OutputRange;
   depth: string;
   shard?: string;
   skipExisting?: boolean;
@@ -88,11 +92,13 @@ async function writeComparison(path: string, ir: Image, vi: Image, fused: FusedI
 function plan(a: FuseArgs, depth: 8 | 16): { jobs: Job[]; folders: boolean } {
   for (const [flag, p] of [['--ir', a.ir], ['--vi', a.vi]] as const)
     if (!existsSync(p)) throw new UserError(`${flag} ${p}: no such file or folder`);
-  if (!existsSync(a.weights)) throw new UserError(`--weights ${a.weights}: no such file`);
-  if (statSync(a.weights).isDirectory()) throw new UserError(`--weights ${a.weights}: is a folder; expected a .safetensors file`);
+  if (a.method === 'network') {
+    if (!existsSync(a.weights)) throw new UserError(`--weights ${a.weights}: no such file`);
+    if (statSync(a.weights).isDirectory()) throw new UserError(`--weights ${a.weights}: is a folder; expected a .safetensors file`);
+  }
   const folders = statSync(a.ir).isDirectory();
   if (folders !== statSync(a.vi).isDirectory()) throw new UserError('--ir and --vi must both be files or both be folders');
-  const inputs = [{ flag: '--ir', path: a.ir }, { flag: '--vi', path: a.vi }, { flag: '--weights', path: a.weights }];
+  const inputs = [{ flag: '--ir', path: a.ir }, { flag: '--vi', path: a.vi }, ...(a.method === 'network' ? [{ flag: '--weights', path: a.weights }] : [])];
   const checkImageOut = (flag: string, path: string) => {
     if (existsSync(path) && statSync(path).isDirectory()) throw new UserError(`${flag} ${path}: is a folder; expected an image file name`);
     try {
@@ -154,9 +160,10 @@ export async function runFuse(a: FuseArgs): Promise<FuseSummary> {
     if (!a.quiet && !a.json) console.log(line);
   };
 
-  const fuser = await Fuser.create({ weights: a.weights });
+  // The training-free methods need no weights and no GPU.
+  const fuser = a.method === 'network' ? await Fuser.create({ weights: a.weights }) : null;
   try {
-    if (a.attention === 'detector' && !fuser.detector)
+    if (fuser && a.attention === 'detector' && !fuser.detector)
       throw new UserError(`--attention detector: ${a.weights} carries no detector (train one with \`moefusion train --attention detector\`)`);
     // Sizes from the headers, before any decoding or output: equal within each pair, within the adapter's limits.
     for (const j of jobs) {
@@ -164,7 +171,7 @@ export async function runFuse(a: FuseArgs): Promise<FuseSummary> {
       if (si.width !== sv.width || si.height !== sv.height)
         throw new UserError(`${j.ir} is ${si.width}×${si.height} but ${j.vi} is ${sv.width}×${sv.height}: a pair must have one size`);
       try {
-        checkFits(si.width, si.height);
+        if (fuser) checkFits(si.width, si.height);
       } catch (e) {
         (e as Error).message = `${j.ir}: ${(e as Error).message}`;
         throw e;
@@ -179,11 +186,14 @@ export async function runFuse(a: FuseArgs): Promise<FuseSummary> {
     const fusePair = async (j: Job) => {
       const [ir, vi] = [await readImage(j.ir), await readImage(j.vi)];
       const stages = folders ? null : createProgress(8, 'fusing', { quiet: a.quiet || a.json || ir.width * ir.height < 1 << 20 });
-      const fused = await fuser.fuse(ir, vi, {
-        color: !!a.color,
-        attention: a.attention,
-        onStage: stages ? (stage, done) => stages.update(done, { stage }) : undefined,
-      });
+      const fused = fuser
+        ? await fuser.fuse(ir, vi, {
+            color: !!a.color,
+            attention: a.attention,
+            range: a.range,
+            onStage: stages ? (stage, done) => stages.update(done, { stage }) : undefined,
+          })
+        : await fuseClassic(ir, vi, { method: a.method as ClassicMethod, color: !!a.color, range: a.range });
       stages?.stop();
       await writeImage(j.out, fused.pixels(depth), fused.width, fused.height, fused.channels);
       if (j.compare) await writeComparison(j.compare, ir, vi, fused);
@@ -214,7 +224,7 @@ export async function runFuse(a: FuseArgs): Promise<FuseSummary> {
     if (failed.length) throw new UserError(failureReport(failed, todo.length, a.out));
     return summary;
   } finally {
-    fuser.dispose();
+    fuser?.dispose();
   }
 }
 
@@ -228,6 +238,8 @@ export function fuseCommand(): Command {
     .option('--compare <path>', 'also write an IR | visible | fused picture (file, or folder for folders)')
     .option('--weights <file>', 'weights (safetensors)', DEFAULT_WEIGHTS)
     .option('--attention <mode>', "attention map: detector (the weights' detectors), saliency (the infrared image's brightness saliency), none (0.5), or auto (what the weights were trained with)", 'auto')
+    .addOption(new Option('--method <method>', 'network (MoE-Fusion with --weights), or a training-free baseline: max (max(ir, vis)) or multiscale (per Gaussian scale the stronger detail, the brighter base)').choices(['network', ...CLASSIC_METHODS]).default('network'))
+    .addOption(new Option('--range <range>', "output range: clamp (to [0, 1], as the reference) or stretch (clamp, then the image's min..max to full range, as the peers save)").choices(OUTPUT_RANGES).default('clamp'))
     .option('--depth <bits>', 'output bits per channel: 8, or 16 (PNG and TIFF)', '8')
     .option('--shard <I/N>', 'folders: fuse only shard I of N (a stable split by file name), for job arrays')
     .option('--skip-existing', 'folders: skip pairs whose output is already a complete image (finish an interrupted run)')

@@ -6,6 +6,7 @@ import type { Image, ImageChannels } from './image-types.ts';
 import type { ImageDataLike, RawPixels } from './pixels.ts';
 import { recolor, to16bit, to8bit } from './color.ts';
 import { encodePixels, type EncodedFormat } from './codec.ts';
+import { applyRange, type OutputRange } from './output-range.ts';
 
 export class FusedImage {
   constructor(
@@ -15,6 +16,8 @@ export class FusedImage {
     readonly data: Float32Array,
     /** The visible image whose chroma colour output takes; null for gray output. */
     private readonly colorSource: Image | null = null,
+    /** How `data` becomes the output's [0,1] (io/output-range.ts): clamped, or stretched to the full range. */
+    readonly range: OutputRange = 'clamp',
   ) {}
 
   /** 3 for colour output (the fused image as luma with the visible image's chroma), else 1. */
@@ -22,15 +25,16 @@ export class FusedImage {
     return this.colorSource ? 3 : 1;
   }
 
-  /** Gray values clamped to [0,1]. */
+  /** Gray values in [0,1] under the output range. */
   gray(): Float32Array {
-    return this.data.map((v) => Math.min(1, Math.max(0, v)));
+    return applyRange(this.data, this.range);
   }
 
   /** Interleaved pixels (`channels` per pixel) at 8 bits, or 16 with depth 16. */
   pixels(depth: 8 | 16 = 8): Uint8Array | Uint16Array {
-    if (this.colorSource) return recolor(this.data, this.colorSource, depth);
-    return depth === 16 ? to16bit(this.data) : to8bit(this.data);
+    const gray = this.gray();
+    if (this.colorSource) return recolor(gray, this.colorSource, depth);
+    return depth === 16 ? to16bit(gray) : to8bit(gray);
   }
 
   /** RGBA bytes as a browser's ImageData holds them (alpha 255). */

@@ -19,6 +19,8 @@ import { decodeDetections, type Detection } from './detector/decode.ts';
 import { checkPair, checkUnitRange, InputError, toPlanes, type GrayImage, type PixelInput, type Planes } from '../io/pixels.ts';
 import { decodeBytes, isNode, readImageFile } from '../io/codec.ts';
 import { FusedImage } from '../io/fused-image.ts';
+import { OUTPUT_RANGES, type OutputRange } from '../io/output-range.ts';
+import { CLASSIC_METHODS, classicFusion, type ClassicMethod } from './classic-fusion.ts';
 import { infraredSaliency } from './saliency.ts';
 import { resolveAttention, type AttentionChoice, type InferenceAttention } from './attention.ts';
 
@@ -50,6 +52,11 @@ export interface FuseOptions {
   attention?: Float32Array | AttentionChoice;
   /** Colour output: the fused image as the luma of the visible image (when it has colour). Default false. */
   color?: boolean;
+  /**
+   * How the network's output becomes the saved range: 'clamp' to [0,1] (the reference), or 'stretch', clamp and then
+   * map the image's min..max to the full range (what the published peers' test code does before saving). Default 'clamp'.
+   */
+  range?: OutputRange;
   /** Called as the GPU finishes each stage of the network (encoders, gates, experts), for progress displays. */
   onStage?: (stage: string, done: number, total: number) => void;
 }
@@ -183,7 +190,7 @@ export class Fuser {
       );
       const data = await fused.data();
       fused.dispose();
-      return new FusedImage(width, height, data, opts.color && v.image && v.image.channels >= 3 ? v.image : null);
+      return new FusedImage(width, height, data, colorSource(v, opts.color), checkRange(opts.range));
     } finally {
       rt.onMark = null;
     }
@@ -196,6 +203,35 @@ export class Fuser {
     disposeParameters(this.net.params);
     if (this.detector) disposeDetector(this.detector.tensors);
   }
+}
+
+export interface ClassicFuseOptions {
+  /** 'max' (max(ir, vis) per pixel) or 'multiscale' (model/classic-fusion.ts). */
+  method: ClassicMethod;
+  color?: boolean;
+  range?: OutputRange;
+}
+
+/**
+ * Fuses a pair with a training-free method, on the CPU: the baselines trained weights must beat (`moefusion fuse
+ * --method`). Takes every input form Fuser.fuse takes.
+ */
+export async function fuseClassic(ir: ImageSource, vis: ImageSource, opts: ClassicFuseOptions): Promise<FusedImage> {
+  if (!CLASSIC_METHODS.includes(opts.method)) throw new InputError(`method must be one of ${CLASSIC_METHODS.join(', ')}, got ${String(opts.method)}`);
+  const [i, v] = [await resolveImage(ir, 'infrared', 'infrared'), await resolveImage(vis, 'visible', 'visible')];
+  checkPair(i, v);
+  const data = classicFusion(opts.method, i.gray, v.gray, i.width, i.height);
+  return new FusedImage(i.width, i.height, data, colorSource(v, opts.color), checkRange(opts.range));
+}
+
+/** The visible image whose chroma colour output takes, when asked for and it has colour. */
+function colorSource(v: Planes, color?: boolean): Planes['image'] | null {
+  return color && v.image && v.image.channels >= 3 ? v.image : null;
+}
+
+function checkRange(range: OutputRange | undefined): OutputRange {
+  if (range !== undefined && !OUTPUT_RANGES.includes(range)) throw new InputError(`range must be one of ${OUTPUT_RANGES.join(', ')}, got ${String(range)}`);
+  return range ?? 'clamp';
 }
 
 /** The smallest image side the network takes: its 3×3 convolutions and the gates' resize need a few pixels. */

@@ -7,9 +7,15 @@ import { tidy } from '../tensor/engine.ts';
 import { l1Loss, maskedL1Loss, maximum, sobelGradient, scale, add, addScalar, neg } from '../ops/index.ts';
 import type { FusionConfig } from './config.ts';
 
-/** MoE-Fusion's gradient loss, unweighted: mean|∇F − max(∇vis, ∇ir)| with ∇ the Sobel magnitude. */
-export function gradientLoss(fused: Tensor, vis: Tensor, ir: Tensor): Tensor {
-  return tidy(() => l1Loss(sobelGradient(fused), maximum(sobelGradient(vis), sobelGradient(ir))));
+/**
+ * MoE-Fusion's gradient loss, unweighted: mean|∇F − g·max(∇vis, ∇ir)| with ∇ the Sobel magnitude; g (default 1, the
+ * reference) asks for edges g times as strong as the sources' strongest, to go with a target of amplified detail.
+ */
+export function gradientLoss(fused: Tensor, vis: Tensor, ir: Tensor, gain = 1): Tensor {
+  return tidy(() => {
+    const target = maximum(sobelGradient(vis), sobelGradient(ir));
+    return l1Loss(sobelGradient(fused), gain === 1 ? target : scale(target, gain));
+  });
 }
 
 /**
@@ -24,6 +30,12 @@ export function pixelLoss(fused: Tensor, vis: Tensor, ir: Tensor, mask: Tensor):
   });
 }
 
+/**
+ * What the pixel loss compares the fused image with: the reference's foreground mask M (max(vis, ir) inside, the
+ * mean outside; see pixelLoss), or a target image (an L1 distance to it everywhere).
+ */
+export type PixelTarget = { mask: Tensor } | { image: Tensor };
+
 export interface FusionLosses {
   grad: Tensor;
   pixel: Tensor;
@@ -31,10 +43,10 @@ export interface FusionLosses {
   total: Tensor;
 }
 
-/** mask: (B,1,H,W), 1 inside ground-truth boxes (all zeros when there are none). */
-export function fusionLosses(cfg: FusionConfig, fused: Tensor, vis: Tensor, ir: Tensor, mask: Tensor, aux: Tensor): FusionLosses {
-  const grad = gradientLoss(fused, vis, ir);
-  const pixel = pixelLoss(fused, vis, ir, mask);
+/** The weighted training objective; a target mask is (B,1,H,W), 1 inside ground-truth boxes (all zeros when there are none). */
+export function fusionLosses(cfg: FusionConfig, fused: Tensor, vis: Tensor, ir: Tensor, target: PixelTarget, aux: Tensor, gradGain = 1): FusionLosses {
+  const grad = gradientLoss(fused, vis, ir, gradGain);
+  const pixel = 'mask' in target ? pixelLoss(fused, vis, ir, target.mask) : l1Loss(fused, target.image);
   const total = weightedSum([
     [grad, cfg.gradWeight],
     [pixel, cfg.pixelWeight],

@@ -10,7 +10,8 @@ import { readSafetensors, writeSafetensors } from '../io/safetensors-file.ts';
 import type { StoredTensor } from '../io/safetensors.ts';
 import type { FusionConfig } from '../model/config.ts';
 import { detectorConfigFromJson, type DetectorConfig } from '../model/detector/config.ts';
-import { ATTENTION_MODES, LATER_OPTIONS, type AttentionMode, type Trainer, type TrainOptions } from './trainer.ts';
+import type { Trainer } from './trainer.ts';
+import { storedOptions, type TrainOptions } from './options.ts';
 import { TrainingError } from './errors.ts';
 
 export const CHECKPOINT_METADATA_KEY = 'moefusion.checkpoint';
@@ -61,18 +62,7 @@ function problemOf(m: Record<string, unknown>): string | null {
     return 'config is incomplete';
   if (typeof c.auxCoef !== 'object' || c.auxCoef === null || !['fg', 'bg', 'global'].every((k) => isNum((c.auxCoef as Record<string, unknown>)[k])))
     return 'config.auxCoef is incomplete';
-  const o = m.options as Partial<TrainOptions> | undefined;
-  if (typeof o !== 'object' || o === null) return 'options are missing';
-  for (const k of ['steps', 'batchSize'] as const) if (!isInt(o[k], 1)) return `options.${k} is not a positive integer`;
-  if (!isInt(o.seed)) return 'options.seed is not a non-negative integer';
-  for (const k of ['lr', 'weightDecay', 'clipNorm', 'gamma'] as const) if (!isNum(o[k])) return `options.${k} is not a number`;
-  if (o.crop !== null && !isGrid(o.crop)) return 'options.crop is neither null nor [height, width]';
-  if (!Array.isArray(o.milestones) || !o.milestones.every((s) => isInt(s))) return 'options.milestones is not a list of steps';
-  if (!ATTENTION_MODES.includes(o.attention as AttentionMode)) return `options.attention is not one of ${ATTENTION_MODES.join(', ')}`;
-  if (o.foreground !== undefined && o.foreground !== 'attention' && o.foreground !== 'all') return 'options.foreground is neither attention nor all';
-  if (o.schedule !== undefined && o.schedule !== 'step' && o.schedule !== 'cosine') return 'options.schedule is neither step nor cosine';
-  if (o.warmup !== undefined && !isInt(o.warmup)) return 'options.warmup is not a non-negative integer';
-  if (o.flip !== undefined && typeof o.flip !== 'boolean') return 'options.flip is not true or false';
+  if (typeof m.options !== 'object' || m.options === null) return 'options are missing';
   const d = m.data as Partial<DataRecord> | undefined;
   if (d !== undefined) {
     if (typeof d !== 'object' || d === null) return 'data is not an object';
@@ -102,8 +92,9 @@ export function readCheckpoint(file: string): Checkpoint {
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw foreign(`its '${CHECKPOINT_METADATA_KEY}' metadata is not an object`);
   const m = parsed as Record<string, unknown>;
-  const problem = problemOf(m);
-  if (problem) throw foreign(`in its '${CHECKPOINT_METADATA_KEY}' metadata, ${problem}`);
+  const stored = typeof m.options === 'object' && m.options !== null ? storedOptions(m.options as Record<string, unknown>) : null;
+  const problem = problemOf(m) ?? (stored && 'problem' in stored ? stored.problem : null);
+  if (problem || !stored || !('options' in stored)) throw foreign(`in its '${CHECKPOINT_METADATA_KEY}' metadata, ${problem}`);
   let detector: DetectorConfig | null = null;
   if (m.detector !== null && m.detector !== undefined) {
     try {
@@ -113,7 +104,7 @@ export function readCheckpoint(file: string): Checkpoint {
     }
   }
   const meta = m as unknown as CheckpointMeta;
-  return { file, meta: { ...meta, options: { ...LATER_OPTIONS, ...meta.options }, detector }, tensors: contents.tensors };
+  return { file, meta: { ...meta, options: stored.options, detector }, tensors: contents.tensors };
 }
 
 /** Writes the trainer's parameters, optimizer moments, step and generator state, and `data`, atomically. */

@@ -4,11 +4,14 @@
  */
 import { readImage } from '../io/image.ts';
 import { toGray01 } from '../io/color.ts';
-import { boxMask, cropBoxes, type Box, type BoxSource } from '../io/boxes.ts';
+import { boxMask, cropBoxes, scaleBoxes, type Box, type BoxSource } from '../io/boxes.ts';
 import type { ImagePair } from '../io/dataset.ts';
 import type { Rng } from '../util/rng.ts';
 import { TrainingError } from './errors.ts';
 import { infraredSaliency } from '../model/saliency.ts';
+import { resampleRegion, type Region } from '../io/resample.ts';
+import { formatSize, type Target } from './options.ts';
+import { targetImage } from './targets.ts';
 
 /** One training pair, gray in [0,1], with an optional box mask (1 inside boxes) and the boxes themselves. */
 export interface TrainingSample {
@@ -20,6 +23,8 @@ export interface TrainingSample {
   boxes?: Box[];
   /** The infrared image's saliency (model/saliency.ts), when the run trains with attention 'saliency'. */
   saliency?: Float32Array;
+  /** The pixel loss's target image, when the run trains towards one (target 'multiscale'). */
+  target?: Float32Array;
 }
 
 export interface SampleSource {
@@ -37,12 +42,16 @@ export interface BatchShape {
   crop: [number, number] | null;
   /** Flip each crop left to right with probability ½. */
   flip?: boolean;
+  /** Crops cover crop × s pixels, s log-uniform in [min, max], resized down to the crop; absent: [1, 1]. */
+  cropScale?: [number, number];
   /** Where Att comes from: 'saliency' makes the source compute each infrared image's saliency. */
   attention?: string;
+  /** The pixel loss's target: 'multiscale' makes the source compute each pair's target image. */
+  target?: Target;
+  /** The multi-scale target's factor on its detail layers. */
+  detailGain?: number;
 }
 
-/** `W×H` of a crop stored as [height, width]. */
-export const formatCrop = (crop: [number, number]): string => `${crop[1]}x${crop[0]}`;
 
 /**
  * Decodes pairs lazily and keeps them (gray floats) for the next passes. Checks what batches need of each image,
@@ -70,7 +79,7 @@ export class PairSource implements SampleSource {
       throw new TrainingError(`${p.ir} is ${ir.width}×${ir.height} but ${p.vi} is ${vi.width}×${vi.height}: a pair must have one size`);
     const { crop, batchSize } = this.shape;
     if (crop && (ir.height < crop[0] || ir.width < crop[1]))
-      throw new TrainingError(`${p.ir} is ${ir.width}×${ir.height}, smaller than --crop ${formatCrop(crop)} (WIDTHxHEIGHT)`);
+      throw new TrainingError(`${p.ir} is ${ir.width}×${ir.height}, smaller than --crop ${formatSize(crop)} (WIDTHxHEIGHT)`);
     const size = `${ir.width}×${ir.height}`;
     this.firstSize ??= size;
     if (!crop && batchSize > 1 && size !== this.firstSize)
@@ -86,6 +95,7 @@ export class PairSource implements SampleSource {
       boxes,
       saliency: this.shape.attention === 'saliency' ? infraredSaliency(irGray) : undefined,
     };
+    if (this.shape.target === 'multiscale') s.target = targetImage('multiscale', s, { detailGain: this.shape.detailGain });
     this.cache.set(i, s);
     return s;
   }
@@ -101,6 +111,8 @@ export interface Batch {
   mask: Float32Array;
   /** Each crop's infrared saliency, when the samples carry it. */
   saliency: Float32Array | null;
+  /** Each crop's target image, when the samples carry one. */
+  target: Float32Array | null;
   boxes: Box[][];
   /** Whether any sample of the batch has a box mask. */
   hasBoxes: boolean;
@@ -161,39 +173,48 @@ export class Batcher {
     const samples: TrainingSample[] = [];
     for (let b = 0; b < B; b++) samples.push(await this.source.get(this.nextIndex()));
     const [h, w] = this.shape.crop ?? [samples[0].height, samples[0].width];
-    const ir = new Float32Array(B * h * w);
-    const vis = new Float32Array(B * h * w);
-    const mask = new Float32Array(B * h * w);
-    const saliency = samples.every((s) => s.saliency) ? new Float32Array(B * h * w) : null;
+    const plane = () => new Float32Array(B * h * w);
+    const [ir, vis, mask] = [plane(), plane(), plane()];
+    const saliency = samples.every((s) => s.saliency) ? plane() : null;
+    const target = samples.every((s) => s.target) ? plane() : null;
     let hasBoxes = false;
     const boxes: Box[][] = [];
     samples.forEach((s, b) => {
       if (s.height < h || s.width < w) throw new TrainingError(`a training image of ${s.width}×${s.height} is smaller than the crop ${w}×${h}`);
       if (!this.shape.crop && (s.height !== h || s.width !== w))
         throw new TrainingError(`images of different sizes (${samples[0].width}×${samples[0].height}, ${s.width}×${s.height}) need --crop or batch size 1`);
-      const y0 = this.rng.int(s.height - h + 1);
-      const x0 = this.rng.int(s.width - w + 1);
+      const r = this.region(s, h, w);
       // Drawn only when flips are on, so that runs without them keep their random sequence.
       const flip = this.shape.flip === true && this.rng.next() < 0.5;
-      const cropped = cropBoxes(s.boxes ?? [], x0, y0, w, h);
+      const cropped = scaleBoxes(cropBoxes(s.boxes ?? [], r.x0, r.y0, r.width, r.height), r.width, r.height, w, h);
       boxes.push(flip ? cropped.map((bx) => ({ ...bx, x0: w - bx.x1, x1: w - bx.x0 })) : cropped);
-      const copy = (from: Float32Array, to: Float32Array, src: number, dst: number) => {
-        const row = from.subarray(src, src + w);
-        if (flip) for (let x = 0; x < w; x++) to[dst + x] = row[w - 1 - x];
-        else to.set(row, dst);
-      };
-      for (let y = 0; y < h; y++) {
-        const src = (y0 + y) * s.width + x0;
-        const dst = (b * h + y) * w;
-        copy(s.ir, ir, src, dst);
-        copy(s.vis, vis, src, dst);
-        if (s.mask) {
-          copy(s.mask, mask, src, dst);
-          hasBoxes = true;
-        }
-        if (saliency) copy(s.saliency!, saliency, src, dst);
+      const take = (from: Float32Array, to: Float32Array) => to.set(resampleRegion(from, s.width, r, w, h, flip), b * h * w);
+      take(s.ir, ir);
+      take(s.vis, vis);
+      if (s.mask) {
+        take(s.mask, mask);
+        hasBoxes = true;
       }
+      if (saliency) take(s.saliency!, saliency);
+      if (target) take(s.target!, target);
     });
-    return { size: B, height: h, width: w, ir, vis, mask, saliency, boxes, hasBoxes };
+    return { size: B, height: h, width: w, ir, vis, mask, saliency, target, boxes, hasBoxes };
+  }
+
+  /**
+   * Where the next crop lies: h × w pixels at a random place, or with a crop scale, a region s times as large (s
+   * log-uniform in the scale range, at most what the image holds) to be resized down to h × w.
+   */
+  private region(s: TrainingSample, h: number, w: number): Region {
+    const [lo, hi] = this.shape.cropScale ?? [1, 1];
+    let [rh, rw] = [h, w];
+    // Drawn only with a scale range, so that runs without one keep their random sequence.
+    if (hi > 1) {
+      const most = Math.min(hi, s.height / h, s.width / w);
+      const least = Math.min(lo, most);
+      const scale = least * (most / least) ** this.rng.next();
+      [rh, rw] = [Math.max(h, Math.min(s.height, Math.round(h * scale))), Math.max(w, Math.min(s.width, Math.round(w * scale)))];
+    }
+    return { y0: this.rng.int(s.height - rh + 1), x0: this.rng.int(s.width - rw + 1), height: rh, width: rw };
   }
 }

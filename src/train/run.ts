@@ -22,10 +22,11 @@ import { openDataset, splitPairs } from '../io/dataset.ts';
 import { lineChartSvg, writeSvgImage } from '../io/charts.ts';
 import { readSafetensors } from '../io/safetensors-file.ts';
 import { ensureWritableDir, OutputError, writeFileAtomic } from '../io/atomic.ts';
-import { PairSource, formatCrop, type LabelledPair } from './data.ts';
-import { Trainer, type StepResult, type TrainOptions } from './trainer.ts';
+import { PairSource, type LabelledPair } from './data.ts';
+import { Trainer, type StepResult } from './trainer.ts';
+import { formatOption, TRAIN_OPTION_KEYS, TRAIN_OPTIONS, type TrainOptions } from './options.ts';
 import { readCheckpoint, restoreCheckpoint, saveCheckpoint, type Checkpoint, type DataRecord } from './checkpoint.ts';
-import { Validator, type ValidationScores } from './validation.ts';
+import { Validator, type BaselineScores, type ValidationScores } from './validation.ts';
 import { ATTENTION_METADATA_KEY, inferenceAttention } from '../model/attention.ts';
 import { TrainingError } from './errors.ts';
 
@@ -75,34 +76,12 @@ export interface LogRecord extends Partial<StepResult> {
   time?: string;
   epoch?: number;
   validation?: ValidationScores;
+  /** The training-free fusions on the validation frames (logged once, when the run starts). */
+  baselines?: BaselineScores;
 }
 
 /** Output files of a run; a killed run may leave their writers' temporary files behind. */
 export const RUN_FILES = ['checkpoint.safetensors', 'weights.safetensors', 'log.jsonl', 'loss.png'];
-
-/** The command-line spelling of each training option, for messages. */
-const FLAGS: Record<keyof TrainOptions, string> = {
-  steps: '--steps',
-  batchSize: '--batch',
-  crop: '--crop',
-  lr: '--lr',
-  weightDecay: '--weight-decay',
-  clipNorm: '--clip',
-  milestones: '--milestones',
-  gamma: '--gamma',
-  seed: '--seed',
-  attention: '--attention',
-  foreground: '--foreground',
-  schedule: '--schedule',
-  warmup: '--warmup',
-  flip: '--flip',
-};
-
-function formatOption(key: keyof TrainOptions, v: TrainOptions[keyof TrainOptions]): string {
-  if (key === 'crop') return v === null ? 'none' : formatCrop(v as [number, number]);
-  if (key === 'milestones') return (v as number[]).join(',') || '(none)';
-  return String(v);
-}
 
 /** `--gate-grids` as written: LOCAL_WxH,GLOBAL_WxH (the grids are stored [height, width]). */
 const formatGrids = (c: Pick<FusionConfig, 'localGate' | 'globalGate'>) => `${c.localGate[1]}x${c.localGate[0]},${c.globalGate[1]}x${c.globalGate[0]}`;
@@ -117,10 +96,10 @@ function mismatch(flag: string, given: string, stored: string): TrainingError {
 function resumedOptions(s: RunSettings, ck: Checkpoint): TrainOptions {
   const stored = ck.meta.options;
   const opts = { ...stored };
-  for (const key of Object.keys(FLAGS) as Array<keyof TrainOptions>) {
-    if (key === 'steps' || !s.given.has(key)) continue;
+  for (const key of TRAIN_OPTION_KEYS) {
+    if (TRAIN_OPTIONS[key].mayRaise || !s.given.has(key)) continue;
     const [a, b] = [formatOption(key, s.options[key]), formatOption(key, stored[key])];
-    if (JSON.stringify(s.options[key]) !== JSON.stringify(stored[key])) throw mismatch(FLAGS[key], a, b);
+    if (JSON.stringify(s.options[key]) !== JSON.stringify(stored[key])) throw mismatch(TRAIN_OPTIONS[key].flag, a, b);
   }
   if (s.given.has('steps')) {
     if (s.options.steps < ck.meta.step) throw new TrainingError(`--steps ${s.options.steps} is below the checkpoint's step ${ck.meta.step}: a resumed run only goes on`);
@@ -178,8 +157,9 @@ function createDetector(s: RunSettings, opts: TrainOptions, pairs: LabelledPair[
   return new Detector(initDetectorTensors(config, opts.seed), config);
 }
 
-function formatScores(v: ValidationScores): string {
-  return Object.entries(v).map(([k, x]) => `${k} ${x.toPrecision(4)}`).join(', ');
+/** Scores as `EN 6.9, SD 40.1, …`; nested ones (the stretched output's) in brackets after their name. */
+function formatScores(v: object): string {
+  return Object.entries(v).map(([k, x]) => (typeof x === 'number' ? `${k} ${x.toPrecision(4)}` : `${k} (${formatScores(x as object)})`)).join(', ');
 }
 
 /** Removes temporary files of our outputs left by a killed run (names of io/atomic.ts, io/image.ts, io/safetensors.ts). */
@@ -254,7 +234,14 @@ export async function runTraining(s: RunSettings, report: RunReporter): Promise<
   const net = new FusionNet(params, cfg);
   const detector = createDetector(s, opts, pairs, ck);
   const trainer = new Trainer(net, new PairSource(train, opts), opts, detector);
-  const validator = new Validator(net, new PairSource(val, { ...opts, flip: false }), { attention: opts.attention, foreground: opts.foreground, detector, warn: (m) => report.line(m) });
+  const validator = new Validator(net, new PairSource(val, { ...opts, flip: false, cropScale: [1, 1] }), {
+    attention: opts.attention,
+    target: opts.target,
+    gradGain: opts.gradGain,
+    detector,
+    size: opts.valSize,
+    warn: (m) => report.line(m),
+  });
   let log: LogRecord[] = [];
   if (ck) {
     try {
@@ -306,8 +293,19 @@ async function loop(s: RunSettings, report: RunReporter, st: LoopState): Promise
   const stepsPerEpoch = Math.ceil(st.trainCount / opts.batchSize);
   report.line(
     `training on ${st.trainCount} pairs (validation ${st.valCount}), ${opts.steps} steps, batch ${opts.batchSize} (${stepsPerEpoch} steps per epoch), ` +
-      `crop ${opts.crop ? formatCrop(opts.crop) : 'none'}${st.resumed ? `, resuming at step ${trainer.step}` : ''}`,
+      `crop ${formatOption('crop', opts.crop)}${st.resumed ? `, resuming at step ${trainer.step}` : ''}`,
   );
+  if (st.valCount && !log.some((r) => r.baselines)) {
+    const baselines = await validator.baselines();
+    log.push({ step: trainer.step, baselines });
+    for (const [method, b] of Object.entries(baselines)) report.line(`baseline ${method} on the validation frames: ${formatScores(b)}`);
+    // A run from given weights is validated before its first step too: where fine-tuning starts from.
+    if (s.init && !st.resumed) {
+      const validation = await validator.run();
+      log.push({ step: 0, epoch: 0, validation });
+      report.line(`step 0 (the --init weights) validation: ${formatScores(validation)}`);
+    }
+  }
   const bar = report.progress(opts.steps, 'training');
   bar.update(trainer.step);
   // The log goes first: lines past the checkpoint's step are dropped on resume, lines missing could not be.

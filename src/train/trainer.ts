@@ -11,71 +11,13 @@ import { backward } from '../autograd/tape.ts';
 import { Adam, clipGradNorm } from '../optim/optimizer.ts';
 import { Rng } from '../util/rng.ts';
 import type { FusionNet } from '../model/fusion-net.ts';
-import { fusionLosses } from '../model/losses.ts';
+import { fusionLosses, type PixelTarget } from '../model/losses.ts';
 import { type Detector, fusionAttention } from '../model/detector/network.ts';
 import { detectorLoss } from '../model/detector/losses.ts';
 import { buildTargets } from '../model/detector/targets.ts';
 import { Batcher, type SampleSource } from './data.ts';
 import { TrainingError } from './errors.ts';
-
-/**
- * Where Att, the mixtures' foreground map, comes from in training: the box mask, 0.5 everywhere, the detectors
- * (trained jointly), or the infrared saliency (model/saliency.ts) for data without boxes.
- */
-export type AttentionMode = 'boxes' | 'none' | 'detector' | 'saliency';
-export const ATTENTION_MODES: readonly AttentionMode[] = ['boxes', 'none', 'detector', 'saliency'];
-
-/** Where the pixel loss takes the max of the sources: where Att is (the reference: the box mask), or everywhere. */
-export type ForegroundMode = 'attention' | 'all';
-
-export interface TrainOptions {
-  steps: number;
-  batchSize: number;
-  /** Random crop [height, width] (tensor order; the command line writes WIDTHxHEIGHT); null trains on whole images (all of one size). */
-  crop: [number, number] | null;
-  lr: number;
-  weightDecay: number;
-  clipNorm: number;
-  /** Steps after which the learning rate is multiplied by `gamma`. */
-  milestones: number[];
-  gamma: number;
-  seed: number;
-  /** Attention for the mixtures: from the box mask, 0.5 everywhere, the detectors' (trained jointly), or the infrared saliency. */
-  attention: AttentionMode;
-  /** The pixel loss's foreground M: the attention map (boxes: the box mask), or all pixels (the max of the sources everywhere). */
-  foreground: ForegroundMode;
-  /** 'step': ×gamma at the milestones (the reference); 'cosine': half a cosine from lr down to 0 over the run. */
-  schedule: 'step' | 'cosine';
-  /** Steps of linear warm-up from 0 to lr at the start. */
-  warmup: number;
-  /** Flips each crop left to right with probability ½. */
-  flip: boolean;
-}
-
-/** Options added after the first checkpoints were written, with the values those runs had. */
-export const LATER_OPTIONS: Pick<TrainOptions, 'foreground' | 'schedule' | 'warmup' | 'flip'> = { foreground: 'attention', schedule: 'step', warmup: 0, flip: false };
-
-/** The reference's settings (docs/moe-fusion.md §6), for a run of `steps` steps. */
-export function referenceOptions(steps: number): TrainOptions {
-  return {
-    steps,
-    batchSize: 4,
-    crop: null,
-    lr: 1e-4,
-    weightDecay: 1e-4,
-    clipNorm: 35,
-    milestones: referenceMilestones(steps),
-    gamma: 0.1,
-    seed: 0,
-    attention: 'boxes',
-    ...LATER_OPTIONS,
-  };
-}
-
-/** The reference's learning-rate milestones for a run of `steps` steps: 2/3 and 11/12 of it. */
-export function referenceMilestones(steps: number): number[] {
-  return [Math.round((steps * 48) / 72), Math.round((steps * 66) / 72)];
-}
+import type { TrainOptions } from './options.ts';
 
 export interface StepResult {
   step: number;
@@ -124,7 +66,7 @@ export class Trainer {
 
   /** One optimisation step; returns the loss terms (read back from the GPU). */
   async trainStep(): Promise<StepResult> {
-    const { size: B, height: h, width: w, ir, vis, mask, saliency, boxes, hasBoxes } = await this.batcher.next();
+    const { size: B, height: h, width: w, ir, vis, mask, saliency, target, boxes, hasBoxes } = await this.batcher.next();
     const E = this.net.config.experts;
     const noise = { fg: this.rng.normal(B * E), bg: this.rng.normal(B * E), global: this.rng.normal(B * E) };
     const lr = this.lrAt(this.step);
@@ -135,6 +77,7 @@ export class Trainer {
       const visT = Tensor.fromArray(vis, shape);
       const maskT = Tensor.fromArray(mask, shape);
       const salT = saliency ? Tensor.fromArray(saliency, shape) : null;
+      const targetT = target ? Tensor.fromArray(target, shape) : null;
       let att = this.opts.attention === 'boxes' && hasBoxes ? maskT : this.opts.attention === 'saliency' ? salT : null;
       let detection: Tensor | null = null;
       if (this.detector) {
@@ -151,7 +94,7 @@ export class Trainer {
           global: Tensor.fromArray(noise.global, [B, E]),
         },
       });
-      const fusion = fusionLosses(this.net.config, out.fused, visT, irT, lossMask(this.opts, maskT, salT), out.auxLoss);
+      const fusion = fusionLosses(this.net.config, out.fused, visT, irT, pixelTarget(this.opts, maskT, salT, targetT), out.auxLoss, this.opts.gradGain);
       return { ...fusion, total: detection ? add(fusion.total, detection) : fusion.total, detection };
     });
     backward(losses.total);
@@ -166,12 +109,20 @@ export class Trainer {
   }
 }
 
-/** The pixel loss's foreground M: ones everywhere, the saliency map under attention 'saliency', else the box mask (zeros without boxes). */
-export function lossMask(opts: Pick<TrainOptions, 'attention' | 'foreground'>, boxMask: Tensor, saliency: Tensor | null): Tensor {
-  if (opts.foreground === 'all') return Tensor.full(boxMask.shape, 1);
+/**
+ * What the pixel loss compares with under the run's target: the target image (multiscale); for max, a foreground of
+ * ones (max(vis, ir) everywhere); for the reference, the saliency map under attention 'saliency', else the box mask
+ * (zeros without boxes: the mean of the sources everywhere).
+ */
+export function pixelTarget(opts: Pick<TrainOptions, 'attention' | 'target'>, boxMask: Tensor, saliency: Tensor | null, image: Tensor | null): PixelTarget {
+  if (opts.target === 'multiscale') {
+    if (!image) throw new Error('target multiscale needs the target images of the batch');
+    return { image };
+  }
+  if (opts.target === 'max') return { mask: Tensor.full(boxMask.shape, 1) };
   if (opts.attention === 'saliency') {
     if (!saliency) throw new Error('attention saliency needs the saliency planes of the batch');
-    return saliency;
+    return { mask: saliency };
   }
-  return boxMask;
+  return { mask: boxMask };
 }

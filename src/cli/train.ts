@@ -107,7 +107,7 @@ export function trainCommand(): Command {
   return command
     .option('--classes <names>', 'detector classes, comma-separated (default: M3FD\'s, or the labels found in the data)')
     .option('--val-fraction <x>', 'share of pairs held out for validation (seeded, stable)', '0.1')
-    .option('--val-every <n>', 'also validate every <n> steps (validation always runs after each epoch and at the end)')
+    .option('--val-every <n>', 'validate every <n> steps instead of after each epoch (and always at the end)')
     .option('--checkpoint-every <n>', 'steps between checkpoints', '50')
     .option('--gate-grids <grids>', 'gate grids LOCAL_WxH,GLOBAL_WxH of a new network (default: the reference, 160x120,80x60)')
     .option('--init <weights>', 'start from these weights (and their configuration)')

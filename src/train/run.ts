@@ -43,7 +43,7 @@ export interface RunSettings {
   options: TrainOptions;
   /** Share of the pairs held out for validation, in [0, 1). */
   valFraction: number;
-  /** Also validate every this many steps (validation always runs after each epoch and at the end). */
+  /** Validate every this many steps instead of after each epoch (validation always runs at the end). */
   valEvery: number | null;
   checkpointEvery: number;
   /** Gate grids of a new network (null: the reference's, or those of the init weights or the checkpoint). */
@@ -326,7 +326,8 @@ async function loop(s: RunSettings, report: RunReporter, st: LoopState): Promise
     log.push({ ...r, time: new Date().toISOString() });
     bar.tick({ loss: r.total, lr: r.lr });
     const epochEnd = r.step % stepsPerEpoch === 0;
-    if (st.valCount && (epochEnd || r.step === opts.steps || (s.valEvery !== null && r.step % s.valEvery === 0))) {
+    const due = s.valEvery === null ? epochEnd : r.step % s.valEvery === 0;
+    if (st.valCount && (due || r.step === opts.steps)) {
       const validation = await validator.run();
       const epoch = Math.round((100 * r.step) / stepsPerEpoch) / 100;
       log.push({ step: r.step, epoch, validation });

@@ -4,7 +4,7 @@
 # validation split after its last step (whole frames downscaled to 320×240, `tang` metrics, clamped and stretched
 # output), beside the training-free baselines on the same frames (the `baselines` line of each log).
 # Resumable: a finished variant is skipped, an interrupted one resumes from its checkpoint.
-# Usage: scripts/ablation.sh [RUNS_DIR] [SHARED_DATA]   (about 10 minutes per variant on 2 quiet cores)
+# Usage: scripts/ablation.sh [RUNS_DIR] [SHARED_DATA]   (about 15 minutes per variant on 2 quiet cores)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-runs/ablation}
@@ -23,11 +23,8 @@ run() {
   echo "=== $name: $*"
   node bin/moefusion.mjs train --data "$data/roadscene" "$data/llvip/train" "$data/msrs" --out "$out" "${common[@]}" "$@" "${resume[@]}"
 }
-# In order of what they decide: the sharper target, then crops at the gates' aspect and scale, then edges as strong
-# as the sharper target's, then the plain multi-scale target, then the control (the old target for 100 more steps).
+# The sharper target on square crops, then on crops at the gates' aspect and scale, then with edges as strong as the
+# sharper target's. Each run's log starts with the --init weights' own validation (step 0): the control.
 run E3-gain1.25-96 --target multiscale --detail-gain 1.25 --crop 96
 run E5-gain1.25-128x96-scale3 --target multiscale --detail-gain 1.25 --crop 128x96 --crop-scale 1,3
 run E6-gain1.25-grad1.25-128x96-scale3 --target multiscale --detail-gain 1.25 --grad-gain 1.25 --crop 128x96 --crop-scale 1,3
-run E2-multiscale-96 --target multiscale --crop 96
-run E1-max-96 --target max --crop 96
-run E4-gain1.25-128x96 --target multiscale --detail-gain 1.25 --crop 128x96

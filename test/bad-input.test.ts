@@ -14,7 +14,7 @@ import { deflateSync, crc32 } from 'node:zlib';
 import { gpu } from './helpers/gpu.ts';
 import { SMALL_GATES } from './helpers/weights.ts';
 import { Rng } from '../src/util/rng.ts';
-import { main } from '../src/cli/main.ts';
+import { runInProcess as run } from './helpers/cli.ts';
 import { EXIT_GPU, EXIT_USAGE, EXIT_USER } from '../src/cli/errors.ts';
 import { configToMetadata } from '../src/model/config.ts';
 import { initParameters, disposeParameters } from '../src/model/parameters.ts';
@@ -33,23 +33,6 @@ const ir = join(dir, 'data/ir/a.png');
 const vi = join(dir, 'data/vi/a.png');
 const W = 24;
 const H = 20;
-
-/** Runs `moefusion ARGS` in this process: exit code and what it printed. */
-async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const [log, write] = [console.log, process.stderr.write];
-  console.log = (...a: unknown[]) => void out.push(a.join(' '));
-  process.stderr.write = ((chunk: string) => (err.push(String(chunk)), true)) as typeof process.stderr.write;
-  const exitCode = process.exitCode;
-  try {
-    const code = await main(['node', 'moefusion', ...args]);
-    return { code, out: out.join('\n'), err: err.join('') };
-  } finally {
-    [console.log, process.stderr.write] = [log, write];
-    process.exitCode = exitCode;
-  }
-}
 
 /** A weights file derived from the good one. */
 function variant(name: string, edit: (tensors: Record<string, { shape: number[]; data: Float32Array }>, meta: Record<string, string>) => void): string {

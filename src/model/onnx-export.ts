@@ -59,7 +59,7 @@ export function fusionOnnx(
     throw new WeightsError(
       source,
       `its network has ${mib(needed)} MiB of float32 weights, more than the ${mib(maxBytes)} MiB an ONNX file holds ` +
-        `(gate grids ${config.localGate.join('×')} and ${config.globalGate.join('×')}, ${config.experts} experts); train with smaller --gate-grids`,
+        `(gate grids ${grid(config.localGate)} and ${grid(config.globalGate)}, ${config.experts} experts); train with smaller --gate-grids`,
     );
   const g = new OnnxGraph('moefusion', opts.opset ?? DEFAULT_OPSET);
   new FusionGraph(g, params, config).build();
@@ -73,6 +73,8 @@ export function fusionOnnx(
 }
 
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+/** A gate grid as sizes are written (WIDTHxHEIGHT, as --gate-grids takes it). */
+const grid = ([h, w]: [number, number]) => `${w}x${h}`;
 
 /** Builds the network's nodes into a graph. */
 class FusionGraph {

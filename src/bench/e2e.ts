@@ -421,7 +421,8 @@ async function report(args: BenchOptions, adapter: string, software: boolean, re
   };
   const chart = barChartSvg(
     results.map((r) => ({ label: r.name, values: [r.engine.median, r.torch && 'median' in r.torch ? r.torch.median : NaN, ...ortPeers.map((p) => ortMedian(r, p))] })),
-    [`engine (${adapter})`, `PyTorch${torchDevice ? ` (${torchDevice})` : ''}`, ...ortPeers],
+    // Short names for onnxruntime's providers: the legend is one line.
+    [`engine (${adapter})`, `PyTorch${torchDevice ? ` (${torchDevice})` : ''}`, ...ortPeers.map((p) => p.replace('onnxruntime-cpu', 'ORT CPU').replace('onnxruntime-webgpu', 'ORT WebGPU'))],
     { title: `MoE-Fusion end to end, ${date}`, yLabel: 'milliseconds (lower is faster)' },
   );
   await writeSvgImage(join(args.out, `e2e-${slug}-${date}.png`), chart);

@@ -1,10 +1,12 @@
 /**
- * `npm run bench`: the end-to-end benchmark of src/bench/e2e.ts (engine against the PyTorch reference, interleaved),
- * writing into bench/results. Options as `moefusion bench`.
+ * `npm run bench`: the end-to-end benchmark of src/bench/e2e.ts (engine against the PyTorch reference and, for
+ * inference, onnxruntime-node's CPU and WebGPU providers; interleaved), writing into bench/results. Options as
+ * `moefusion bench`; `--ort cpu,webgpu` (the default here) picks the onnxruntime providers, `--ort none` none.
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_BENCH, runBenchmark } from '../src/bench/e2e.ts';
+import { parseProviders } from '../src/bench/onnxruntime-peer.ts';
 import { shutdownEngine } from '../src/tensor/engine.ts';
 
 const { values } = parseArgs({
@@ -15,6 +17,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: String(DEFAULT_BENCH.warmup) },
     'no-torch': { type: 'boolean', default: false },
     python: { type: 'string', default: 'python3' },
+    ort: { type: 'string', default: 'cpu,webgpu' },
     out: { type: 'string', default: resolve(import.meta.dirname, 'results') },
   },
 });
@@ -25,6 +28,7 @@ await runBenchmark({
   warmup: Number(values.warmup),
   torch: !values['no-torch'],
   python: values.python,
+  ort: parseProviders(values.ort!),
   out: values.out!,
 });
 shutdownEngine();

@@ -153,7 +153,8 @@ async function main(): Promise<void> {
     platform: 'node',
     format: 'esm',
     target: 'node20',
-    external: ['webgpu', 'sharp'],
+    // onnxruntime-node (a development dependency, the benchmark's optional peer) is left out: `bench --ort` says so.
+    external: ['webgpu', 'sharp', 'onnxruntime-node'],
     // Bundled CommonJS packages (commander) call require() for Node's own modules.
     banner: { js: "import { createRequire as __moefusionRequire } from 'node:module'; const require = __moefusionRequire(import.meta.url);" },
     minify: true,

@@ -35,6 +35,7 @@ const TYPES: Record<string, string> = {
   '.ico': 'image/x-icon',
   '.md': 'text/markdown; charset=utf-8',
   '.txt': 'text/plain; charset=utf-8',
+  '.wasm': 'application/wasm',
 };
 
 export interface WebServer {

@@ -33,6 +33,8 @@ export { DEFAULT_CONFIG, type FusionConfig } from './model/config.ts';
 export { initParameters, type ParamSet } from './model/parameters.ts';
 export { loadWeights, loadWeightsWithConfig, saveWeights } from './model/weights-file.ts';
 export { weightsFromBytes, WeightsError } from './model/weights.ts';
+export { exportOnnx, DEFAULT_OPSET, MIN_OPSET, MAX_OPSET, type OnnxExportOptions } from './model/onnx-export.ts';
+export { infraredSaliency } from './model/saliency.ts';
 export { ConfigError } from './model/config.ts';
 export { fusionLosses, gradientLoss, pixelLoss } from './model/losses.ts';
 export { Trainer, type StepResult } from './train/trainer.ts';

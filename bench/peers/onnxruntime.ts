@@ -1,6 +1,22 @@
-/** onnxruntime-node's WebGPU execution provider, on one-op models written by hand (onnx-proto.ts). */
-import { convModel, matmulModel } from './onnx-proto.ts';
+/** onnxruntime-node's WebGPU execution provider, on one-op models written with the project's ONNX builder. */
+import { OnnxGraph } from '../../src/model/onnx-graph.ts';
 import { convData, randomData, type ConvCase, type Peer } from './common.ts';
+
+/** Conv (k×k, same padding) + bias + ReLU on an (n, cin, h, w) input `x`. */
+function convModel(n: number, cin: number, cout: number, h: number, w: number, k: number, weights: Float32Array, bias: Float32Array): Uint8Array {
+  const g = new OnnxGraph('bench', 17);
+  const p = (k - 1) / 2;
+  const c = g.op('Conv', [g.input('x', [n, cin, h, w]), g.floats('w', weights, [cout, cin, k, k]), g.floats('b', bias, [cout])], { kernel_shape: [k, k], pads: [p, p, p, p] });
+  g.output(g.op('Relu', [c]), 'y', [n, cout, h, w]);
+  return g.encode();
+}
+
+/** y = a · b for an (m, k) input `a` and a (k, n) constant. */
+function matmulModel(m: number, k: number, n: number, b: Float32Array): Uint8Array {
+  const g = new OnnxGraph('bench', 17);
+  g.output(g.op('MatMul', [g.input('a', [m, k]), g.floats('b', b, [k, n])]), 'y', [m, n]);
+  return g.encode();
+}
 
 export async function onnxPeer(): Promise<Peer> {
   const ort = await import('onnxruntime-node');

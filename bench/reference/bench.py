@@ -3,6 +3,9 @@ engine's weights on the same machine, one case run at a time so that the engine 
 
 Protocol: started with the weights and the cases, it prints one JSON line {"ready": device}; then for every line
 "CASE NAME" on stdin it runs that case once and prints {"ms": milliseconds, "peakBytes": CUDA peak or null}.
+`--inputs FILE` takes the inference pairs from a safetensors file (tensors `ir.WxH`, `vis.WxH`, shape (1,1,H,W)),
+so that other peers can fuse the same pair; the line "save CASE NAME\tPATH" then writes that case's fused image to
+PATH (tensor `fused`) and prints {"saved": PATH}, for checking the outputs against each other.
 Float32 throughout: TF32 is turned off so that both sides compute in float32. Needs only torch (and numpy).
 """
 import argparse
@@ -14,7 +17,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from moe_fusion import load_model, losses  # noqa: E402
+from moe_fusion import load_model, load_safetensors, losses, save_safetensors  # noqa: E402
 
 
 def main():
@@ -23,6 +26,7 @@ def main():
     ap.add_argument('--sizes', default='640x480', help='inference sizes WIDTHxHEIGHT, comma-separated')
     ap.add_argument('--train', default='4x128x128', help='training steps BATCHxWIDTHxHEIGHT, comma-separated')
     ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    ap.add_argument('--inputs', help='safetensors file with the inference pairs (ir.WxH, vis.WxH)')
     a = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -31,14 +35,16 @@ def main():
     model = load_model(a.weights).to(a.device)
     g = torch.Generator().manual_seed(0)
     cases = {}
+    given = load_safetensors(a.inputs)[0] if a.inputs else {}
 
     for size in filter(None, a.sizes.split(',')):
         w, h = (int(v) for v in size.split('x'))
-        ir, vis = (torch.rand(1, 1, h, w, generator=g).to(a.device) for _ in range(2))
+        ir, vis = (given[f'{name}.{size}'].float().to(a.device) if given else torch.rand(1, 1, h, w, generator=g).to(a.device)
+                   for name in ('ir', 'vis'))
 
         def infer(ir=ir, vis=vis):
             with torch.no_grad():
-                model(ir, vis, torch.full_like(ir, 0.5), train=False)
+                return model(ir, vis, torch.full_like(ir, 0.5), train=False)[0]
 
         cases[f'inference 1×{w}×{h}'] = infer
 
@@ -60,6 +66,14 @@ def main():
     for line in sys.stdin:
         name = line.strip()
         if not name:
+            continue
+        if name.startswith('save '):
+            name, path = name[5:].split('\t')
+            if not name.startswith('inference') or name not in cases:
+                print(json.dumps({'error': f'cannot save case {name!r}'}), flush=True)
+                continue
+            save_safetensors(path, {'fused': cases[name]().float()})
+            print(json.dumps({'saved': path}), flush=True)
             continue
         if name not in cases:
             print(json.dumps({'error': f'unknown case {name!r}'}), flush=True)

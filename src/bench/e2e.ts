@@ -1,9 +1,11 @@
 /**
  * End-to-end benchmark (`moefusion bench`, `npm run bench`): MoE-Fusion inference and a training step on the
  * engine and on the project's PyTorch implementation of the same network with the same weights, on the same machine
- * in the same run. The two take turns round by round (engine, PyTorch, engine, PyTorch, …) so that a change in the
- * machine's load reaches both; the ratio reported is the median of the per-round ratios. Also: spread, peak memory
- * and a per-stage breakdown from GPU timestamps. Writes e2e-<adapter>-<date>.json and a bar chart PNG.
+ * in the same run; inference also on onnxruntime-node (the exported network, CPU and WebGPU providers) when asked.
+ * They take turns round by round (engine, PyTorch, onnxruntime…, engine, …) so that a change in the machine's load
+ * reaches all; the ratio reported is the median of the per-round ratios. Every peer fuses the same pair, and its
+ * output is checked against the engine's before any timing. Also: spread, peak memory and a per-stage breakdown
+ * from GPU timestamps. Writes e2e-<adapter>-<date>.json and a bar chart PNG.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
@@ -21,6 +23,10 @@ import { DEFAULT_CONFIG } from '../model/config.ts';
 import { FusionNet } from '../model/fusion-net.ts';
 import { initParameters } from '../model/parameters.ts';
 import { saveWeights } from '../model/weights-file.ts';
+import { exportOnnx } from '../model/onnx-export.ts';
+import { readSafetensors, writeSafetensors } from '../io/safetensors-file.ts';
+import { maxRelError } from '../check/compare.ts';
+import { OrtPeer, type OrtProvider } from './onnxruntime-peer.ts';
 import { fusionLosses } from '../model/losses.ts';
 import { barChartSvg, writeSvgImage } from '../io/charts.ts';
 import type { Runtime } from '../runtime/runtime.ts';
@@ -38,9 +44,14 @@ export interface BenchOptions {
   out: string;
   /** Python interpreter for the PyTorch side. */
   python?: string;
+  /** Also run inference on onnxruntime-node with these execution providers (the exported network). */
+  ort?: readonly OrtProvider[];
 }
 
-export const DEFAULT_BENCH: BenchOptions = { sizes: '640x480', train: '4x128x128', runs: 3, warmup: 1, torch: true, out: '.' };
+export const DEFAULT_BENCH: BenchOptions = { sizes: '640x480', train: '4x128x128', runs: 3, warmup: 1, torch: true, out: '.', ort: [] };
+
+/** Largest relative difference from the engine's output for a peer to be timed (the ONNX export's promise). */
+export const CHECK_TOLERANCE = 1e-3;
 
 /** The PyTorch peer's script, from the package root (src/bench → ../..). */
 const TORCH_SCRIPT = resolve(import.meta.dirname, '../../bench/reference/bench.py');
@@ -57,11 +68,26 @@ export interface CaseResult {
   torch?: (Spread & { peakBytes?: number | null; device: string }) | { error: string };
   /** Median over the rounds of engine time / PyTorch time in that round. */
   ratio?: number;
+  /** Inference: each peer's largest relative difference from the engine's output, checked before timing, or its failure. */
+  check?: Record<string, number | string>;
+  /** Inference on onnxruntime's providers: times and the median of engine / peer per round, or why it was not timed. */
+  onnxruntime?: Record<string, (Spread & { ratio: number }) | { error: string }>;
+}
+
+/** An inference pair (1,1,H,W), the same for every peer. */
+interface Pair {
+  width: number;
+  height: number;
+  ir: Float32Array;
+  vis: Float32Array;
 }
 
 interface BenchCase {
   name: string;
   run(): Promise<void>;
+  /** Inference cases: their pair, and the engine's output of it. */
+  pair?: Pair;
+  output?(): Promise<Float32Array>;
 }
 
 export function spread(times: number[]): Spread {
@@ -85,8 +111,8 @@ class TorchPeer {
     this.lines = lines;
   }
 
-  static async start(python: string, weights: string, sizes: string, train: string): Promise<TorchPeer> {
-    const proc = spawn(python, [TORCH_SCRIPT, '--weights', weights, '--sizes', sizes, '--train', train], { stdio: ['pipe', 'pipe', 'inherit'], env: { TORCH_CPP_LOG_LEVEL: 'ERROR', ...process.env } });
+  static async start(python: string, weights: string, sizes: string, train: string, inputs: string): Promise<TorchPeer> {
+    const proc = spawn(python, [TORCH_SCRIPT, '--weights', weights, '--sizes', sizes, '--train', train, '--inputs', inputs], { stdio: ['pipe', 'pipe', 'inherit'], env: { TORCH_CPP_LOG_LEVEL: 'ERROR', ...process.env } });
     const lines = createInterface({ input: proc.stdout })[Symbol.asyncIterator]();
     const exited = new Promise<never>((_, reject) => {
       proc.on('error', (e) => reject(new Error(`${python}: ${e.message}`)));
@@ -105,6 +131,16 @@ class TorchPeer {
     const r = JSON.parse(value) as { ms?: number; peakBytes?: number | null; error?: string };
     if (r.error || r.ms === undefined) throw new Error(r.error ?? `unexpected reply ${value}`);
     return { ms: r.ms, peakBytes: r.peakBytes ?? null };
+  }
+
+  /** The fused image of an inference case (bench.py writes it to a file). */
+  async output(name: string, path: string): Promise<Float32Array> {
+    this.proc.stdin.write(`save ${name}\t${path}\n`);
+    const { value, done } = await this.lines.next();
+    if (done) throw new Error('the PyTorch peer stopped');
+    const r = JSON.parse(value) as { saved?: string; error?: string };
+    if (!r.saved) throw new Error(r.error ?? `unexpected reply ${value}`);
+    return readSafetensors(path).tensors.get('fused')!.data;
   }
 
   stop(): void {
@@ -152,12 +188,20 @@ export async function runBenchmark(args: BenchOptions, log: (line: string) => vo
   const cases: BenchCase[] = [];
   for (const [W, H] of sizes) {
     const { ir, vis } = inputs(1, H, W);
+    const forward = () => noGrad(() => tidy(() => net.forward(Tensor.fromArray(ir, [1, 1, H, W]), Tensor.fromArray(vis, [1, 1, H, W])).fused));
     cases.push({
       name: `inference 1×${W}×${H}`,
       run: async () => {
-        const out = noGrad(() => tidy(() => net.forward(Tensor.fromArray(ir, [1, 1, H, W]), Tensor.fromArray(vis, [1, 1, H, W])).fused));
+        const out = forward();
         await rt.sync();
         out.dispose();
+      },
+      pair: { width: W, height: H, ir, vis },
+      output: async () => {
+        const out = forward();
+        const data = await out.data();
+        out.dispose();
+        return data;
       },
     });
   }
@@ -192,17 +236,32 @@ export async function runBenchmark(args: BenchOptions, log: (line: string) => vo
   const dir = mkdtempSync(join(tmpdir(), 'moefusion-bench-'));
   let torch: TorchPeer | null = null;
   let torchError: string | null = null;
+  const ort: Array<OrtPeer | { name: string; error: string }> = [];
   try {
+    const weights = join(dir, 'w.safetensors');
+    if (args.torch || args.ort?.length) await saveWeights(weights, params, cfg);
     if (args.torch) {
       try {
-        const weights = join(dir, 'w.safetensors');
-        await saveWeights(weights, params, cfg);
         if (!existsSync(TORCH_SCRIPT)) throw new Error(`${TORCH_SCRIPT} is missing`);
-        torch = await TorchPeer.start(args.python ?? 'python3', weights, args.sizes, args.train);
+        const pairs = join(dir, 'inputs.safetensors');
+        writeSafetensors(pairs, Object.fromEntries(cases.flatMap((c) => (c.pair ? pairTensors(c.pair) : []))));
+        torch = await TorchPeer.start(args.python ?? 'python3', weights, args.sizes, args.train, pairs);
         log(`PyTorch peer on ${torch.device}`);
       } catch (err) {
         torchError = `PyTorch run failed: ${(err as Error).message.split('\n')[0]}`;
         log(torchError);
+      }
+    }
+    if (args.ort?.length) {
+      const model = await exportOnnx(weights);
+      for (const provider of args.ort) {
+        try {
+          ort.push(await OrtPeer.start(provider, model));
+          log(`onnxruntime-node peer on its ${provider} execution provider`);
+        } catch (err) {
+          ort.push({ name: `onnxruntime-${provider}`, error: `could not start: ${(err as Error).message.split('\n')[0]}` });
+          log(`onnxruntime-${provider}: could not start: ${(err as Error).message}`);
+        }
       }
     }
     const results: CaseResult[] = [];
@@ -211,6 +270,16 @@ export async function runBenchmark(args: BenchOptions, log: (line: string) => vo
       const torchTimes: number[] = [];
       const ratios: number[] = [];
       let torchPeak: number | null = null;
+      const ortRuns = new Map<OrtPeer, { times: number[]; ratios: number[] }>();
+      const ortFailed: Record<string, string> = Object.fromEntries(ort.flatMap((p) => ('error' in p ? [[p.name, p.error]] : [])));
+      const check = c.pair && c.output ? await checkOutputs(c.pair, await c.output(), torch && !torchError ? torch : null, c.name, dir, ort, log) : undefined;
+      if (check && torch && typeof check.torch === 'string') torchError = `PyTorch run failed: ${check.torch}`;
+      if (c.pair)
+        for (const p of ort)
+          if (p instanceof OrtPeer) {
+            if (typeof check?.[p.name] === 'string') ortFailed[p.name] = check[p.name] as string;
+            else ortRuns.set(p, { times: [], ratios: [] });
+          }
       rt.pool.resetPeak();
       for (let round = 0; round < args.warmup + args.runs; round++) {
         const t0 = performance.now();
@@ -226,13 +295,28 @@ export async function runBenchmark(args: BenchOptions, log: (line: string) => vo
             torchError = `PyTorch run failed: ${(err as Error).message}`;
           }
         }
+        const ortTimes: string[] = [];
+        for (const [p, runs] of ortRuns) {
+          try {
+            const t1 = performance.now();
+            await p.fuse(c.pair!.ir, c.pair!.vis, half(c.pair!), c.pair!.width, c.pair!.height);
+            const pms = performance.now() - t1;
+            if (round < args.warmup) continue;
+            runs.times.push(pms);
+            runs.ratios.push(ms / pms);
+            ortTimes.push(`, ${p.name} ${pms.toFixed(0)} ms`);
+          } catch (err) {
+            ortFailed[p.name] = `failed: ${(err as Error).message.split('\n')[0]}`;
+            ortRuns.delete(p);
+          }
+        }
         if (round < args.warmup) continue;
         engineTimes.push(ms);
         if (tms !== null) {
           torchTimes.push(tms);
           ratios.push(ms / tms);
         }
-        log(`${c.name} round ${round - args.warmup + 1}: engine ${ms.toFixed(0)} ms${tms !== null ? `, PyTorch ${tms.toFixed(0)} ms` : ''}`);
+        log(`${c.name} round ${round - args.warmup + 1}: engine ${ms.toFixed(0)} ms${tms !== null ? `, PyTorch ${tms.toFixed(0)} ms` : ''}${ortTimes.join('')}`);
       }
       const peakBytes = rt.pool.peakBytes;
       const stages = await stageBreakdown(rt, c.run);
@@ -241,13 +325,62 @@ export async function runBenchmark(args: BenchOptions, log: (line: string) => vo
         r.torch = { ...spread(torchTimes), peakBytes: torchPeak, device: torch.device };
         r.ratio = spread(ratios).median;
       } else if (args.torch) r.torch = { error: torchError ?? 'PyTorch did not run' };
+      if (check) r.check = check;
+      if (c.pair && ort.length)
+        r.onnxruntime = Object.fromEntries([
+          ...[...ortRuns].map(([p, runs]) => [p.name, { ...spread(runs.times), ratio: spread(runs.ratios).median }]),
+          ...Object.entries(ortFailed).map(([name, error]) => [name, { error }]),
+        ]);
       results.push(r);
     }
     return await report(args, adapter, rt.handle.summary.isSoftware, results, log);
   } finally {
     torch?.stop();
+    for (const p of ort) if (p instanceof OrtPeer) await p.release();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The tensors bench.py reads for a pair (`--inputs`). */
+function pairTensors(p: Pair): Array<[string, { shape: number[]; data: Float32Array }]> {
+  const shape = [1, 1, p.height, p.width];
+  return [
+    [`ir.${p.width}x${p.height}`, { shape, data: p.ir }],
+    [`vis.${p.width}x${p.height}`, { shape, data: p.vis }],
+  ];
+}
+
+/** Att 0.5 everywhere, as the engine and PyTorch take it when none is given. */
+function half(p: Pair): Float32Array {
+  return new Float32Array(p.width * p.height).fill(0.5);
+}
+
+/**
+ * Each peer's output of the pair against the engine's: the largest relative difference, or why it is not timed
+ * (it failed, or it differs by more than CHECK_TOLERANCE).
+ */
+async function checkOutputs(
+  pair: Pair,
+  engineOut: Float32Array,
+  torch: TorchPeer | null,
+  name: string,
+  dir: string,
+  ort: Array<OrtPeer | { name: string }>,
+  log: (line: string) => void,
+): Promise<Record<string, number | string>> {
+  const check: Record<string, number | string> = {};
+  const compare = async (peer: string, output: () => Promise<Float32Array>) => {
+    try {
+      const err = maxRelError(await output(), engineOut);
+      check[peer] = err <= CHECK_TOLERANCE ? err : `its output differs from the engine's by ${err.toExponential(2)} (relative), more than ${CHECK_TOLERANCE}`;
+    } catch (e) {
+      check[peer] = `failed: ${(e as Error).message.split('\n')[0]}`;
+    }
+    log(`${name}: ${peer} against the engine: ${typeof check[peer] === 'number' ? `max relative difference ${(check[peer] as number).toExponential(2)}` : check[peer]}`);
+  };
+  if (torch) await compare('torch', () => torch.output(name, join(dir, 'fused.safetensors')));
+  for (const p of ort) if (p instanceof OrtPeer) await compare(p.name, () => p.fuse(pair.ir, pair.vis, half(pair), pair.width, pair.height));
+  return check;
 }
 
 async function report(args: BenchOptions, adapter: string, software: boolean, results: CaseResult[], log: (line: string) => void): Promise<string> {
@@ -260,6 +393,17 @@ async function report(args: BenchOptions, adapter: string, software: boolean, re
       `| ${r.name} | ${ms(r.engine.median)} | ${ms(r.engine.min)}–${ms(r.engine.max)} | ${ms(r.engine.peakBytes / 2 ** 20)} | ${t ? `${ms(t.median)} (${t.device})` : 'n/a'} | ${r.ratio ? `${r.ratio.toFixed(2)}×` : 'n/a'} |`,
     );
   }
+  const withOrt = results.filter((r) => r.onnxruntime);
+  if (withOrt.length) {
+    log('\n| case | peer | median (ms) | min–max | engine / peer (median of rounds) | output vs engine (max relative difference) |');
+    log('|---|---|---:|---:|---:|---|');
+    for (const r of withOrt)
+      for (const [peer, v] of Object.entries(r.onnxruntime!)) {
+        const diff = r.check?.[peer];
+        const checked = typeof diff === 'number' ? diff.toExponential(2) : 'n/a';
+        log('error' in v ? `| ${r.name} | ${peer} | ${v.error} | | | ${checked} |` : `| ${r.name} | ${peer} | ${ms(v.median)} | ${ms(v.min)}–${ms(v.max)} | ${v.ratio.toFixed(2)}× | ${checked} |`);
+      }
+  }
   for (const r of results) {
     if (!r.engine.stages?.length) continue;
     log(`\nstages of ${r.name} (GPU timestamps, ms):`);
@@ -270,9 +414,15 @@ async function report(args: BenchOptions, adapter: string, software: boolean, re
   const file = join(args.out, `e2e-${slug}-${date}.json`);
   await writeFileAtomic(file, JSON.stringify({ adapter, software, date, runs: args.runs, warmup: args.warmup, interleaved: true, results }, null, 2));
   const torchDevice = results.map((r) => (r.torch && 'device' in r.torch ? r.torch.device : null)).find(Boolean);
+  const ortPeers = [...new Set(withOrt.flatMap((r) => Object.keys(r.onnxruntime!)))];
+  const ortMedian = (r: CaseResult, peer: string) => {
+    const v = r.onnxruntime?.[peer];
+    return v && 'median' in v ? v.median : NaN;
+  };
   const chart = barChartSvg(
-    results.map((r) => ({ label: r.name, values: [r.engine.median, r.torch && 'median' in r.torch ? r.torch.median : NaN] })),
-    [`engine (${adapter})`, `PyTorch${torchDevice ? ` (${torchDevice})` : ''}`],
+    results.map((r) => ({ label: r.name, values: [r.engine.median, r.torch && 'median' in r.torch ? r.torch.median : NaN, ...ortPeers.map((p) => ortMedian(r, p))] })),
+    // Short names for onnxruntime's providers: the legend is one line.
+    [`engine (${adapter})`, `PyTorch${torchDevice ? ` (${torchDevice})` : ''}`, ...ortPeers.map((p) => p.replace('onnxruntime-cpu', 'ORT CPU').replace('onnxruntime-webgpu', 'ORT WebGPU'))],
     { title: `MoE-Fusion end to end, ${date}`, yLabel: 'milliseconds (lower is faster)' },
   );
   await writeSvgImage(join(args.out, `e2e-${slug}-${date}.png`), chart);

@@ -5,13 +5,15 @@
 import { Command } from 'commander';
 import { DEFAULT_BENCH, parseDims, runBenchmark } from '../bench/e2e.ts';
 import { runKernelBenchmark } from '../bench/kernels.ts';
+import { parseProviders } from '../bench/onnxruntime-peer.ts';
 import { UsageError } from './errors.ts';
 import { checkOutputs } from './outputs.ts';
 
 /** Checks the options before anything runs (a malformed one is a usage error naming it), and the --out folder. */
-function checkOptions(o: { sizes: string; train: string; runs: string; warmup: string; kernelSize: string; out: string }): void {
+function checkOptions(o: { sizes: string; train: string; runs: string; warmup: string; kernelSize: string; ort: string; out: string }): void {
   try {
     parseDims(o.kernelSize, 2, '--kernel-size');
+    parseProviders(o.ort);
     for (const s of o.sizes.split(',').filter(Boolean)) parseDims(s, 2, '--sizes');
     for (const s of o.train.split(',').filter(Boolean)) parseDims(s, 3, '--train');
   } catch (e) {
@@ -32,16 +34,17 @@ export function benchCommand(): Command {
     .option('--warmup <n>', 'untimed rounds first', String(DEFAULT_BENCH.warmup))
     .option('--no-torch', 'skip the PyTorch reference')
     .option('--python <path>', 'Python with PyTorch for the reference', 'python3')
+    .option('--ort <list>', 'also time inference on onnxruntime-node (dev dependency): cpu, webgpu, comma-separated', 'none')
     .option('--out <dir>', 'folder for results (JSON and chart)', DEFAULT_BENCH.out)
     .option('--kernels', "instead: time the engine's kernels (matmul, every convolution, gradients, gates, attention, …)")
     .option('--kernel-size <WxH>', 'working size of the kernel benchmark', '160x120')
-    .action(async (o: { sizes: string; train: string; runs: string; warmup: string; torch: boolean; python: string; out: string; kernels?: boolean; kernelSize: string }) => {
+    .action(async (o: { sizes: string; train: string; runs: string; warmup: string; torch: boolean; python: string; out: string; kernels?: boolean; kernelSize: string; ort: string }) => {
       checkOptions(o);
       if (o.kernels) {
         const [width, height] = parseDims(o.kernelSize, 2, '--kernel-size');
         await runKernelBenchmark({ width, height, runs: Number(o.runs), out: o.out });
         return;
       }
-      await runBenchmark({ ...o, runs: Number(o.runs), warmup: Number(o.warmup) });
+      await runBenchmark({ ...o, runs: Number(o.runs), warmup: Number(o.warmup), ort: parseProviders(o.ort) });
     });
 }

@@ -18,6 +18,7 @@ import { benchCommand } from './bench.ts';
 import { synthCommand } from './synth.ts';
 import { detectCommand } from './detect.ts';
 import { selftestCommand } from './selftest.ts';
+import { exportCommand } from './export.ts';
 
 interface GlobalOptions {
   backend?: string;
@@ -50,7 +51,7 @@ export async function buildProgram(): Promise<Command> {
     setDeviceDefaults({ backend: o.backend, adapter: o.adapter, compatibility: o.backend === 'opengles', quiet: !o.verbose });
   });
 
-  for (const cmd of [fuseCommand(), trainCommand(), detectCommand(), evalCommand(), benchCommand(), synthCommand(), infoCommand(), selftestCommand()])
+  for (const cmd of [fuseCommand(), trainCommand(), detectCommand(), evalCommand(), benchCommand(), synthCommand(), exportCommand(), infoCommand(), selftestCommand()])
     program.addCommand(cmd.copyInheritedSettings(program));
   return program;
 }

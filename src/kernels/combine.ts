@@ -18,7 +18,7 @@ const BLOCK = WG * 4;
 export const MAX_COMBINE_K = 8;
 export const LOG_EPS = Math.log(2.220446049250313e-16);
 /** log(2^−150): below it a float32 sum of g·exp(y) rounds to zero. */
-const LOG_UNDERFLOW = -150 * Math.LN2;
+export const LOG_UNDERFLOW = -150 * Math.LN2;
 
 /** Shared WGSL: the stabilised sum over the k outputs of one pixel. */
 function lseCode(k: number): string {

@@ -12,7 +12,7 @@ import { GLOBAL_CHANNELS } from './config.ts';
 import { FusionNet } from './fusion-net.ts';
 import { disposeParameters } from './parameters.ts';
 import { weightsFromFile } from './weights.ts';
-import { parseSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
+import { readWeights, type WeightsSource } from './weights-source.ts';
 import { Detector, fusionAttention, type DetectorOutput } from './detector/network.ts';
 import { detectorFromFile, disposeDetector, hasDetector } from './detector/weights.ts';
 import { decodeDetections, type Detection } from './detector/decode.ts';
@@ -26,8 +26,7 @@ import { resolveAttention, type AttentionChoice, type InferenceAttention } from 
 
 export type { GrayImage };
 
-/** Weights: a file path (Node), a URL (file:, http:, https:), or the bytes of a safetensors file. */
-export type WeightsSource = string | URL | Uint8Array | ArrayBuffer;
+export type { WeightsSource };
 
 /** An image: a file path (Node), encoded bytes (PNG, JPEG, …) or a Blob/File holding them, or pixels in memory (see PixelInput). */
 export type ImageSource = string | Uint8Array | ArrayBuffer | Blob | PixelInput;
@@ -253,27 +252,6 @@ export function checkFits(width: number, height: number): void {
         `(about ${side}×${side} pixels at most); downscale or tile the image`,
     );
   }
-}
-
-async function readWeights(src: WeightsSource): Promise<{ file: SafetensorsFile; source: string }> {
-  if (src instanceof Uint8Array) return { file: parseSafetensors(src, 'weights (bytes)'), source: 'weights (bytes)' };
-  if (src instanceof ArrayBuffer) return { file: parseSafetensors(new Uint8Array(src), 'weights (bytes)'), source: 'weights (bytes)' };
-  const url = src instanceof URL ? src : !isNode || /^https?:\/\//.test(src) ? new URL(src, globalThis.location?.href) : null;
-  if (url && url.protocol !== 'file:') {
-    const source = url.href;
-    let res: Response;
-    try {
-      res = await fetch(url);
-    } catch (e) {
-      throw new InputError(`${source}: cannot fetch the weights (${(e as Error).message})`);
-    }
-    if (!res.ok) throw new InputError(`${source}: cannot fetch the weights (HTTP ${res.status} ${res.statusText})`);
-    return { file: parseSafetensors(new Uint8Array(await res.arrayBuffer()), source), source };
-  }
-  if (!isNode) throw new InputError(`${String(src)}: file URLs cannot be read in a browser; serve the weights over http(s)`);
-  const path = url ? decodeURIComponent(url.pathname) : (src as string);
-  const { readSafetensors } = await import('../io/safetensors-file.ts');
-  return { file: readSafetensors(path), source: path };
 }
 
 /** Any ImageSource to checked planes; `what` names it in errors. */

@@ -22,11 +22,17 @@ export class WeightsError extends Error {
 
 /** The network and configuration of a parsed weights file (the reference's configuration when none is stored). */
 export function weightsFromFile(file: SafetensorsFile, source: string, cfg?: FusionConfig): { params: ParamSet; config: FusionConfig } {
+  const { params, config } = hostWeightsFromFile(file, source, cfg);
+  return { params: uploadParams(params), config };
+}
+
+/** The same, checked, in CPU memory: what needs no GPU (the ONNX export). */
+export function hostWeightsFromFile(file: SafetensorsFile, source: string, cfg?: FusionConfig): { params: HostParams; config: FusionConfig } {
   const config = cfg ?? configFromMetadata(file.metadata['moefusion.config'], source);
   const stray = [...file.tensors.keys()].find((n) => n.startsWith('detector.'));
   if (stray && !(DETECTOR_METADATA_KEY in file.metadata))
     throw new WeightsError(source, `tensor ${stray} belongs to a detector, but the file has no '${DETECTOR_METADATA_KEY}' metadata describing one`);
-  return { params: paramsFromStateDict(file.tensors, source, config), config };
+  return { params: hostParamsFromStateDict(file.tensors, source, config), config };
 }
 
 /** The same from a weights file's bytes. */
@@ -47,8 +53,22 @@ export interface LoadOptions {
 
 type StateDict = Map<string, { dtype: string; shape: number[]; data: Float32Array }>;
 
+/** The engine's parameters in CPU memory, under the engine's names (stacked expert layers, as ParamSet). */
+export type HostParams = Map<string, { shape: number[]; data: Float32Array }>;
+
 /** Builds engine parameters from state-dict tensors; `file` names the source in errors. */
 export function paramsFromStateDict(stored: StateDict, file: string, cfg: FusionConfig = DEFAULT_CONFIG, opts: LoadOptions = {}): ParamSet {
+  return uploadParams(hostParamsFromStateDict(stored, file, cfg, opts));
+}
+
+function uploadParams(host: HostParams): ParamSet {
+  const params: ParamSet = new Map();
+  for (const [name, { shape, data }] of host) params.set(name, parameter(Tensor.fromArray(data, shape), name));
+  return params;
+}
+
+/** paramsFromStateDict's checks and layout, in CPU memory. */
+export function hostParamsFromStateDict(stored: StateDict, file: string, cfg: FusionConfig = DEFAULT_CONFIG, opts: LoadOptions = {}): HostParams {
   const byName: StateDict = new Map();
   for (const [name, t] of stored) {
     const bare = name.startsWith(PREFIX) ? name.slice(PREFIX.length) : name;
@@ -87,9 +107,7 @@ export function paramsFromStateDict(stored: StateDict, file: string, cfg: Fusion
     if (t && (t.data.length !== 1 || t.data[0] !== value[0]))
       throw new WeightsError(file, `buffer ${name} must be [${value[0]}], found [${[...t.data]}]`);
   }
-  const params: ParamSet = new Map();
-  for (const [name, data] of host) params.set(name, parameter(Tensor.fromArray(data, shapes.get(name)!), name));
-  return params;
+  return new Map([...host].map(([name, data]) => [name, { shape: shapes.get(name)!, data }]));
 }
 
 /**

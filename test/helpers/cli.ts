@@ -2,6 +2,7 @@
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
+import { main } from '../../src/cli/main.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const MAIN = join(root, 'src/cli/main.ts');
@@ -37,4 +38,21 @@ export function assertFails(r: CliResult, pattern: RegExp): void {
   assert.is(lines.length, 1, `one line of error, got: ${r.stderr}`);
   assert.match(lines[0], /^moefusion: /);
   assert.match(lines[0], pattern);
+}
+
+/** Runs `moefusion ARGS` in this process through main(): exit code and what it printed (console.log, stderr). */
+export async function runInProcess(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const [log, write] = [console.log, process.stderr.write];
+  console.log = (...a: unknown[]) => void out.push(a.join(' '));
+  process.stderr.write = ((chunk: string) => (err.push(String(chunk)), true)) as typeof process.stderr.write;
+  const exitCode = process.exitCode;
+  try {
+    const code = await main(['node', 'moefusion', ...args]);
+    return { code, out: out.join('\n'), err: err.join('') };
+  } finally {
+    [console.log, process.stderr.write] = [log, write];
+    process.exitCode = exitCode;
+  }
 }

@@ -2,8 +2,10 @@
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { engine } from '../../src/tensor/engine.ts';
 import { DEFAULT_CONFIG, type FusionConfig } from '../../src/model/config.ts';
-import { initParameters, disposeParameters } from '../../src/model/parameters.ts';
+import { initParameters, disposeParameters, stateDictSlots, BUFFERS } from '../../src/model/parameters.ts';
 import { saveWeights } from '../../src/model/weights-file.ts';
+import { readSafetensors, writeSafetensors } from '../../src/io/safetensors-file.ts';
+import { PARITY_FIXTURE } from '../../src/check/parity.ts';
 import type { Rng } from '../../src/util/rng.ts';
 
 /** The reference network with small gate grids: a small weights file (the fuser reads the configuration from it). */
@@ -23,4 +25,15 @@ export async function writeRoutingWeights(path: string, cfg: FusionConfig, seed:
     }
   await saveWeights(path, params, cfg);
   disposeParameters(params);
+}
+
+/**
+ * Writes the network of the PyTorch parity fixture (fixtures/moe-fusion-small.safetensors: small gate grids, gates
+ * that route) as a plain weights file, as `train` writes one (network tensors and configuration), without the GPU.
+ */
+export function writeFixtureWeights(path: string): void {
+  const fixture = readSafetensors(PARITY_FIXTURE);
+  const names = new Set([...stateDictSlots(DEFAULT_CONFIG).map((s) => s.name), ...Object.keys(BUFFERS)]);
+  const tensors = Object.fromEntries([...fixture.tensors].filter(([name]) => names.has(name)).map(([name, t]) => [name, { shape: t.shape, data: t.data }]));
+  writeSafetensors(path, tensors, { metadata: { format: 'pt', 'moefusion.config': fixture.metadata['moefusion.config'] } });
 }

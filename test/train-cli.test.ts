@@ -125,16 +125,19 @@ t('a corrupt checkpoint: one line naming it, non-zero exit, the file left as it 
   assert.equal(temporaries(run), []);
 });
 
-t('--init: the starting weights are validated before the first step; --val-every replaces the validation after each epoch', () => {
+t('--init: the starting weights are validated before the first step; --val-every replaces the validation after each epoch; --snapshots', () => {
   const from = join(dir, 'run', 'weights.safetensors');
   const run = join(dir, 'from-init');
-  const r = cli('train', ...COMMON, '--out', run, '--steps', '4', '--val-every', '3', '--init', from);
+  const r = cli('train', ...COMMON, '--out', run, '--steps', '4', '--val-every', '3', '--snapshots', '--init', from);
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /step 0 \(the --init weights\) validation: loss \S+, EN/);
   const log = readLog(run);
   // --val-every 3 replaces the validation after each epoch (2 steps): steps 3 and the last.
   assert.equal(log.filter((l) => l.validation).map((l) => l.step), [0, 3, 4]);
   assert.equal(trainingSteps(log), [1, 2, 3, 4]);
+  // --snapshots keeps the weights of each validated step, loadable as weights.
+  assert.equal(readdirSync(run).filter((f) => f.startsWith('weights-step')).sort(), ['weights-step3.safetensors', 'weights-step4.safetensors']);
+  assert.is(JSON.parse(JSON.stringify(readSafetensors(join(run, 'weights-step3.safetensors')).metadata)).steps, '3');
 });
 
 t('--init with weights that lack tensors names the file and a tensor', () => {

@@ -26,6 +26,7 @@ type TrainArgs = Record<string, unknown> & {
   classes?: string;
   init?: string;
   resume?: boolean;
+  snapshots?: boolean;
 };
 
 const INTEGER = /^\d+$/;
@@ -90,6 +91,7 @@ export function settingsFrom(a: TrainArgs, given: (option: string) => boolean): 
     classes,
     init: a.init,
     resume: !!a.resume,
+    snapshots: !!a.snapshots,
     given: new Set<RunSetting>([
       ...TRAIN_OPTION_KEYS.filter((k) => given(ATTRIBUTE[k])),
       ...(Object.keys(OTHER_SETTINGS) as Array<keyof typeof OTHER_SETTINGS>).filter((k) => given(OTHER_SETTINGS[k])),
@@ -111,6 +113,7 @@ export function trainCommand(): Command {
     .option('--checkpoint-every <n>', 'steps between checkpoints', '50')
     .option('--gate-grids <grids>', 'gate grids LOCAL_WxH,GLOBAL_WxH of a new network (default: the reference, 160x120,80x60)')
     .option('--init <weights>', 'start from these weights (and their configuration)')
+    .option('--snapshots', 'also keep the weights of every validated step as weights-step<N>.safetensors (pick the best validated ones later)')
     .option('--resume', 'continue the run in --out from its checkpoint, with its settings (options given again must match; --steps may be raised)')
     .action(async (opts: TrainArgs, cmd: Command) => {
       const settings = settingsFrom(opts, (o) => cmd.getOptionValueSource(o) === 'cli');

@@ -54,6 +54,8 @@ export interface RunSettings {
   init?: string;
   /** Continue the run in `out` from its checkpoint. */
   resume: boolean;
+  /** Keep the weights of every validated step (snapshotName). */
+  snapshots?: boolean;
   /** The settings the user gave; when resuming, the others come from the checkpoint. */
   given: ReadonlySet<RunSetting>;
 }
@@ -82,6 +84,9 @@ export interface LogRecord extends Partial<StepResult> {
 
 /** Output files of a run; a killed run may leave their writers' temporary files behind. */
 export const RUN_FILES = ['checkpoint.safetensors', 'weights.safetensors', 'log.jsonl', 'loss.png'];
+
+/** With --snapshots, the weights of each validated step, so that the best validated ones can be picked later. */
+export const snapshotName = (step: number): string => `weights-step${step}.safetensors`;
 
 /** `--gate-grids` as written: LOCAL_WxH,GLOBAL_WxH (the grids are stored [height, width]). */
 const formatGrids = (c: Pick<FusionConfig, 'localGate' | 'globalGate'>) => `${c.localGate[1]}x${c.localGate[0]},${c.globalGate[1]}x${c.globalGate[0]}`;
@@ -165,7 +170,7 @@ function formatScores(v: object): string {
 /** Removes temporary files of our outputs left by a killed run (names of io/atomic.ts, io/image.ts, io/safetensors.ts). */
 function removeStaleTemporaries(dir: string): void {
   for (const name of readdirSync(dir))
-    if (RUN_FILES.some((f) => name.startsWith(`${f}.tmp-`) || (name.startsWith(`.${f}.`) && name.endsWith('.tmp'))))
+    if (RUN_FILES.some((f) => name.startsWith(`${f}.tmp-`) || (name.startsWith(`.${f}.`) && name.endsWith('.tmp'))) || /^\.weights-step\d+\.safetensors\..*\.tmp$/.test(name))
       rmSync(join(dir, name), { force: true });
 }
 
@@ -261,12 +266,16 @@ export async function runTraining(s: RunSettings, report: RunReporter): Promise<
   ensureWritableDir(s.out, '--out');
   try {
     removeStaleTemporaries(s.out);
-    await loop(s, report, { trainer, validator, log, data, checkpoint, logFile, trainCount: train.length, valCount: val.length, resumed: !!ck });
-    const detectorFiles = detector ? await detectorToHost(detector.tensors, detector.config) : null;
-    await saveWeights(join(s.out, 'weights.safetensors'), params, cfg, {
-      metadata: { steps: String(trainer.step), [ATTENTION_METADATA_KEY]: inferenceAttention(opts.attention), ...detectorFiles?.metadata },
-      extraTensors: detectorFiles?.tensors,
-    });
+    // The weights as `fuse` reads them, with the steps and the attention mode they were trained with.
+    const writeWeights = async (path: string) => {
+      const detectorFiles = detector ? await detectorToHost(detector.tensors, detector.config) : null;
+      await saveWeights(path, params, cfg, {
+        metadata: { steps: String(trainer.step), [ATTENTION_METADATA_KEY]: inferenceAttention(opts.attention), ...detectorFiles?.metadata },
+        extraTensors: detectorFiles?.tensors,
+      });
+    };
+    await loop(s, report, { trainer, validator, log, data, checkpoint, logFile, trainCount: train.length, valCount: val.length, resumed: !!ck, writeWeights });
+    await writeWeights(join(s.out, 'weights.safetensors'));
     report.line(`done: ${trainer.step} steps; weights in ${join(s.out, 'weights.safetensors')}`);
   } catch (e) {
     // A folder this run created and that holds no checkpoint yet has nothing worth keeping.
@@ -285,6 +294,7 @@ interface LoopState {
   trainCount: number;
   valCount: number;
   resumed: boolean;
+  writeWeights(path: string): Promise<void>;
 }
 
 async function loop(s: RunSettings, report: RunReporter, st: LoopState): Promise<void> {
@@ -332,6 +342,7 @@ async function loop(s: RunSettings, report: RunReporter, st: LoopState): Promise
       const epoch = Math.round((100 * r.step) / stepsPerEpoch) / 100;
       log.push({ step: r.step, epoch, validation });
       report.line(`step ${r.step} (epoch ${epoch}) validation: ${formatScores(validation)}`);
+      if (s.snapshots) await st.writeWeights(join(s.out, snapshotName(r.step)));
     }
     if (r.step % s.checkpointEvery === 0 || r.step === opts.steps) await save();
   }

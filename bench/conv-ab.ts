@@ -1,8 +1,9 @@
 /**
  * A/B timing of the 3×3 convolution's algorithms (direct, Winograd F(4×4), F(6×6)) on the same inputs in one
- * process, taking turns (A, B, C, A, B, C, …) so that a change in the machine's load reaches all of them; prints the
- * median of each and the median of the per-round ratios to the direct kernel, and each algorithm's first run (which
- * includes compiling its kernels: run with MESA_SHADER_CACHE_DISABLE=true for cold compiles).
+ * process, taking turns (A, B, C, A, B, C, …) so that a change in the machine's load reaches all of them; prints, per
+ * algorithm, the median wall time and process CPU time (on lavapipe the GPU is this process's threads, and CPU time is
+ * the steadier measure on a shared machine), the median of the per-round ratios to the first algorithm, and the
+ * first run's wall time (which includes compiling its kernels: MESA_SHADER_CACHE_DISABLE=true for cold compiles).
  *
  *   npx tsx bench/conv-ab.ts [--shapes 1x160x64x480x640,1x64x64x480x640] [--rounds 5] [--algos direct,winograd4,winograd6] [--grad] [--routed]
  *
@@ -42,27 +43,32 @@ for (const spec of values.shapes!.split(',')) {
     setConvAlgorithm(algo);
     return noGrad(() => (values.grad ? conv2dInputGradKernel(x, wt, table, 1, n) : conv2dKernel({ x, w: wt, bias: b, table, pad: 1, relu: true })));
   };
-  const times = new Map<ConvChoice, number[]>(algos.map((a) => [a, []]));
+  const wall = new Map<ConvChoice, number[]>(algos.map((a) => [a, []]));
+  const cpu = new Map<ConvChoice, number[]>(algos.map((a) => [a, []]));
   const first = new Map<ConvChoice, number>();
   for (let r = -1; r < rounds; r++)
     for (const algo of algos) {
       await rt.sync();
+      const c0 = process.cpuUsage();
       const t0 = performance.now();
       const y = run(algo);
       await rt.sync();
       const ms = performance.now() - t0;
+      const c = process.cpuUsage(c0);
       y.dispose();
       if (r < 0) first.set(algo, ms);
-      else times.get(algo)!.push(ms);
+      else {
+        wall.get(algo)!.push(ms);
+        cpu.get(algo)!.push((c.user + c.system) / 1000);
+      }
     }
-  const base = times.get(algos[0])!;
   const what = `${values.grad ? 'input gradient' : 'forward'} ${values.routed ? 'routed ' : ''}${spec}`;
-  console.log(`\n${what} (${rounds} rounds, machine shared: compare ratios)`);
-  for (const algo of algos) {
-    const t = times.get(algo)!;
-    const ratio = median(t.map((v, i) => base[i] / v));
-    console.log(`  ${algo.padEnd(10)} median ${median(t).toFixed(1).padStart(8)} ms  first run ${first.get(algo)!.toFixed(0).padStart(6)} ms  speed-up vs ${algos[0]} ${ratio.toFixed(2)}×  [${t.map((v) => v.toFixed(0)).join(' ')}]`);
-  }
+  console.log(`\n${what} (${rounds} rounds; speed-up: median of the per-round ratios to ${algos[0]})`);
+  const ratio = (m: Map<ConvChoice, number[]>, algo: ConvChoice) => median(m.get(algo)!.map((v, i) => m.get(algos[0])![i] / v)).toFixed(2);
+  for (const algo of algos)
+    console.log(
+      `  ${algo.padEnd(10)} wall ${median(wall.get(algo)!).toFixed(1).padStart(8)} ms (${ratio(wall, algo)}×)  cpu ${median(cpu.get(algo)!).toFixed(1).padStart(8)} ms (${ratio(cpu, algo)}×)  first run ${first.get(algo)!.toFixed(0).padStart(6)} ms`,
+    );
   for (const t of [x, wt, b, table]) t?.dispose();
 }
 setConvAlgorithm('auto');

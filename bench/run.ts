@@ -1,6 +1,9 @@
 /**
- * `npm run bench`: the end-to-end benchmark of src/bench/e2e.ts (engine against the PyTorch reference, interleaved),
- * writing into bench/results. Options as `moefusion bench`.
+ * `npm run bench`: the end-to-end benchmark of src/bench/e2e.ts (engine against the PyTorch reference, NCHW and
+ * channels_last, interleaved), writing into bench/results. Options as `moefusion bench`, and --compare-direct: each
+ * round also runs the engine with the direct convolution forced (before/after of the Winograd path).
+ *
+ *   npx tsx bench/run.ts --sizes 640x480 --train 4x128x128,4x640x480 --runs 3 --compare-direct
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -14,6 +17,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: String(DEFAULT_BENCH.runs) },
     warmup: { type: 'string', default: String(DEFAULT_BENCH.warmup) },
     'no-torch': { type: 'boolean', default: false },
+    'compare-direct': { type: 'boolean', default: false },
     python: { type: 'string', default: 'python3' },
     out: { type: 'string', default: resolve(import.meta.dirname, 'results') },
   },
@@ -26,5 +30,6 @@ await runBenchmark({
   torch: !values['no-torch'],
   python: values.python,
   out: values.out!,
+  compareDirect: values['compare-direct'],
 });
 shutdownEngine();

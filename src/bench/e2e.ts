@@ -1,9 +1,11 @@
 /**
  * End-to-end benchmark (`moefusion bench`, `npm run bench`): MoE-Fusion inference and a training step on the
  * engine and on the project's PyTorch implementation of the same network with the same weights, on the same machine
- * in the same run. The two take turns round by round (engine, PyTorch, engine, PyTorch, …) so that a change in the
- * machine's load reaches both; the ratio reported is the median of the per-round ratios. Also: spread, peak memory
- * and a per-stage breakdown from GPU timestamps. Writes e2e-<adapter>-<date>.json and a bar chart PNG.
+ * in the same run. They take turns round by round (engine, PyTorch, PyTorch channels_last, engine, …) so that a
+ * change in the machine's load reaches all; the ratio reported is the median of the per-round ratios to PyTorch in
+ * the reference code's layout (NCHW), the ratio of record; the ratio to PyTorch with channels_last tensors (its
+ * fastest CPU layout) is reported beside it. Also: spread, peak memory and a per-stage breakdown from GPU
+ * timestamps. Writes e2e-<adapter>-<date>.json and a bar chart PNG.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
@@ -23,6 +25,7 @@ import { saveWeights } from '../model/weights-file.ts';
 import { fusionLosses } from '../model/losses.ts';
 import { barChartSvg, writeSvgImage } from '../io/charts.ts';
 import type { Runtime } from '../runtime/runtime.ts';
+import { setConvAlgorithm } from '../kernels/conv2d-choice.ts';
 
 export interface BenchOptions {
   /** Inference sizes, WIDTHxHEIGHT, comma-separated. */
@@ -37,6 +40,11 @@ export interface BenchOptions {
   out: string;
   /** Python interpreter for the PyTorch side. */
   python?: string;
+  /**
+   * Also run the engine with the direct convolution forced, each round right after the default run (before/after
+   * of the Winograd path in one process).
+   */
+  compareDirect?: boolean;
 }
 
 export const DEFAULT_BENCH: BenchOptions = { sizes: '640x480', train: '4x128x128', runs: 3, warmup: 1, torch: true, out: '.' };
@@ -56,6 +64,12 @@ export interface CaseResult {
   torch?: (Spread & { peakBytes?: number | null; device: string }) | { error: string };
   /** Median over the rounds of engine time / PyTorch time in that round. */
   ratio?: number;
+  /** PyTorch with channels_last tensors, and the median ratio to it. */
+  torchChannelsLast?: Spread;
+  ratioChannelsLast?: number;
+  /** With compareDirect: the engine with the direct convolution forced, and the median of its time / the default's. */
+  engineDirect?: Spread;
+  speedupOverDirect?: number;
 }
 
 interface BenchCase {
@@ -209,36 +223,65 @@ export async function runBenchmark(args: BenchOptions, log: (line: string) => vo
       const engineTimes: number[] = [];
       const torchTimes: number[] = [];
       const ratios: number[] = [];
+      const clTimes: number[] = [];
+      const clRatios: number[] = [];
       let torchPeak: number | null = null;
       rt.pool.resetPeak();
+      const directTimes: number[] = [];
+      const speedups: number[] = [];
       for (let round = 0; round < args.warmup + args.runs; round++) {
         const t0 = performance.now();
         await c.run();
         const ms = performance.now() - t0;
+        let dms: number | null = null;
+        if (args.compareDirect) {
+          setConvAlgorithm('direct');
+          try {
+            const t1 = performance.now();
+            await c.run();
+            dms = performance.now() - t1;
+          } finally {
+            setConvAlgorithm('auto');
+          }
+        }
         let tms: number | null = null;
+        let cms: number | null = null;
         if (torch && !torchError) {
           try {
             const r = await torch.run(c.name);
             tms = r.ms;
             torchPeak = r.peakBytes ?? torchPeak;
+            cms = (await torch.run(`${c.name} channels_last`)).ms;
           } catch (err) {
             torchError = `PyTorch run failed: ${(err as Error).message}`;
           }
         }
         if (round < args.warmup) continue;
         engineTimes.push(ms);
-        if (tms !== null) {
+        if (dms !== null) {
+          directTimes.push(dms);
+          speedups.push(dms / ms);
+        }
+        if (tms !== null && cms !== null) {
           torchTimes.push(tms);
           ratios.push(ms / tms);
+          clTimes.push(cms);
+          clRatios.push(ms / cms);
         }
-        log(`${c.name} round ${round - args.warmup + 1}: engine ${ms.toFixed(0)} ms${tms !== null ? `, PyTorch ${tms.toFixed(0)} ms` : ''}`);
+        log(`${c.name} round ${round - args.warmup + 1}: engine ${ms.toFixed(0)} ms${dms !== null ? ` (direct convolution ${dms.toFixed(0)} ms)` : ''}${tms !== null ? `, PyTorch ${tms.toFixed(0)} ms, channels_last ${cms?.toFixed(0)} ms` : ''}`);
       }
       const peakBytes = rt.pool.peakBytes;
       const stages = await stageBreakdown(rt, c.run);
       const r: CaseResult = { name: c.name, engine: { ...spread(engineTimes), peakBytes, stages } };
+      if (directTimes.length) {
+        r.engineDirect = spread(directTimes);
+        r.speedupOverDirect = spread(speedups).median;
+      }
       if (torchTimes.length === engineTimes.length && torch) {
         r.torch = { ...spread(torchTimes), peakBytes: torchPeak, device: torch.device };
         r.ratio = spread(ratios).median;
+        r.torchChannelsLast = spread(clTimes);
+        r.ratioChannelsLast = spread(clRatios).median;
       } else if (args.torch) r.torch = { error: torchError ?? 'PyTorch did not run' };
       results.push(r);
     }
@@ -251,14 +294,17 @@ export async function runBenchmark(args: BenchOptions, log: (line: string) => vo
 
 async function report(args: BenchOptions, adapter: string, software: boolean, results: CaseResult[], log: (line: string) => void): Promise<string> {
   const ms = (v: number) => v.toFixed(0);
-  log('\n| case | engine median (ms) | engine min–max | engine peak MiB | PyTorch median (ms) | engine / PyTorch (median of rounds) |');
-  log('|---|---:|---:|---:|---:|---:|');
+  log('\n| case | engine median (ms) | engine min–max | engine peak MiB | PyTorch NCHW median (ms) | engine / PyTorch NCHW | PyTorch channels_last (ms) | engine / channels_last |');
+  log('|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of results) {
     const t = r.torch && 'median' in r.torch ? r.torch : null;
+    const cl = r.torchChannelsLast;
     log(
-      `| ${r.name} | ${ms(r.engine.median)} | ${ms(r.engine.min)}–${ms(r.engine.max)} | ${ms(r.engine.peakBytes / 2 ** 20)} | ${t ? `${ms(t.median)} (${t.device})` : 'n/a'} | ${r.ratio ? `${r.ratio.toFixed(2)}×` : 'n/a'} |`,
+      `| ${r.name} | ${ms(r.engine.median)} | ${ms(r.engine.min)}–${ms(r.engine.max)} | ${ms(r.engine.peakBytes / 2 ** 20)} | ${t ? `${ms(t.median)} (${t.device})` : 'n/a'} | ${r.ratio ? `${r.ratio.toFixed(2)}×` : 'n/a'} | ${cl ? ms(cl.median) : 'n/a'} | ${r.ratioChannelsLast ? `${r.ratioChannelsLast.toFixed(2)}×` : 'n/a'} |`,
     );
   }
+  for (const r of results)
+    if (r.engineDirect) log(`${r.name}: engine with the direct convolution forced ${ms(r.engineDirect.median)} ms; default / direct ${r.speedupOverDirect!.toFixed(2)}× faster (median of rounds)`);
   for (const r of results) {
     if (!r.engine.stages?.length) continue;
     log(`\nstages of ${r.name} (GPU timestamps, ms):`);
@@ -271,8 +317,8 @@ async function report(args: BenchOptions, adapter: string, software: boolean, re
   writeFileSync(file, JSON.stringify({ adapter, software, date, runs: args.runs, warmup: args.warmup, interleaved: true, results }, null, 2));
   const torchDevice = results.map((r) => (r.torch && 'device' in r.torch ? r.torch.device : null)).find(Boolean);
   const chart = barChartSvg(
-    results.map((r) => ({ label: r.name, values: [r.engine.median, r.torch && 'median' in r.torch ? r.torch.median : NaN] })),
-    [`engine (${adapter})`, `PyTorch${torchDevice ? ` (${torchDevice})` : ''}`],
+    results.map((r) => ({ label: r.name, values: [r.engine.median, r.torch && 'median' in r.torch ? r.torch.median : NaN, r.torchChannelsLast?.median ?? NaN] })),
+    [`engine (${adapter})`, `PyTorch${torchDevice ? ` (${torchDevice})` : ''}`, 'PyTorch channels_last'],
     { title: `MoE-Fusion end to end, ${date}`, yLabel: 'milliseconds (lower is faster)' },
   );
   await writeSvgImage(join(args.out, `e2e-${slug}-${date}.png`), chart);

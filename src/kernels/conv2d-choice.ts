@@ -1,6 +1,6 @@
 /**
- * Which algorithm runs a 3×3, padding-1 convolution (forward, or the input gradient): the direct kernel (conv2d.ts)
- * or Winograd F(4×4) / F(6×6) (conv2d-winograd.ts). Chosen per shape from a table of measurements on the adapter:
+ * Which algorithm runs a 3×3, padding-1 convolution (forward, input gradient, weight gradient): the direct kernels
+ * (conv2d.ts, conv2d-grad.ts) or Winograd F(4×4) / F(6×6) (conv2d-winograd.ts, conv2d-winograd-grad.ts). Chosen per shape from a table of measurements on the adapter:
  * the one `moefusion bench --kernels` writes (conv-table-<adapter>-<date>.json, used when MOEFUSION_CONV_TABLE names
  * it), else the built-in table of the adapter (lavapipe's below), else the direct kernel. The Winograd multiply
  * wants subgroups of 8 lanes or more; without them, and for shapes far from every entry, the direct kernel runs.
@@ -11,14 +11,16 @@ import { subgroupSize } from './subgroups.ts';
 export type ConvAlgorithm = 'direct' | 'winograd4' | 'winograd6';
 export type ConvChoice = 'auto' | ConvAlgorithm;
 
+/** The forward convolution, its input gradient (a convolution of the output gradient with the flipped weights), its weight gradient. */
+export type ConvPass = 'forward' | 'input' | 'weight';
+
 export interface ConvShape {
-  /** The forward convolution's input and output channels (also for its input gradient). */
+  /** The forward convolution's input and output channels (also for its gradients). */
   ci: number;
   co: number;
-  /** Output pixels of all samples: samples × height × width. */
+  /** Pixels of all samples of the pass's output (the weight gradient: of the output gradient). */
   pixels: number;
-  /** The input gradient (a convolution of the output gradient with the flipped weights). */
-  grad: boolean;
+  pass: ConvPass;
 }
 
 /** One measured shape: the fastest algorithm there, and its speed-up over the direct kernel. */
@@ -37,20 +39,23 @@ export interface ConvTable {
 /**
  * lavapipe (llvmpipe, 8-lane subgroups), measured on 2026-12-07 with bench/conv-ab.ts at 320×240, batch 1 (routed
  * layers: 2 experts of one sample, as MoE-Fusion's), on a shared 2-core machine: speed-ups are medians of per-round
- * CPU-time ratios. The narrow convolutions of the encoders and local experts stay direct.
+ * CPU-time ratios. The narrow convolutions of the encoders and local experts stay direct, and so does the weight
+ * gradient of 32→16 (0.6×).
  */
 export const LAVAPIPE_TABLE: ConvTable = {
   adapter: 'llvmpipe',
   date: '2026-12-07',
   entries: [
     ...([[1, 16], [16, 16], [32, 16], [48, 16], [16, 8], [8, 16], [16, 1]] as const).flatMap(([ci, co]) =>
-      [false, true].map((grad) => ({ ci, co, pixels: 76800, grad, algorithm: 'direct' as const, speedup: 1 }))),
-    { ci: 160, co: 64, pixels: 153600, grad: false, algorithm: 'winograd6', speedup: 2.87 },
-    { ci: 64, co: 32, pixels: 153600, grad: false, algorithm: 'winograd6', speedup: 2.13 },
-    { ci: 32, co: 16, pixels: 153600, grad: false, algorithm: 'winograd6', speedup: 1.5 },
-    { ci: 160, co: 64, pixels: 76800, grad: true, algorithm: 'winograd6', speedup: 2.88 },
-    { ci: 64, co: 32, pixels: 76800, grad: true, algorithm: 'winograd6', speedup: 1.59 },
-    { ci: 32, co: 16, pixels: 76800, grad: true, algorithm: 'winograd6', speedup: 1.27 },
+      (['forward', 'input', 'weight'] as const).map((pass) => ({ ci, co, pixels: 76800, pass, algorithm: 'direct' as const, speedup: 1 }))),
+    { ci: 160, co: 64, pixels: 153600, pass: 'forward', algorithm: 'winograd6', speedup: 2.87 },
+    { ci: 64, co: 32, pixels: 153600, pass: 'forward', algorithm: 'winograd6', speedup: 2.13 },
+    { ci: 32, co: 16, pixels: 153600, pass: 'forward', algorithm: 'winograd6', speedup: 1.5 },
+    { ci: 160, co: 64, pixels: 76800, pass: 'input', algorithm: 'winograd6', speedup: 2.88 },
+    { ci: 64, co: 32, pixels: 76800, pass: 'input', algorithm: 'winograd6', speedup: 1.59 },
+    { ci: 32, co: 16, pixels: 76800, pass: 'input', algorithm: 'winograd6', speedup: 1.27 },
+    { ci: 160, co: 64, pixels: 153600, pass: 'weight', algorithm: 'winograd6', speedup: 1.6 },
+    { ci: 64, co: 32, pixels: 153600, pass: 'weight', algorithm: 'winograd4', speedup: 1.38 },
   ],
 };
 
@@ -91,10 +96,10 @@ function distance(a: ConvShape, b: ConvShape): number {
 /** The entries of a table farther than this from a shape say nothing about it: the direct kernel runs. */
 const NEAR = 2;
 
-/** The algorithm a table picks for a shape: that of the nearest entry of the same kind (forward or gradient), if near. */
+/** The algorithm a table picks for a shape: that of the nearest entry of the same pass, if near. */
 export function lookUp(t: ConvTable, s: ConvShape): ConvAlgorithm {
   let best: ConvTableEntry | null = null;
-  for (const e of t.entries) if (e.grad === s.grad && (!best || distance(e, s) < distance(best, s))) best = e;
+  for (const e of t.entries) if (e.pass === s.pass && (!best || distance(e, s) < distance(best, s))) best = e;
   return best && distance(best, s) <= NEAR ? best.algorithm : 'direct';
 }
 
@@ -125,10 +130,10 @@ export function parseConvTable(json: string, source: string): ConvTable {
     throw new Error(`${source}: not JSON (${(e as Error).message})`);
   }
   const ok = (e: ConvTableEntry) =>
-    [e.ci, e.co, e.pixels].every((v) => Number.isInteger(v) && v > 0) && typeof e.grad === 'boolean' &&
+    [e.ci, e.co, e.pixels].every((v) => Number.isInteger(v) && v > 0) && ['forward', 'input', 'weight'].includes(e.pass) &&
     ['direct', 'winograd4', 'winograd6'].includes(e.algorithm);
   if (!t || !Array.isArray(t.entries)) throw new Error(`${source}: a convolution table needs "entries"`);
   const bad = t.entries.findIndex((e) => !ok(e));
-  if (bad >= 0) throw new Error(`${source}: entry ${bad} is not {ci, co, pixels, grad, algorithm} with positive sizes and a known algorithm`);
+  if (bad >= 0) throw new Error(`${source}: entry ${bad} is not {ci, co, pixels, pass, algorithm} with positive sizes, a known pass and algorithm`);
   return t;
 }

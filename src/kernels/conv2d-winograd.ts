@@ -32,7 +32,7 @@ import { linearMap, winogradMatrices } from './winograd-matrices.ts';
 /** Invocations per workgroup of the multiply: one subgroup of 8 lanes on lavapipe. */
 const LANES = 8;
 /** Band tile counts are padded to a multiple of this (a multiple of every multiply block's tiles × LANES). */
-const TILE_PAD = 64;
+export const TILE_PAD = 64;
 /** Input channels per step of the multiply's loop: channels are padded with zeros to a multiple of it. */
 const CI_STEP = 2;
 /** Tiles per workgroup of the multiply: the tile count of a band is padded to a multiple of it. */
@@ -56,31 +56,38 @@ export function paddedChannels(ci: number, co: number): { ciP: number; coP: numb
   return { ciP: roundUp(ci, CI_STEP), coP: roundUp(co, multiplyBlock(co).cb) };
 }
 
-const INPUT_UNIFORMS = {
+const TILE_UNIFORMS = {
   H: 'u32', W: 'u32', tilesX: 'u32', t0: 'u32', tiles: 'u32', TP: 'u32',
   nLo: 'u32', cLo: 'u32', cHi: 'u32', xBase: 'u32', xSample: 'u32', nSrc: 'u32', ciP: 'u32',
 } as const;
 
-/** Pass 1: one invocation per (tile, channel, sample) of an input slab; channels past the last and tiles past the band are zeros. */
-function inputTransformProgram(m: number): Program {
+/**
+ * Pass 1, one invocation per (tile, channel, sample) of a slab: the α×α transform of a patch of one channel, stored
+ * V[ξ][n][ci][tile]; channels past the last and tiles past the band are zeros. 'input': Bᵀ d B of the α×α input
+ * patch (tiles overlap by 2, starting one pixel up-left of the output tile); 'gradient' (the weight gradient's
+ * F(3×3, m×m)): G g Gᵀ of the m×m output-gradient tile.
+ */
+function tileTransformProgram(m: number, what: 'input' | 'gradient'): Program {
   const { alpha: a, BT } = winogradMatrices(m);
+  const C = what === 'input' ? BT : winogradMatrices(3, m).G;
+  const size = C[0].length;
   const lines: string[] = [];
-  for (let r = 0; r < a; r++)
+  for (let r = 0; r < size; r++)
     lines.push(`let ry${r} = iy0 + ${r}; let rok${r} = live && ry${r} >= 0 && ry${r} < i32(p.H); let ro${r} = u32(clamp(ry${r}, 0, i32(p.H) - 1)) * p.W;`);
-  for (let c = 0; c < a; c++)
+  for (let c = 0; c < size; c++)
     lines.push(`let cx${c} = ix0 + ${c}; let cok${c} = cx${c} >= 0 && cx${c} < i32(p.W); let co${c} = u32(clamp(cx${c}, 0, i32(p.W) - 1));`);
-  for (let r = 0; r < a; r++)
-    lines.push(Array.from({ length: a }, (_, c) => `let d${r}_${c} = select(0.0, X[xc + ro${r} + co${c}], rok${r} && cok${c});`).join(' '));
-  // T = Bᵀ d (column by column), then V = T B (row by row).
-  for (let c = 0; c < a; c++) lines.push(...linearMap(BT, (k) => `d${k}_${c}`, (i) => `t${i}_${c}`, `c${c}_`));
-  for (let r = 0; r < a; r++) lines.push(...linearMap(BT, (k) => `t${r}_${k}`, (j) => `v${r}_${j}`, `r${r}_`));
+  for (let r = 0; r < size; r++)
+    lines.push(Array.from({ length: size }, (_, c) => `let d${r}_${c} = select(0.0, X[xc + ro${r} + co${c}], rok${r} && cok${c});`).join(' '));
+  // T = C d (column by column), then V = T Cᵀ (row by row).
+  for (let c = 0; c < size; c++) lines.push(...linearMap(C, (k) => `d${k}_${c}`, (i) => `t${i}_${c}`, `c${c}_`));
+  for (let r = 0; r < a; r++) lines.push(...linearMap(C, (k) => `t${r}_${k}`, (j) => `v${r}_${j}`, `r${r}_`));
   const stores: string[] = [];
   for (let r = 0; r < a; r++) for (let c = 0; c < a; c++) stores.push(`V[vo + ${(r * a + c)}u * step] = v${r}_${c};`);
   return new Program({
-    name: `conv2d_winograd${m}_input`,
+    name: `conv2d_winograd${m}_${what}`,
     inputs: { X: 'f32' },
     outputs: { V: 'f32' },
-    uniforms: INPUT_UNIFORMS,
+    uniforms: TILE_UNIFORMS,
     workgroupSize: WG,
     body: /* wgsl */ `
   let t = gid.x;
@@ -89,14 +96,55 @@ function inputTransformProgram(m: number): Program {
   if (t >= p.TP) { return; }
   let live = t < p.tiles && ci < p.cHi;
   let tg = p.t0 + min(t, p.tiles - 1u);
-  let iy0 = i32((tg / p.tilesX) * ${m}u) - 1;
-  let ix0 = i32((tg % p.tilesX) * ${m}u) - 1;
+  let iy0 = i32((tg / p.tilesX) * ${m}u)${what === 'input' ? ' - 1' : ''};
+  let ix0 = i32((tg % p.tilesX) * ${m}u)${what === 'input' ? ' - 1' : ''};
   let xc = p.xBase + (n - p.nLo) * p.xSample + (min(ci, p.cHi - 1u) - p.cLo) * p.H * p.W;
   ${lines.join('\n  ')}
   let step = p.nSrc * p.ciP * p.TP;
   let vo = (n * p.ciP + ci) * p.TP + t;
   ${stores.join(' ')}`,
   });
+}
+
+const tilePrograms = new Map<string, Program>();
+
+/** A band of tiles: tiles [t0, t0 + count) of the tile grid, stored padded to tp. */
+export interface Band {
+  t0: number;
+  count: number;
+  tp: number;
+}
+
+/** Transforms the tiles of one band of x (n, c, H, W), slab by slab, into V (α², n, ciP, tp); channels [c, ciP) are zeros. */
+export function transformTiles(m: number, what: 'input' | 'gradient', x: Tensor, V: Tensor, band: Band, ciP: number): void {
+  const [n, c, H, W] = x.shape;
+  const prog = cached(tilePrograms, `${m} ${what}`, () => tileTransformProgram(m, what));
+  for (const xs of planSlabs(x, n, c, H * W, `winograd ${what}`)) {
+    // The slab holding the last channel also writes the channels up to ciP.
+    const cEnd = xs.cHi === c ? ciP : xs.cHi;
+    prog.dispatch(
+      { X: xs.range, V },
+      {
+        H, W, tilesX: ceilDiv(W, m), t0: band.t0, tiles: band.count, TP: band.tp, nLo: xs.nLo, cLo: xs.cLo, cHi: xs.cHi,
+        xBase: xs.base, xSample: c * H * W, nSrc: n, ciP,
+      },
+      [ceilDiv(band.tp, WG), cEnd - xs.cLo, xs.nHi - xs.nLo],
+    );
+  }
+}
+
+/** The bands of the tile grid of an H×W image, each of at most `bandTiles` tiles (a multiple of TILE_PAD). */
+export function bands(m: number, H: number, W: number, bytesPerTile: number): { bands: Band[]; TP: number } {
+  const tiles = ceilDiv(W, m) * ceilDiv(H, m);
+  if (bytesPerTile * TILE_PAD > engine().rt.maxBinding) throw new LimitError('winograd: one block of transformed tiles exceeds one storage binding');
+  const bandTiles = Math.max(TILE_PAD, Math.floor(Math.min(engine().rt.maxBinding, BAND_BYTES) / bytesPerTile / TILE_PAD) * TILE_PAD);
+  const TP = Math.min(bandTiles, roundUp(tiles, TILE_PAD));
+  const list: Band[] = [];
+  for (let t0 = 0; t0 < tiles; t0 += TP) {
+    const count = Math.min(TP, tiles - t0);
+    list.push({ t0, count, tp: roundUp(count, TILE_PAD) });
+  }
+  return { bands: list, TP };
 }
 
 const MULTIPLY_UNIFORMS = {
@@ -230,11 +278,11 @@ function outputTransformProgram(m: number): Program {
   });
 }
 
-const inputPrograms = new Map<number, Program>();
 const outputPrograms = new Map<number, Program>();
 const multiplyPrograms = new Map<string, Program>();
 
-function cached<K>(map: Map<K, Program>, key: K, make: () => Program): Program {
+/** The program of `key` in `map`, made on first use. */
+export function cached<K>(map: Map<K, Program>, key: K, make: () => Program): Program {
   let p = map.get(key);
   if (!p) map.set(key, (p = make()));
   return p;
@@ -289,48 +337,30 @@ export function winogradConv(a: WinogradArgs): Tensor {
   const coBlocks = coP / cb;
   if (a.u.size !== a.u.shape[0] * a2 * ciP * coP) throw new Error(`winograd: transformed weights [${a.u.shape}] do not match ${ciP}×${coP}`);
   if (a.u.bytes > rt.maxBinding) throw new LimitError('winograd: the transformed weights exceed one storage binding');
-  const tilesX = ceilDiv(W, m);
-  const tiles = tilesX * ceilDiv(H, m);
-  // Tiles per band: V and M of the band each within the byte budget.
-  const perTile = bytesPerTile(m, nSrc, cx, a.nOut, a.co);
-  if (perTile * TILE_PAD > rt.maxBinding) throw new LimitError('winograd: one block of transformed tiles exceeds one storage binding');
-  const bandTiles = Math.max(TILE_PAD, Math.floor(Math.min(rt.maxBinding, BAND_BYTES) / perTile / TILE_PAD) * TILE_PAD);
   const z = a.nOut * coBlocks;
   if (z > MAX_GRID || ciP > MAX_GRID) throw new LimitError(`winograd: ${z} output blocks exceed one grid dimension`);
-  const TP = Math.min(bandTiles, roundUp(tiles, TILE_PAD));
+  const { bands: list, TP } = bands(m, H, W, bytesPerTile(m, nSrc, cx, a.nOut, a.co));
   const V = Tensor.empty([a2 * nSrc * ciP * TP]);
   const M = Tensor.empty([a.nOut * coP * a2 * TP]);
-  const xSlabs = planSlabs(a.x, nSrc, cx, H * W, 'winograd input');
   const oSlabs = planSlabs(out, a.nOut, a.co, H * W, 'winograd output');
-  const inProg = cached(inputPrograms, m, () => inputTransformProgram(m));
   const outProg = cached(outputPrograms, m, () => outputTransformProgram(m));
   const mulProg = cached(multiplyPrograms, `${cb} ${T} ${a.sub}`, () => multiplyProgram(cb, T, a.sub));
   const unused = a.u;
-  for (let t0 = 0; t0 < tiles; t0 += TP) {
-    const count = Math.min(TP, tiles - t0);
-    const tp = roundUp(count, TILE_PAD);
-    for (const xs of xSlabs) {
-      // The slab holding the last channel also writes the zero channels up to ciP.
-      const cEnd = xs.cHi === cx ? ciP : xs.cHi;
-      inProg.dispatch(
-        { X: xs.range, V },
-        { H, W, tilesX, t0, tiles: count, TP: tp, nLo: xs.nLo, cLo: xs.cLo, cHi: xs.cHi, xBase: xs.base, xSample: cx * H * W, nSrc, ciP },
-        [ceilDiv(tp, WG), cEnd - xs.cLo, xs.nHi - xs.nLo],
-      );
-    }
+  for (const band of list) {
+    transformTiles(m, 'input', a.x, V, band, ciP);
     mulProg.dispatch(
       { V, U: a.u, T: a.table ?? unused, M },
-      { nv: a.nv, routed: a.table ? 1 : 0, gather: a.gather ? 1 : 0, nSrc, ciP, coP, TP: tp, coBlocks, alpha2: a2 },
-      [tp / (T * LANES), a2, z],
+      { nv: a.nv, routed: a.table ? 1 : 0, gather: a.gather ? 1 : 0, nSrc, ciP, coP, TP: band.tp, coBlocks, alpha2: a2 },
+      [band.tp / (T * LANES), a2, z],
     );
     for (const os of oSlabs)
       outProg.dispatch(
         { M, Bias: a.bias ?? unused, T: a.table ?? unused, O: os.range },
         {
-          H, W, tilesX, t0, tiles: count, TP: tp, coP, nLo: os.nLo, cLo: os.cLo, cHi: os.cHi, oBase: os.base, oSample: a.co * H * W,
-          routed: a.table ? 1 : 0, addBias: a.bias ? 1 : 0, bE: a.co, relu: a.relu ? 1 : 0,
+          H, W, tilesX: ceilDiv(W, m), t0: band.t0, tiles: band.count, TP: band.tp, coP, nLo: os.nLo, cLo: os.cLo, cHi: os.cHi,
+          oBase: os.base, oSample: a.co * H * W, routed: a.table ? 1 : 0, addBias: a.bias ? 1 : 0, bE: a.co, relu: a.relu ? 1 : 0,
         },
-        [ceilDiv(count, WG), os.cHi - os.cLo, os.nHi - os.nLo],
+        [ceilDiv(band.count, WG), os.cHi - os.cLo, os.nHi - os.nLo],
       );
   }
   V.dispose();

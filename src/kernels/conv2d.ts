@@ -331,7 +331,7 @@ export function conv2dInputGradKernel(gy: Tensor, w: Tensor, table: Tensor | nul
 function winogradTile(K: number, pad: number, nSrc: number, cx: number, nOut: number, co: number, H: number, W: number, grad: boolean): number {
   if (K !== 3 || pad !== 1) return 0;
   // The table speaks of the forward's channels, for the input gradient too.
-  const m = convAlgorithm({ ci: grad ? co : cx, co: grad ? cx : co, pixels: nOut * H * W, grad });
+  const m = convAlgorithm({ ci: grad ? co : cx, co: grad ? cx : co, pixels: nOut * H * W, pass: grad ? 'input' : 'forward' });
   return m && winogradFits(m, nSrc, cx, nOut, co) ? m : 0;
 }
 

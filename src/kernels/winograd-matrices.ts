@@ -1,55 +1,56 @@
 /**
- * The Winograd (Toom-Cook) transforms of F(m×m, 3×3): an m×m output tile of a 3×3 correlation from an α×α input
- * tile, α = m + 2, as Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A. Built in float64 from α − 1 finite interpolation points and
- * the point at infinity:
+ * The Winograd (Toom-Cook) transforms of F(m, r): m outputs of a correlation with r taps from α = m + r − 1 inputs,
+ * in 2-D as Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A. The convolution is F(m×m, 3×3) (m = 4 or 6, α = m + 2); its weight
+ * gradient is F(3×3, m×m), the same α: a 3×3 result from an α×α input patch and the m×m output gradient tile.
+ * Built in float64 from α − 1 finite interpolation points and the point at infinity:
  *   Aᵀ[i][j] = p_j^i (evaluation; the ∞ column picks the leading coefficient),
  *   G[j][k] = p_j^k / f_j with f_j = Π_{l≠j} (p_j − p_l) (the ∞ row picks g's last tap),
  *   Bᵀ row j = the coefficients of Π_{l≠j} (x − p_l) (row ∞: of Π_l (x − p_l)).
  * A correlation is the transpose of a polynomial product, so interpolation (Bᵀ) acts on the data and evaluation
- * (Aᵀ) on the product; the Lagrange denominators f_j sit in G, which runs once per weights.
+ * (Aᵀ) on the product; the Lagrange denominators f_j sit in G. Bᵀ depends only on the points, so the forward and
+ * the weight gradient share the input transform.
  */
 
 export interface WinogradMatrices {
-  /** Output tile side m. */
+  /** Outputs m and taps r per dimension. */
   m: number;
-  /** Input tile side α = m + 2. */
+  r: number;
+  /** Inputs per dimension: α = m + r − 1. */
   alpha: number;
   /** m × α. */
   AT: number[][];
-  /** α × 3. */
+  /** α × r. */
   G: number[][];
   /** α × α. */
   BT: number[][];
 }
 
-/** The points of each tile size: the usual choices, small magnitudes first (float32 error grows with them). */
+/** The points of each input tile size α: the usual choices, small magnitudes first (float32 error grows with them). */
 const POINTS: Record<number, number[]> = {
-  2: [0, 1, -1],
-  4: [0, 1, -1, 2, -2],
-  6: [0, 1, -1, 2, -2, 0.5, -0.5],
+  4: [0, 1, -1],
+  6: [0, 1, -1, 2, -2],
+  8: [0, 1, -1, 2, -2, 0.5, -0.5],
 };
 
-/** The output tile sides that have points: 2, 4, 6. */
+/** The output tile sides of F(m×m, 3×3) that have points: 2, 4, 6. */
 export const WINOGRAD_TILES = [2, 4, 6] as const;
 export type WinogradTile = (typeof WINOGRAD_TILES)[number];
 
-const cache = new Map<number, WinogradMatrices>();
+const cache = new Map<string, WinogradMatrices>();
 
-export function winogradMatrices(m: number): WinogradMatrices {
-  const hit = cache.get(m);
+export function winogradMatrices(m: number, r = 3): WinogradMatrices {
+  const key = `${m} ${r}`;
+  const hit = cache.get(key);
   if (hit) return hit;
-  const p = POINTS[m];
-  if (!p) throw new Error(`winograd: no points for an output tile of ${m}`);
-  const alpha = m + 2;
-  const r = 3;
-  const n = p.length; // α − 1 finite points
+  const alpha = m + r - 1;
+  const p = POINTS[alpha];
+  if (!p) throw new Error(`winograd: no points for F(${m}, ${r})`);
   const AT = Array.from({ length: m }, (_, i) => [...p.map((x) => x ** i), i === m - 1 ? 1 : 0]);
   const f = p.map((x, j) => p.reduce((acc, y, l) => (l === j ? acc : acc * (x - y)), 1));
-  const G = [...p.map((x, j) => Array.from({ length: r }, (_, k) => x ** k / f[j])), [0, 0, 1]];
+  const G = [...p.map((x, j) => Array.from({ length: r }, (_, k) => x ** k / f[j])), Array.from({ length: r }, (_, k) => (k === r - 1 ? 1 : 0))];
   const BT = [...p.map((_, j) => polyFromRoots(p.filter((__, l) => l !== j), alpha)), polyFromRoots(p, alpha)];
-  if (AT[0].length !== alpha || G.length !== alpha || BT.length !== alpha || n !== alpha - 1) throw new Error('winograd: inconsistent sizes');
-  const out = { m, alpha, AT, G, BT };
-  cache.set(m, out);
+  const out = { m, r, alpha, AT, G, BT };
+  cache.set(key, out);
   return out;
 }
 

@@ -16,20 +16,20 @@ const table: ConvTable = {
   adapter: 'test',
   date: '2026-12-07',
   entries: [
-    { ci: 64, co: 64, pixels: 1 << 16, grad: false, algorithm: 'winograd6', speedup: 2 },
-    { ci: 16, co: 16, pixels: 1 << 16, grad: false, algorithm: 'direct', speedup: 1 },
-    { ci: 64, co: 64, pixels: 1 << 16, grad: true, algorithm: 'winograd4', speedup: 1.5 },
+    { ci: 64, co: 64, pixels: 1 << 16, pass: 'forward', algorithm: 'winograd6', speedup: 2 },
+    { ci: 16, co: 16, pixels: 1 << 16, pass: 'forward', algorithm: 'direct', speedup: 1 },
+    { ci: 64, co: 64, pixels: 1 << 16, pass: 'input', algorithm: 'winograd4', speedup: 1.5 },
   ],
 };
 
 t('the nearest entry of the same kind decides; far shapes get the direct kernel', () => {
-  assert.is(lookUp(table, { ci: 64, co: 64, pixels: 1 << 16, grad: false }), 'winograd6');
-  assert.is(lookUp(table, { ci: 48, co: 64, pixels: 1 << 17, grad: false }), 'winograd6', 'near 64→64');
-  assert.is(lookUp(table, { ci: 20, co: 16, pixels: 1 << 16, grad: false }), 'direct', 'near 16→16');
-  assert.is(lookUp(table, { ci: 64, co: 64, pixels: 1 << 16, grad: true }), 'winograd4', 'gradients have their own entries');
-  assert.is(lookUp(table, { ci: 64, co: 64, pixels: 1 << 8, grad: false }), 'direct', '256 times fewer pixels: too far');
-  assert.is(lookUp(table, { ci: 512, co: 512, pixels: 1 << 16, grad: false }), 'direct', '8 times the channels: too far');
-  assert.is(lookUp({ ...table, entries: [] }, { ci: 64, co: 64, pixels: 1 << 16, grad: false }), 'direct', 'an empty table');
+  assert.is(lookUp(table, { ci: 64, co: 64, pixels: 1 << 16, pass: 'forward' }), 'winograd6');
+  assert.is(lookUp(table, { ci: 48, co: 64, pixels: 1 << 17, pass: 'forward' }), 'winograd6', 'near 64→64');
+  assert.is(lookUp(table, { ci: 20, co: 16, pixels: 1 << 16, pass: 'forward' }), 'direct', 'near 16→16');
+  assert.is(lookUp(table, { ci: 64, co: 64, pixels: 1 << 16, pass: 'input' }), 'winograd4', 'each pass has its own entries');
+  assert.is(lookUp(table, { ci: 64, co: 64, pixels: 1 << 8, pass: 'forward' }), 'direct', '256 times fewer pixels: too far');
+  assert.is(lookUp(table, { ci: 512, co: 512, pixels: 1 << 16, pass: 'forward' }), 'direct', '8 times the channels: too far');
+  assert.is(lookUp({ ...table, entries: [] }, { ci: 64, co: 64, pixels: 1 << 16, pass: 'forward' }), 'direct', 'an empty table');
 });
 
 t('tables are checked when read: a clear error names the file', () => {
@@ -44,7 +44,7 @@ t('convAlgorithm: the table, forcing, and the direct kernel without subgroups', 
   await gpu();
   try {
     setConvTable(table);
-    const wide = { ci: 64, co: 64, pixels: 1 << 16, grad: false };
+    const wide = { ci: 64, co: 64, pixels: 1 << 16, pass: 'forward' as const };
     assert.is(convAlgorithm(wide), subgroupSize() ? 6 : 0);
     setSubgroupsAllowed(false);
     assert.is(convAlgorithm(wide), 0, 'no subgroups: direct');
@@ -68,12 +68,13 @@ t('lavapipe: the built-in table sends the wide MoE-Fusion layers to Winograd F(6
     return;
   }
   const px = 640 * 480;
-  for (const grad of [false, true]) {
-    for (const [ci, co] of [[160, 64], [64, 32]]) assert.is(convAlgorithm({ ci, co, pixels: 2 * px, grad }), 6, `${ci}→${co}${grad ? ' gradient' : ''}`);
-    for (const [ci, co] of [[1, 16], [16, 16], [48, 16], [16, 8], [8, 16], [16, 1]]) assert.is(convAlgorithm({ ci, co, pixels: px, grad }), 0, `${ci}→${co}${grad ? ' gradient' : ''}`);
+  for (const pass of ['forward', 'input', 'weight'] as const) {
+    assert.is(convAlgorithm({ ci: 160, co: 64, pixels: 2 * px, pass }), 6, `160→64 ${pass}`);
+    assert.is(convAlgorithm({ ci: 64, co: 32, pixels: 2 * px, pass }), pass === 'weight' ? 4 : 6, `64→32 ${pass}`);
+    for (const [ci, co] of [[1, 16], [16, 16], [48, 16], [16, 8], [8, 16], [16, 1]]) assert.is(convAlgorithm({ ci, co, pixels: px, pass }), 0, `${ci}→${co} ${pass}`);
   }
   // The training shape 4×128×128.
-  assert.is(convAlgorithm({ ci: 160, co: 64, pixels: 8 * 128 * 128, grad: false }), 6);
+  assert.is(convAlgorithm({ ci: 160, co: 64, pixels: 8 * 128 * 128, pass: 'forward' }), 6);
 });
 
 t.run();

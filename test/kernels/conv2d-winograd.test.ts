@@ -1,6 +1,7 @@
 /**
- * The Winograd 3×3 convolution (src/kernels/conv2d-winograd.ts, winograd-weights.ts, winograd-matrices.ts): the
- * transforms in float64, then the forward and the input gradient of F(4×4) and F(6×6), with and without subgroups,
+ * The Winograd 3×3 convolution (src/kernels/conv2d-winograd.ts, conv2d-winograd-grad.ts, winograd-weights.ts,
+ * winograd-matrices.ts): the transforms in float64, then the forward, the input gradient and the weight and bias
+ * gradients of F(4×4) and F(6×6), with and without subgroups,
  * against float64 (src/check/reference/conv2d.ts) on awkward shapes: 1-pixel images and borders, sizes that are not
  * multiples of the tile, channel counts that are not multiples of 4, routed tables that skip and repeat samples,
  * tensors split into slabs; that the path really runs (the runtime's dispatch counts); and the transformed weights'
@@ -17,6 +18,9 @@ import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { maxRelError } from '../helpers/compare.ts';
 import { refConv, refConvInputGrad } from '../../src/check/reference/conv2d.ts';
+import { refConvWeightGrad } from '../../src/check/reference/conv2d-grad.ts';
+import { conv2dWeightGradKernel } from '../../src/kernels/conv2d-grad.ts';
+import { checkConvFiniteDifferences, checkRoutedFiniteDifferences } from '../helpers/conv.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { noGrad, tidy, engine } from '../../src/tensor/engine.ts';
 import { conv2d, routedConv2d } from '../../src/ops/index.ts';
@@ -47,6 +51,20 @@ t('the transforms compute a 3×3 correlation exactly (float64), and their genera
         for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) want += d[y + ky][x + kx] * g[ky][kx];
         assert.ok(Math.abs(Y[y][x] - want) < 1e-9, `F(${m}): output (${y}, ${x}) is ${Y[y][x]}, want ${want}`);
       }
+    if (m > 2) {
+      // The weight gradient's F(3×3, m×m): the 3×3 correlation of the α×α patch with an m×m tile, same Bᵀ.
+      const w = winogradMatrices(3, m);
+      assert.equal(w.BT, BT, `F(3, ${m}) shares the input transform`);
+      const gt = Array.from({ length: m }, () => Array.from(rng.uniform(m), Number));
+      const Uw = matmul(matmul(w.G, gt), transpose(w.G));
+      const Yw = matmul(matmul(w.AT, Uw.map((row, i) => row.map((u, j) => u * V[i][j]))), transpose(w.AT));
+      for (let ky = 0; ky < 3; ky++)
+        for (let kx = 0; kx < 3; kx++) {
+          let want = 0;
+          for (let y = 0; y < m; y++) for (let x = 0; x < m; x++) want += d[y + ky][x + kx] * gt[y][x];
+          assert.ok(Math.abs(Yw[ky][kx] - want) < 1e-9, `F(3, ${m}): tap (${ky}, ${kx}) is ${Yw[ky][kx]}, want ${want}`);
+        }
+    }
     // The WGSL statements of each transform, run as JavaScript (`let` declarations and arithmetic are the same).
     for (const [name, C] of [['Bᵀ', BT], ['Aᵀ', AT], ['G', G]] as const) {
       const input = Array.from(rng.uniform(C[0].length), Number);
@@ -137,6 +155,44 @@ t('input gradient (plain) matches float64, odd sizes and channel counts', async 
   }
 });
 
+t('weight and bias gradients match float64 (plain and routed: an expert never chosen gets zeros), F(4×4) and F(6×6)', async () => {
+  await gpu();
+  const cases: Array<[number, number, number, number, number, number, Array<[number, number]>]> = [
+    // Nin, Cin, Cout, E, H, W, table
+    [1, 1, 1, 1, 1, 1, [[0, 0]]],
+    [2, 3, 5, 1, 7, 13, [[0, 0], [1, 0]]],
+    [3, 6, 19, 3, 14, 9, [[1, 2], [0, 0], [1, 0], [1, 2]]],
+    [1, 37, 33, 1, 25, 31, [[0, 0]]],
+  ];
+  await forEachWinogradMode(async (mode, m) => {
+    for (const [Nin, Cin, Cout, E, H, W, table] of cases) {
+      const x = rng.uniform(Nin * Cin * H * W);
+      const g = rng.uniform(table.length * Cout * H * W);
+      const { dw, db } = noGrad(() => tidy(() => conv2dWeightGradKernel(Tensor.fromArray(x, [Nin, Cin, H, W]),
+        Tensor.fromArray(g, [table.length, Cout, H, W]), Tensor.fromArray(table.flat(), [table.length, 2], 'u32'), E, 3, 1)));
+      const want = refConvWeightGrad(x, [Nin, Cin, H, W], E, Cout, 3, table, g);
+      const what = `${Nin}×${Cin}→${Cout} E${E} ${H}×${W} (${mode})`;
+      const [gotW, gotB] = [await dw.data(), await db.data()];
+      for (const [name, got, exp] of [['dw', gotW, want.dw], ['db', gotB, want.db]] as const) {
+        const err = maxRelError(got, exp);
+        assert.ok(err <= WINOGRAD_BOUND[m], `${what} ${name}: relative error ${err.toExponential(2)}`);
+      }
+      if (E === 3) assert.ok(gotW.subarray(Cout * Cin * 9, 2 * Cout * Cin * 9).every((v) => v === 0), `${what}: expert 1 was never chosen`);
+      dw.dispose();
+      db.dispose();
+    }
+  });
+});
+
+t('all three gradients pass the finite-difference checks with Winograd forced', async () => {
+  await gpu();
+  await forEachWinogradMode(async () => {
+    // The inputs of conv2d.test.ts's check (its generator's first draws), with no ReLU input within a step of its kink.
+    await checkConvFiniteDifferences(new Rng(11), [0, 1, 2]);
+    (await checkRoutedFiniteDifferences([0, 1, 2])).table.dispose();
+  });
+});
+
 t('tensors split into slabs (a 2 MiB binding limit): input and output slabs, routed, several bands of tiles', async () => {
   const e = await gpu();
   // 2×48×120×96 inputs (2.2 MB a sample) split into channel slabs; the routed output (3 samples × 24 × 120 × 96,
@@ -149,6 +205,7 @@ t('tensors split into slabs (a 2 MiB binding limit): input and output slabs, rou
   const want = refConv({ x, xShape: [Nin, Cin, H, W], w, E, Cout, K: 3, b, table, pad: 1, relu: true });
   const gy = rng.uniform(table.length * Cout * H * W);
   const wantDx = refConvInputGrad([Nin, Cin, H, W], w, Cout, 3, table, gy);
+  const wantW = refConvWeightGrad(x, [Nin, Cin, H, W], E, Cout, 3, table, gy);
   await forEachWinogradMode(async (mode, m) => {
     e.rt.bindingLimitForTests = 2 << 20;
     const before = multiplies();
@@ -166,6 +223,13 @@ t('tensors split into slabs (a 2 MiB binding limit): input and output slabs, rou
       const errDx = maxRelError(await dx.data(), wantDx);
       assert.ok(errDx <= WINOGRAD_BOUND[m], `slab input gradient (${mode}): relative error ${errDx.toExponential(2)}`);
       dx.dispose();
+      const { dw, db } = noGrad(() => tidy(() => conv2dWeightGradKernel(Tensor.fromArray(x, [Nin, Cin, H, W]),
+        Tensor.fromArray(gy, [table.length, Cout, H, W]), Tensor.fromArray(table.flat(), [table.length, 2], 'u32'), E, 3, 1)));
+      const errDw = maxRelError(await dw.data(), wantW.dw);
+      const errDb = maxRelError(await db.data(), wantW.db);
+      assert.ok(errDw <= WINOGRAD_BOUND[m] && errDb <= WINOGRAD_BOUND[m], `slab weight gradient (${mode}): relative errors ${errDw.toExponential(2)}, ${errDb.toExponential(2)}`);
+      dw.dispose();
+      db.dispose();
       assert.ok(multiplies() - before >= 4, `(${mode}) Winograd ran, the tiles in several bands`);
     } finally {
       e.rt.bindingLimitForTests = null;

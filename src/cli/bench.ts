@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { DEFAULT_BENCH, parseDims, runBenchmark } from '../bench/e2e.ts';
 import { runKernelBenchmark } from '../bench/kernels.ts';
+import { runConvTableBenchmark } from '../bench/conv-table.ts';
 import { UsageError } from './errors.ts';
 
 /** Checks the options before anything runs; a malformed one is a usage error naming it. */
@@ -30,13 +31,14 @@ export function benchCommand(): Command {
     .option('--no-torch', 'skip the PyTorch reference')
     .option('--python <path>', 'Python with PyTorch for the reference', 'python3')
     .option('--out <dir>', 'folder for results (JSON and chart)', DEFAULT_BENCH.out)
-    .option('--kernels', "instead: time the engine's kernels (matmul, every convolution, gradients, gates, attention, …)")
+    .option('--kernels', "instead: time the engine's kernels (matmul, every convolution, gradients, gates, attention, …) and measure the convolution algorithm table (conv-table-*.json, for MOEFUSION_CONV_TABLE)")
     .option('--kernel-size <WxH>', 'working size of the kernel benchmark', '160x120')
     .action(async (o: { sizes: string; train: string; runs: string; warmup: string; torch: boolean; python: string; out: string; kernels?: boolean; kernelSize: string }) => {
       checkOptions(o);
       if (o.kernels) {
         const [width, height] = parseDims(o.kernelSize, 2, '--kernel-size');
         await runKernelBenchmark({ width, height, runs: Number(o.runs), out: o.out });
+        await runConvTableBenchmark({ width, height, runs: Number(o.runs), out: o.out });
         return;
       }
       await runBenchmark({ ...o, runs: Number(o.runs), warmup: Number(o.warmup) });

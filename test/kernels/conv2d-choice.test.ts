@@ -9,6 +9,10 @@ import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { builtInTable, convAlgorithm, lookUp, parseConvTable, setConvAlgorithm, setConvTable, type ConvTable } from '../../src/kernels/conv2d-choice.ts';
 import { setSubgroupsAllowed, subgroupSize } from '../../src/kernels/subgroups.ts';
+import { runConvTableBenchmark } from '../../src/bench/conv-table.ts';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const t = suite('conv2d-choice');
 
@@ -57,6 +61,31 @@ t('convAlgorithm: the table, forcing, and the direct kernel without subgroups', 
     setConvAlgorithm('auto');
     setSubgroupsAllowed(true);
     setConvTable(null);
+  }
+});
+
+t('a measured table (bench --kernels) is written, read back through MOEFUSION_CONV_TABLE and used; a broken one is refused by name', async () => {
+  await gpu();
+  const dir = mkdtempSync(join(tmpdir(), 'conv-table-'));
+  try {
+    const file = await runConvTableBenchmark({ width: 16, height: 12, runs: 1, out: dir }, () => {});
+    const written = parseConvTable(readFileSync(file, 'utf8'), file);
+    assert.is(written.entries.length, 30, '10 convolutions × 3 passes');
+    for (const pass of ['forward', 'input', 'weight']) assert.is(written.entries.filter((e) => e.pass === pass).length, 10, pass);
+    const mine = join(dir, 'mine.json');
+    writeFileSync(mine, JSON.stringify(table));
+    process.env.MOEFUSION_CONV_TABLE = mine;
+    setConvTable(null);
+    assert.is(convAlgorithm({ ci: 64, co: 64, pixels: 1 << 16, pass: 'input' }), subgroupSize() ? 4 : 0, 'the file decides');
+    const broken = join(dir, 'broken.json');
+    writeFileSync(broken, '{"entries": [{"ci": 0}]}');
+    process.env.MOEFUSION_CONV_TABLE = broken;
+    setConvTable(null);
+    if (subgroupSize()) assert.throws(() => convAlgorithm({ ci: 64, co: 64, pixels: 1 << 16, pass: 'input' }), /broken\.json: entry 0 is not/);
+  } finally {
+    delete process.env.MOEFUSION_CONV_TABLE;
+    setConvTable(null);
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

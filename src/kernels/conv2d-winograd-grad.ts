@@ -29,7 +29,7 @@ const CI_BLOCK = CI_PER_LANE * LANES;
 const T_STEP = 2;
 
 const MULTIPLY_UNIFORMS = {
-  nv: 'u32', routed: 'u32', nSrc: 'u32', ciP: 'u32', coP: 'u32', TP: 'u32', coBlocks: 'u32', alpha2: 'u32', accumulate: 'u32',
+  nv: 'u32', routed: 'u32', nSrc: 'u32', ciP: 'u32', coP: 'u32', TP: 'u32', coBlocks: 'u32', alpha2: 'u32',
 } as const;
 
 function multiplyProgram(sub: boolean): Program {
@@ -57,11 +57,7 @@ function multiplyProgram(sub: boolean): Program {
     for (let q = 0; q < Q; q++) steps.push(`${acc(j, q)} = ${acc(j, q)}${Array.from({ length: T_STEP }, (_, k) => ` + x${k}_${j} * w${k}_${q}`).join('')};`);
   const stores: string[] = [];
   for (let q = 0; q < Q; q++)
-    for (let c = 0; c < 4; c++)
-      for (let j = 0; j < J; j++) {
-        const idx = `mo + ${4 * q + c}u * p.ciP + ${j * LANES}u`;
-        stores.push(`M[${idx}] = select(0.0, M[${idx}], p.accumulate == 1u) + ${acc(j, q)}.${'xyzw'[c]};`);
-      }
+    for (let c = 0; c < 4; c++) for (let j = 0; j < J; j++) stores.push(`M[mo + ${4 * q + c}u * p.ciP + ${j * LANES}u] = ${acc(j, q)}.${'xyzw'[c]};`);
   return new Program({
     name: 'conv2d_winograd_weight_multiply',
     inputs: { V: 'f32', G: 'f32', T: 'u32' },
@@ -153,6 +149,21 @@ function biasProgram(m: number): Program {
   });
 }
 
+const addProgram = new Program({
+  name: 'conv2d_winograd_weight_add',
+  inputs: { B: 'vec4f' },
+  outputs: { A: 'vec4f' },
+  uniforms: { n: 'u32' },
+  workgroupSize: 256,
+  flat: true,
+  body: 'if (i < p.n) { A[i] = A[i] + B[i]; }',
+});
+
+/** a += b (sizes multiples of 4: coP and ciP are multiples of 32). */
+function addInPlace(a: Tensor, b: Tensor): void {
+  addProgram.dispatchFlat(a.size / 4, { B: b, A: a }, { n: a.size / 4 });
+}
+
 const multiplies = new Map<boolean, Program>();
 const outputs = new Map<number, Program>();
 const biases = new Map<number, Program>();
@@ -190,19 +201,24 @@ export function winogradWeightGrad(x: Tensor, gy: Tensor, table: Tensor | null, 
   const db = Tensor.empty([E, cout]);
   const mul = cached(multiplies, sub, () => multiplyProgram(sub));
   const bias = cached(biases, m, () => biasProgram(m));
+  // Bands after the first write their sums into Mb, added to M by a flat kernel: reading M back in the multiply's
+  // own stores made lavapipe compile it for 23 s instead of 5.
+  const Mb = list.length > 1 ? Tensor.empty([E * a2 * coP * ciP]) : null;
   list.forEach((band, k) => {
     transformTiles(m, 'input', x, V, band, ciP);
     transformTiles(m, 'gradient', gy, Gt, band, coP);
-    const accumulate = k > 0 ? 1 : 0;
+    const sums = k > 0 ? Mb! : M;
     mul.dispatch(
-      { V, G: Gt, T: table ?? V, M },
-      { nv, routed: table ? 1 : 0, nSrc: nIn, ciP, coP, TP: band.tp, coBlocks, alpha2: a2, accumulate },
+      { V, G: Gt, T: table ?? V, M: sums },
+      { nv, routed: table ? 1 : 0, nSrc: nIn, ciP, coP, TP: band.tp, coBlocks, alpha2: a2 },
       [ciP / CI_BLOCK, a2, E * coBlocks],
     );
-    bias.dispatchFlat(E * cout, { Gt, T: table ?? Gt, DB: db }, { n: E * cout, co: cout, coP, nv, TP: band.tp, routed: table ? 1 : 0, accumulate });
+    if (k > 0) addInPlace(M, Mb!);
+    bias.dispatchFlat(E * cout, { Gt, T: table ?? Gt, DB: db }, { n: E * cout, co: cout, coP, nv, TP: band.tp, routed: table ? 1 : 0, accumulate: k > 0 ? 1 : 0 });
   });
   V.dispose();
   Gt.dispose();
+  Mb?.dispose();
   const dw = Tensor.empty([E, cout, cin, 3, 3]);
   const n = E * cout * cin;
   cached(outputs, m, () => outputProgram(m)).dispatchFlat(n, { M, DW: dw }, { n, co: cout, ci: cin, coP, ciP });

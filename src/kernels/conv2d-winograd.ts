@@ -243,15 +243,9 @@ function outputTransformProgram(m: number): Program {
   // S = Aᵀ M (column by column), then Y = S A (row by row).
   for (let c = 0; c < a; c++) lines.push(...linearMap(AT, (k) => `m${k}_${c}`, (i) => `s${i}_${c}`, `c${c}_`));
   for (let r = 0; r < m; r++) lines.push(...linearMap(AT, (k) => `s${r}_${k}`, (j) => `y${r}_${j}`, `r${r}_`));
-  // Tiles inside the image store unguarded (one branch instead of m² on lavapipe, where each is a masked store).
-  const inner: string[] = [];
-  const edge: string[] = [];
+  const stores: string[] = [];
   for (let r = 0; r < m; r++)
-    for (let c = 0; c < m; c++) {
-      inner.push(`store(ob + ${r}u * p.W + ${c}u, y${r}_${c} + bias);`);
-      edge.push(`if (oy + ${r}u < p.H && ox + ${c}u < p.W) { store(ob + ${r}u * p.W + ${c}u, y${r}_${c} + bias); }`);
-    }
-  const stores = [`if (oy + ${m}u <= p.H && ox + ${m}u <= p.W) {\n    ${inner.join(' ')}\n  } else {\n    ${edge.join('\n    ')}\n  }`];
+    for (let c = 0; c < m; c++) stores.push(`if (oy + ${r}u < p.H && ox + ${c}u < p.W) { store(ob + ${r}u * p.W + ${c}u, y${r}_${c} + bias); }`);
   return new Program({
     name: `conv2d_winograd${m}_output`,
     inputs: { M: 'f32', Bias: 'f32', T: 'u32' },

@@ -41,15 +41,15 @@ function multiplyProgram(sub: boolean): Program {
   for (let j = 0; j < J; j++) for (let q = 0; q < Q; q++) decl.push(`var ${acc(j, q)} = vec4f(0.0);`);
   const steps: string[] = [];
   for (let k = 0; k < T_STEP; k++) {
-    steps.push(Array.from({ length: J }, (_, j) => `let x${k}_${j} = V[vr + ${j * LANES}u * p.TP + ${k}u];`).join(' '));
+    steps.push(Array.from({ length: J }, (_, j) => `let x${k}_${j} = V[vr + ${j * LANES}u * tp4 + ${4 * k}u];`).join(' '));
     if (sub) {
-      steps.push(Array.from({ length: perLane }, (_, i) => `let u${k}_${i} = G[gr + ${i}u * p.TP + ${k}u];`).join(' '));
+      steps.push(Array.from({ length: perLane }, (_, i) => `let u${k}_${i} = G[gr + ${i}u * tp4 + ${4 * k}u];`).join(' '));
       for (let q = 0; q < Q; q++) {
         const w = Array.from({ length: 4 }, (_, c) => `subgroupShuffle(u${k}_${(4 * q + c) % perLane}, ${Math.floor((4 * q + c) / perLane)}u)`);
         steps.push(`let w${k}_${q} = vec4f(${w.join(', ')});`);
       }
     } else {
-      for (let q = 0; q < Q; q++) steps.push(`let w${k}_${q} = vec4f(${Array.from({ length: 4 }, (_, c) => `G[gr + ${4 * q + c}u * p.TP + ${k}u]`).join(', ')});`);
+      for (let q = 0; q < Q; q++) steps.push(`let w${k}_${q} = vec4f(${Array.from({ length: 4 }, (_, c) => `G[gr + ${4 * q + c}u * tp4 + ${4 * k}u]`).join(', ')});`);
     }
   }
   // One statement per accumulator and step (see conv2d-winograd.ts: lavapipe blends every store to a variable).
@@ -71,6 +71,7 @@ function multiplyProgram(sub: boolean): Program {
   let e = wid.z / p.coBlocks;
   let co0 = cb * ${CO_BLOCK}u;
   let ci = wid.x * ${CI_BLOCK}u + lid.x;
+  let tp4 = p.TP * 4u;
   ${decl.join(' ')}
   for (var v = 0u; v < p.nv; v++) {
     var src = v;
@@ -80,11 +81,12 @@ function multiplyProgram(sub: boolean): Program {
     } else if (e != 0u) {
       continue;
     }
-    let vb = ((xi * p.nSrc + src) * p.ciP + ci) * p.TP;
-    let gb = ((xi * p.nv + v) * p.coP + co0${sub ? ` + (sid % ${LANES}u) * ${perLane}u` : ''}) * p.TP;
+    // V[ξ/4][n][c][tile][ξ%4], Gt alike (conv2d-winograd.ts).
+    let vb = (((xi >> 2u) * p.nSrc + src) * p.ciP + ci) * tp4 + (xi & 3u);
+    let gb = (((xi >> 2u) * p.nv + v) * p.coP + co0${sub ? ` + (sid % ${LANES}u) * ${perLane}u` : ''}) * tp4 + (xi & 3u);
     for (var t = 0u; t < p.TP; t += ${T_STEP}u) {
-      let vr = vb + t;
-      let gr = gb + t;
+      let vr = vb + 4u * t;
+      let gr = gb + 4u * t;
       ${steps.join('\n      ')}
     }
   }
@@ -142,8 +144,8 @@ function biasProgram(m: number): Program {
   var s = 0.0;
   for (var v = 0u; v < p.nv; v++) {
     if ((p.routed == 1u && T[2u * v + 1u] != e) || (p.routed == 0u && e != 0u)) { continue; }
-    let gb = ((${a + 1}u * p.nv + v) * p.coP + co) * p.TP;
-    for (var t = 0u; t < p.TP; t++) { s += Gt[gb + t]; }
+    let gb = ((${(a + 1) >> 2}u * p.nv + v) * p.coP + co) * p.TP * 4u + ${(a + 1) & 3}u;
+    for (var t = 0u; t < p.TP; t++) { s += Gt[gb + 4u * t]; }
   }
   DB[i] = select(0.0, DB[i], p.accumulate == 1u) + ${scale} * s;`,
   });

@@ -63,7 +63,8 @@ const TILE_UNIFORMS = {
 
 /**
  * Pass 1, one invocation per (tile, channel, sample) of a slab: the α×α transform of a patch of one channel, stored
- * V[ξ][n][ci][tile]; channels past the last and tiles past the band are zeros. 'input': Bᵀ d B of the α×α input
+ * V[ξ/4][n][ci][tile][ξ%4] (4 points per 16-byte store: on lavapipe a vec4 store costs about 1.5 scalar stores, and
+ * compiles to a quarter of the branches); channels past the last and tiles past the band are zeros. 'input': Bᵀ d B of the α×α input
  * patch (tiles overlap by 2, starting one pixel up-left of the output tile); 'gradient' (the weight gradient's
  * F(3×3, m×m)): G g Gᵀ of the m×m output-gradient tile.
  */
@@ -82,11 +83,12 @@ function tileTransformProgram(m: number, what: 'input' | 'gradient'): Program {
   for (let c = 0; c < size; c++) lines.push(...linearMap(C, (k) => `d${k}_${c}`, (i) => `t${i}_${c}`, `c${c}_`));
   for (let r = 0; r < a; r++) lines.push(...linearMap(C, (k) => `t${r}_${k}`, (j) => `v${r}_${j}`, `r${r}_`));
   const stores: string[] = [];
-  for (let r = 0; r < a; r++) for (let c = 0; c < a; c++) stores.push(`V[vo + ${(r * a + c)}u * step] = v${r}_${c};`);
+  const v = (xi: number) => `v${Math.floor(xi / a)}_${xi % a}`;
+  for (let q = 0; q < (a * a) / 4; q++) stores.push(`V[vo + ${q}u * step] = vec4f(${[0, 1, 2, 3].map((k) => v(4 * q + k)).join(', ')});`);
   return new Program({
     name: `conv2d_winograd${m}_${what}`,
     inputs: { X: 'f32' },
-    outputs: { V: 'f32' },
+    outputs: { V: 'vec4f' },
     uniforms: TILE_UNIFORMS,
     workgroupSize: WG,
     body: /* wgsl */ `
@@ -152,8 +154,8 @@ const MULTIPLY_UNIFORMS = {
 } as const;
 
 /**
- * Pass 2: workgroup (tile block, ξ, output sample × channel block); lane l owns tiles block·64 + 8j + l (j < 8) and
- * the CB output channels of the block. With `sub`, the CB weights of an input channel are loaded CB/8 per lane and
+ * Pass 2: workgroup (tile block, ξ, output sample × channel block); lane l owns the T consecutive tiles
+ * block·8T + lT + j (j < T) and the CB output channels of the block. With `sub`, the CB weights of an input channel are loaded CB/8 per lane and
  * shared with subgroupShuffle; without, every lane loads them all.
  */
 function multiplyProgram(cb: number, T: number, sub: boolean): Program {
@@ -167,7 +169,7 @@ function multiplyProgram(cb: number, T: number, sub: boolean): Program {
   // accumulator and step, not one per multiply-add, took the multiply from 5 instructions per multiply-add to 2.
   const steps: string[] = [];
   for (let k = 0; k < CI_STEP; k++) {
-    steps.push(Array.from({ length: T }, (_, j) => `let x${k}_${j} = V[vr + ${k}u * p.TP + ${j * LANES}u];`).join(' '));
+    steps.push(Array.from({ length: T }, (_, j) => `let x${k}_${j} = V[vr + ${k}u * tp4 + ${4 * j}u];`).join(' '));
     if (sub) {
       steps.push(Array.from({ length: perLane }, (_, i) => `let u${k}_${i} = U[ur + ${k}u * p.coP + ${i}u];`).join(' '));
       for (let q = 0; q < Q; q++) {
@@ -181,14 +183,15 @@ function multiplyProgram(cb: number, T: number, sub: boolean): Program {
   for (let j = 0; j < T; j++)
     for (let q = 0; q < Q; q++)
       steps.push(`${acc(j, q)} = ${acc(j, q)}${Array.from({ length: CI_STEP }, (_, k) => ` + x${k}_${j} * w${k}_${q}`).join('')};`);
+  // The lane's T consecutive tiles of one channel, 4 to a vec4 store.
   const stores: string[] = [];
   for (let q = 0; q < Q; q++)
     for (let c = 0; c < 4; c++)
-      for (let j = 0; j < T; j++) stores.push(`M[mo + ${4 * q + c}u * cs + ${j * LANES}u] = ${acc(j, q)}.${'xyzw'[c]};`);
+      for (let j = 0; j < T; j += 4) stores.push(`M[mo + ${4 * q + c}u * cs + ${j / 4}u] = vec4f(${[0, 1, 2, 3].map((k) => `${acc(j + k, q)}.${'xyzw'[c]}`).join(', ')});`);
   return new Program({
     name: 'conv2d_winograd_multiply',
     inputs: { V: 'f32', U: 'f32', T: 'u32' },
-    outputs: { M: 'f32' },
+    outputs: { M: 'vec4f' },
     uniforms: MULTIPLY_UNIFORMS,
     workgroupSize: LANES,
     enables: sub ? ['subgroups'] : [],
@@ -197,7 +200,8 @@ function multiplyProgram(cb: number, T: number, sub: boolean): Program {
   let cb = wid.z % p.coBlocks;
   let o = wid.z / p.coBlocks;
   let co0 = cb * ${cb}u;
-  let tl = wid.x * ${T * LANES}u + lid.x;
+  let tl = wid.x * ${T * LANES}u + lid.x * ${T}u;
+  let tp4 = p.TP * 4u;
   ${decl.join(' ')}
   var vBeg = o;
   var vEnd = o + 1u;
@@ -215,16 +219,16 @@ function multiplyProgram(cb: number, T: number, sub: boolean): Program {
     } else if (v != o) {
       continue;
     }
-    let vb = ((xi * p.nSrc + src) * p.ciP) * p.TP + tl;
+    let vb = ((((xi >> 2u) * p.nSrc + src) * p.ciP) * p.TP + tl) * 4u + (xi & 3u);
     let ub = (e * p.alpha2 + xi) * p.ciP * p.coP + co0${sub ? ` + (sid * ${perLane}u) % ${cb}u` : ''};
     for (var ci = 0u; ci < p.ciP; ci += ${CI_STEP}u) {
-      let vr = vb + ci * p.TP;
+      let vr = vb + ci * tp4;
       let ur = ub + ci * p.coP;
       ${steps.join('\n      ')}
     }
   }
-  let cs = p.alpha2 * p.TP;
-  let mo = ((o * p.coP + co0) * p.alpha2 + xi) * p.TP + tl;
+  let cs = p.alpha2 * p.TP / 4u;
+  let mo = (((o * p.coP + co0) * p.alpha2 + xi) * p.TP + tl) / 4u;
   ${stores.join(' ')}`,
   });
 }

@@ -9,9 +9,9 @@
  * before); then one output transform. The bias gradient comes from the transformed output gradient too: at the
  * point ξ = (1, 1) a tile's G g Gᵀ is its sum Σ g divided by f₁², G's Lagrange denominator of the point 1.
  *
- * The multiply mirrors the forward's on lavapipe: each invocation accumulates 4 input × 32 output channels (128
- * accumulators) over 2 tiles per step; a subgroup's 8 lanes take 32 input channels and share the 32 output
- * channels' gradient values through subgroupShuffle.
+ * The multiply mirrors the forward's on lavapipe: each invocation accumulates 4 consecutive input × 32 output
+ * channels (128 accumulators) over 2 tiles per step; a subgroup's 8 lanes take 32 input channels and share the 32
+ * output channels' gradient values through subgroupShuffle.
  */
 import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
@@ -41,7 +41,7 @@ function multiplyProgram(sub: boolean): Program {
   for (let j = 0; j < J; j++) for (let q = 0; q < Q; q++) decl.push(`var ${acc(j, q)} = vec4f(0.0);`);
   const steps: string[] = [];
   for (let k = 0; k < T_STEP; k++) {
-    steps.push(Array.from({ length: J }, (_, j) => `let x${k}_${j} = V[vr + ${j * LANES}u * tp4 + ${4 * k}u];`).join(' '));
+    steps.push(Array.from({ length: J }, (_, j) => `let x${k}_${j} = V[vr + ${j}u * tp4 + ${4 * k}u];`).join(' '));
     if (sub) {
       steps.push(Array.from({ length: perLane }, (_, i) => `let u${k}_${i} = G[gr + ${i}u * tp4 + ${4 * k}u];`).join(' '));
       for (let q = 0; q < Q; q++) {
@@ -55,13 +55,14 @@ function multiplyProgram(sub: boolean): Program {
   // One statement per accumulator and step (see conv2d-winograd.ts: lavapipe blends every store to a variable).
   for (let j = 0; j < J; j++)
     for (let q = 0; q < Q; q++) steps.push(`${acc(j, q)} = ${acc(j, q)}${Array.from({ length: T_STEP }, (_, k) => ` + x${k}_${j} * w${k}_${q}`).join('')};`);
+  // The lane's 4 consecutive input channels of one output channel in one vec4 store.
   const stores: string[] = [];
   for (let q = 0; q < Q; q++)
-    for (let c = 0; c < 4; c++) for (let j = 0; j < J; j++) stores.push(`M[mo + ${4 * q + c}u * p.ciP + ${j * LANES}u] = ${acc(j, q)}.${'xyzw'[c]};`);
+    for (let c = 0; c < 4; c++) stores.push(`M[mo + ${4 * q + c}u * (p.ciP / 4u)] = vec4f(${Array.from({ length: J }, (_, j) => `${acc(j, q)}.${'xyzw'[c]}`).join(', ')});`);
   return new Program({
     name: 'conv2d_winograd_weight_multiply',
     inputs: { V: 'f32', G: 'f32', T: 'u32' },
-    outputs: { M: 'f32' },
+    outputs: { M: 'vec4f' },
     uniforms: MULTIPLY_UNIFORMS,
     workgroupSize: LANES,
     enables: sub ? ['subgroups'] : [],
@@ -70,7 +71,7 @@ function multiplyProgram(sub: boolean): Program {
   let cb = wid.z % p.coBlocks;
   let e = wid.z / p.coBlocks;
   let co0 = cb * ${CO_BLOCK}u;
-  let ci = wid.x * ${CI_BLOCK}u + lid.x;
+  let ci = wid.x * ${CI_BLOCK}u + lid.x * ${J}u;
   let tp4 = p.TP * 4u;
   ${decl.join(' ')}
   for (var v = 0u; v < p.nv; v++) {
@@ -90,7 +91,7 @@ function multiplyProgram(sub: boolean): Program {
       ${steps.join('\n      ')}
     }
   }
-  let mo = ((e * p.alpha2 + xi) * p.coP + co0) * p.ciP + ci;
+  let mo = (((e * p.alpha2 + xi) * p.coP + co0) * p.ciP + ci) / 4u;
   ${stores.join(' ')}`,
   });
 }

@@ -171,13 +171,13 @@ function multiplyProgram(cb: number, T: number, sub: boolean): Program {
   for (let k = 0; k < CI_STEP; k++) {
     steps.push(Array.from({ length: T }, (_, j) => `let x${k}_${j} = V[vr + ${k}u * tp4 + ${4 * j}u];`).join(' '));
     if (sub) {
-      steps.push(Array.from({ length: perLane }, (_, i) => `let u${k}_${i} = U[ur + ${k}u * p.coP + ${i}u];`).join(' '));
+      steps.push(Array.from({ length: perLane }, (_, i) => `let u${k}_${i} = U[ur + ${4 * k}u * p.coP + ${4 * i}u];`).join(' '));
       for (let q = 0; q < Q; q++) {
         const w = Array.from({ length: 4 }, (_, c) => `subgroupShuffle(u${k}_${(4 * q + c) % perLane}, ${Math.floor((4 * q + c) / perLane)}u)`);
         steps.push(`let w${k}_${q} = vec4f(${w.join(', ')});`);
       }
     } else {
-      for (let q = 0; q < Q; q++) steps.push(`let w${k}_${q} = vec4f(${Array.from({ length: 4 }, (_, c) => `U[ur + ${k}u * p.coP + ${4 * q + c}u]`).join(', ')});`);
+      for (let q = 0; q < Q; q++) steps.push(`let w${k}_${q} = vec4f(${Array.from({ length: 4 }, (_, c) => `U[ur + ${4 * k}u * p.coP + ${4 * (4 * q + c)}u]`).join(', ')});`);
     }
   }
   for (let j = 0; j < T; j++)
@@ -220,10 +220,11 @@ function multiplyProgram(cb: number, T: number, sub: boolean): Program {
       continue;
     }
     let vb = ((((xi >> 2u) * p.nSrc + src) * p.ciP) * p.TP + tl) * 4u + (xi & 3u);
-    let ub = (e * p.alpha2 + xi) * p.ciP * p.coP + co0${sub ? ` + (sid * ${perLane}u) % ${cb}u` : ''};
+    // U[e][ξ/4][ci][co][ξ%4] (winograd-weights.ts).
+    let ub = (((e * p.alpha2 / 4u + (xi >> 2u)) * p.ciP * p.coP + co0${sub ? ` + (sid * ${perLane}u) % ${cb}u` : ''}) * 4u) + (xi & 3u);
     for (var ci = 0u; ci < p.ciP; ci += ${CI_STEP}u) {
       let vr = vb + ci * tp4;
-      let ur = ub + ci * p.coP;
+      let ur = ub + ci * p.coP * 4u;
       ${steps.join('\n      ')}
     }
   }
@@ -296,7 +297,7 @@ export interface WinogradArgs {
   m: number;
   /** (nSrc, Cx, H, W): the input (forward) or the output gradient (input gradient). */
   x: Tensor;
-  /** Transformed weights (E, α², ciP, coP) from winograd-weights.ts, with ciP and coP from paddedChannels. */
+  /** Transformed weights (E, α²/4, ciP, coP, 4) from winograd-weights.ts, with ciP and coP from paddedChannels. */
   u: Tensor;
   /** (E, Co) or null. */
   bias: Tensor | null;

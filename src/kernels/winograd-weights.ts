@@ -1,7 +1,7 @@
 /**
  * The transformed weights of the Winograd convolution (conv2d-winograd.ts), U = G g Gᵀ per 3×3 kernel g, laid out
- * (E, α², ciP, coP): for each expert and point ξ, a matrix of input × output channels, zero-padded to the multiply's
- * steps. For the input gradient the kernels are flipped and input and output channels swap roles.
+ * (E, α²/4, ciP, coP, 4): for each expert and point ξ, a matrix of input × output channels (zero-padded to the
+ * multiply's steps), 4 points interleaved so that each invocation stores them as vec4s (see conv2d-winograd.ts). For the input gradient the kernels are flipped and input and output channels swap roles.
  *
  * They are kept per weights tensor and reused while the weights are unchanged: the runtime counts the writes into
  * every buffer (Runtime.writeVersion), so inference transforms each weight once, and training, whose optimizer
@@ -21,11 +21,12 @@ function transformProgram(m: number): Program {
   for (let c = 0; c < 3; c++) lines.push(...linearMap(G, (k) => `g${k}_${c}`, (i) => `t${i}_${c}`, `c${c}_`));
   for (let r = 0; r < a; r++) lines.push(...linearMap(G, (k) => `t${r}_${k}`, (j) => `u${r}_${j}`, `r${r}_`));
   const stores: string[] = [];
-  for (let r = 0; r < a; r++) for (let c = 0; c < a; c++) stores.push(`Ut[uo + ${r * a + c}u * plane] = u${r}_${c};`);
+  const u = (xi: number) => `u${Math.floor(xi / a)}_${xi % a}`;
+  for (let q = 0; q < (a * a) / 4; q++) stores.push(`Ut[uo + ${q}u * plane] = vec4f(${[0, 1, 2, 3].map((k) => u(4 * q + k)).join(', ')});`);
   return new Program({
     name: `conv2d_winograd${m}_weights`,
     inputs: { W: 'f32' },
-    outputs: { Ut: 'f32' },
+    outputs: { Ut: 'vec4f' },
     uniforms: { n: 'u32', ci: 'u32', co: 'u32', ciP: 'u32', coP: 'u32', wE: 'u32', wO: 'u32', wI: 'u32', flip: 'u32' },
     workgroupSize: 64,
     flat: true,
@@ -38,7 +39,7 @@ function transformProgram(m: number): Program {
   let wb = e * p.wE + min(co, p.co - 1u) * p.wO + min(ci, p.ci - 1u) * p.wI;
   ${lines.join('\n  ')}
   let plane = p.ciP * p.coP;
-  let uo = (e * ${a * a}u * p.ciP + ci) * p.coP + co;
+  let uo = (e * ${(a * a) / 4}u * p.ciP + ci) * p.coP + co;
   ${stores.join(' ')}`,
   });
 }
@@ -57,13 +58,13 @@ export interface WeightLayout {
 
 const programs = new Map<number, Program>();
 
-/** Transforms w (E, Cout, Cin, 3, 3) into a new tensor (E, α², ciP, coP). */
+/** Transforms w (E, Cout, Cin, 3, 3) into a new tensor (E, α²/4, ciP, coP, 4). */
 export function transformWeights(w: Tensor, m: number, l: WeightLayout, ciP: number, coP: number): Tensor {
   const { alpha } = winogradMatrices(m);
   const E = w.shape[0];
   let prog = programs.get(m);
   if (!prog) programs.set(m, (prog = transformProgram(m)));
-  const u = Tensor.empty([E, alpha * alpha, ciP, coP]);
+  const u = Tensor.empty([E, (alpha * alpha) / 4, ciP, coP, 4]);
   const n = E * ciP * coP;
   prog.dispatchFlat(n, { W: w, Ut: u }, { n, ci: l.ci, co: l.co, ciP, coP, wE: l.wE, wO: l.wO, wI: l.wI, flip: l.flip ? 1 : 0 });
   return u;

@@ -3,12 +3,14 @@
  * sample o = conv(x[table[o][0]], w[table[o][1]]) + bias, ReLU optional; and, with `gather`, the input gradient
  * (every output sample that read an input sample adds its transformed gradient to it).
  *
- * Three passes per band of tiles, so that the transformed tensors stay small (cache-sized) and within one storage
+ * Three passes per band of tiles, so that the transformed tensors stay bounded (24 MB) and within one storage
  * binding, whatever the image size:
- *   1. input transform: each α×α input patch d (tiles overlap by 2) → V = Bᵀ d B, stored V[ξ][n][ci][tile];
+ *   1. input transform: each α×α input patch d (tiles overlap by 2) → V = Bᵀ d B, stored V[ξ/4][n][ci][tile][ξ%4];
  *   2. multiply: for each of the α² points ξ, a matrix product over input channels: M[o][co][ξ][tile] =
  *      Σ_ci V[ξ][src(o)][ci][tile] · U[e(o)][ξ][ci][co], with U = G g Gᵀ the transformed weights (winograd-weights.ts);
  *   3. output transform: Y = Aᵀ M A, + bias, ReLU, stored into the m×m output tile.
+ * On lavapipe a vec4 store costs about 1.5 scalar stores, a vec4 load 4-5 scalar loads: V, U and M are laid out so
+ * that they are written 4 values to a store and read one value to a load.
  * Input and output tensors larger than one binding are read and written in slabs (conv2d-slabs.ts): the input
  * transform reads each input slab's channels, the output transform writes each output slab.
  *
@@ -35,13 +37,9 @@ const LANES = 8;
 export const TILE_PAD = 64;
 /** Input channels per step of the multiply's loop: channels are padded with zeros to a multiple of it. */
 const CI_STEP = 2;
-/** Tiles per workgroup of the multiply: the tile count of a band is padded to a multiple of it. */
-
-/** Input channels per step of the multiply's unrolled loop (channels are padded to a multiple of it). */
-
 /** Workgroup size of the transforms. */
 const WG = 64;
-/** Bytes each transformed band (V, M) may take: small enough to stay in the CPU's cache between the passes. */
+/** Bytes each transformed band (V, M) may take (1 to 24 MB measured alike on lavapipe). */
 const BAND_BYTES = 24 << 20;
 
 export const roundUp = (n: number, k: number) => ceilDiv(n, k) * k;
@@ -63,10 +61,10 @@ const TILE_UNIFORMS = {
 
 /**
  * Pass 1, one invocation per (tile, channel, sample) of a slab: the α×α transform of a patch of one channel, stored
- * V[ξ/4][n][ci][tile][ξ%4] (4 points per 16-byte store: on lavapipe a vec4 store costs about 1.5 scalar stores, and
- * compiles to a quarter of the branches); channels past the last and tiles past the band are zeros. 'input': Bᵀ d B of the α×α input
- * patch (tiles overlap by 2, starting one pixel up-left of the output tile); 'gradient' (the weight gradient's
- * F(3×3, m×m)): G g Gᵀ of the m×m output-gradient tile.
+ * V[ξ/4][n][ci][tile][ξ%4] (4 points per 16-byte store, which also compiles to a quarter of the per-lane branches);
+ * channels past the last and tiles past the band are zeros. 'input': Bᵀ d B of the α×α input patch (tiles overlap by
+ * 2, starting one pixel up-left of the output tile); 'gradient' (the weight gradient's F(3×3, m×m)): G g Gᵀ of the
+ * m×m output-gradient tile.
  */
 function tileTransformProgram(m: number, what: 'input' | 'gradient'): Program {
   const { alpha: a, BT } = winogradMatrices(m);
@@ -117,7 +115,7 @@ export interface Band {
   tp: number;
 }
 
-/** Transforms the tiles of one band of x (n, c, H, W), slab by slab, into V (α², n, ciP, tp); channels [c, ciP) are zeros. */
+/** Transforms the tiles of one band of x (n, c, H, W), slab by slab, into V (α²/4, n, ciP, tp, 4); channels [c, ciP) are zeros. */
 export function transformTiles(m: number, what: 'input' | 'gradient', x: Tensor, V: Tensor, band: Band, ciP: number): void {
   const [n, c, H, W] = x.shape;
   const prog = cached(tilePrograms, `${m} ${what}`, () => tileTransformProgram(m, what));
@@ -135,7 +133,7 @@ export function transformTiles(m: number, what: 'input' | 'gradient', x: Tensor,
   }
 }
 
-/** The bands of the tile grid of an H×W image, each of at most `bandTiles` tiles (a multiple of TILE_PAD). */
+/** The bands of the tile grid of an H×W image: runs of tiles whose transformed tensors take at most BAND_BYTES and one binding. */
 export function bands(m: number, H: number, W: number, bytesPerTile: number): { bands: Band[]; TP: number } {
   const tiles = ceilDiv(W, m) * ceilDiv(H, m);
   if (bytesPerTile * TILE_PAD > engine().rt.maxBinding) throw new LimitError('winograd: one block of transformed tiles exceeds one storage binding');
@@ -155,8 +153,8 @@ const MULTIPLY_UNIFORMS = {
 
 /**
  * Pass 2: workgroup (tile block, ξ, output sample × channel block); lane l owns the T consecutive tiles
- * block·8T + lT + j (j < T) and the CB output channels of the block. With `sub`, the CB weights of an input channel are loaded CB/8 per lane and
- * shared with subgroupShuffle; without, every lane loads them all.
+ * block·8T + lT + j (j < T) and the CB output channels of the block. With `sub`, the CB weights of an input channel
+ * are loaded CB/8 per lane and shared with subgroupShuffle; without, every lane loads them all.
  */
 function multiplyProgram(cb: number, T: number, sub: boolean): Program {
   const Q = cb / 4;

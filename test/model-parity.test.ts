@@ -13,6 +13,7 @@ import { saveWeights, loadWeights } from '../src/model/weights-file.ts';
 import { stateDictSlots, disposeParameters } from '../src/model/parameters.ts';
 import { inferenceParity, readParityFixture, trainingParity } from '../src/check/parity.ts';
 import { describeComparison, type Comparison } from '../src/check/compare.ts';
+import { setConvAlgorithm } from '../src/kernels/conv2d-choice.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,6 +46,28 @@ t('training step with fixed noise: losses, loads and every parameter gradient ma
   assertAll(comparisons);
   assert.is(gradients, 86, 'every parameter gradient compared');
   assert.ok(comparisons.some((c) => c.what === 'expected.train.loss.total'), 'the total loss compared');
+});
+
+t('with the Winograd convolution forced (F(4×4), F(6×6)): inference and a training step still match PyTorch, and Winograd ran', async () => {
+  const e = await gpu();
+  const runs = () => e.rt.dispatchesByLabel.get('conv2d_winograd_multiply') ?? 0;
+  try {
+    for (const choice of ['winograd4', 'winograd6'] as const) {
+      setConvAlgorithm(choice);
+      const before = runs();
+      assertAll(await inferenceParity(fx));
+      const inference = runs() - before;
+      // 3×3 convolutions: 2 × 4 in the encoders, 2 × 2 local and 4 global expert layers.
+      assert.ok(inference >= 16, `${choice}: every 3×3 convolution of inference ran Winograd (${inference} multiplies)`);
+      const { comparisons } = await trainingParity(fx);
+      assertAll(comparisons);
+      // The training step: the same forward, and the input gradient of each but the two first layers (of the images).
+      const training = runs() - before - inference;
+      assert.ok(training >= 2 * inference - 2, `${choice}: the training step's forward and input gradients ran Winograd (${training} multiplies)`);
+    }
+  } finally {
+    setConvAlgorithm('auto');
+  }
 });
 
 t('weights round-trip through safetensors under the reference names', async () => {

@@ -6,8 +6,12 @@ Protocol: started with the weights and the cases, it prints one JSON line {"read
 `--inputs FILE` takes the inference pairs from a safetensors file (tensors `ir.WxH`, `vis.WxH`, shape (1,1,H,W)),
 so that other peers can fuse the same pair; the line "save CASE NAME\tPATH" then writes that case's fused image to
 PATH (tensor `fused`) and prints {"saved": PATH}, for checking the outputs against each other.
-Float32 throughout: TF32 is turned off so that both sides compute in float32. Needs only torch (and numpy).
+Every case also exists as "CASE NAME channels_last": the same network and inputs in PyTorch's channels_last memory
+format (a copy of the model with its own optimizer), the fastest layout of its CPU convolutions; the reference
+code's NCHW path stays the ratio of record. Float32 throughout: TF32 is turned off so that both sides compute in
+float32. Needs only torch (and numpy).
 """
+import copy
 import argparse
 import json
 import os
@@ -32,35 +36,40 @@ def main():
     torch.backends.cudnn.allow_tf32 = False
     torch.set_num_threads(os.cpu_count() or 1)
     cuda = a.device.startswith('cuda')
-    model = load_model(a.weights).to(a.device)
+    nchw = load_model(a.weights).to(a.device)
+    layouts = {'': (nchw, torch.contiguous_format), ' channels_last': (copy.deepcopy(nchw).to(memory_format=torch.channels_last), torch.channels_last)}
     g = torch.Generator().manual_seed(0)
     cases = {}
     given = load_safetensors(a.inputs)[0] if a.inputs else {}
 
     for size in filter(None, a.sizes.split(',')):
         w, h = (int(v) for v in size.split('x'))
-        ir, vis = (given[f'{name}.{size}'].float().to(a.device) if given else torch.rand(1, 1, h, w, generator=g).to(a.device)
-                   for name in ('ir', 'vis'))
+        inputs = [given[f'{name}.{size}'].float().to(a.device) if given else torch.rand(1, 1, h, w, generator=g).to(a.device)
+                  for name in ('ir', 'vis')]
+        for suffix, (model, fmt) in layouts.items():
+            ir, vis = (t.contiguous(memory_format=fmt) for t in inputs)
 
-        def infer(ir=ir, vis=vis):
-            with torch.no_grad():
-                return model(ir, vis, torch.full_like(ir, 0.5), train=False)[0]
+            def infer(model=model, ir=ir, vis=vis):
+                with torch.no_grad():
+                    return model(ir, vis, torch.full_like(ir, 0.5), train=False)[0]
 
-        cases[f'inference 1×{w}×{h}'] = infer
+            cases[f'inference 1×{w}×{h}{suffix}'] = infer
 
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-4)
+    optimizers = {suffix: torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-4) for suffix, (model, _) in layouts.items()}
     for spec in filter(None, a.train.split(',')):
         b, w, h = (int(v) for v in spec.split('x'))
-        ir, vis = (torch.rand(b, 1, h, w, generator=g).to(a.device) for _ in range(2))
+        inputs = [torch.rand(b, 1, h, w, generator=g).to(a.device) for _ in range(2)]
+        for suffix, (model, fmt) in layouts.items():
+            ir, vis = (t.contiguous(memory_format=fmt) for t in inputs)
 
-        def step(ir=ir, vis=vis):
-            opt.zero_grad(set_to_none=True)
-            fused, aux = model(ir, vis, torch.full_like(ir, 0.5), train=True)
-            losses(fused, vis, ir, torch.zeros_like(ir), aux, model.cfg)['total'].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 35)
-            opt.step()
+            def step(model=model, opt=optimizers[suffix], ir=ir, vis=vis):
+                opt.zero_grad(set_to_none=True)
+                fused, aux = model(ir, vis, torch.full_like(ir, 0.5), train=True)
+                losses(fused, vis, ir, torch.zeros_like(ir), aux, model.cfg)['total'].backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 35)
+                opt.step()
 
-        cases[f'train step {b}×{w}×{h}'] = step
+            cases[f'train step {b}×{w}×{h}{suffix}'] = step
 
     print(json.dumps({'ready': torch.cuda.get_device_name() if cuda else 'cpu'}), flush=True)
     for line in sys.stdin:

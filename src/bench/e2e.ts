@@ -2,10 +2,12 @@
  * End-to-end benchmark (`moefusion bench`, `npm run bench`): MoE-Fusion inference and a training step on the
  * engine and on the project's PyTorch implementation of the same network with the same weights, on the same machine
  * in the same run; inference also on onnxruntime-node (the exported network, CPU and WebGPU providers) when asked.
- * They take turns round by round (engine, PyTorch, onnxruntime…, engine, …) so that a change in the machine's load
- * reaches all; the ratio reported is the median of the per-round ratios. Every peer fuses the same pair, and its
- * output is checked against the engine's before any timing. Also: spread, peak memory and a per-stage breakdown
- * from GPU timestamps. Writes e2e-<adapter>-<date>.json and a bar chart PNG.
+ * They take turns round by round (engine, PyTorch, PyTorch channels_last, onnxruntime…, engine, …) so that a change
+ * in the machine's load reaches all; the ratio reported is the median of the per-round ratios to PyTorch in the
+ * reference code's layout (NCHW), the ratio of record; the ratio to PyTorch with channels_last tensors (its fastest
+ * CPU layout) is reported beside it. Every peer fuses the same pair, and its output is checked against the engine's
+ * before any timing. Also: spread, peak memory and a per-stage breakdown from GPU timestamps. Writes
+ * e2e-<adapter>-<date>.json and a bar chart PNG.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
@@ -30,6 +32,7 @@ import { OrtPeer, type OrtProvider } from './onnxruntime-peer.ts';
 import { fusionLosses } from '../model/losses.ts';
 import { barChartSvg, writeSvgImage } from '../io/charts.ts';
 import type { Runtime } from '../runtime/runtime.ts';
+import { setConvAlgorithm } from '../kernels/conv2d-choice.ts';
 
 export interface BenchOptions {
   /** Inference sizes, WIDTHxHEIGHT, comma-separated. */
@@ -46,6 +49,11 @@ export interface BenchOptions {
   python?: string;
   /** Also run inference on onnxruntime-node with these execution providers (the exported network). */
   ort?: readonly OrtProvider[];
+  /**
+   * Also run the engine with the direct convolution forced, each round right after the default run (before/after
+   * of the Winograd path in one process).
+   */
+  compareDirect?: boolean;
 }
 
 export const DEFAULT_BENCH: BenchOptions = { sizes: '640x480', train: '4x128x128', runs: 3, warmup: 1, torch: true, out: '.', ort: [] };
@@ -72,6 +80,12 @@ export interface CaseResult {
   check?: Record<string, number | string>;
   /** Inference on onnxruntime's providers: times and the median of engine / peer per round, or why it was not timed. */
   onnxruntime?: Record<string, (Spread & { ratio: number }) | { error: string }>;
+  /** PyTorch with channels_last tensors, and the median ratio to it. */
+  torchChannelsLast?: Spread;
+  ratioChannelsLast?: number;
+  /** With compareDirect: the engine with the direct convolution forced, and the median of its time / the default's. */
+  engineDirect?: Spread;
+  speedupOverDirect?: number;
 }
 
 /** An inference pair (1,1,H,W), the same for every peer. */
@@ -269,6 +283,8 @@ export async function runBenchmark(args: BenchOptions, log: (line: string) => vo
       const engineTimes: number[] = [];
       const torchTimes: number[] = [];
       const ratios: number[] = [];
+      const clTimes: number[] = [];
+      const clRatios: number[] = [];
       let torchPeak: number | null = null;
       const ortRuns = new Map<OrtPeer, { times: number[]; ratios: number[] }>();
       const ortFailed: Record<string, string> = Object.fromEntries(ort.flatMap((p) => ('error' in p ? [[p.name, p.error]] : [])));
@@ -281,16 +297,31 @@ export async function runBenchmark(args: BenchOptions, log: (line: string) => vo
             else ortRuns.set(p, { times: [], ratios: [] });
           }
       rt.pool.resetPeak();
+      const directTimes: number[] = [];
+      const speedups: number[] = [];
       for (let round = 0; round < args.warmup + args.runs; round++) {
         const t0 = performance.now();
         await c.run();
         const ms = performance.now() - t0;
+        let dms: number | null = null;
+        if (args.compareDirect) {
+          setConvAlgorithm('direct');
+          try {
+            const t1 = performance.now();
+            await c.run();
+            dms = performance.now() - t1;
+          } finally {
+            setConvAlgorithm('auto');
+          }
+        }
         let tms: number | null = null;
+        let cms: number | null = null;
         if (torch && !torchError) {
           try {
             const r = await torch.run(c.name);
             tms = r.ms;
             torchPeak = r.peakBytes ?? torchPeak;
+            cms = (await torch.run(`${c.name} channels_last`)).ms;
           } catch (err) {
             torchError = `PyTorch run failed: ${(err as Error).message}`;
           }
@@ -312,18 +343,30 @@ export async function runBenchmark(args: BenchOptions, log: (line: string) => vo
         }
         if (round < args.warmup) continue;
         engineTimes.push(ms);
-        if (tms !== null) {
+        if (dms !== null) {
+          directTimes.push(dms);
+          speedups.push(dms / ms);
+        }
+        if (tms !== null && cms !== null) {
           torchTimes.push(tms);
           ratios.push(ms / tms);
+          clTimes.push(cms);
+          clRatios.push(ms / cms);
         }
-        log(`${c.name} round ${round - args.warmup + 1}: engine ${ms.toFixed(0)} ms${tms !== null ? `, PyTorch ${tms.toFixed(0)} ms` : ''}${ortTimes.join('')}`);
+        log(`${c.name} round ${round - args.warmup + 1}: engine ${ms.toFixed(0)} ms${dms !== null ? ` (direct convolution ${dms.toFixed(0)} ms)` : ''}${tms !== null ? `, PyTorch ${tms.toFixed(0)} ms, channels_last ${cms?.toFixed(0)} ms` : ''}${ortTimes.join('')}`);
       }
       const peakBytes = rt.pool.peakBytes;
       const stages = await stageBreakdown(rt, c.run);
       const r: CaseResult = { name: c.name, engine: { ...spread(engineTimes), peakBytes, stages } };
+      if (directTimes.length) {
+        r.engineDirect = spread(directTimes);
+        r.speedupOverDirect = spread(speedups).median;
+      }
       if (torchTimes.length === engineTimes.length && torch) {
         r.torch = { ...spread(torchTimes), peakBytes: torchPeak, device: torch.device };
         r.ratio = spread(ratios).median;
+        r.torchChannelsLast = spread(clTimes);
+        r.ratioChannelsLast = spread(clRatios).median;
       } else if (args.torch) r.torch = { error: torchError ?? 'PyTorch did not run' };
       if (check) r.check = check;
       if (c.pair && ort.length)
@@ -385,14 +428,17 @@ async function checkOutputs(
 
 async function report(args: BenchOptions, adapter: string, software: boolean, results: CaseResult[], log: (line: string) => void): Promise<string> {
   const ms = (v: number) => v.toFixed(0);
-  log('\n| case | engine median (ms) | engine min–max | engine peak MiB | PyTorch median (ms) | engine / PyTorch (median of rounds) |');
-  log('|---|---:|---:|---:|---:|---:|');
+  log('\n| case | engine median (ms) | engine min–max | engine peak MiB | PyTorch NCHW median (ms) | engine / PyTorch NCHW | PyTorch channels_last (ms) | engine / channels_last |');
+  log('|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of results) {
     const t = r.torch && 'median' in r.torch ? r.torch : null;
+    const cl = r.torchChannelsLast;
     log(
-      `| ${r.name} | ${ms(r.engine.median)} | ${ms(r.engine.min)}–${ms(r.engine.max)} | ${ms(r.engine.peakBytes / 2 ** 20)} | ${t ? `${ms(t.median)} (${t.device})` : 'n/a'} | ${r.ratio ? `${r.ratio.toFixed(2)}×` : 'n/a'} |`,
+      `| ${r.name} | ${ms(r.engine.median)} | ${ms(r.engine.min)}–${ms(r.engine.max)} | ${ms(r.engine.peakBytes / 2 ** 20)} | ${t ? `${ms(t.median)} (${t.device})` : 'n/a'} | ${r.ratio ? `${r.ratio.toFixed(2)}×` : 'n/a'} | ${cl ? ms(cl.median) : 'n/a'} | ${r.ratioChannelsLast ? `${r.ratioChannelsLast.toFixed(2)}×` : 'n/a'} |`,
     );
   }
+  for (const r of results)
+    if (r.engineDirect) log(`${r.name}: engine with the direct convolution forced ${ms(r.engineDirect.median)} ms; default / direct ${r.speedupOverDirect!.toFixed(2)}× faster (median of rounds)`);
   const withOrt = results.filter((r) => r.onnxruntime);
   if (withOrt.length) {
     log('\n| case | peer | median (ms) | min–max | engine / peer (median of rounds) | output vs engine (max relative difference) |');
@@ -420,9 +466,17 @@ async function report(args: BenchOptions, adapter: string, software: boolean, re
     return v && 'median' in v ? v.median : NaN;
   };
   const chart = barChartSvg(
-    results.map((r) => ({ label: r.name, values: [r.engine.median, r.torch && 'median' in r.torch ? r.torch.median : NaN, ...ortPeers.map((p) => ortMedian(r, p))] })),
+    results.map((r) => ({
+      label: r.name,
+      values: [r.engine.median, r.torch && 'median' in r.torch ? r.torch.median : NaN, r.torchChannelsLast?.median ?? NaN, ...ortPeers.map((p) => ortMedian(r, p))],
+    })),
     // Short names for onnxruntime's providers: the legend is one line.
-    [`engine (${adapter})`, `PyTorch${torchDevice ? ` (${torchDevice})` : ''}`, ...ortPeers.map((p) => p.replace('onnxruntime-cpu', 'ORT CPU').replace('onnxruntime-webgpu', 'ORT WebGPU'))],
+    [
+      `engine (${adapter})`,
+      `PyTorch${torchDevice ? ` (${torchDevice})` : ''}`,
+      'PyTorch channels_last',
+      ...ortPeers.map((p) => p.replace('onnxruntime-cpu', 'ORT CPU').replace('onnxruntime-webgpu', 'ORT WebGPU')),
+    ],
     { title: `MoE-Fusion end to end, ${date}`, yLabel: 'milliseconds (lower is faster)' },
   );
   await writeSvgImage(join(args.out, `e2e-${slug}-${date}.png`), chart);

@@ -21,6 +21,7 @@ import { refResize, refResizeGradPlane } from './reference/resize.ts';
 import { refSoftmax } from './reference/softmax.ts';
 import { sumAxes } from './reference/reduce.ts';
 import { ReferenceAdam } from './reference/optimizer.ts';
+import { setConvAlgorithm } from '../kernels/conv2d-choice.ts';
 
 /** One named check: runs its cases and returns every comparison it made. */
 export interface SelfCheck {
@@ -347,7 +348,56 @@ function adamCheck(): SelfCheck {
   };
 }
 
+/**
+ * Relative errors allowed for the Winograd convolution, F(4×4) and F(6×6): its transforms' constants (up to 21/4 and
+ * 1/90 for F(6×6)) round in float32 too; measured worst 6e-6 and 1e-5 with up to 160 input channels.
+ */
+export const WINOGRAD_TOLERANCE: Record<number, number> = { 4: 2e-5, 6: 6e-5 };
+
+/**
+ * The Winograd convolution, forced wherever it may run (conv2d-choice.ts picks it only where a measured table says it
+ * is faster): forward with bias and ReLU, routed, and the input, weight and bias gradients, F(4×4) and F(6×6).
+ */
+function winogradCheck(): SelfCheck {
+  return {
+    name: 'winograd convolution',
+    async run() {
+      const rng = new Rng(105);
+      const list: Comparison[] = [];
+      const [Nin, Cin, Cout, E, H, W] = [2, 7, 19, 3, 13, 10];
+      const table = [[1, 2], [0, 0], [1, 0]] as const;
+      const x = rng.uniform(Nin * Cin * H * W);
+      const w = rng.uniform(E * Cout * Cin * 9);
+      const b = rng.uniform(E * Cout);
+      const g = rng.uniform(table.length * Cout * H * W);
+      const want = refConv({ x, xShape: [Nin, Cin, H, W], w, E, Cout, K: 3, b, table, pad: 1, relu: true });
+      const grads = refConvGrads(x, [Nin, Cin, H, W], w, E, Cout, 3, table, g);
+      try {
+        for (const m of [4, 6] as const) {
+          setConvAlgorithm(m === 4 ? 'winograd4' : 'winograd6');
+          const tol = WINOGRAD_TOLERANCE[m];
+          const tbl = () => Tensor.fromArray(table.flat(), [table.length, 2], 'u32');
+          const out = noGrad(() => tidy(() => routedConv2d(Tensor.fromArray(x, [Nin, Cin, H, W]), Tensor.fromArray(w, [E, Cout, Cin, 3, 3]), Tensor.fromArray(b, [E, Cout]), tbl(), { relu: true })));
+          list.push(compareValues(`F(${m}×${m}) routed forward with bias and ReLU`, await out.data(), want.data, tol));
+          out.dispose();
+          const [xt, wt, bt] = [leaf(x, [Nin, Cin, H, W]), leaf(w, [E, Cout, Cin, 3, 3]), leaf(b, [E, Cout])];
+          const tableT = tbl();
+          const y = routedConv2d(xt, wt, bt, tableT);
+          backward(y, Tensor.fromArray(g, y.shape));
+          list.push(compareValues(`F(${m}×${m}) input gradient`, await read(xt.grad, x.length), grads.dx, tol));
+          list.push(compareValues(`F(${m}×${m}) weight gradient`, await read(wt.grad, w.length), grads.dw, tol));
+          list.push(compareValues(`F(${m}×${m}) bias gradient`, await read(bt.grad, b.length), grads.db, tol));
+          for (const t of [y, xt, wt, bt, tableT]) t.dispose();
+        }
+      } finally {
+        setConvAlgorithm('auto');
+      }
+      return list;
+    },
+  };
+}
+
 /** Every kernel check, in the order selftest runs them. */
 export function kernelChecks(): SelfCheck[] {
-  return [matmulCheck(), convForwardCheck(), convGradientCheck(), routedConvCheck(), gateCheck(), combineCheck(), attentionCheck(), resizeCheck(), softmaxSumCheck(), adamCheck()];
+  return [matmulCheck(), convForwardCheck(), convGradientCheck(), routedConvCheck(), winogradCheck(), gateCheck(), combineCheck(), attentionCheck(), resizeCheck(), softmaxSumCheck(), adamCheck()];
 }

@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { DEFAULT_BENCH, parseDims, runBenchmark } from '../bench/e2e.ts';
 import { runKernelBenchmark } from '../bench/kernels.ts';
 import { parseProviders } from '../bench/onnxruntime-peer.ts';
+import { runConvTableBenchmark } from '../bench/conv-table.ts';
 import { UsageError } from './errors.ts';
 import { checkOutputs } from './outputs.ts';
 
@@ -36,13 +37,14 @@ export function benchCommand(): Command {
     .option('--python <path>', 'Python with PyTorch for the reference', 'python3')
     .option('--ort <list>', 'also time inference on onnxruntime-node (dev dependency): cpu, webgpu, comma-separated', 'none')
     .option('--out <dir>', 'folder for results (JSON and chart)', DEFAULT_BENCH.out)
-    .option('--kernels', "instead: time the engine's kernels (matmul, every convolution, gradients, gates, attention, …)")
+    .option('--kernels', "instead: time the engine's kernels (matmul, every convolution, gradients, gates, attention, …) and measure the convolution algorithm table (conv-table-*.json, for MOEFUSION_CONV_TABLE)")
     .option('--kernel-size <WxH>', 'working size of the kernel benchmark', '160x120')
     .action(async (o: { sizes: string; train: string; runs: string; warmup: string; torch: boolean; python: string; out: string; kernels?: boolean; kernelSize: string; ort: string }) => {
       checkOptions(o);
       if (o.kernels) {
         const [width, height] = parseDims(o.kernelSize, 2, '--kernel-size');
         await runKernelBenchmark({ width, height, runs: Number(o.runs), out: o.out });
+        await runConvTableBenchmark({ width, height, runs: Number(o.runs), out: o.out });
         return;
       }
       await runBenchmark({ ...o, runs: Number(o.runs), warmup: Number(o.warmup), ort: parseProviders(o.ort) });

@@ -4,7 +4,8 @@
  *   db[e][co] = Σ_{v routed to e} Σ_{y,x} gy[v][co][y][x].
  * Each invocation owns COB output channels × one input channel × all K² taps over one band of rows (a "part"),
  * sliding a K×K window of the input along each row so that every input value is loaded once per row; the
- * per-part sums are reduced by a second pass. Experts that no sample was routed to get zeros.
+ * per-part sums are reduced by a second pass. Experts that no sample was routed to get zeros. 3×3, padding-1
+ * convolutions may take the Winograd form instead (conv2d-winograd-grad.ts), as conv2d-choice.ts decides.
  */
 import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
@@ -13,6 +14,8 @@ import { sumKernel } from './reduce.ts';
 import { ceilDiv, flatGrid, Program, type ProgramSpec, type UniformType } from './program.ts';
 import { planSlabs } from './conv2d-slabs.ts';
 import { subgroupSize } from './subgroups.ts';
+import { convAlgorithm } from './conv2d-choice.ts';
+import { winogradWeightGrad, winogradWeightGradFits } from './conv2d-winograd-grad.ts';
 
 const COB = 4;
 const WG = 64;
@@ -295,6 +298,10 @@ export function conv2dWeightGradKernel(x: Tensor, gy: Tensor, table: Tensor | nu
   const rt = engine().rt;
   const [Nin, Cin, Hin, Win] = x.shape;
   const [Nv, Cout, Hout, Wout] = gy.shape;
+  if (K === 3 && pad === 1 && Hout === Hin && Wout === Win) {
+    const m = convAlgorithm({ ci: Cin, co: Cout, pixels: Nv * Hout * Wout, pass: 'weight' });
+    if (m && winogradWeightGradFits(m, Nin, Cin, Nv, Cout, E)) return winogradWeightGrad(x, gy, table, E, m, subgroupSize() > 0);
+  }
   // Subgroup path: a workgroup is one full subgroup, so that the broadcast lanes 0-7 are always active.
   const subSize = subgroupSize();
   const sub = subSize > 0;

@@ -23,6 +23,9 @@ import { LimitError } from '../runtime/errors.ts';
 import { ceilDiv, MAX_GRID, Program, type UniformType } from './program.ts';
 import { addInto, planSlabs } from './conv2d-slabs.ts';
 import { fixedSubgroupSize, subgroupSize } from './subgroups.ts';
+import { paddedChannels, winogradConv, winogradFits, type WinogradArgs } from './conv2d-winograd.ts';
+import { cachedTransform, type WeightLayout } from './winograd-weights.ts';
+import { convAlgorithm } from './conv2d-choice.ts';
 
 // 3×3: 8 pixels × 16 channels per invocation was the fastest block on lavapipe; larger blocks hold more
 // accumulators than LLVM keeps in registers and compile for tens of seconds. Other kernel sizes use a smaller
@@ -295,6 +298,11 @@ export function conv2dKernel(a: ConvArgs): Tensor {
   const [E, Cout, Cin, K] = a.w.shape;
   const [Nx, , Hin, Win] = a.x.shape;
   const nv = a.table ? a.table.shape[0] : Nx;
+  const m = winogradTile(K, a.pad, Nx, Cin, nv, Cout, Hin, Win, false);
+  if (m) {
+    const l = { ci: Cin, co: Cout, wE: Cout * Cin * 9, wO: Cin * 9, wI: 9, flip: false };
+    return runWinograd(a.x, a.w, m, l, { bias: a.bias, table: a.table, relu: a.relu, gather: false, nOut: nv, nv });
+  }
   const out = Tensor.empty([nv, Cout, Hin + 2 * a.pad - K + 1, Win + 2 * a.pad - K + 1]);
   runConv(a, out, { gather: false, flip: false, K, nv, wE: Cout * Cin * K * K, wO: Cin * K * K, wI: K * K, bE: Cout, experts: E });
   return out;
@@ -305,10 +313,36 @@ export function conv2dInputGradKernel(gy: Tensor, w: Tensor, table: Tensor | nul
   const [E, Cout, Cin, K] = w.shape;
   const [nv, , Hout, Wout] = gy.shape;
   const pt = K - 1 - pad;
+  const m = winogradTile(K, pt, nv, Cout, nIn, Cin, Hout, Wout, true);
+  if (m) {
+    const l = { ci: Cout, co: Cin, wE: Cout * Cin * 9, wO: 9, wI: Cin * 9, flip: true };
+    return runWinograd(gy, w, m, l, { bias: null, table, relu: false, gather: true, nOut: nIn, nv });
+  }
   const out = Tensor.empty([nIn, Cin, Hout + 2 * pt - K + 1, Wout + 2 * pt - K + 1]);
   const args: ConvArgs = { x: gy, w, bias: null, table, pad: pt, relu: false };
   runConv(args, out, { gather: true, flip: true, K, nv, wE: Cout * Cin * K * K, wO: K * K, wI: Cin * K * K, bE: 0, experts: E });
   return out;
+}
+
+/**
+ * The Winograd tile (4 or 6) for a 3×3, padding-1 convolution when conv2d-choice.ts picks one for its shape and the
+ * transformed tiles fit the bindings; 0: the direct kernel. Input (nSrc, cx, H, W) → output (nOut, co, H, W).
+ */
+function winogradTile(K: number, pad: number, nSrc: number, cx: number, nOut: number, co: number, H: number, W: number, grad: boolean): number {
+  if (K !== 3 || pad !== 1) return 0;
+  // The table speaks of the forward's channels, for the input gradient too.
+  const m = convAlgorithm({ ci: grad ? co : cx, co: grad ? cx : co, pixels: nOut * H * W, pass: grad ? 'input' : 'forward' });
+  return m && winogradFits(m, nSrc, cx, nOut, co) ? m : 0;
+}
+
+function runWinograd(x: Tensor, w: Tensor, m: number, l: WeightLayout, o: Omit<WinogradArgs, 'm' | 'x' | 'u' | 'co' | 'sub'>): Tensor {
+  const { ciP, coP } = paddedChannels(l.ci, l.co);
+  const u = cachedTransform(w, m, l, ciP, coP);
+  try {
+    return winogradConv({ ...o, m, x, u, co: l.co, sub: subgroupSize() > 0 });
+  } finally {
+    u.dispose();
+  }
 }
 
 interface Layout {

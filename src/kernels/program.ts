@@ -154,12 +154,14 @@ export class Program {
       if (!b) throw new Error(`kernel '${this.spec.name}': binding '${name}' is missing`);
       return isTensor(b) ? b.buffer : b;
     });
+    const inputs = Object.keys(this.spec.inputs ?? {}).length;
     engine().rt.dispatch({
       label: this.spec.name,
       code: this.code,
       buffers,
       params: this.fields.length ? this.pack(uniforms) : undefined,
       workgroups: [workgroups[0], workgroups[1], workgroups[2]],
+      written: buffers.map((_, i) => i).filter((i) => i >= inputs),
     });
   }
 

@@ -27,6 +27,12 @@ export interface DispatchSpec {
   buffers: (GPUBuffer | BufferRange)[];
   params?: Uint8Array;
   workgroups: [number, number?, number?];
+  /** Indices into `buffers` of the bindings the kernel writes (their write versions advance). */
+  written?: number[];
+}
+
+function bufferOf(b: GPUBuffer | BufferRange): GPUBuffer {
+  return b instanceof GPUBuffer ? b : b.buffer;
 }
 
 /** A command recorded behind a kernel that is still compiling: `run` encodes it once `ready` has settled. */
@@ -62,6 +68,10 @@ export class Runtime {
   private backlog: Deferred[] = [];
   private draining: Promise<void> | null = null;
   dispatchCount = 0;
+  /** Dispatches per kernel label since the runtime started (tests check which kernels ran). */
+  readonly dispatchesByLabel = new Map<string, number>();
+  /** Writes recorded into each buffer (dispatch outputs, copies, clears, uploads): see writeVersion. */
+  private writes = new WeakMap<GPUBuffer, number>();
   /** When true, timestamp() records GPU timestamps (benchmarks turn it on). */
   profiling = false;
 
@@ -180,6 +190,8 @@ export class Runtime {
       );
     const pipeline = this.pipelines.get(spec.code, spec.label);
     this.dispatchCount++;
+    this.dispatchesByLabel.set(spec.label, (this.dispatchesByLabel.get(spec.label) ?? 0) + 1);
+    for (const i of spec.written ?? []) this.markWritten(bufferOf(spec.buffers[i]));
     if (pipeline instanceof Promise) {
       const run = () => {
         const ready = this.pipelines.get(spec.code, spec.label);
@@ -209,9 +221,22 @@ export class Runtime {
     if (++this.sinceSubmit >= SUBMIT_EVERY) this.submit();
   }
 
+  /**
+   * How many writes into `buffer` have been recorded so far: a value derived from the buffer's contents (transformed
+   * weights) is still valid while this number is unchanged. Every write goes through the runtime, so none is missed.
+   */
+  writeVersion(buffer: GPUBuffer): number {
+    return this.writes.get(buffer) ?? 0;
+  }
+
+  private markWritten(buffer: GPUBuffer): void {
+    this.writes.set(buffer, (this.writes.get(buffer) ?? 0) + 1);
+  }
+
   /** Records a buffer-to-buffer copy in command order. */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.check();
+    this.markWritten(dst);
     const run = () => {
       this.endPass();
       this.getEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
@@ -222,6 +247,7 @@ export class Runtime {
   /** Records a zero fill in command order. */
   clear(buffer: GPUBuffer, offset = 0, bytes?: number): void {
     this.check();
+    this.markWritten(buffer);
     const run = () => {
       this.endPass();
       this.getEncoder().clearBuffer(buffer, offset, bytes);
@@ -232,6 +258,7 @@ export class Runtime {
   /** Writes data into a buffer after all work recorded so far (the buffer may be a recycled one still in use). */
   upload(buffer: GPUBuffer, offset: number, data: ArrayBufferView): void {
     this.check();
+    this.markWritten(buffer);
     const write = (bytes: ArrayBufferView) => {
       if (this.encoder) this.submit();
       this.device.queue.writeBuffer(buffer, offset, bytes.buffer, bytes.byteOffset, bytes.byteLength);

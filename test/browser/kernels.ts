@@ -1,6 +1,6 @@
 /**
  * A fast subset of the kernel tests, bundled for a browser (test/browser.test.ts runs it in Chromium): convolution
- * (forward, routed, input/weight/bias gradients, slabs), matmul, the gate (linear map, noisy top-k), the expert
+ * (forward, routed, input/weight/bias gradients, slabs; Winograd forced), matmul, the gate (linear map, noisy top-k), the expert
  * combine, attention and bilinear resize, each against the float64 references of test/helpers, with the subgroup
  * kernels and the portable ones where the engine uses subgroups on this adapter. Shapes are those of the Node
  * tests, fewer of them. window.moefusionKernelChecks.run() returns one result per check instead of throwing.
@@ -8,15 +8,17 @@
 import { initEngine, engine, tidy } from '../../src/tensor/engine.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/autograd/tape.ts';
-import { attention, combineExperts, conv2d, gateLinear, matmul, noisyTopKGate, resizeBilinear, scaledSize } from '../../src/ops/index.ts';
+import { attention, combineExperts, conv2d, gateLinear, matmul, noisyTopKGate, resizeBilinear, routedConv2d, scaledSize } from '../../src/ops/index.ts';
 import { setSubgroupsAllowed, subgroupSize } from '../../src/kernels/subgroups.ts';
-import { setConvRowSharing } from '../../src/kernels/conv2d.ts';
+import { conv2dInputGradKernel, setConvRowSharing } from '../../src/kernels/conv2d.ts';
+import { setConvAlgorithm } from '../../src/kernels/conv2d-choice.ts';
+import { WINOGRAD_BOUND } from '../helpers/winograd.ts';
 import { adapterName } from '../../src/runtime/device.ts';
-import { assertClose } from '../helpers/compare.ts';
+import { assertClose, maxRelError } from '../helpers/compare.ts';
 import { convGradients, WIDE_CHANNEL_CASES } from '../helpers/conv.ts';
 import { Rng } from '../../src/util/rng.ts';
 import * as ref from '../helpers/reference.ts';
-import { refConv } from '../../src/check/reference/conv2d.ts';
+import { refConv, refConvInputGrad } from '../../src/check/reference/conv2d.ts';
 import { refConvGrads } from '../../src/check/reference/conv2d-grad.ts';
 import { gateRef } from '../../src/check/reference/gating.ts';
 import { combineGradRef, combineRef } from '../../src/check/reference/combine.ts';
@@ -129,6 +131,36 @@ const checks: Check[] = [
         for (const v of [out, seed, xt, wt, bt]) v.dispose();
       } finally {
         e.rt.bindingLimitForTests = null;
+      }
+    },
+  ],
+  [
+    'Winograd convolution F(4×4) and F(6×6), forced: forward (bias, relu, routed) and input gradient',
+    true,
+    async (mode) => {
+      const [Nin, Cin, Cout, E, H, W] = [2, 6, 19, 3, 14, 9];
+      const table: Array<[number, number]> = [[1, 2], [0, 0], [1, 0]];
+      const x = rng.uniform(Nin * Cin * H * W);
+      const w = rng.uniform(E * Cout * Cin * 9);
+      const b = rng.uniform(E * Cout);
+      const g = rng.uniform(table.length * Cout * H * W);
+      const want = refConv({ x, xShape: [Nin, Cin, H, W], w, E, Cout, K: 3, b, table, pad: 1, relu: true }).data;
+      const wantDx = refConvInputGrad([Nin, Cin, H, W], w, Cout, 3, table, g);
+      try {
+        for (const m of [4, 6] as const) {
+          setConvAlgorithm(m === 4 ? 'winograd4' : 'winograd6');
+          const tbl = () => Tensor.fromArray(table.flat(), [table.length, 2], 'u32');
+          const out = tidy(() => routedConv2d(Tensor.fromArray(x, [Nin, Cin, H, W]), Tensor.fromArray(w, [E, Cout, Cin, 3, 3]), Tensor.fromArray(b, [E, Cout]), tbl(), { relu: true }));
+          const err = maxRelError(await out.data(), want);
+          if (!(err <= WINOGRAD_BOUND[m])) throw new Error(`F(${m}×${m}) forward (${mode}): relative error ${err} > ${WINOGRAD_BOUND[m]}`);
+          out.dispose();
+          const dx = tidy(() => conv2dInputGradKernel(Tensor.fromArray(g, [table.length, Cout, H, W]), Tensor.fromArray(w, [E, Cout, Cin, 3, 3]), tbl(), 1, Nin));
+          const errDx = maxRelError(await dx.data(), wantDx);
+          if (!(errDx <= WINOGRAD_BOUND[m])) throw new Error(`F(${m}×${m}) input gradient (${mode}): relative error ${errDx} > ${WINOGRAD_BOUND[m]}`);
+          dx.dispose();
+        }
+      } finally {
+        setConvAlgorithm('auto');
       }
     },
   ],

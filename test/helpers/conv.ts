@@ -9,17 +9,20 @@ import { tidy } from '../../src/tensor/engine.ts';
 import { conv2d, mul, routedConv2d, sum } from '../../src/ops/index.ts';
 import { subgroupSize, setSubgroupsAllowed } from '../../src/kernels/subgroups.ts';
 import { setConvRowSharing } from '../../src/kernels/conv2d.ts';
+import { setConvAlgorithm } from '../../src/kernels/conv2d-choice.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { gradcheck } from './gradcheck.ts';
 
 /**
- * Runs body once per convolution path this adapter has: subgroups with input rows shared between lanes ('rows'),
- * subgroups without ('subgroups'), and the portable kernels ('off'); only 'off' without subgroups. Restores both
- * switches afterwards.
+ * Runs body once per path of the direct convolution kernel this adapter has: subgroups with input rows shared
+ * between lanes ('rows'), subgroups without ('subgroups'), and the portable kernels ('off'); only 'off' without
+ * subgroups. The Winograd path is off meanwhile (its own tests: conv2d-winograd.test.ts). Restores the switches
+ * afterwards.
  */
 export async function forEachConvMode(body: (mode: string) => Promise<void>): Promise<void> {
   const modes = subgroupSize() ? ['rows', 'subgroups', 'off'] : ['off'];
   try {
+    setConvAlgorithm('direct');
     for (const mode of modes) {
       setSubgroupsAllowed(mode !== 'off');
       setConvRowSharing(mode === 'rows');
@@ -28,6 +31,7 @@ export async function forEachConvMode(body: (mode: string) => Promise<void>): Pr
   } finally {
     setSubgroupsAllowed(true);
     setConvRowSharing(true);
+    setConvAlgorithm('auto');
   }
 }
 

@@ -11,7 +11,6 @@ import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { initEngine, shutdownEngine } from '../src/tensor/engine.ts';
 import { writeSyntheticDataset } from '../src/io/synthetic-scenes.ts';
-import { detectorToHost } from '../src/model/detector/weights.ts';
 import { trainSyntheticDetector } from '../src/model/detector/synthetic-training.ts';
 import { loadWeightsWithConfig, saveWeights } from '../src/model/weights-file.ts';
 import { DEFAULT_WEIGHTS } from '../src/cli/defaults.ts';
@@ -24,9 +23,7 @@ const { detector } = await trainSyntheticDetector((step, loss) => {
 });
 rmSync(out, { recursive: true, force: true });
 const weights = join(out, 'weights.safetensors');
-const { params, config: fusion } = loadWeightsWithConfig(DEFAULT_WEIGHTS);
-const host = await detectorToHost(detector.tensors, detector.config);
-await saveWeights(weights, params, fusion, { inferenceOnly: true, metadata: host.metadata, extraTensors: host.tensors });
+await saveWeights(weights, loadWeightsWithConfig(DEFAULT_WEIGHTS), { inferenceOnly: true, detector });
 shutdownEngine();
 
 const data = join(out, 'data');

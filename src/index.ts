@@ -22,7 +22,6 @@ export { maxFusion, multiscaleFusion, CLASSIC_METHODS, type ClassicMethod } from
 export { InputError, type GrayImage, type ImageDataLike, type RawPixels, type PixelInput } from './io/pixels.ts';
 export { Detector, fusionAttention, type DetectorOutput } from './model/detector/network.ts';
 export { DEFAULT_DETECTOR_CONFIG, M3FD_CLASSES, type DetectorConfig } from './model/detector/config.ts';
-export { initDetectorTensors } from './model/detector/parameters.ts';
 export { buildTargets } from './model/detector/targets.ts';
 export { detectorLoss, detectionLosses } from './model/detector/losses.ts';
 export { decodeDetections, type Detection } from './model/detector/decode.ts';
@@ -30,9 +29,9 @@ export { evaluateDetections, formatDetectionTable } from './metrics/detection-ma
 export { syntheticScene, writeSyntheticDataset, SYNTHETIC_CLASSES } from './io/synthetic-scenes.ts';
 export { FusionNet, type ForwardOptions, type ForwardResult } from './model/fusion-net.ts';
 export { DEFAULT_CONFIG, type FusionConfig } from './model/config.ts';
-export { initParameters, type ParamSet } from './model/parameters.ts';
 export { loadWeights, loadWeightsWithConfig, saveWeights } from './model/weights-file.ts';
-export { weightsFromBytes, WeightsError } from './model/weights.ts';
+export { weightsFromBytes } from './model/weights.ts';
+export { WeightsError } from './model/state-dict.ts';
 export { exportOnnx, DEFAULT_OPSET, MIN_OPSET, MAX_OPSET, type OnnxExportOptions } from './model/onnx-export.ts';
 export { infraredSaliency } from './model/saliency.ts';
 export { ConfigError } from './model/config.ts';

@@ -9,6 +9,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { Command, Option } from 'commander';
 import { Fuser, checkFits, fuseClassic } from '../model/fuser.ts';
+import { FORWARD_STAGES } from '../model/fusion-net.ts';
 import { CLASSIC_METHODS, type ClassicMethod } from '../model/classic-fusion.ts';
 import { OUTPUT_RANGES, type OutputRange } from '../io/output-range.ts';
 import { decodeImage, formatOf, ImageError, imageSize, readImage, writeImage } from '../io/image.ts';
@@ -185,7 +186,7 @@ export async function runFuse(a: FuseArgs): Promise<FuseSummary> {
     const failed: FuseSummary['failed'] = [];
     const fusePair = async (j: Job) => {
       const [ir, vi] = [await readImage(j.ir), await readImage(j.vi)];
-      const stages = folders ? null : createProgress(8, 'fusing', { quiet: a.quiet || a.json || ir.width * ir.height < 1 << 20 });
+      const stages = folders ? null : createProgress(FORWARD_STAGES.length, 'fusing', { quiet: a.quiet || a.json || ir.width * ir.height < 1 << 20 });
       const fused = fuser
         ? await fuser.fuse(ir, vi, {
             color: !!a.color,

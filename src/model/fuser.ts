@@ -20,7 +20,7 @@ import { FusedImage } from '../io/fused-image.ts';
 import { OUTPUT_RANGES, type OutputRange } from '../io/output-range.ts';
 import { CLASSIC_METHODS, classicFusion, type ClassicMethod } from './classic-fusion.ts';
 import { infraredSaliency } from './saliency.ts';
-import { resolveAttention, type AttentionChoice, type InferenceAttention } from './attention.ts';
+import { ATTENTION_CHOICES, resolveAttention, type AttentionChoice, type InferenceAttention } from './attention.ts';
 
 export type { GrayImage };
 
@@ -165,8 +165,8 @@ export class Fuser {
       if (given.length !== width * height) throw new InputError(`attention has ${given.length} values, expected ${width}×${height} = ${width * height}`);
       checkUnitRange(given, width, 'attention');
       map = given;
-    } else if (['auto', 'detector', 'saliency', 'none'].includes(given)) mode = resolveAttention(given, !!this.detector, this.metadata);
-    else throw new InputError(`attention must be a Float32Array, 'auto', 'detector', 'saliency' or 'none', got ${String(given)}`);
+    } else if (ATTENTION_CHOICES.includes(given)) mode = resolveAttention(given, !!this.detector, this.metadata);
+    else throw new InputError(`attention must be a Float32Array or one of ${ATTENTION_CHOICES.map((c) => `'${c}'`).join(', ')}, got ${String(given)}`);
     if (mode === 'saliency') map = infraredSaliency(i.gray);
     const detector = mode === 'detector' ? this.requireDetector() : null;
     const shape = [1, 1, height, width];

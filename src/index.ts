@@ -26,7 +26,7 @@ export { buildTargets } from './model/detector/targets.ts';
 export { detectorLoss, detectionLosses } from './model/detector/losses.ts';
 export { decodeDetections, type Detection } from './model/detector/decode.ts';
 export { evaluateDetections, formatDetectionTable } from './metrics/detection-map.ts';
-export { syntheticScene, writeSyntheticDataset, SYNTHETIC_CLASSES } from './io/synthetic-scenes.ts';
+export { syntheticScene, writeSyntheticDataset, SYNTHETIC_CLASSES } from './train/synthetic-scenes.ts';
 export { FusionNet, type ForwardOptions, type ForwardResult } from './model/fusion-net.ts';
 export { DEFAULT_CONFIG, type FusionConfig } from './model/config.ts';
 export { loadWeights, loadWeightsWithConfig, saveWeights } from './model/weights-file.ts';

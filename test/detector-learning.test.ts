@@ -8,12 +8,12 @@ import * as assert from 'uvu/assert';
 import { gpu } from './helpers/gpu.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { noGrad, tidy } from '../src/tensor/engine.ts';
-import { syntheticScene, type SyntheticScene } from '../src/io/synthetic-scenes.ts';
+import { syntheticScene, type SyntheticScene } from '../src/train/synthetic-scenes.ts';
 import { boxMask } from '../src/io/boxes.ts';
 import { Detector, fusionAttention } from '../src/model/detector/network.ts';
 import { decodeDetections } from '../src/model/detector/decode.ts';
 import { evaluateDetections } from '../src/metrics/detection-map.ts';
-import { SYNTHETIC_DETECTOR as CONFIG, SYNTHETIC_RECIPE, SYNTHETIC_SCENE as SCENE, SYNTHETIC_SIZE as S, trainSyntheticDetector } from '../src/model/detector/synthetic-training.ts';
+import { SYNTHETIC_DETECTOR as CONFIG, SYNTHETIC_RECIPE, SYNTHETIC_SCENE as SCENE, SYNTHETIC_SIZE as S, trainSyntheticDetector } from '../src/train/synthetic-detector.ts';
 
 const t = suite('detector-learning');
 const STEPS = SYNTHETIC_RECIPE.steps;

@@ -2,15 +2,15 @@
  * The short recipe that shows the detectors learning: both trained alone (no fusion network) from scratch on 64×64
  * synthetic scenes. test/detector-learning.test.ts checks what it reaches; scripts/detector-demo.ts pictures it.
  */
-import { Tensor } from '../../tensor/tensor.ts';
-import { tidy } from '../../tensor/engine.ts';
-import { backward } from '../../autograd/tape.ts';
-import { Adam } from '../../optim/optimizer.ts';
-import { syntheticScene, SYNTHETIC_CLASSES, type SceneOptions, type SyntheticScene } from '../../io/synthetic-scenes.ts';
-import type { DetectorConfig } from './config.ts';
-import { Detector } from './network.ts';
-import { buildTargets } from './targets.ts';
-import { detectorLoss } from './losses.ts';
+import { Tensor } from '../tensor/tensor.ts';
+import { tidy } from '../tensor/engine.ts';
+import { backward } from '../autograd/tape.ts';
+import { Adam } from '../optim/optimizer.ts';
+import { syntheticScene, SYNTHETIC_CLASSES, type SceneOptions, type SyntheticScene } from './synthetic-scenes.ts';
+import type { DetectorConfig } from '../model/detector/config.ts';
+import { Detector } from '../model/detector/network.ts';
+import { buildTargets } from '../model/detector/targets.ts';
+import { detectorLoss } from '../model/detector/losses.ts';
 
 export const SYNTHETIC_SIZE = 64;
 export const SYNTHETIC_DETECTOR: DetectorConfig = { classes: [...SYNTHETIC_CLASSES], backbone: [8, 16, 16, 16], fpn: 16, head: 16 };

@@ -1,6 +1,6 @@
 /**
  * The detectors' demonstration of README.md: trains both detectors from scratch on 64×64 synthetic scenes with the
- * recipe test/detector-learning.test.ts checks (model/detector/synthetic-training.ts, 500 steps), stores them beside the shipped fusion weights in
+ * recipe test/detector-learning.test.ts checks (train/synthetic-detector.ts, 500 steps), stores them beside the shipped fusion weights in
  * OUT/weights.safetensors, writes four new 128×128 scenes to OUT/data, runs `moefusion detect` on them and stacks
  * its pictures into results/detector-synthetic.png.
  *   npx tsx scripts/detector-demo.ts [OUT=out/detector-demo]
@@ -10,9 +10,8 @@ import { rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { initEngine, shutdownEngine } from '../src/tensor/engine.ts';
-import { writeSyntheticDataset } from '../src/io/synthetic-scenes.ts';
-import { detectorToHost } from '../src/model/detector/weights.ts';
-import { trainSyntheticDetector } from '../src/model/detector/synthetic-training.ts';
+import { writeSyntheticDataset } from '../src/train/synthetic-scenes.ts';
+import { trainSyntheticDetector } from '../src/train/synthetic-detector.ts';
 import { loadWeightsWithConfig, saveWeights } from '../src/model/weights-file.ts';
 import { DEFAULT_WEIGHTS } from '../src/cli/defaults.ts';
 
@@ -24,9 +23,7 @@ const { detector } = await trainSyntheticDetector((step, loss) => {
 });
 rmSync(out, { recursive: true, force: true });
 const weights = join(out, 'weights.safetensors');
-const { params, config: fusion } = loadWeightsWithConfig(DEFAULT_WEIGHTS);
-const host = await detectorToHost(detector.tensors, detector.config);
-await saveWeights(weights, params, fusion, { inferenceOnly: true, metadata: host.metadata, extraTensors: host.tensors });
+await saveWeights(weights, loadWeightsWithConfig(DEFAULT_WEIGHTS), { inferenceOnly: true, detector });
 shutdownEngine();
 
 const data = join(out, 'data');

@@ -7,7 +7,6 @@
 import { resolve } from 'node:path';
 import { initEngine, shutdownEngine } from '../src/tensor/engine.ts';
 import { loadWeightsWithConfig, saveWeights } from '../src/model/weights-file.ts';
-import { disposeParameters } from '../src/model/parameters.ts';
 import { Fuser } from '../src/model/fuser.ts';
 import { readImage } from '../src/io/image.ts';
 import { to8bit } from '../src/io/color.ts';
@@ -17,13 +16,13 @@ import { ATTENTION_METADATA_KEY } from '../src/model/attention.ts';
 const [input, output, ...meta] = process.argv.slice(2);
 if (!input || !output) throw new Error('usage: tsx scripts/export-weights.ts IN.safetensors OUT.safetensors [KEY=VALUE ...]');
 await initEngine();
-const { params, config } = loadWeightsWithConfig(input);
+const net = loadWeightsWithConfig(input);
 // The run's own notes (its steps and the attention mode it trained with) go along, then the ones given here.
 const { steps, [ATTENTION_METADATA_KEY]: attention } = readSafetensors(input).metadata;
 const carried = Object.fromEntries(Object.entries({ steps, [ATTENTION_METADATA_KEY]: attention }).filter(([, v]) => v !== undefined));
 const metadata = { ...carried, ...Object.fromEntries(meta.map((kv) => kv.split(/=(.*)/s).slice(0, 2))) };
-await saveWeights(output, params, config, { dtype: 'F16', inferenceOnly: true, metadata });
-disposeParameters(params);
+await saveWeights(output, net, { dtype: 'F16', inferenceOnly: true, metadata });
+net.dispose();
 
 const root = resolve(import.meta.dirname, '..');
 const ir = await readImage(resolve(root, 'samples/ir/00537D.png'));

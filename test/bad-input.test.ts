@@ -22,7 +22,7 @@ import { Rng } from '../src/util/rng.ts';
 import { main } from '../src/cli/main.ts';
 import { EXIT_CODES, EXIT_GPU, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, EXIT_USER } from '../src/cli/errors.ts';
 import { configToMetadata } from '../src/model/config.ts';
-import { initParameters, disposeParameters } from '../src/model/parameters.ts';
+import { FusionNet } from '../src/model/fusion-net.ts';
 import { saveWeights } from '../src/model/weights-file.ts';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors-file.ts';
 import { decodeImage, readImage, writeImage } from '../src/io/image.ts';
@@ -184,9 +184,9 @@ const t = suite('bad-input');
 
 t.before(async () => {
   await gpu();
-  const params = initParameters(cfg, 3);
-  await saveWeights(weights, params, cfg);
-  disposeParameters(params);
+  const net = FusionNet.init(cfg, 3);
+  await saveWeights(weights, net);
+  net.dispose();
   makeVariants();
   await pair(join(dir, 'data'), 'a');
   await pair(join(dir, 'mismatch'), 'm');

@@ -8,14 +8,12 @@ import * as assert from 'uvu/assert';
 import { gpu } from './helpers/gpu.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { noGrad, tidy } from '../src/tensor/engine.ts';
-import { syntheticScene, type SyntheticScene } from '../src/io/synthetic-scenes.ts';
+import { syntheticScene, type SyntheticScene } from '../src/train/synthetic-scenes.ts';
 import { boxMask } from '../src/io/boxes.ts';
 import { Detector, fusionAttention } from '../src/model/detector/network.ts';
-import { initDetectorTensors } from '../src/model/detector/parameters.ts';
 import { decodeDetections } from '../src/model/detector/decode.ts';
-import { disposeDetector } from '../src/model/detector/weights.ts';
 import { evaluateDetections } from '../src/metrics/detection-map.ts';
-import { SYNTHETIC_DETECTOR as CONFIG, SYNTHETIC_RECIPE, SYNTHETIC_SCENE as SCENE, SYNTHETIC_SIZE as S, trainSyntheticDetector } from '../src/model/detector/synthetic-training.ts';
+import { SYNTHETIC_DETECTOR as CONFIG, SYNTHETIC_RECIPE, SYNTHETIC_SCENE as SCENE, SYNTHETIC_SIZE as S, trainSyntheticDetector } from '../src/train/synthetic-detector.ts';
 
 const t = suite('detector-learning');
 const STEPS = SYNTHETIC_RECIPE.steps;
@@ -55,13 +53,13 @@ t(`after ${STEPS} steps on ${S}×${S} synthetic scenes: mAP@0.5 ≥ 0.7 on held-
   await gpu();
   const held = Array.from({ length: 32 }, (_, k) => syntheticScene(50000 + k, SCENE));
   // The recipe's detector before training: same initialisation (seed 1), so the comparison measures learning.
-  const untrained = initDetectorTensors(CONFIG, 1);
-  const before = await score(new Detector(untrained, CONFIG), held);
-  disposeDetector(untrained);
+  const untrained = Detector.init(CONFIG, 1);
+  const before = await score(untrained, held);
+  untrained.dispose();
   const { detector, losses } = await trainSyntheticDetector();
   losses.forEach((value, step) => assert.ok(Number.isFinite(value), `loss at step ${step}: ${value}`));
   const after = await score(detector, held);
-  disposeDetector(detector.tensors);
+  detector.dispose();
   const report = `before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`;
   assert.ok(before.map50 < 0.2, `untrained mAP@0.5 is low: ${report}`);
   assert.ok(after.map50 >= 0.7, `trained mAP@0.5 ≥ 0.7: ${report}`);

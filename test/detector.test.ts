@@ -14,8 +14,7 @@ import { buildTargets, levelFor, levelSizes } from '../src/model/detector/target
 import { detectionLosses } from '../src/model/detector/losses.ts';
 import { Detector, fusionAttention } from '../src/model/detector/network.ts';
 import { DEFAULT_DETECTOR_CONFIG, LEVEL_STRIDES, type DetectorConfig } from '../src/model/detector/config.ts';
-import { initDetectorTensors } from '../src/model/detector/parameters.ts';
-import { detectorFromFile, detectorToHost, disposeDetector } from '../src/model/detector/weights.ts';
+import { detectorFromFile, detectorToHost } from '../src/model/detector/weights.ts';
 import type { HeadLevel } from '../src/model/detector/decode.ts';
 
 const t = suite('detector');
@@ -102,8 +101,7 @@ t('losses match float64 and pass finite differences', async () => {
 
 t('network: level shapes at an odd size, attention in (0,1), Att detached at image size', async () => {
   await gpu();
-  const tensors = initDetectorTensors(SMALL, 3);
-  const det = new Detector(tensors, SMALL);
+  const det = Detector.init(SMALL, 3);
   const [H, W] = [37, 45];
   const img = () => Tensor.fromArray(rng.uniform(2 * H * W, 0, 1), [2, 1, H, W]);
   const out = tidy(() => {
@@ -125,31 +123,30 @@ t('network: level shapes at an odd size, attention in (0,1), Att detached at ima
   const [v2, i2] = await Promise.all([out.o.attention.vis[0].data(), out.o.attention.ir[0].data()]);
   // Corners of align_corners upsampling are the stride-4 maps' corners: max of the two modalities.
   assertClose([a[0]], [Math.max(v2[0], i2[0])], { rtol: 1e-5 });
-  disposeDetector(tensors);
+  det.dispose();
   assert.throws(() => det.forward(Tensor.fromArray(new Float32Array(15 * 40), [1, 1, 15, 40]), Tensor.fromArray(new Float32Array(15 * 40), [1, 1, 15, 40])), /16×16/);
 });
 
 t('weights: parameters and running statistics round-trip through a file; a wrong shape is named', async () => {
   await gpu();
-  const tensors = initDetectorTensors(SMALL, 5);
+  const det = Detector.init(SMALL, 5);
   // One training pass moves the running statistics away from their initial values.
   const img = Tensor.fromArray(rng.uniform(32 * 32, 0, 1), [1, 1, 32, 32]);
-  noGrad(() => tidy(() => new Detector(tensors, SMALL).forward(img, img, { training: true })));
-  const host = await detectorToHost(tensors, SMALL);
+  noGrad(() => tidy(() => det.forward(img, img, { training: true })));
+  const host = await detectorToHost(det);
   const file = { tensors: new Map(Object.entries(host.tensors).map(([k, v]) => [k, { dtype: 'F32' as const, ...v }])), metadata: host.metadata };
   const back = detectorFromFile(file, 'mem.safetensors');
   assert.equal(back.config, SMALL);
-  for (const [name, x] of [...tensors.params, ...tensors.buffers]) {
-    const y = back.tensors.params.get(name) ?? back.tensors.buffers.get(name)!;
-    assert.equal([...(await y.data())], [...(await x.data())], name);
-  }
-  const mean = await tensors.buffers.get('detector.vis.attention.bn1.running_mean')!.data();
+  const [ours, theirs] = [det.params.entries, back.params.entries];
+  assert.equal(theirs.map((e) => e.spec.name), ours.map((e) => e.spec.name));
+  for (const [i, { spec, value }] of ours.entries()) assert.equal([...(await theirs[i].value.data())], [...(await value.data())], spec.name);
+  const mean = await det.params.tree.detector.vis.attention.bn1.running_mean.data();
   assert.ok(mean.some((v) => v !== 0), 'running mean updated by the training pass');
   file.tensors.get('detector.ir.head.out.weight')!.shape = [1, 2, 3, 4];
   assert.throws(() => detectorFromFile(file, 'mem.safetensors'), /detector\.ir\.head\.out\.weight/);
   assert.throws(() => detectorFromFile({ tensors: new Map(), metadata: {} }, 'plain.safetensors'), /no detector/);
-  disposeDetector(tensors);
-  disposeDetector(back.tensors);
+  det.dispose();
+  back.dispose();
   img.dispose();
   void DEFAULT_DETECTOR_CONFIG;
 });

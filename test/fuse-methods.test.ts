@@ -13,7 +13,7 @@ import { gpu } from './helpers/gpu.ts';
 import { SMALL_GATES } from './helpers/weights.ts';
 import { Rng } from '../src/util/rng.ts';
 import { Fuser, fuseClassic } from '../src/model/fuser.ts';
-import { initParameters, disposeParameters } from '../src/model/parameters.ts';
+import { FusionNet } from '../src/model/fusion-net.ts';
 import { saveWeights } from '../src/model/weights-file.ts';
 import { readImage, writeImage } from '../src/io/image.ts';
 import { recolor, toGray01, to8bit } from '../src/io/color.ts';
@@ -49,10 +49,10 @@ t.after(() => rmSync(dir, { recursive: true, force: true }));
 
 t('library: range stretch maps the clamped output onto 0..1, in gray and colour; clamp is the default', async () => {
   await gpu();
-  const params = initParameters(SMALL_GATES, 4);
+  const net = FusionNet.init(SMALL_GATES, 4);
   const weights = join(dir, 'w.safetensors');
-  await saveWeights(weights, params, SMALL_GATES);
-  disposeParameters(params);
+  await saveWeights(weights, net);
+  net.dispose();
   const fuser = await Fuser.create({ weights });
   const [plain, stretched] = [await fuser.fuse(irPath, viPath), await fuser.fuse(irPath, viPath, { range: 'stretch' })];
   assert.equal([...plain.data], [...stretched.data], 'the network output itself is the same');

@@ -8,9 +8,10 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from './helpers/gpu.ts';
 import { readSafetensors } from '../src/io/safetensors-file.ts';
-import { paramsFromStateDict } from '../src/model/weights.ts';
+import { netFromStateDict } from '../src/model/weights.ts';
 import { saveWeights, loadWeights } from '../src/model/weights-file.ts';
-import { stateDictSlots, disposeParameters } from '../src/model/parameters.ts';
+import { fusionLayout } from '../src/model/fusion-net.ts';
+import { stateDictNames } from '../src/model/parameters.ts';
 import { inferenceParity, readParityFixture, trainingParity } from '../src/check/parity.ts';
 import { describeComparison, type Comparison } from '../src/check/compare.ts';
 import { setConvAlgorithm } from '../src/kernels/conv2d-choice.ts';
@@ -72,19 +73,23 @@ t('with the Winograd convolution forced (F(4×4), F(6×6)): inference and a trai
 
 t('weights round-trip through safetensors under the reference names', async () => {
   await gpu();
-  const params = paramsFromStateDict(fx.file.tensors, FIXTURE, cfg, { ignoreUnknown: true });
+  const net = netFromStateDict(fx.file.tensors, FIXTURE, cfg, { ignoreUnknown: true });
   const dir = mkdtempSync(join(tmpdir(), 'moefusion-w-'));
   try {
     const file = join(dir, 'w.safetensors');
-    await saveWeights(file, params, cfg);
+    await saveWeights(file, net);
     const stored = readSafetensors(file);
-    for (const s of stateDictSlots(cfg)) assert.equal([...stored.tensors.get(s.name)!.data], [...get(s.name).data], s.name);
+    const names = stateDictNames(fusionLayout(cfg));
+    assert.equal([...stored.tensors.keys()].sort(), [...names].sort(), 'the reference state dict, buffers included');
+    for (const name of names) assert.equal([...(stored.tensors.get(name)?.data ?? [])], [...get(name).data], name);
     const again = loadWeights(file, cfg);
-    for (const [name, p] of params) assert.equal([...(await again.get(name)!.data())], [...(await p.data())], name);
-    disposeParameters(again);
+    const [ours, theirs] = [net.params.entries, again.params.entries];
+    assert.equal(theirs.map((e) => e.spec.name), ours.map((e) => e.spec.name));
+    for (const [i, { spec, value }] of ours.entries()) assert.equal([...(await theirs[i].value.data())], [...(await value.data())], spec.name);
+    again.dispose();
   } finally {
     rmSync(dir, { recursive: true, force: true });
-    disposeParameters(params);
+    net.dispose();
   }
 });
 

@@ -12,7 +12,6 @@ import { gpu } from './helpers/gpu.ts';
 import { SMALL_GATES } from './helpers/weights.ts';
 import { Rng } from '../src/util/rng.ts';
 import { infraredSaliency } from '../src/model/saliency.ts';
-import { initParameters, disposeParameters } from '../src/model/parameters.ts';
 import { FusionNet } from '../src/model/fusion-net.ts';
 import { saveWeights } from '../src/model/weights-file.ts';
 import { Fuser } from '../src/model/fuser.ts';
@@ -45,10 +44,10 @@ t('learning rate: linear warm-up, then cosine to 0 or the reference steps', asyn
   await gpu();
   const source: SampleSource = { count: 1, get: async () => ({ width: 8, height: 8, ir: new Float32Array(64), vis: new Float32Array(64) }) };
   const lrs = (o: Partial<TrainOptions>) => {
-    const tr = new Trainer(new FusionNet(initParameters(small, 1), small), source, { ...referenceOptions(100), crop: [8, 8], lr: 1, ...o });
+    const tr = new Trainer(FusionNet.init(small, 1), source, { ...referenceOptions(100), crop: [8, 8], lr: 1, ...o });
     const out = [0, 4, 9, 10, 55, 99].map((s) => tr.lrAt(s));
     tr.optimizer.dispose();
-    disposeParameters(tr.net.params);
+    tr.net.dispose();
     return out;
   };
   const cosine = lrs({ schedule: 'cosine', warmup: 10 });
@@ -103,12 +102,12 @@ t('saliency attention with the max of the sources everywhere, cosine, warm-up an
   const opts: TrainOptions = { ...referenceOptions(6), batchSize: 2, crop: [24, 32], lr: 1e-3, attention: 'saliency', target: 'max', schedule: 'cosine', warmup: 2, flip: true, seed: 4 };
   const dir = mkdtempSync(join(tmpdir(), 'moefusion-recipe-'));
   try {
-    const a = new Trainer(new FusionNet(initParameters(small, 2), small), data, opts);
+    const a = new Trainer(FusionNet.init(small, 2), data, opts);
     for (let i = 0; i < 3; i++) await a.trainStep();
     await saveCheckpoint(join(dir, 'ck.safetensors'), a);
     const rest: number[] = [];
     for (let i = 0; i < 3; i++) rest.push((await a.trainStep()).total);
-    const b = new Trainer(new FusionNet(initParameters(small, 99), small), data, opts);
+    const b = new Trainer(FusionNet.init(small, 99), data, opts);
     const ck = readCheckpoint(join(dir, 'ck.safetensors'));
     assert.equal({ ...ck.meta.options }, { ...opts }, 'the options round-trip through the checkpoint');
     restoreCheckpoint(b, ck);
@@ -118,7 +117,7 @@ t('saliency attention with the max of the sources everywhere, cosine, warm-up an
     assert.ok(rest.every(Number.isFinite));
     for (const tr of [a, b]) {
       tr.optimizer.dispose();
-      disposeParameters(tr.net.params);
+      tr.net.dispose();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -133,10 +132,10 @@ t("weights record their attention mode; 'auto' fuses with it, explicit modes ove
   assert.is(resolveAttention('none', false, { [ATTENTION_METADATA_KEY]: 'saliency' }), 'none');
   const dir = mkdtempSync(join(tmpdir(), 'moefusion-att-'));
   try {
-    const params = initParameters(small, 6);
+    const net = FusionNet.init(small, 6);
     const file = join(dir, 'w.safetensors');
-    await saveWeights(file, params, small, { metadata: { [ATTENTION_METADATA_KEY]: 'saliency' } });
-    disposeParameters(params);
+    await saveWeights(file, net, { metadata: { [ATTENTION_METADATA_KEY]: 'saliency' } });
+    net.dispose();
     const fuser = await Fuser.create({ weights: file });
     const ir = { width: 20, height: 16, data: Float32Array.from(rng.uniform(320, 0, 1)) };
     const vis = { width: 20, height: 16, data: Float32Array.from(rng.uniform(320, 0, 1)) };

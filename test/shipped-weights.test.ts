@@ -12,7 +12,6 @@ import { resolve } from 'node:path';
 import { gpu } from './helpers/gpu.ts';
 import { readSafetensors } from '../src/io/safetensors-file.ts';
 import { weightsFromFile } from '../src/model/weights.ts';
-import { disposeParameters } from '../src/model/parameters.ts';
 import { DEFAULT_WEIGHTS } from '../src/cli/defaults.ts';
 import { inferenceParity, readParityFixture } from '../src/check/parity.ts';
 import { describeComparison } from '../src/check/compare.ts';
@@ -28,14 +27,14 @@ t('the fixture was computed from the shipped weights file', () => {
 
 t('fused images, gates and chosen experts of the shipped weights match PyTorch', async () => {
   await gpu();
-  const { params } = weightsFromFile(readSafetensors(DEFAULT_WEIGHTS), DEFAULT_WEIGHTS);
+  const net = weightsFromFile(readSafetensors(DEFAULT_WEIGHTS), DEFAULT_WEIGHTS);
   try {
-    const list = await inferenceParity(fx, params);
+    const list = await inferenceParity(fx, net);
     assert.is(list.filter((c) => c.measure === 'mismatches').length, 3, 'the experts of three gates compared');
     assert.is(list.length, 10, 'the fused image and the gates, experts and importance of each gate compared');
     for (const c of list) assert.ok(c.pass, describeComparison(c));
   } finally {
-    disposeParameters(params);
+    net.dispose();
   }
 });
 

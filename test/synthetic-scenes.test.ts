@@ -17,7 +17,7 @@ import {
   syntheticDatasetScene,
   syntheticScene,
   writeSyntheticDataset,
-} from '../src/io/synthetic-scenes.ts';
+} from '../src/train/synthetic-scenes.ts';
 
 const t = suite('synthetic-scenes');
 const root = resolve(import.meta.dirname, '..');

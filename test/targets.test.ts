@@ -19,7 +19,6 @@ import { parseOption, referenceOptions, storedOptions, type TrainOptions } from 
 import { targetImage } from '../src/train/targets.ts';
 import { Trainer } from '../src/train/trainer.ts';
 import { FusionNet } from '../src/model/fusion-net.ts';
-import { initParameters, disposeParameters } from '../src/model/parameters.ts';
 import { readCheckpoint, restoreCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { noGrad, tidy } from '../src/tensor/engine.ts';
@@ -199,7 +198,7 @@ t('target multiscale: the pixel loss is the L1 distance to the multi-scale fusio
   const probe = new Batcher(data, opts, new Rng(1));
   const batch = await probe.next();
   const shape = [2, 1, 18, 24];
-  const net = new FusionNet(initParameters(SMALL_GATES, 3), SMALL_GATES);
+  const net = FusionNet.init(SMALL_GATES, 3);
   const { pixel, direct, out } = noGrad(() =>
     tidy(() => {
       const [irT, visT] = [Tensor.fromArray(batch.ir, shape), Tensor.fromArray(batch.vis, shape)];
@@ -215,16 +214,16 @@ t('target multiscale: the pixel loss is the L1 distance to the multi-scale fusio
   let l1 = 0;
   for (let i = 0; i < f.length; i++) l1 += Math.abs(f[i] - batch.target![i]);
   assert.ok(Math.abs(l1 / f.length - want) < 1e-5, `the L1 on the CPU agrees: ${l1 / f.length} vs ${want}`);
-  disposeParameters(net.params);
+  net.dispose();
 
   const dir = mkdtempSync(join(tmpdir(), 'moefusion-targets-'));
   try {
-    const a = new Trainer(new FusionNet(initParameters(SMALL_GATES, 2), SMALL_GATES), data, opts);
+    const a = new Trainer(FusionNet.init(SMALL_GATES, 2), data, opts);
     for (let i = 0; i < 3; i++) await a.trainStep();
     await saveCheckpoint(join(dir, 'ck.safetensors'), a);
     const rest: number[] = [];
     for (let i = 0; i < 3; i++) rest.push((await a.trainStep()).total);
-    const b = new Trainer(new FusionNet(initParameters(SMALL_GATES, 99), SMALL_GATES), data, opts);
+    const b = new Trainer(FusionNet.init(SMALL_GATES, 99), data, opts);
     const ck = readCheckpoint(join(dir, 'ck.safetensors'));
     assert.equal({ ...ck.meta.options }, { ...opts }, 'the options round-trip through the checkpoint');
     restoreCheckpoint(b, ck);
@@ -234,7 +233,7 @@ t('target multiscale: the pixel loss is the L1 distance to the multi-scale fusio
     assert.ok(rest.every(Number.isFinite));
     for (const tr of [a, b]) {
       tr.optimizer.dispose();
-      disposeParameters(tr.net.params);
+      tr.net.dispose();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -14,7 +14,6 @@ import { noGrad, tidy } from '../src/tensor/engine.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { Rng } from '../src/util/rng.ts';
 import { DEFAULT_CONFIG } from '../src/model/config.ts';
-import { initParameters, disposeParameters } from '../src/model/parameters.ts';
 import { FusionNet } from '../src/model/fusion-net.ts';
 import { Trainer } from '../src/train/trainer.ts';
 import { referenceOptions, type TrainOptions } from '../src/train/options.ts';
@@ -45,7 +44,7 @@ const t = suite('training');
 
 t('a few hundred steps on RoadScene crops lower the total loss', async () => {
   await gpu();
-  const net = new FusionNet(initParameters(small, 1), small);
+  const net = FusionNet.init(small, 1);
   const trainer = new Trainer(net, await roadscene(16), options(240));
   const losses: number[] = [];
   while (trainer.step < 240) losses.push((await trainer.trainStep()).total);
@@ -56,7 +55,7 @@ t('a few hundred steps on RoadScene crops lower the total loss', async () => {
   assert.ok(losses.every(Number.isFinite), 'finite losses');
   assert.ok(last < 0.8 * first, `loss did not fall: ${first.toFixed(3)} → ${last.toFixed(3)}`);
   trainer.optimizer.dispose();
-  disposeParameters(net.params);
+  net.dispose();
 });
 
 t('a resumed run continues exactly where the checkpoint left it', async () => {
@@ -64,14 +63,14 @@ t('a resumed run continues exactly where the checkpoint left it', async () => {
   const data = await roadscene(6);
   const dir = mkdtempSync(join(tmpdir(), 'moefusion-ck-'));
   try {
-    const a = new Trainer(new FusionNet(initParameters(small, 2), small), data, options(6));
+    const a = new Trainer(FusionNet.init(small, 2), data, options(6));
     for (let i = 0; i < 3; i++) await a.trainStep();
     await saveCheckpoint(join(dir, 'ck.safetensors'), a);
     const rest: number[] = [];
     for (let i = 0; i < 3; i++) rest.push((await a.trainStep()).total);
 
     // A new process would start like this: fresh parameters, then the checkpoint.
-    const b = new Trainer(new FusionNet(initParameters(small, 99), small), data, options(6));
+    const b = new Trainer(FusionNet.init(small, 99), data, options(6));
     restoreCheckpoint(b, readCheckpoint(join(dir, 'ck.safetensors')));
     assert.is(b.step, 3);
     const resumed: number[] = [];
@@ -79,7 +78,7 @@ t('a resumed run continues exactly where the checkpoint left it', async () => {
     assert.equal(resumed, rest, 'identical losses after resuming');
     for (const tr of [a, b]) {
       tr.optimizer.dispose();
-      disposeParameters(tr.net.params);
+      tr.net.dispose();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -88,7 +87,7 @@ t('a resumed run continues exactly where the checkpoint left it', async () => {
 
 t('full model at 640×480 and 450×620 (one set of weights) within the adapter, with peak memory', async () => {
   const e = await gpu();
-  const net = new FusionNet(initParameters(DEFAULT_CONFIG, 5), DEFAULT_CONFIG);
+  const net = FusionNet.init(DEFAULT_CONFIG, 5);
   const r = new Rng(2);
   for (const [H, W] of [[480, 640], [450, 620]]) {
     e.rt.pool.resetPeak();
@@ -109,7 +108,7 @@ t('full model at 640×480 and 450×620 (one set of weights) within the adapter, 
     assert.ok(out.every(Number.isFinite), 'finite fused image');
     assert.ok(e.rt.pool.peakBytes < 4 * 2 ** 30, 'peak below 4 GiB');
   }
-  disposeParameters(net.params);
+  net.dispose();
 });
 
 t.run();

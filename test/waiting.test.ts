@@ -6,8 +6,15 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Writable } from 'node:stream';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gpu } from './helpers/gpu.ts';
+import { SMALL_GATES } from './helpers/weights.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
+import { FORWARD_STAGES, FusionNet } from '../src/model/fusion-net.ts';
+import { saveWeights } from '../src/model/weights-file.ts';
+import { Fuser } from '../src/model/fuser.ts';
 import { IMMEDIATE_POLLS, isDawnPoll, pollCounts } from '../src/runtime/dawn-polling.ts';
 import { createProgress } from '../src/cli/progress.ts';
 
@@ -102,6 +109,27 @@ function terminal(): Writable & { text: string; isTTY: true; columns: number } {
   s.columns = 200;
   return s;
 }
+
+t('a fuse reports every stage the network marks, once and in order, out of the total FORWARD_STAGES counts', async () => {
+  const { rt } = await gpu();
+  const dir = mkdtempSync(join(tmpdir(), 'moefusion-stages-'));
+  try {
+    const weights = join(dir, 'w.safetensors');
+    const net = FusionNet.init(SMALL_GATES, 1);
+    await saveWeights(weights, net);
+    net.dispose();
+    const fuser = await Fuser.create({ weights });
+    const seen: Array<[string, number, number]> = [];
+    const gray = { width: 12, height: 10, data: new Float32Array(120).fill(0.5) };
+    await fuser.fuse(gray, gray, { onStage: (stage, done, total) => seen.push([stage, done, total]) });
+    await rt.sync();
+    fuser.dispose();
+    assert.equal(seen.map(([stage]) => stage), [...FORWARD_STAGES]);
+    assert.equal(seen.map(([, done, total]) => [done, total]), FORWARD_STAGES.map((_, i) => [i + 1, FORWARD_STAGES.length]));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 t('a terminal bar redraws its clock every second between stages (fake clock and timer)', () => {
   const stream = terminal();

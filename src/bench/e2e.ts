@@ -23,7 +23,6 @@ import { Adam, clipGradNorm } from '../optim/optimizer.ts';
 import { Rng } from '../util/rng.ts';
 import { DEFAULT_CONFIG } from '../model/config.ts';
 import { FusionNet } from '../model/fusion-net.ts';
-import { initParameters } from '../model/parameters.ts';
 import { saveWeights } from '../model/weights-file.ts';
 import { exportOnnx } from '../model/onnx-export.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors-file.ts';
@@ -182,16 +181,16 @@ export async function runBenchmark(args: BenchOptions, log: (line: string) => vo
   const e = await initEngine();
   const rt = e.rt;
   const cfg = DEFAULT_CONFIG;
-  const params = initParameters(cfg, 1);
+  const net = FusionNet.init(cfg, 1);
+  const params = net.parameters().map(([, t]) => t);
   // Non-zero gates so that routing is exercised as with trained weights.
   const rng = new Rng(3);
-  for (const [name, t] of params)
-    if (name.endsWith('w_gate') || name.endsWith('w_noise')) {
+  for (const m of Object.values(net.mixtures))
+    for (const t of [m.w_gate, m.w_noise]) {
       const fresh = Tensor.fromArray(rng.normal(t.size, 1e-3), t.shape);
       rt.copy(fresh.buffer, 0, t.buffer, 0, t.bytes);
       fresh.dispose();
     }
-  const net = new FusionNet(params, cfg);
   const adapter = `${rt.handle.summary.vendor} ${rt.handle.summary.device || rt.handle.summary.description}`.trim();
   log(`adapter: ${adapter} (${rt.handle.summary.isSoftware ? 'software' : 'hardware'})`);
 
@@ -219,7 +218,7 @@ export async function runBenchmark(args: BenchOptions, log: (line: string) => vo
       },
     });
   }
-  const opt = new Adam([...params.values()], { lr: 1e-4, weightDecay: 1e-4 });
+  const opt = new Adam(params, { lr: 1e-4, weightDecay: 1e-4 });
   for (const [B, W, H] of trains) {
     const { ir, vis } = inputs(B, H, W);
     const E = cfg.experts;
@@ -238,7 +237,7 @@ export async function runBenchmark(args: BenchOptions, log: (line: string) => vo
         rt.timestamp('backward');
         backward(losses.total);
         rt.timestamp('optimizer');
-        clipGradNorm([...params.values()], 35).dispose();
+        clipGradNorm(params, 35).dispose();
         opt.step();
         opt.zeroGrad();
         await rt.sync();
@@ -253,7 +252,7 @@ export async function runBenchmark(args: BenchOptions, log: (line: string) => vo
   const ort: Array<OrtPeer | { name: string; error: string }> = [];
   try {
     const weights = join(dir, 'w.safetensors');
-    if (args.torch || args.ort?.length) await saveWeights(weights, params, cfg);
+    if (args.torch || args.ort?.length) await saveWeights(weights, net);
     if (args.torch) {
       try {
         if (!existsSync(TORCH_SCRIPT)) throw new Error(`${TORCH_SCRIPT} is missing`);

@@ -12,9 +12,9 @@ import { Tensor } from '../tensor/tensor.ts';
 import { noGrad, tidy } from '../tensor/engine.ts';
 import { backward } from '../autograd/tape.ts';
 import { configFromMetadata, type FusionConfig } from '../model/config.ts';
-import { FusionNet } from '../model/fusion-net.ts';
-import { paramsFromStateDict } from '../model/weights.ts';
-import { disposeParameters, stateDictSlots, type ParamSet } from '../model/parameters.ts';
+import type { FusionNet } from '../model/fusion-net.ts';
+import { netFromStateDict } from '../model/weights.ts';
+import { sizeOf } from '../model/parameters.ts';
 import { fusionLosses } from '../model/losses.ts';
 import { compareExact, compareValues, type Comparison } from './compare.ts';
 
@@ -75,12 +75,11 @@ const close = (fx: ParityFixture, actual: Float32Array, key: string): Comparison
 
 /**
  * Inference: the fused images, and per gate its gates, chosen experts, importance and load. The network is the
- * fixture's own unless `weights` (another file's parameters, e.g. the shipped weights) is given; the caller keeps those.
+ * fixture's own unless `weights` (another network, e.g. the shipped weights) is given; the caller keeps it.
  */
-export async function inferenceParity(fx: ParityFixture, weights?: ParamSet): Promise<Comparison[]> {
-  const params = weights ?? paramsFromStateDict(fx.file.tensors, fx.path, fx.cfg, { ignoreUnknown: true });
+export async function inferenceParity(fx: ParityFixture, weights?: FusionNet): Promise<Comparison[]> {
+  const net = weights ?? fixtureNet(fx);
   try {
-    const net = new FusionNet(params, fx.cfg);
     const out = noGrad(() => tidy(() => net.forward(upload(fx, 'input.ir'), upload(fx, 'input.vis'), upload(fx, 'input.att'))));
     const list: Comparison[] = [close(fx, await out.fused.data(), 'expected.infer.fused')];
     for (const [ours, theirs] of GATES) {
@@ -94,18 +93,19 @@ export async function inferenceParity(fx: ParityFixture, weights?: ParamSet): Pr
     disposeTensors(out);
     return list;
   } finally {
-    if (!weights) disposeParameters(params);
+    if (!weights) net.dispose();
   }
 }
+
+const fixtureNet = (fx: ParityFixture) => netFromStateDict(fx.file.tensors, fx.path, fx.cfg, { ignoreUnknown: true });
 
 /**
  * A training step with the fixture's gate noise: fused images, gate decisions, loads, importances, the auxiliary,
  * gradient, pixel and total losses, and the gradient of every parameter of the reference's state dict.
  */
 export async function trainingParity(fx: ParityFixture): Promise<{ comparisons: Comparison[]; gradients: number }> {
-  const params = paramsFromStateDict(fx.file.tensors, fx.path, fx.cfg, { ignoreUnknown: true });
+  const net = fixtureNet(fx);
   try {
-    const net = new FusionNet(params, fx.cfg);
     const res = tidy(() => {
       const ir = upload(fx, 'input.ir');
       const vis = upload(fx, 'input.vis');
@@ -130,18 +130,16 @@ export async function trainingParity(fx: ParityFixture): Promise<{ comparisons: 
     list.push(close(fx, await res.losses.total.data(), 'expected.train.loss.total'));
 
     backward(res.losses.total);
-    const grads = new Map<string, Float32Array>();
-    for (const [name, p] of params) grads.set(name, p.grad ? await p.grad.data() : new Float32Array(p.size));
+    const grads = await Promise.all(net.params.entries.map(({ value: p }) => (p.grad ? p.grad.data() : new Float32Array(p.size))));
     let gradients = 0;
-    for (const s of stateDictSlots(fx.cfg)) {
-      const all = grads.get(s.param)!;
-      const n = s.shape.reduce((a, d) => a * d, 1);
-      list.push(close(fx, s.expert < 0 ? all : all.subarray(s.expert * n, (s.expert + 1) * n), `grad.${s.name}`));
-      gradients++;
-    }
+    for (const s of net.params.map((_, __, i) => grads[i]).stateDict())
+      if ('spec' in s) {
+        list.push(close(fx, s.value.subarray(s.offset, s.offset + sizeOf(s.shape)), `grad.${s.name}`));
+        gradients++;
+      }
     disposeTensors(res);
     return { comparisons: list, gradients };
   } finally {
-    disposeParameters(params);
+    net.dispose();
   }
 }

@@ -5,13 +5,12 @@
  * with its boxes | the fusion network's Att with the merged boxes), and, when the data has boxes, the VOC mAP@0.5
  * and COCO mAP@[.5:.95] per class in DIR/map.json and on the console (scored on all boxes above 0.05).
  */
-import { existsSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { Fuser, checkFits, type DetectResult } from '../model/fuser.ts';
-import { imageSize, readImage, writeImage } from '../io/image.ts';
+import { readImage, writeImage } from '../io/image.ts';
 import { toGray01, to8bit } from '../io/color.ts';
-import { matchPairsInFolders, openDataset, type ImagePair } from '../io/dataset.ts';
+import { openDataset, type ImagePair } from '../io/dataset.ts';
 import type { Box, BoxSource } from '../io/boxes.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { attentionOverlay, drawBoxes, grayToRgb } from '../io/draw-boxes.ts';
@@ -21,6 +20,7 @@ import { UsageError, UserError } from './errors.ts';
 import { createProgress } from './progress.ts';
 import { checkOutputs } from './outputs.ts';
 import { DEFAULT_WEIGHTS } from './defaults.ts';
+import { checkPairSizes, checkWeightsFile, pairsOf } from './inputs.ts';
 
 /** Boxes above this score enter the mAP, whatever --score shows. */
 const MAP_SCORE_THRESHOLD = 0.05;
@@ -32,15 +32,16 @@ interface DetectArgs {
   vi?: string;
   out: string;
   weights: string;
-  score: string;
-  iou: string;
+  score: number;
+  iou: number;
 }
 
-function unitInterval(flag: string, v: string): number {
+/** A number in [0, 1], as commander parses --score and --iou. */
+const unitInterval = (flag: string) => (v: string) => {
   const x = Number(v);
   if (!(x >= 0 && x <= 1)) throw new UsageError(`${flag} ${v}: expected a number in [0, 1]`);
   return x;
-}
+};
 
 /** The pairs to run on, with their boxes when the data has any. */
 function pairsFrom(a: DetectArgs): { pairs: ImagePair[]; boxes: BoxSource | null } {
@@ -50,11 +51,7 @@ function pairsFrom(a: DetectArgs): { pairs: ImagePair[]; boxes: BoxSource | null
     return { pairs: ds.pairs, boxes: ds.boxes };
   }
   if (!a.ir || !a.vi) throw new UsageError('give --data DIR, or --ir and --vi (files or folders)');
-  for (const [flag, p] of [['--ir', a.ir], ['--vi', a.vi]] as const) if (!existsSync(p)) throw new UserError(`${flag} ${p}: no such file or folder`);
-  const folders = statSync(a.ir).isDirectory();
-  if (folders !== statSync(a.vi).isDirectory()) throw new UserError('--ir and --vi must both be files or both be folders');
-  if (folders) return { pairs: matchPairsInFolders(a.ir, a.vi), boxes: null };
-  return { pairs: [{ name: basename(a.vi).replace(/\.[^.]*$/, ''), ir: a.ir, vi: a.vi }], boxes: null };
+  return { pairs: pairsOf(a.ir, a.vi).pairs, boxes: null };
 }
 
 function hostBoxes(r: DetectResult) {
@@ -63,9 +60,8 @@ function hostBoxes(r: DetectResult) {
 }
 
 export async function runDetect(a: DetectArgs): Promise<void> {
-  const scoreThreshold = unitInterval('--score', a.score);
-  const iouThreshold = unitInterval('--iou', a.iou);
-  if (!existsSync(a.weights)) throw new UserError(`--weights ${a.weights}: no such file`);
+  const { score: scoreThreshold, iou: iouThreshold } = a;
+  checkWeightsFile(a.weights);
   const { pairs, boxes } = pairsFrom(a);
   if (!pairs.length) throw new UserError('no infrared/visible pairs found');
   // DIR is created with its first file.
@@ -82,13 +78,7 @@ export async function runDetect(a: DetectArgs): Promise<void> {
   const fuser = await Fuser.create({ weights: a.weights });
   try {
     if (!fuser.detector) throw new UserError(`--weights ${a.weights} carries no detector: train one with \`moefusion train --attention detector\``);
-    // Sizes from the headers before any output: equal within each pair, within the adapter's limits.
-    for (const p of pairs) {
-      const [si, sv] = [await imageSize(p.ir), await imageSize(p.vi)];
-      if (si.width !== sv.width || si.height !== sv.height)
-        throw new UserError(`${p.ir} is ${si.width}×${si.height} but ${p.vi} is ${sv.width}×${sv.height}: a pair must have one size`);
-      checkFits(si.width, si.height);
-    }
+    await checkPairSizes(pairs, checkFits);
     const classes = fuser.detector.config.classes;
     const results: Record<string, ReturnType<typeof hostBoxes>> = {};
     const scored: Record<'vis' | 'ir' | 'both', ImageDetections[]> = { vis: [], ir: [], both: [] };
@@ -136,7 +126,7 @@ export function detectCommand(): Command {
     .option('--vi <path>', 'visible image or folder (instead of --data)')
     .requiredOption('--out <dir>', 'output folder: detections.json, pictures, map.json')
     .option('--weights <file>', 'weights with a detector (safetensors)', DEFAULT_WEIGHTS)
-    .option('--score <x>', 'score threshold', '0.3')
-    .option('--iou <x>', 'class-wise NMS IoU threshold', '0.5')
+    .option('--score <x>', 'score threshold', unitInterval('--score'), 0.3)
+    .option('--iou <x>', 'class-wise NMS IoU threshold', unitInterval('--iou'), 0.5)
     .action(async (opts: DetectArgs) => runDetect(opts));
 }

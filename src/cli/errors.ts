@@ -8,7 +8,7 @@ import { DatasetError } from '../io/dataset.ts';
 import { BoxFormatError } from '../io/boxes.ts';
 import { OutputError } from '../io/atomic.ts';
 import { SafetensorsError } from '../io/safetensors.ts';
-import { WeightsError } from '../model/weights.ts';
+import { WeightsError } from '../model/state-dict.ts';
 import { ConfigError } from '../model/config.ts';
 import { InputError } from '../io/pixels.ts';
 import { EvaluationError } from '../metrics/evaluate.ts';

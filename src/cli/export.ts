@@ -3,12 +3,12 @@
  * (src/model/onnx-export.ts), for onnxruntime and other ONNX runtimes. Needs no GPU. Everything is checked before the
  * file is written, atomically; the weights file is never touched.
  */
-import { existsSync, statSync } from 'node:fs';
 import { dirname, extname, resolve } from 'node:path';
 import { Command } from 'commander';
 import { DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, onnxFromWeightsFile } from '../model/onnx-export.ts';
 import { ensureWritableDir, writeFileAtomic } from '../io/atomic.ts';
 import { checkOutputs } from './outputs.ts';
+import { checkWeightsFile } from './inputs.ts';
 import { readSafetensors } from '../io/safetensors-file.ts';
 import { ATTENTION_METADATA_KEY } from '../model/attention.ts';
 import { DETECTOR_METADATA_KEY } from '../model/detector/config.ts';
@@ -30,8 +30,7 @@ function parseOpset(v: string): number {
 /** Every check that needs no work: the opset, the weights' path, the output's name and folder. */
 function check(a: ExportArgs): number {
   const opset = parseOpset(a.opset);
-  if (!existsSync(a.weights)) throw new UserError(`--weights ${a.weights}: no such file`);
-  if (statSync(a.weights).isDirectory()) throw new UserError(`--weights ${a.weights}: is a folder; expected a .safetensors file`);
+  checkWeightsFile(a.weights);
   if (extname(a.onnx).toLowerCase() !== '.onnx') throw new UserError(`--onnx ${a.onnx}: expected a file name ending in .onnx`);
   checkOutputs([{ flag: '--onnx', path: a.onnx, kind: 'file' }], [{ flag: '--weights', path: a.weights }]);
   return opset;

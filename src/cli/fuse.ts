@@ -9,20 +9,34 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { Command, Option } from 'commander';
 import { Fuser, checkFits, fuseClassic } from '../model/fuser.ts';
+import { FORWARD_STAGES } from '../model/fusion-net.ts';
+import { ATTENTION_CHOICES, type AttentionChoice } from '../model/attention.ts';
 import { CLASSIC_METHODS, type ClassicMethod } from '../model/classic-fusion.ts';
 import { OUTPUT_RANGES, type OutputRange } from '../io/output-range.ts';
-import { decodeImage, formatOf, ImageError, imageSize, readImage, writeImage } from '../io/image.ts';
+import { decodeImage, formatOf, ImageError, readImage, writeImage } from '../io/image.ts';
 import { readFile } from 'node:fs/promises';
 import { toGray01, to8bit } from '../io/color.ts';
 import type { Image } from '../io/image-types.ts';
 import type { FusedImage } from '../io/fused-image.ts';
 import { sideBySide } from '../io/plot.ts';
-import { matchPairsInFolders, type ImagePair } from '../io/dataset.ts';
 import { InputError } from '../io/pixels.ts';
 import { UserError, UsageError } from './errors.ts';
 import { checkOutputs } from './outputs.ts';
+import { checkPairSizes, checkWeightsFile, pairsOf } from './inputs.ts';
 import { createProgress } from './progress.ts';
 import { DEFAULT_WEIGHTS } from './defaults.ts';
+
+const METHODS = ['network', ...CLASSIC_METHODS] as const;
+const DEPTHS = ['8', '16'] as const;
+
+/** An option taking one of `values` (listed in the help); another value is a usage error naming the flag. */
+function choiceOption<T extends string>(flags: string, help: string, values: readonly T[], fallback: T): Option {
+  const option = new Option(flags, help).choices(values).default(fallback);
+  return option.argParser((v: string) => {
+    if (!values.includes(v as T)) throw new UsageError(`${option.long} ${v}: expected one of ${values.join(', ')}`);
+    return v as T;
+  });
+}
 
 interface FuseArgs {
   ir: string;
@@ -31,10 +45,10 @@ interface FuseArgs {
   color?: boolean;
   compare?: string;
   weights: string;
-  attention: 'auto' | 'detector' | 'saliency' | 'none';
-  method: 'network' | ClassicMethod;
+  attention: AttentionChoice;
+  method: (typeof METHODS)[number];
   range: OutputRange;
-  depth: string;
+  depth: (typeof DEPTHS)[number];
   shard?: string;
   skipExisting?: boolean;
   json?: boolean;
@@ -88,16 +102,10 @@ async function writeComparison(path: string, ir: Image, vi: Image, fused: FusedI
   await writeImage(path, strip.data, strip.width, strip.height, 3);
 }
 
-/** Every check that needs no GPU: paths, modes, extensions, collisions with inputs. Returns the jobs. */
+/** Every check that needs no GPU: paths, extensions, collisions with inputs. Returns the jobs. */
 function plan(a: FuseArgs, depth: 8 | 16): { jobs: Job[]; folders: boolean } {
-  for (const [flag, p] of [['--ir', a.ir], ['--vi', a.vi]] as const)
-    if (!existsSync(p)) throw new UserError(`${flag} ${p}: no such file or folder`);
-  if (a.method === 'network') {
-    if (!existsSync(a.weights)) throw new UserError(`--weights ${a.weights}: no such file`);
-    if (statSync(a.weights).isDirectory()) throw new UserError(`--weights ${a.weights}: is a folder; expected a .safetensors file`);
-  }
-  const folders = statSync(a.ir).isDirectory();
-  if (folders !== statSync(a.vi).isDirectory()) throw new UserError('--ir and --vi must both be files or both be folders');
+  const { pairs: all, folders } = pairsOf(a.ir, a.vi);
+  if (a.method === 'network') checkWeightsFile(a.weights);
   const inputs = [{ flag: '--ir', path: a.ir }, { flag: '--vi', path: a.vi }, ...(a.method === 'network' ? [{ flag: '--weights', path: a.weights }] : [])];
   const checkImageOut = (flag: string, path: string) => {
     if (existsSync(path) && statSync(path).isDirectory()) throw new UserError(`${flag} ${path}: is a folder; expected an image file name`);
@@ -112,13 +120,10 @@ function plan(a: FuseArgs, depth: 8 | 16): { jobs: Job[]; folders: boolean } {
     if (a.shard) throw new UsageError(`--shard ${a.shard}: --ir and --vi are files; --shard splits the pairs of two folders`);
     for (const [flag, p] of [['--out', a.out], ['--compare', a.compare]] as const) if (p) checkImageOut(flag, p);
     checkOutputs([{ flag: '--out', path: a.out, kind: 'file' }, a.compare && { flag: '--compare', path: a.compare, kind: 'file' }], inputs);
-    return { jobs: [{ name: basename(a.ir), ir: a.ir, vi: a.vi, out: a.out, compare: a.compare ?? null }], folders };
+    return { jobs: [{ ...all[0], out: a.out, compare: a.compare ?? null }], folders };
   }
-  let pairs: ImagePair[] = matchPairsInFolders(a.ir, a.vi);
-  if (a.shard) {
-    const { index, count } = parseShard(a.shard);
-    pairs = pairs.filter((p) => shardOf(p.name, count) === index);
-  }
+  const shard = a.shard ? parseShard(a.shard) : null;
+  const pairs = shard ? all.filter((p) => shardOf(p.name, shard.count) === shard.index) : all;
   const jobs = pairs.map((p) => ({ name: p.name, ir: p.ir, vi: p.vi, out: join(a.out, outputName(p.name, p.vi, depth)), compare: a.compare ? join(a.compare, `${p.name}.png`) : null }));
   // Output folders are created with their first image (atomic.ts).
   checkOutputs(
@@ -152,8 +157,6 @@ function failureReport(failed: FuseSummary['failed'], of: number, out: string): 
 
 export async function runFuse(a: FuseArgs): Promise<FuseSummary> {
   const started = performance.now();
-  if (!['auto', 'detector', 'saliency', 'none'].includes(a.attention)) throw new UsageError(`--attention ${a.attention}: expected auto, detector, saliency or none`);
-  if (a.depth !== '8' && a.depth !== '16') throw new UsageError(`--depth ${a.depth}: expected 8 or 16`);
   const depth = Number(a.depth) as 8 | 16;
   const { jobs, folders } = plan(a, depth);
   const say = (line: string) => {
@@ -165,18 +168,7 @@ export async function runFuse(a: FuseArgs): Promise<FuseSummary> {
   try {
     if (fuser && a.attention === 'detector' && !fuser.detector)
       throw new UserError(`--attention detector: ${a.weights} carries no detector (train one with \`moefusion train --attention detector\`)`);
-    // Sizes from the headers, before any decoding or output: equal within each pair, within the adapter's limits.
-    for (const j of jobs) {
-      const [si, sv] = [await imageSize(j.ir), await imageSize(j.vi)];
-      if (si.width !== sv.width || si.height !== sv.height)
-        throw new UserError(`${j.ir} is ${si.width}×${si.height} but ${j.vi} is ${sv.width}×${sv.height}: a pair must have one size`);
-      try {
-        if (fuser) checkFits(si.width, si.height);
-      } catch (e) {
-        (e as Error).message = `${j.ir}: ${(e as Error).message}`;
-        throw e;
-      }
-    }
+    await checkPairSizes(jobs, fuser ? checkFits : undefined);
 
     const todo: Job[] = [];
     for (const j of jobs) if (!(a.skipExisting && (await isComplete(j.out)) && (!j.compare || (await isComplete(j.compare))))) todo.push(j);
@@ -185,7 +177,7 @@ export async function runFuse(a: FuseArgs): Promise<FuseSummary> {
     const failed: FuseSummary['failed'] = [];
     const fusePair = async (j: Job) => {
       const [ir, vi] = [await readImage(j.ir), await readImage(j.vi)];
-      const stages = folders ? null : createProgress(8, 'fusing', { quiet: a.quiet || a.json || ir.width * ir.height < 1 << 20 });
+      const stages = folders ? null : createProgress(FORWARD_STAGES.length, 'fusing', { quiet: a.quiet || a.json || ir.width * ir.height < 1 << 20 });
       const fused = fuser
         ? await fuser.fuse(ir, vi, {
             color: !!a.color,
@@ -237,10 +229,10 @@ export function fuseCommand(): Command {
     .option('--color', 'colour output: the fused image as luma with the visible chroma (YCbCr)')
     .option('--compare <path>', 'also write an IR | visible | fused picture (file, or folder for folders)')
     .option('--weights <file>', 'weights (safetensors)', DEFAULT_WEIGHTS)
-    .option('--attention <mode>', "attention map: detector (the weights' detectors), saliency (the infrared image's brightness saliency), none (0.5), or auto (what the weights were trained with)", 'auto')
-    .addOption(new Option('--method <method>', 'network (MoE-Fusion with --weights), or a training-free baseline: max (max(ir, vis)) or multiscale (per Gaussian scale the stronger detail, the brighter base)').choices(['network', ...CLASSIC_METHODS]).default('network'))
-    .addOption(new Option('--range <range>', "output range: clamp (to [0, 1], as the reference) or stretch (clamp, then the image's min..max to full range, as the peers save)").choices(OUTPUT_RANGES).default('clamp'))
-    .option('--depth <bits>', 'output bits per channel: 8, or 16 (PNG and TIFF)', '8')
+    .addOption(choiceOption('--attention <mode>', "attention map: detector (the weights' detectors), saliency (the infrared image's brightness saliency), none (0.5), or auto (what the weights were trained with)", ATTENTION_CHOICES, 'auto'))
+    .addOption(choiceOption('--method <method>', 'network (MoE-Fusion with --weights), or a training-free baseline: max (max(ir, vis)) or multiscale (per Gaussian scale the stronger detail, the brighter base)', METHODS, 'network'))
+    .addOption(choiceOption('--range <range>', "output range: clamp (to [0, 1], as the reference) or stretch (clamp, then the image's min..max to full range, as the peers save)", OUTPUT_RANGES, 'clamp'))
+    .addOption(choiceOption('--depth <bits>', 'output bits per channel (16: PNG and TIFF only)', DEPTHS, '8'))
     .option('--shard <I/N>', 'folders: fuse only shard I of N (a stable split by file name), for job arrays')
     .option('--skip-existing', 'folders: skip pairs whose output is already a complete image (finish an interrupted run)')
     .option('--json', 'print a JSON summary (pairs, fused, skipped, seconds, outputs) on stdout, nothing else')

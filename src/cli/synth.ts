@@ -1,10 +1,10 @@
 /**
  * `moefusion synth --out DIR [--count 200] [--size 128x128] [--seed 0] [--max-objects 5]`: writes a synthetic
  * infrared/visible dataset with object boxes in M3FD's layout (Ir/, Vis/, Annotation/), for tests and quick
- * detector experiments. See src/io/synthetic-scenes.ts.
+ * detector experiments. See src/train/synthetic-scenes.ts.
  */
 import { Command } from 'commander';
-import { SYNTHETIC_FOLDERS, syntheticName, writeSyntheticDataset } from '../io/synthetic-scenes.ts';
+import { SYNTHETIC_FOLDERS, syntheticName, writeSyntheticDataset } from '../train/synthetic-scenes.ts';
 import { UsageError } from './errors.ts';
 import { checkOutputs } from './outputs.ts';
 import { createProgress, type Progress } from './progress.ts';

@@ -3,8 +3,9 @@
  * trained with (metadata `moefusion.attention`), so that `auto` fuses as the network learnt: the detectors' map when
  * the weights carry detectors, else the recorded mode (the infrared saliency for the shipped weights), else 0.5.
  */
-export type InferenceAttention = 'detector' | 'saliency' | 'none';
-export type AttentionChoice = InferenceAttention | 'auto';
+export const ATTENTION_CHOICES = ['auto', 'detector', 'saliency', 'none'] as const;
+export type AttentionChoice = (typeof ATTENTION_CHOICES)[number];
+export type InferenceAttention = Exclude<AttentionChoice, 'auto'>;
 
 export const ATTENTION_METADATA_KEY = 'moefusion.attention';
 

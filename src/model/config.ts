@@ -26,17 +26,6 @@ export const DEFAULT_CONFIG: FusionConfig = {
   pixelWeight: 1,
 };
 
-export const LOCAL_CHANNELS = 32; // cat(v, i) of the 16-channel encodings
-export const GLOBAL_CHANNELS = 160; // cat(x_dense_vis, x_dense_ir, y_fg, y_bg)
-
-export function localGateInputs(c: FusionConfig): number {
-  return LOCAL_CHANNELS * c.localGate[0] * c.localGate[1];
-}
-
-export function globalGateInputs(c: FusionConfig): number {
-  return GLOBAL_CHANNELS * c.globalGate[0] * c.globalGate[1];
-}
-
 /** The `moefusion.config` metadata of a weights file (shared with bench/reference/moe_fusion.py). */
 export interface StoredConfig {
   local_grid: [number, number];

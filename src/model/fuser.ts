@@ -8,13 +8,11 @@ import { Tensor } from '../tensor/tensor.ts';
 import type { DeviceOptions } from '../runtime/device.ts';
 import { LimitError } from '../runtime/errors.ts';
 import type { FusionConfig } from './config.ts';
-import { GLOBAL_CHANNELS } from './config.ts';
-import { FusionNet } from './fusion-net.ts';
-import { disposeParameters } from './parameters.ts';
+import { FORWARD_STAGES, GLOBAL_CHANNELS, type FusionNet } from './fusion-net.ts';
 import { weightsFromFile } from './weights.ts';
 import { readWeights, type WeightsSource } from './weights-source.ts';
-import { Detector, fusionAttention, type DetectorOutput } from './detector/network.ts';
-import { detectorFromFile, disposeDetector, hasDetector } from './detector/weights.ts';
+import { fusionAttention, type Detector, type DetectorOutput } from './detector/network.ts';
+import { detectorFromFile, hasDetector } from './detector/weights.ts';
 import { decodeDetections, type Detection } from './detector/decode.ts';
 import { checkPair, checkUnitRange, InputError, toPlanes, type GrayImage, type PixelInput, type Planes } from '../io/pixels.ts';
 import { decodeBytes, isNode, readImageFile } from '../io/codec.ts';
@@ -22,7 +20,7 @@ import { FusedImage } from '../io/fused-image.ts';
 import { OUTPUT_RANGES, type OutputRange } from '../io/output-range.ts';
 import { CLASSIC_METHODS, classicFusion, type ClassicMethod } from './classic-fusion.ts';
 import { infraredSaliency } from './saliency.ts';
-import { resolveAttention, type AttentionChoice, type InferenceAttention } from './attention.ts';
+import { ATTENTION_CHOICES, resolveAttention, type AttentionChoice, type InferenceAttention } from './attention.ts';
 
 export type { GrayImage };
 
@@ -80,9 +78,6 @@ export interface DetectResult {
  */
 export const SHIPPED_WEIGHTS = new URL('../../weights/moefusion.safetensors', import.meta.url);
 
-/** Stages the network marks as it runs (FusionNet.forward and its mixtures). */
-const FORWARD_STAGES = 8;
-
 export class Fuser {
   private disposed = false;
 
@@ -103,12 +98,11 @@ export class Fuser {
       throw e;
     });
     await initEngine(opts.device);
-    const { params, config } = weightsFromFile(file, source, opts.config);
+    const net = weightsFromFile(file, source, opts.config);
     try {
-      const detector = hasDetector(file) ? detectorFromFile(file, source) : null;
-      return new Fuser(new FusionNet(params, config), detector ? new Detector(detector.tensors, detector.config) : null, source, file.metadata);
+      return new Fuser(net, hasDetector(file) ? detectorFromFile(file, source) : null, source, file.metadata);
     } catch (e) {
-      disposeParameters(params);
+      net.dispose();
       throw e;
     }
   }
@@ -171,14 +165,15 @@ export class Fuser {
       if (given.length !== width * height) throw new InputError(`attention has ${given.length} values, expected ${width}×${height} = ${width * height}`);
       checkUnitRange(given, width, 'attention');
       map = given;
-    } else if (['auto', 'detector', 'saliency', 'none'].includes(given)) mode = resolveAttention(given, !!this.detector, this.metadata);
-    else throw new InputError(`attention must be a Float32Array, 'auto', 'detector', 'saliency' or 'none', got ${String(given)}`);
+    } else if (ATTENTION_CHOICES.includes(given)) mode = resolveAttention(given, !!this.detector, this.metadata);
+    else throw new InputError(`attention must be a Float32Array or one of ${ATTENTION_CHOICES.map((c) => `'${c}'`).join(', ')}, got ${String(given)}`);
     if (mode === 'saliency') map = infraredSaliency(i.gray);
     const detector = mode === 'detector' ? this.requireDetector() : null;
     const shape = [1, 1, height, width];
     const rt = engine().rt;
     let done = 0;
-    if (opts.onStage) rt.onMark = (stage) => opts.onStage!(stage, ++done, FORWARD_STAGES);
+    const { onStage } = opts;
+    if (onStage) rt.onMark = (stage) => onStage(stage, ++done, FORWARD_STAGES.length);
     try {
       const fused = noGrad(() =>
         tidy(() => {
@@ -199,8 +194,8 @@ export class Fuser {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    disposeParameters(this.net.params);
-    if (this.detector) disposeDetector(this.detector.tensors);
+    this.net.dispose();
+    this.detector?.dispose();
   }
 }
 

@@ -6,11 +6,33 @@
 import type { Tensor } from '../tensor/tensor.ts';
 import { engine } from '../tensor/engine.ts';
 import { resizeBilinear, reshape, noisyTopKGate, routingTable, routedConv2d, combineExperts, type NoisyTopKResult } from '../ops/index.ts';
-import type { ConvSpec, ParamSet } from './parameters.ts';
+import { constant, filled, param, stack, type Bound, type conv } from './parameters.ts';
+
+type ConvLayout = ReturnType<typeof conv>;
+
+/**
+ * A mixture's tensors, as the reference names them: the gate's matrices (gate inputs × experts, zero at first as in
+ * the reference; w_noise only scales the training noise), the experts' convolutions stacked, and the standard
+ * normal (mean, std) of the load term, which the reference stores as buffers.
+ */
+export function mixtureLayout<C extends Record<string, ConvLayout>>(gateInputs: number, experts: number, convs: C) {
+  return {
+    w_gate: param([gateInputs, experts], filled(0)),
+    w_noise: param([gateInputs, experts], filled(0), { trainingOnly: true }),
+    experts: stack(experts, convs),
+    mean: constant(0),
+    std: constant(1),
+  };
+}
+
+export type MixtureParams<T = Tensor> = Bound<ReturnType<typeof mixtureLayout<Record<string, ConvLayout>>>, T>;
+
+/** The stages a mixture marks (rt.timestamp) as it records its work, in order; progress displays count them. */
+export const mixtureStages = (label: string): [gate: string, experts: string] => [`${label} gate`, `${label} experts`];
 
 export interface MixtureOptions {
-  name: string;
-  convs: ConvSpec[];
+  /** Names its stages: the mixture's state-dict name. */
+  label: string;
   k: number;
   gateGrid: [number, number];
   lossCoef: number;
@@ -25,15 +47,15 @@ export interface MixtureOptions {
 }
 
 /** Runs the gate on `gateInput` (B,C,H,W) and the chosen experts on `stacked` (groups·B, C', H, W). */
-export function mixture(params: ParamSet, gateInput: Tensor, stacked: Tensor, o: MixtureOptions): { y: Tensor; gate: NoisyTopKResult } {
+export function mixture(p: MixtureParams, gateInput: Tensor, stacked: Tensor, o: MixtureOptions): { y: Tensor; gate: NoisyTopKResult } {
   const B = gateInput.shape[0];
   const rt = engine().rt;
-  rt.timestamp(`${o.name} gate`);
+  const [gateStage, expertStage] = mixtureStages(o.label);
+  rt.timestamp(gateStage);
   const small = resizeBilinear(gateInput, o.gateGrid[0], o.gateGrid[1]);
   const flat = reshape(small, [B, -1]);
-  const wGate = params.get(`${o.name}.w_gate`)!;
-  const experts = wGate.shape[1];
-  const gate = noisyTopKGate(flat, wGate, params.get(`${o.name}.w_noise`)!, {
+  const experts = p.w_gate.shape[1];
+  const gate = noisyTopKGate(flat, p.w_gate, p.w_noise, {
     k: o.k,
     train: o.train,
     noise: o.noise,
@@ -41,20 +63,14 @@ export function mixture(params: ParamSet, gateInput: Tensor, stacked: Tensor, o:
   });
   const first = routingTable(gate.topIndices, experts, o.groups > 1 ? { inputOf: 'expertGroup', groups: o.groups } : {});
   const chained = routingTable(gate.topIndices, experts, { inputOf: 'self' });
-  rt.timestamp(`${o.name} experts`);
+  rt.timestamp(expertStage);
   // Each layer's input is released as soon as the next layer has read it: at 640×480 a global expert's 160→64
   // output alone is 157 MB (the autograd graph keeps its own reference where the backward needs it).
+  const layers = Object.values(p.experts);
   let h = stacked;
-  o.convs.forEach((c, layer) => {
-    const last = layer === o.convs.length - 1;
+  layers.forEach((c, layer) => {
     const input = h;
-    h = routedConv2d(
-      h,
-      params.get(`${o.name}.experts.${c.name}.weight`)!,
-      params.get(`${o.name}.experts.${c.name}.bias`)!,
-      layer === 0 ? first : chained,
-      { relu: !last },
-    );
+    h = routedConv2d(h, c.weight, c.bias, layer === 0 ? first : chained, { relu: layer < layers.length - 1 });
     if (input !== stacked) input.dispose();
   });
   const y = combineExperts(h, gate.gates, gate.topIndices);

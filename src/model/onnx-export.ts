@@ -13,8 +13,11 @@
  * computed cannot be pre-packed by a runtime.
  */
 import { configToMetadata, type FusionConfig } from './config.ts';
-import { LOCAL_EXPERT_CONVS, GLOBAL_EXPERT_CONVS, ENCODER_CONVS, type ConvSpec, type MixtureName } from './parameters.ts';
-import { hostWeightsFromFile, WeightsError, type HostParams } from './weights.ts';
+import { GLOBAL_CHANNELS, LOCAL_CHANNELS, type FusionParams } from './fusion-net.ts';
+import type { EncoderParams } from './encoder.ts';
+import type { MixtureParams } from './mixture.ts';
+import { hostWeightsFromFile, type HostWeights } from './weights.ts';
+import { WeightsError, type HostTensor } from './state-dict.ts';
 import { readWeights, type WeightsSource } from './weights-source.ts';
 import type { SafetensorsFile } from '../io/safetensors.ts';
 import { ATTENTION_METADATA_KEY } from './attention.ts';
@@ -48,13 +51,13 @@ export function onnxFromWeightsFile(file: SafetensorsFile, source: string, opts:
 
 /** The ONNX model of checked parameters in CPU memory; `source` names them in errors. */
 export function fusionOnnx(
-  params: HostParams,
+  params: HostWeights,
   config: FusionConfig,
   opts: OnnxExportOptions & { source?: string; metadata?: Record<string, string> } = {},
 ): Uint8Array {
   const source = opts.source ?? 'weights';
   const maxBytes = opts.maxBytes ?? MAX_MODEL_BYTES;
-  const needed = [...params].reduce((n, [name, p]) => n + (name.endsWith('.w_noise') ? 0 : p.data.byteLength), 0);
+  const needed = params.entries.reduce((n, { spec, value }) => n + (spec.leaf.trainingOnly ? 0 : value.data.byteLength), 0);
   if (needed > maxBytes)
     throw new WeightsError(
       source,
@@ -62,7 +65,7 @@ export function fusionOnnx(
         `(gate grids ${grid(config.localGate)} and ${grid(config.globalGate)}, ${config.experts} experts); train with smaller --gate-grids`,
     );
   const g = new OnnxGraph('moefusion', opts.opset ?? DEFAULT_OPSET);
-  new FusionGraph(g, params, config).build();
+  new FusionGraph(g, params.tree, config).build();
   return g.encode({
     producer: 'moefusion',
     doc:
@@ -76,22 +79,26 @@ const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 /** A gate grid as sizes are written (WIDTHxHEIGHT, as --gate-grids takes it). */
 const grid = ([h, w]: [number, number]) => `${w}x${h}`;
 
+type Mixture = MixtureParams<HostTensor>;
+type Conv = Mixture['experts'][string];
+/** The mixtures' names: state-dict names, which name their nodes. */
+type MixtureName = 'encoder.moe_fg' | 'encoder.moe_bg' | 'DecoderMoE';
+
 /** Builds the network's nodes into a graph. */
 class FusionGraph {
   private readonly one: string;
 
   constructor(
     private readonly g: OnnxGraph,
-    private readonly params: HostParams,
+    private readonly p: FusionParams<HostTensor>,
     private readonly cfg: FusionConfig,
   ) {
     this.one = g.floats('one', new Float32Array([1]), [1]);
   }
 
-  private param(name: string, shape?: number[]): string {
-    const p = this.params.get(name);
-    if (!p) throw new Error(`ONNX export: parameter ${name} is missing`);
-    return this.g.floats(name, p.data, shape ?? p.shape);
+  /** A tensor as an initializer under its engine name. */
+  private param(t: HostTensor): string {
+    return this.g.floats(t.name, t.data, t.shape);
   }
 
   build(): void {
@@ -100,14 +107,15 @@ class FusionGraph {
     const ir = g.input('ir', dims);
     const vis = g.input('vis', dims);
     const attention = g.input('attention', dims);
-    const v = this.encode('r', vis);
-    const i = this.encode('i', ir);
+    const { encoder, DecoderMoE } = this.p;
+    const v = this.encode(encoder, 'r', vis);
+    const i = this.encode(encoder, 'i', ir);
     const background = g.op('Sub', [this.one, attention], {}, 'background');
-    const yFg = this.localMixture('encoder.moe_fg', v.enc, i.enc, attention);
-    const yBg = this.localMixture('encoder.moe_bg', v.enc, i.enc, background);
+    const yFg = this.localMixture('encoder.moe_fg', encoder.moe_fg, v.enc, i.enc, attention);
+    const yBg = this.localMixture('encoder.moe_bg', encoder.moe_bg, v.enc, i.enc, background);
     const xf = g.op('Concat', [v.dense, i.dense, yFg, yBg], { axis: 1 }, 'x_f');
-    const { indices, gates } = this.gate('DecoderMoE', xf, this.cfg.globalGate);
-    const fused = this.experts('DecoderMoE', GLOBAL_EXPERT_CONVS, xf, indices, gates);
+    const { indices, gates } = this.gate('DecoderMoE', DecoderMoE, xf, GLOBAL_CHANNELS, this.cfg.globalGate);
+    const fused = this.experts('DecoderMoE', DecoderMoE, xf, indices, gates);
     g.output(fused, 'fused', dims);
   }
 
@@ -117,19 +125,18 @@ class FusionGraph {
   }
 
   /** The dense encoder of one stream (encoder.ts): x_enc and x_dense. */
-  private encode(stream: 'r' | 'i', img: string): { enc: string; dense: string } {
+  private encode(p: EncoderParams<HostTensor>, stream: 'r' | 'i', img: string): { enc: string; dense: string } {
     const g = this.g;
-    const conv = (spec: ConvSpec, x: string, relu = false) => {
-      const base = `${spec.name}.conv_${stream}`;
-      return this.conv(x, this.param(`${base}.weight`), this.param(`${base}.bias`), base, { relu });
+    const conv = (c: EncoderParams<HostTensor>['Conv1'], x: string, relu = false) => {
+      const { weight, bias } = c[`conv_${stream}`];
+      return this.conv(x, this.param(weight), this.param(bias), weight.name.replace(/\.weight$/, ''), { relu });
     };
-    const [c1, c2, c3, c4] = ENCODER_CONVS;
-    const x0 = conv(c1, img, true);
-    const x1 = conv(c2, x0);
+    const x0 = conv(p.Conv1, img, true);
+    const x1 = conv(p.DenseConv1, x0);
     const d1 = g.op('Concat', [x0, x1], { axis: 1 }, `d1_${stream}`);
-    const x2 = conv(c3, d1);
+    const x2 = conv(p.DenseConv2, d1);
     const d2 = g.op('Concat', [d1, x2], { axis: 1 }, `d2_${stream}`);
-    const enc = conv(c4, d2);
+    const enc = conv(p.DenseConv3, d2);
     return { enc, dense: g.op('Concat', [d2, enc], { axis: 1 }, `dense_${stream}`) };
   }
 
@@ -137,25 +144,24 @@ class FusionGraph {
    * A mixture of local experts (fusion-net.ts): the gate sees cat(v·w, i·w); experts 0..E/2−1 read the visible
    * half of those channels, the others the infrared half, so each chosen expert's channels are gathered by a table.
    */
-  private localMixture(name: MixtureName, visEnc: string, irEnc: string, weight: string): string {
+  private localMixture(name: MixtureName, p: Mixture, visEnc: string, irEnc: string, weight: string): string {
     const g = this.g;
     const { experts: E } = this.cfg;
-    const C = LOCAL_EXPERT_CONVS[0].in;
+    const C = LOCAL_CHANNELS / 2;
     const vw = g.op('Mul', [visEnc, weight], {}, `${name}/vis`);
     const iw = g.op('Mul', [irEnc, weight], {}, `${name}/ir`);
     const both = g.op('Concat', [vw, iw], { axis: 1 }, `${name}/input`);
-    const { indices, gates } = this.gate(name, both, this.cfg.localGate);
+    const { indices, gates } = this.gate(name, p, both, LOCAL_CHANNELS, this.cfg.localGate);
     const table = Array.from({ length: E * C }, (_, j) => Math.floor(Math.floor(j / C) / (E / 2)) * C + (j % C));
     const channelsOf = g.ints(`${name}/channels_of_expert`, table, [E, C]);
     const channels = g.op('Reshape', [g.op('Gather', [channelsOf, indices], { axis: 0 }, `${name}/channels`), g.ints('flat', [-1])], {}, `${name}/channels_flat`);
     const input = g.op('Gather', [both, channels], { axis: 1 }, `${name}/expert_input`);
-    return this.experts(name, LOCAL_EXPERT_CONVS, input, indices, gates);
+    return this.experts(name, p, input, indices, gates);
   }
 
   /** Resize to the grid, the gate's linear map, the top k and their softmax: (k) int64 indices, (1, k) gates. */
-  private gate(name: MixtureName, x: string, grid: [number, number]): { indices: string; gates: string } {
+  private gate(name: MixtureName, p: Mixture, x: string, channels: number, grid: [number, number]): { indices: string; gates: string } {
     const g = this.g;
-    const channels = name === 'DecoderMoE' ? GLOBAL_EXPERT_CONVS[0].in : 2 * LOCAL_EXPERT_CONVS[0].in;
     const small = g.op(
       'Resize',
       [x, '', '', g.ints(`${name}/grid`, [1, channels, ...grid])],
@@ -163,7 +169,7 @@ class FusionGraph {
       `${name}/gate_input`,
     );
     const flat = g.op('Reshape', [small, g.ints('row', [1, -1])], {}, `${name}/gate_flat`);
-    const logits = g.op('MatMul', [flat, this.param(`${name}.w_gate`)], {}, `${name}/logits`);
+    const logits = g.op('MatMul', [flat, this.param(p.w_gate)], {}, `${name}/logits`);
     const [values, top] = g.node('TopK', [logits, g.ints('k', [this.cfg.k])], { axis: -1, largest: 1, sorted: 1 }, 2, `${name}/top_k`);
     const gates = g.op('Softmax', [values], { axis: -1 }, `${name}/gates`);
     const indices = g.op('Reshape', [top, g.ints('flat', [-1])], {}, `${name}/experts`);
@@ -174,24 +180,26 @@ class FusionGraph {
    * The chosen experts of a mixture: each layer's weights of the k experts gathered and run as one convolution of k
    * groups (the first layer of global experts, which share their input, as one plain convolution), then combined.
    */
-  private experts(name: MixtureName, convs: ConvSpec[], input: string, indices: string, gates: string): string {
+  private experts(name: MixtureName, p: Mixture, input: string, indices: string, gates: string): string {
     const g = this.g;
     const { k } = this.cfg;
+    const layers: Conv[] = Object.values(p.experts);
     let h = input;
-    convs.forEach((c, layer) => {
-      const at = `${name}.experts.${c.name}`;
-      const w = g.op('Gather', [this.param(`${at}.weight`), indices], { axis: 0 }, `${at}.weight/chosen`);
-      const b = g.op('Gather', [this.param(`${at}.bias`), indices], { axis: 0 }, `${at}.bias/chosen`);
+    layers.forEach((c, layer) => {
+      const at = c.weight.name.replace(/\.weight$/, '');
+      const [, out, inputs, kh, kw] = c.weight.shape;
+      const w = g.op('Gather', [this.param(c.weight), indices], { axis: 0 }, `${at}.weight/chosen`);
+      const b = g.op('Gather', [this.param(c.bias), indices], { axis: 0 }, `${at}.bias/chosen`);
       const shared = layer === 0 && name === 'DecoderMoE';
       h = this.conv(
         h,
-        g.op('Reshape', [w, g.ints(`${at}.weight/shape`, [k * c.out, c.in, c.k, c.k])], {}, `${at}.weight/grouped`),
+        g.op('Reshape', [w, g.ints(`${at}.weight/shape`, [k * out, inputs, kh, kw])], {}, `${at}.weight/grouped`),
         g.op('Reshape', [b, g.ints('flat', [-1])], {}, `${at}.bias/grouped`),
         at,
-        { relu: layer < convs.length - 1, group: shared ? 1 : k },
+        { relu: layer < layers.length - 1, group: shared ? 1 : k },
       );
     });
-    return this.combine(name, h, gates, convs[convs.length - 1].out);
+    return this.combine(name, h, gates, layers[layers.length - 1].weight.shape[1]);
   }
 
   /** y (1, k·C, H, W) → log Σ_s g_s·exp(y_s), stably, (1, C, H, W) (kernels/combine.ts). */

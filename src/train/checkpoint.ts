@@ -112,7 +112,7 @@ export async function saveCheckpoint(file: string, trainer: Trainer, data?: Data
   const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
   const named = trainer.parameters();
   for (const [name, t] of named) tensors[`param/${name}`] = { shape: [...t.shape], data: await t.data() };
-  for (const [name, t] of trainer.detector?.tensors.buffers ?? []) tensors[`buffer/${name}`] = { shape: [...t.shape], data: await t.data() };
+  for (const [name, t] of trainer.buffers()) tensors[`buffer/${name}`] = { shape: [...t.shape], data: await t.data() };
   const state = await trainer.optimizer.exportState();
   named.forEach(([name, t], i) => {
     const shape = [...t.shape];
@@ -146,7 +146,7 @@ export function restoreCheckpoint(trainer: Trainer, ck: Checkpoint): void {
   };
   // Everything is looked up before anything changes.
   const named = trainer.parameters();
-  const buffers = [...(trainer.detector?.tensors.buffers ?? [])];
+  const buffers = trainer.buffers();
   const values = named.map(([name, t]) => get(`param/${name}`, t));
   for (const [name, t] of named) {
     m.push(get(`adam.m/${name}`, t));

@@ -12,12 +12,10 @@ import { initEngine } from '../tensor/engine.ts';
 import { GpuError } from '../runtime/errors.ts';
 import { DEFAULT_CONFIG, type FusionConfig } from '../model/config.ts';
 import { FusionNet } from '../model/fusion-net.ts';
-import { initParameters, type ParamSet } from '../model/parameters.ts';
 import { loadWeightsWithConfig, saveWeights } from '../model/weights-file.ts';
 import { Detector } from '../model/detector/network.ts';
 import { DEFAULT_DETECTOR_CONFIG, M3FD_CLASSES } from '../model/detector/config.ts';
-import { initDetectorTensors } from '../model/detector/parameters.ts';
-import { detectorFromFile, detectorToHost, hasDetector } from '../model/detector/weights.ts';
+import { detectorFromFile, hasDetector } from '../model/detector/weights.ts';
 import { openDataset, splitPairs } from '../io/dataset.ts';
 import { lineChartSvg, writeSvgImage } from '../io/charts.ts';
 import { readSafetensors } from '../io/safetensors-file.ts';
@@ -145,13 +143,12 @@ function detectorClasses(classes: string[] | null, pairs: LabelledPair[]): strin
 /** The jointly trained detector of attention 'detector': the checkpoint's (its values restored later), the init file's, or a new one. */
 function createDetector(s: RunSettings, opts: TrainOptions, pairs: LabelledPair[], ck: Checkpoint | null): Detector | null {
   if (opts.attention !== 'detector') return null;
-  if (ck) return new Detector(initDetectorTensors(ck.meta.detector!), ck.meta.detector!);
+  if (ck?.meta.detector) return Detector.init(ck.meta.detector);
   if (s.init) {
     const file = readSafetensors(s.init);
     if (hasDetector(file)) {
       try {
-        const { tensors, config } = detectorFromFile(file, s.init);
-        return new Detector(tensors, config);
+        return detectorFromFile(file, s.init);
       } catch (e) {
         if (e instanceof GpuError) throw e;
         throw new TrainingError((e as Error).message);
@@ -159,7 +156,7 @@ function createDetector(s: RunSettings, opts: TrainOptions, pairs: LabelledPair[
     }
   }
   const config = { ...DEFAULT_DETECTOR_CONFIG, classes: detectorClasses(s.classes, pairs) };
-  return new Detector(initDetectorTensors(config, opts.seed), config);
+  return Detector.init(config, opts.seed);
 }
 
 /** Scores as `EN 6.9, SD 40.1, …`; nested ones (the stretched output's) in brackets after their name. */
@@ -221,22 +218,18 @@ export async function runTraining(s: RunSettings, report: RunReporter): Promise<
   if (stored) checkSameData(data, stored);
   if (opts.attention === 'detector') {
     if (!pairs.some((p) => p.boxes)) throw new TrainingError(`--attention detector needs boxes: ${s.data.join(', ')} has no labels folder (VOC, YOLO or COCO)`);
-    if (ck && !ck.meta.detector) throw new TrainingError(`cannot resume with --attention detector: the checkpoint was trained without a detector`);
-    if (ck && s.classes && s.classes.join() !== ck.meta.detector!.classes.join())
-      throw mismatch('--classes', s.classes.join(','), ck.meta.detector!.classes.join(','));
+    const trained = ck ? ck.meta.detector : undefined;
+    if (trained === null) throw new TrainingError(`cannot resume with --attention detector: the checkpoint was trained without a detector`);
+    if (trained && s.classes && s.classes.join() !== trained.classes.join()) throw mismatch('--classes', s.classes.join(','), trained.classes.join(','));
   }
   const grids = s.gateGrids;
   if (ck && grids && formatGrids(grids) !== formatGrids(ck.meta.config)) throw mismatch('--gate-grids', formatGrids(grids), formatGrids(ck.meta.config));
 
   await initEngine();
   // The network's configuration: the checkpoint's, else the --init file's, else the reference's (--gate-grids).
-  let cfg: FusionConfig = ck?.meta.config ?? { ...DEFAULT_CONFIG, ...grids };
-  let params: ParamSet;
-  if (s.init && !ck) ({ params, config: cfg } = loadWeightsWithConfig(s.init));
-  else params = initParameters(cfg, opts.seed);
-  if (grids && formatGrids(grids) !== formatGrids(cfg))
-    throw new TrainingError(`--gate-grids ${formatGrids(grids)} differs from the --init weights (${formatGrids(cfg)})`);
-  const net = new FusionNet(params, cfg);
+  const net = s.init && !ck ? loadWeightsWithConfig(s.init) : FusionNet.init(ck?.meta.config ?? { ...DEFAULT_CONFIG, ...grids }, opts.seed);
+  if (grids && formatGrids(grids) !== formatGrids(net.config))
+    throw new TrainingError(`--gate-grids ${formatGrids(grids)} differs from the --init weights (${formatGrids(net.config)})`);
   const detector = createDetector(s, opts, pairs, ck);
   const trainer = new Trainer(net, new PairSource(train, opts), opts, detector);
   const validator = new Validator(net, new PairSource(val, { ...opts, flip: false, cropScale: [1, 1] }), {
@@ -267,13 +260,11 @@ export async function runTraining(s: RunSettings, report: RunReporter): Promise<
   try {
     removeStaleTemporaries(s.out);
     // The weights as `fuse` reads them, with the steps and the attention mode they were trained with.
-    const writeWeights = async (path: string) => {
-      const detectorFiles = detector ? await detectorToHost(detector.tensors, detector.config) : null;
-      await saveWeights(path, params, cfg, {
-        metadata: { steps: String(trainer.step), [ATTENTION_METADATA_KEY]: inferenceAttention(opts.attention), ...detectorFiles?.metadata },
-        extraTensors: detectorFiles?.tensors,
+    const writeWeights = (path: string) =>
+      saveWeights(path, net, {
+        metadata: { steps: String(trainer.step), [ATTENTION_METADATA_KEY]: inferenceAttention(opts.attention) },
+        detector,
       });
-    };
     await loop(s, report, { trainer, validator, log, data, checkpoint, logFile, trainCount: train.length, valCount: val.length, resumed: !!ck, writeWeights });
     await writeWeights(join(s.out, 'weights.safetensors'));
     report.line(`done: ${trainer.step} steps; weights in ${join(s.out, 'weights.safetensors')}`);

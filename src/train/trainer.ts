@@ -53,7 +53,12 @@ export class Trainer {
 
   /** Every trained parameter with its name: the fusion network's, then the detector's. */
   parameters(): Array<[string, Tensor]> {
-    return [...this.net.params, ...(this.detector?.params ?? [])];
+    return [...this.net.parameters(), ...(this.detector?.parameters() ?? [])];
+  }
+
+  /** The state that is not learnt (the detector's batch-norm statistics), with names. */
+  buffers(): Array<[string, Tensor]> {
+    return [...this.net.buffers(), ...(this.detector?.buffers() ?? [])];
   }
 
   /** Learning rate at a step under the schedule. */

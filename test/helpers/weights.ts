@@ -2,7 +2,8 @@
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { engine } from '../../src/tensor/engine.ts';
 import { DEFAULT_CONFIG, type FusionConfig } from '../../src/model/config.ts';
-import { initParameters, disposeParameters, stateDictSlots, BUFFERS } from '../../src/model/parameters.ts';
+import { FusionNet, fusionLayout } from '../../src/model/fusion-net.ts';
+import { stateDictNames } from '../../src/model/parameters.ts';
 import { saveWeights } from '../../src/model/weights-file.ts';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors-file.ts';
 import { PARITY_FIXTURE } from '../../src/check/parity.ts';
@@ -16,15 +17,14 @@ export const SMALL_GATES: FusionConfig = { ...DEFAULT_CONFIG, localGate: [6, 8],
  * of zero, so that the gates route between experts as trained ones do.
  */
 export async function writeRoutingWeights(path: string, cfg: FusionConfig, seed: number, rng: Rng): Promise<void> {
-  const params = initParameters(cfg, seed);
-  for (const [name, p] of params)
-    if (name.endsWith('w_gate')) {
-      const fresh = Tensor.fromArray(rng.normal(p.size, 0.05), p.shape);
-      engine().rt.copy(fresh.buffer, 0, p.buffer, 0, p.bytes);
-      fresh.dispose();
-    }
-  await saveWeights(path, params, cfg);
-  disposeParameters(params);
+  const net = FusionNet.init(cfg, seed);
+  for (const { w_gate: p } of Object.values(net.mixtures)) {
+    const fresh = Tensor.fromArray(rng.normal(p.size, 0.05), p.shape);
+    engine().rt.copy(fresh.buffer, 0, p.buffer, 0, p.bytes);
+    fresh.dispose();
+  }
+  await saveWeights(path, net);
+  net.dispose();
 }
 
 /**
@@ -33,7 +33,7 @@ export async function writeRoutingWeights(path: string, cfg: FusionConfig, seed:
  */
 export function writeFixtureWeights(path: string): void {
   const fixture = readSafetensors(PARITY_FIXTURE);
-  const names = new Set([...stateDictSlots(DEFAULT_CONFIG).map((s) => s.name), ...Object.keys(BUFFERS)]);
+  const names = new Set(stateDictNames(fusionLayout(DEFAULT_CONFIG)));
   const tensors = Object.fromEntries([...fixture.tensors].filter(([name]) => names.has(name)).map(([name, t]) => [name, { shape: t.shape, data: t.data }]));
   writeSafetensors(path, tensors, { metadata: { format: 'pt', 'moefusion.config': fixture.metadata['moefusion.config'] } });
 }

@@ -15,6 +15,9 @@ export interface DetectorConfig {
   head: number;
 }
 
+export const MODALITIES = ['vis', 'ir'] as const;
+export type Modality = (typeof MODALITIES)[number];
+
 /** M3FD's six classes. */
 export const M3FD_CLASSES = ['People', 'Car', 'Bus', 'Motorcycle', 'Lamp', 'Truck'];
 
@@ -31,16 +34,17 @@ export const DEFAULT_DETECTOR_CONFIG: DetectorConfig = {
 export const DETECTOR_METADATA_KEY = 'moefusion.detector';
 
 export function detectorConfigFromJson(json: string, source: string): DetectorConfig {
-  let c: Partial<DetectorConfig>;
+  let c: Partial<Record<keyof DetectorConfig, unknown>>;
   try {
     c = JSON.parse(json);
   } catch {
     throw new Error(`${source}: the detector configuration is not valid JSON`);
   }
-  const ints = (v: unknown, n: number) => Array.isArray(v) && v.length === n && v.every((x) => Number.isInteger(x) && x > 0);
-  if (!Array.isArray(c.classes) || c.classes.length === 0 || !c.classes.every((s) => typeof s === 'string'))
+  const positive = (v: unknown): v is number => Number.isInteger(v) && (v as number) > 0;
+  const { classes, backbone, fpn, head } = c;
+  if (!Array.isArray(classes) || classes.length === 0 || !classes.every((s) => typeof s === 'string'))
     throw new Error(`${source}: the detector configuration needs a non-empty list of class names`);
-  if (!ints(c.backbone, 4)) throw new Error(`${source}: the detector's backbone must be four positive channel counts`);
-  if (!ints([c.fpn, c.head], 2) || c.fpn! % 2 !== 0) throw new Error(`${source}: the detector's fpn (even) and head widths must be positive integers`);
-  return { classes: c.classes, backbone: c.backbone as DetectorConfig['backbone'], fpn: c.fpn!, head: c.head! };
+  if (!Array.isArray(backbone) || backbone.length !== 4 || !backbone.every(positive)) throw new Error(`${source}: the detector's backbone must be four positive channel counts`);
+  if (!positive(fpn) || !positive(head) || fpn % 2 !== 0) throw new Error(`${source}: the detector's fpn (even) and head widths must be positive integers`);
+  return { classes, backbone: backbone as DetectorConfig['backbone'], fpn, head };
 }

@@ -8,7 +8,7 @@ import { abs, add, addScalar, clamp, log, mean, mul, neg, scale, sigmoid, softpl
 import type { HeadLevel } from './decode.ts';
 import type { DetectionTargets } from './targets.ts';
 import type { DetectorOutput } from './network.ts';
-import { MODALITIES } from './parameters.ts';
+import { MODALITIES } from './config.ts';
 
 export interface DetectionLosses {
   heat: Tensor;

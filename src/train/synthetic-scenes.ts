@@ -8,16 +8,16 @@
  * Visible: textured, unevenly lit (gradient, vignette, a soft shadow, sometimes night), objects with random albedo
  * that is sometimes close to the background's, so that only the infrared shows them; sensor noise in both.
  *
- * Each object's box is its drawn extent in continuous pixel coordinates (see boxes.ts): every shape touches its
+ * Each object's box is its drawn extent in continuous pixel coordinates (see io/boxes.ts): every shape touches its
  * box's four sides and nothing of it is drawn outside. Everything is fixed by the seed.
  */
 import { mkdirSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Rng } from '../util/rng.ts';
-import { ensureWritableDir, forgetTemporary, OutputError, tempPathFor, trackTemporary } from './atomic.ts';
-import type { Box } from './boxes.ts';
-import { writeImage } from './image.ts';
+import { ensureWritableDir, forgetTemporary, OutputError, tempPathFor, trackTemporary } from '../io/atomic.ts';
+import type { Box } from '../io/boxes.ts';
+import { writeImage } from '../io/image.ts';
 
 export const SYNTHETIC_CLASSES = ['People', 'Car'] as const;
 

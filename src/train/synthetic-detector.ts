@@ -2,16 +2,15 @@
  * The short recipe that shows the detectors learning: both trained alone (no fusion network) from scratch on 64×64
  * synthetic scenes. test/detector-learning.test.ts checks what it reaches; scripts/detector-demo.ts pictures it.
  */
-import { Tensor } from '../../tensor/tensor.ts';
-import { tidy } from '../../tensor/engine.ts';
-import { backward } from '../../autograd/tape.ts';
-import { Adam } from '../../optim/optimizer.ts';
-import { syntheticScene, SYNTHETIC_CLASSES, type SceneOptions, type SyntheticScene } from '../../io/synthetic-scenes.ts';
-import type { DetectorConfig } from './config.ts';
-import { Detector } from './network.ts';
-import { initDetectorTensors } from './parameters.ts';
-import { buildTargets } from './targets.ts';
-import { detectorLoss } from './losses.ts';
+import { Tensor } from '../tensor/tensor.ts';
+import { tidy } from '../tensor/engine.ts';
+import { backward } from '../autograd/tape.ts';
+import { Adam } from '../optim/optimizer.ts';
+import { syntheticScene, SYNTHETIC_CLASSES, type SceneOptions, type SyntheticScene } from './synthetic-scenes.ts';
+import type { DetectorConfig } from '../model/detector/config.ts';
+import { Detector } from '../model/detector/network.ts';
+import { buildTargets } from '../model/detector/targets.ts';
+import { detectorLoss } from '../model/detector/losses.ts';
 
 export const SYNTHETIC_SIZE = 64;
 export const SYNTHETIC_DETECTOR: DetectorConfig = { classes: [...SYNTHETIC_CLASSES], backbone: [8, 16, 16, 16], fpn: 16, head: 16 };
@@ -29,9 +28,8 @@ export async function trainSyntheticDetector(onStep?: (step: number, loss: numbe
   const { steps, batchSize: B, lr, weightDecay, trainScenes } = SYNTHETIC_RECIPE;
   const S = SYNTHETIC_SIZE;
   const train = Array.from({ length: trainScenes }, (_, k) => syntheticTrainingScene(k));
-  const tensors = initDetectorTensors(SYNTHETIC_DETECTOR, 1);
-  const detector = new Detector(tensors, SYNTHETIC_DETECTOR);
-  const adam = new Adam([...tensors.params.values()], { lr, weightDecay });
+  const detector = Detector.init(SYNTHETIC_DETECTOR, 1);
+  const adam = new Adam(detector.parameters().map(([, t]) => t), { lr, weightDecay });
   const planes = (batch: SyntheticScene[], k: 'ir' | 'vis') => {
     const a = new Float32Array(B * S * S);
     batch.forEach((s, b) => a.set(s[k], b * S * S));

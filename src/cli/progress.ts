@@ -35,6 +35,27 @@ function every(ms: number, fn: () => void): () => void {
 
 const BAR_WIDTH = 30;
 
+/**
+ * Seconds left, from the pace since the first position the caller set: a loop resumed at step 300 of 2500 has done
+ * only the steps since then in the time elapsed.
+ */
+function etaClock(now: () => number) {
+  let origin = { value: 0, time: now() };
+  let moved = false;
+  return {
+    /** Called with every new position; the first one before any step becomes the origin. */
+    at(value: number, isTick: boolean) {
+      if (!moved && !isTick) origin = { value, time: now() };
+      moved ||= isTick;
+    },
+    eta(value: number, total: number): number {
+      if (value >= total) return 0;
+      const done = value - origin.value;
+      return done > 0 ? ((now() - origin.time) / 1000 / done) * (total - value) : NaN;
+    },
+  };
+}
+
 /** 0.0123 → "0.0123", 12345.6 → "1.235e+4": four significant digits. */
 function formatField(v: number | string): string {
   if (typeof v === 'string') return v;
@@ -71,9 +92,10 @@ function barProgress(total: number, label: string, stream: TerminalStream, now: 
   let fields = '';
   let drawn = '';
   let stopped = false;
+  const clock = etaClock(now);
   const draw = () => {
     const elapsed = (now() - start) / 1000;
-    const eta = value >= total ? 0 : value > 0 ? (elapsed / value) * (total - value) : NaN;
+    const eta = clock.eta(value, total);
     const filled = total > 0 ? Math.round((BAR_WIDTH * Math.min(value, total)) / total) : BAR_WIDTH;
     const line = `${label} [${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)}] ${value}/${total} | ${formatDuration(elapsed)} elapsed, ETA ${formatDuration(eta)}${fields}`;
     if (line === drawn) return;
@@ -81,16 +103,17 @@ function barProgress(total: number, label: string, stream: TerminalStream, now: 
     // Back to the line's start, the line (cut to the terminal's width: a wrapped line cannot be redrawn), clear the rest.
     stream.write(`\r${stream.columns ? line.slice(0, stream.columns - 1) : line}\x1b[K`);
   };
-  const set = (v: number, f?: ProgressFields) => {
+  const set = (v: number, f: ProgressFields | undefined, isTick: boolean) => {
     value = v;
+    clock.at(v, isTick);
     if (f) fields = ` | ${formatFields(f)}`;
     if (!stopped) draw();
   };
   draw();
   const stopClock = timer(1000, draw);
   return {
-    tick: (f, step = 1) => set(value + step, f),
-    update: set,
+    tick: (f, step = 1) => set(value + step, f, true),
+    update: (v, f) => set(v, f, false),
     stop() {
       if (stopped) return;
       stopped = true;
@@ -107,9 +130,10 @@ function plainProgress(total: number, label: string, stream: NodeJS.WritableStre
   let value = 0;
   let fields: ProgressFields = {};
   let stopped = false;
+  const clock = etaClock(now);
   const line = () => {
     const elapsed = (now() - start) / 1000;
-    const eta = value > 0 ? (elapsed / value) * (total - value) : NaN;
+    const eta = clock.eta(value, total);
     const pct = total > 0 ? Math.floor((100 * value) / total) : 100;
     const extra = formatFields(fields);
     stream.write(`${label}: ${value}/${total} (${pct}%) ${formatDuration(elapsed)} elapsed, ETA ${formatDuration(eta)}${extra ? `  ${extra}` : ''}\n`);
@@ -121,11 +145,13 @@ function plainProgress(total: number, label: string, stream: NodeJS.WritableStre
   return {
     tick(f, step = 1) {
       value += step;
+      clock.at(value, true);
       if (f) fields = f;
       maybeLine();
     },
     update(v, f) {
       value = v;
+      clock.at(v, false);
       if (f) fields = f;
       maybeLine();
     },

@@ -1,5 +1,5 @@
 /**
- * The detectors' demonstration of README.md: trains both detectors from scratch on 64×64 synthetic scenes with the
+ * The detectors' demonstration of docs/detectors.md: trains both detectors from scratch on 64×64 synthetic scenes with the
  * recipe test/detector-learning.test.ts checks (train/synthetic-detector.ts, 500 steps), stores them beside the shipped fusion weights in
  * OUT/weights.safetensors, writes four new 128×128 scenes to OUT/data, runs `moefusion detect` on them and stacks
  * its pictures into results/detector-synthetic.png.

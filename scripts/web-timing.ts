@@ -1,5 +1,5 @@
 /**
- * Times the demo page in Chromium against the Node engine on the same pixels (the README's browser figures):
+ * Times the demo page in Chromium against the Node engine on the same pixels (the browser figures of docs/browser.md):
  * for each size, the page fuses the sample pair twice (the first run compiles the kernels) and Node's Fuser fuses
  * the page's downscaled inputs twice; both outputs are compared. Beside the page, in another tab of the same
  * browser, onnxruntime-web (WebGPU) runs the exported network (`exportOnnx`) on the same inputs and Att, its runs

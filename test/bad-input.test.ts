@@ -1,7 +1,7 @@
 /**
  * Bad input, as a hostile tester tries it: every case of the reliability issues, for every command that reads or
  * writes (`fuse`, `eval`, `detect`, `train`, `synth`, `bench`, `info`) and for the library. Each row: the exit code
- * of the README's table, one `moefusion:` line naming the file or argument, and nothing created or changed under
+ * of the table in docs/cli.md, one `moefusion:` line naming the file or argument, and nothing created or changed under
  * the test folder (no output, no temporary file, no new folder, inputs untouched) beyond the outputs the row
  * expects. Rows the CLI must refuse before it starts the GPU run with an adapter filter that matches nothing: a
  * command that started the GPU first would fail with "no adapter" instead. The CLI runs in this process through its
@@ -275,7 +275,7 @@ function rows(): Row[] {
       check: async () => assert.equal(((await readImage(p('three-out/c.png'))) as { width: number }).width, W),
     },
     { what: 'fuse folders --skip-existing: only the bad pair again', args: fuse('--ir', p('three/ir'), '--vi', p('three/vi'), '--out', p('three-out'), '--skip-existing'), code: EXIT_USER, message: /1 of 1 pairs could not be fused: .*b\.png: cannot be read/ },
-    // Exit codes of the README's table.
+    // Exit codes of the table in docs/cli.md.
     { what: 'synth --count 0', args: ['synth', '--out', newDir, '--count', '0'], code: EXIT_USAGE, message: /--count 0: expected an integer ≥ 1/, beforeGpu: true },
     { what: 'synth --size 2x2', args: ['synth', '--out', newDir, '--size', '2x2'], code: EXIT_USAGE, message: /--size 2x2: expected WIDTHxHEIGHT/, beforeGpu: true },
     { what: 'an image over the decoder\'s pixel limit', args: fuse('--ir', p('giant/ir'), '--vi', p('giant/vi'), '--out', newDir), code: EXIT_GPU, message: /h\.png: 20000×20000 \(400 megapixels\) is larger than the 268 megapixels/ },
@@ -380,9 +380,11 @@ t('Ctrl-C during a fuse: exit 130, one line, no new folder and no temporary file
   assert.equal(changes(before, snapshot(dir)), { created: [], changed: [], removed: [] }, 'nothing created or changed');
 });
 
-t("the README's exit-code table is the CLI's", () => {
-  const readme = readFileSync(resolve(import.meta.dirname, '../README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf('### Exit codes'));
+t("the exit-code table of docs/cli.md is the CLI's", () => {
+  const page = readFileSync(resolve(import.meta.dirname, '../docs/cli.md'), 'utf8');
+  const start = page.indexOf('## Exit codes');
+  assert.ok(start >= 0, "docs/cli.md has its '## Exit codes' section");
+  const section = page.slice(start);
   const table = [...section.matchAll(/^\| (\d+) \| (.*) \|$/gm)].map((m) => [Number(m[1]), m[2]]);
   assert.equal(table, EXIT_CODES.map(([code, meaning]) => [code, meaning]));
 });

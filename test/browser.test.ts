@@ -3,7 +3,7 @@
  * demo's static server: the page fuses the sample pair (at 160×120) exactly as the Node engine does; its answers to
  * bad input and to a browser without WebGPU; a subset of the kernel tests (test/browser/kernels.ts) against
  * float64. Fails with a message when /usr/bin/chromium (or $MOEFUSION_CHROMIUM) is missing (scripts/setup.sh installs it).
- * MOEFUSION_WEB_SCREENSHOT=FILE saves the page after the fusion there (the README's results/web-page.png).
+ * MOEFUSION_WEB_SCREENSHOT=FILE saves the page after the fusion there (results/web-page.png, shown in docs/browser.md).
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';

@@ -30,6 +30,10 @@ t('npm pack builds dist/ and ships no tests, results or benchmark files', () => 
   console.log(`  tarball ${info[0].filename}: ${(info[0].size / 2 ** 20).toFixed(1)} MiB packed, ${(info[0].unpackedSize / 2 ** 20).toFixed(1)} MiB unpacked, ${files.length} files`);
   for (const must of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/web/moefusion.js', 'dist/web.d.ts', 'bin/moefusion.mjs', 'weights/moefusion.safetensors', 'LICENSE'])
     assert.ok(files.includes(must), `${must} is in the package`);
+  // The README is the package's front page: the documentation pages it links to ship with it.
+  const pages = [...readFileSync(join(root, 'README.md'), 'utf8').matchAll(/\]\((docs\/[\w-]+\.md)(?:#[\w-]*)?\)/g)].map((m) => m[1]);
+  assert.ok(pages.length >= 10, `the README links the docs/ pages (${pages.length} found)`);
+  for (const page of pages) assert.ok(files.includes(page), `${page}, linked from the README, is in the package`);
   const unwanted = files.filter((f) => /^(test|results|\.ci|scripts|src)\//.test(f) || (f.startsWith('bench/') && !f.startsWith('bench/reference/')) || f.endsWith('.test.ts'));
   assert.equal(unwanted, [], 'no tests, results, CI, scripts, sources or benchmark files');
   assert.ok(statSync(tarball).size < 25 * 2 ** 20, 'tarball under 25 MiB');
@@ -69,7 +73,7 @@ shutdownEngine();
   });
 });
 
-t("a strict NodeNext TypeScript consumer and the README's examples type-check against the shipped declarations, with and without skipLibCheck", () => {
+t("a strict NodeNext TypeScript consumer and the library's documented examples type-check against the shipped declarations, with and without skipLibCheck", () => {
   writeFileSync(
     join(project, 'consumer.ts'),
     `import { Fuser, FusedImage, InputError, type FuseOptions, type GrayImage } from 'moefusion';
@@ -83,16 +87,16 @@ const err: Error = new InputError('x');
 console.log(png.length + rgba.length, err.message);
 `,
   );
-  // The README's TypeScript blocks, in order, as one module (later blocks use the \`fuser\` of the first; the loop
-  // over a folder names its files in \`names\`).
-  const readme = readFileSync(join(root, 'README.md'), 'utf8');
-  const blocks = [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => m[1]);
-  assert.ok(blocks.length >= 3, `the README's TypeScript examples (${blocks.length} found)`);
-  writeFileSync(join(project, 'readme.ts'), [...blocks, 'declare const names: string[];', 'export {};'].join('\n'));
+  // The TypeScript blocks of docs/library.md, in order, as one module (later blocks use the \`fuser\` of the first; the
+  // loop over a folder names its files in \`names\`).
+  const library = readFileSync(join(root, 'docs/library.md'), 'utf8');
+  const blocks = [...library.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => m[1]);
+  assert.ok(blocks.length >= 3, `the TypeScript examples of docs/library.md (${blocks.length} found)`);
+  writeFileSync(join(project, 'examples.ts'), [...blocks, 'declare const names: string[];', 'export {};'].join('\n'));
   for (const skipLibCheck of [true, false]) {
     writeFileSync(
       join(project, 'tsconfig.json'),
-      JSON.stringify({ compilerOptions: { strict: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', skipLibCheck, noEmit: true, types: ['node'] }, files: ['consumer.ts', 'readme.ts'] }),
+      JSON.stringify({ compilerOptions: { strict: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', skipLibCheck, noEmit: true, types: ['node'] }, files: ['consumer.ts', 'examples.ts'] }),
     );
     const r = spawnSync(join(project, 'node_modules/.bin/tsc'), ['-p', '.'], { cwd: project, encoding: 'utf8' });
     assert.is(r.status, 0, `tsc (skipLibCheck ${skipLibCheck}) reported:\n${r.stdout}${r.stderr}`);

@@ -40,7 +40,7 @@ export const EXIT_INTERNAL = 70;
 export const EXIT_INTERRUPTED = 130;
 export const EXIT_TERMINATED = 143;
 
-/** The exit codes and what they mean: the README's table is this one (test/bad-input.test.ts compares them). */
+/** The exit codes and what they mean: the table in docs/cli.md is this one (test/bad-input.test.ts compares them). */
 export const EXIT_CODES: ReadonlyArray<readonly [number, string]> = [
   [EXIT_OK, 'done'],
   [EXIT_USER, 'bad input: a file, folder or value that cannot be used (named in the message); an output that is an input; `fuse` on folders: some pairs failed (listed; the others were fused); `selftest`: a check failed'],

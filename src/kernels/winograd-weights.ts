@@ -75,8 +75,16 @@ interface Entry {
   u: Tensor;
 }
 
-/** Transformed weights kept across calls, by weights buffer and transform; the least recently used go first. */
-const kept = new Map<string, Entry>();
+/**
+ * Transformed weights kept across calls, per runtime (each engine's tensors belong to its own buffer pool), by
+ * weights buffer and transform; the least recently used go first.
+ */
+const keptByRuntime = new WeakMap<object, Map<string, Entry>>();
+function keptFor(rt: object): Map<string, Entry> {
+  let kept = keptByRuntime.get(rt);
+  if (!kept) keptByRuntime.set(rt, (kept = new Map()));
+  return kept;
+}
 const buffers = new WeakMap<GPUBuffer, number>();
 let nextBufferId = 1;
 /** Bytes of transformed weights kept at most (MoE-Fusion's take about 20 MB with F(6×6)). */
@@ -88,6 +96,7 @@ const KEEP_BYTES = 96 << 20;
  */
 export function cachedTransform(w: Tensor, m: number, l: WeightLayout, ciP: number, coP: number): Tensor {
   const rt = engine().rt;
+  const kept = keptFor(rt);
   const buf = w.buffer;
   let id = buffers.get(buf);
   if (id === undefined) buffers.set(buf, (id = nextBufferId++));
@@ -116,8 +125,9 @@ export function cachedTransform(w: Tensor, m: number, l: WeightLayout, ciP: numb
   return u.alias();
 }
 
-/** Releases every kept transform (tests, and before the engine shuts down). */
+/** Releases every transform kept for the current engine (tests, and before the engine shuts down). */
 export function clearWeightTransforms(): void {
+  const kept = keptFor(engine().rt);
   for (const e of kept.values()) e.u.dispose();
   kept.clear();
 }

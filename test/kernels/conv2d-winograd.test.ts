@@ -22,7 +22,7 @@ import { refConvWeightGrad } from '../../src/check/reference/conv2d-grad.ts';
 import { conv2dWeightGradKernel } from '../../src/kernels/conv2d-grad.ts';
 import { checkConvFiniteDifferences, checkRoutedFiniteDifferences } from '../helpers/conv.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
-import { noGrad, tidy, engine } from '../../src/tensor/engine.ts';
+import { noGrad, tidy, engine, shutdownEngine } from '../../src/tensor/engine.ts';
 import { conv2d, routedConv2d } from '../../src/ops/index.ts';
 import { conv2dInputGradKernel } from '../../src/kernels/conv2d.ts';
 import { setConvAlgorithm } from '../../src/kernels/conv2d-choice.ts';
@@ -275,6 +275,34 @@ t('the forced Winograd path runs (dispatch counts) and the direct kernel does no
     setConvAlgorithm('auto');
     x.dispose();
     w.dispose();
+  }
+});
+
+t('transformed weights kept by one engine stay with it: a new engine (after shutdown) transforms and releases its own', async () => {
+  await gpu();
+  const [N, Cin, Cout, H, W] = [1, 5, 6, 7, 9];
+  const xData = rng.uniform(N * Cin * H * W);
+  const wData = rng.uniform(Cout * Cin * 9);
+  const convolve = async () => {
+    const x = Tensor.fromArray(xData, [N, Cin, H, W]);
+    const w = Tensor.fromArray(wData, [Cout, Cin, 3, 3]);
+    const y = noGrad(() => conv2d(x, w, null));
+    const out = await y.data();
+    for (const t of [x, w, y]) t.dispose();
+    return out;
+  };
+  try {
+    setConvAlgorithm('winograd6');
+    const first = await convolve(); // leaves its transform in the first engine's cache
+    shutdownEngine();
+    await gpu();
+    const second = await convolve();
+    clearWeightTransforms(); // releases only the new engine's transforms, into its own pool
+    const want = refConv({ x: xData, xShape: [N, Cin, H, W], w: wData, E: 1, Cout, K: 3, b: null, pad: 1, relu: false });
+    assert.ok(maxRelError(second, want.data) <= WINOGRAD_BOUND[6], 'the new engine computes the convolution');
+    assert.equal(second, first);
+  } finally {
+    setConvAlgorithm('auto');
   }
 });
 

@@ -22,6 +22,8 @@ export interface ProgressOptions {
   quiet?: boolean;
   /** Clock in ms (tests). */
   now?: () => number;
+  /** The position the loop starts at (a resumed run's step); the ETA counts the pace from there. Default 0. */
+  start?: number;
   /** Calls fn every `ms` until the returned function is called: the terminal bar's clock (tests pass a fake timer). */
   every?: (ms: number, fn: () => void) => () => void;
 }
@@ -36,23 +38,15 @@ function every(ms: number, fn: () => void): () => void {
 const BAR_WIDTH = 30;
 
 /**
- * Seconds left, from the pace since the first position the caller set: a loop resumed at step 300 of 2500 has done
+ * Seconds left, from the pace since the position the loop started at: a loop resumed at step 300 of 2500 has done
  * only the steps since then in the time elapsed.
  */
-function etaClock(now: () => number) {
-  let origin = { value: 0, time: now() };
-  let moved = false;
-  return {
-    /** Called with every new position; the first one before any step becomes the origin. */
-    at(value: number, isTick: boolean) {
-      if (!moved && !isTick) origin = { value, time: now() };
-      moved ||= isTick;
-    },
-    eta(value: number, total: number): number {
-      if (value >= total) return 0;
-      const done = value - origin.value;
-      return done > 0 ? ((now() - origin.time) / 1000 / done) * (total - value) : NaN;
-    },
+function etaClock(now: () => number, start: number) {
+  const origin = { value: start, time: now() };
+  return (value: number, total: number): number => {
+    if (value >= total) return 0;
+    const done = value - origin.value;
+    return done > 0 ? ((now() - origin.time) / 1000 / done) * (total - value) : NaN;
   };
 }
 
@@ -80,40 +74,40 @@ export function createProgress(total: number, label: string, opts: ProgressOptio
   const stream = opts.stream ?? process.stderr;
   if (opts.quiet) return { tick() {}, update() {}, stop() {} };
   const now = opts.now ?? Date.now;
-  return stream.isTTY ? barProgress(total, label, stream as TerminalStream, now, opts.every ?? every) : plainProgress(total, label, stream, opts.intervalMs ?? 10_000, now);
+  const start = opts.start ?? 0;
+  return stream.isTTY ? barProgress(total, label, start, stream as TerminalStream, now, opts.every ?? every) : plainProgress(total, label, start, stream, opts.intervalMs ?? 10_000, now);
 }
 
 type TerminalStream = NodeJS.WritableStream & { columns?: number };
 
 /** The bar, redrawn in place on each step and each second; a line of its own once stopped. */
-function barProgress(total: number, label: string, stream: TerminalStream, now: () => number, timer: NonNullable<ProgressOptions['every']>): Progress {
+function barProgress(total: number, label: string, startValue: number, stream: TerminalStream, now: () => number, timer: NonNullable<ProgressOptions['every']>): Progress {
   const start = now();
-  let value = 0;
+  let value = startValue;
   let fields = '';
   let drawn = '';
   let stopped = false;
-  const clock = etaClock(now);
+  const eta = etaClock(now, startValue);
   const draw = () => {
     const elapsed = (now() - start) / 1000;
-    const eta = clock.eta(value, total);
+    const left = eta(value, total);
     const filled = total > 0 ? Math.round((BAR_WIDTH * Math.min(value, total)) / total) : BAR_WIDTH;
-    const line = `${label} [${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)}] ${value}/${total} | ${formatDuration(elapsed)} elapsed, ETA ${formatDuration(eta)}${fields}`;
+    const line = `${label} [${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)}] ${value}/${total} | ${formatDuration(elapsed)} elapsed, ETA ${formatDuration(left)}${fields}`;
     if (line === drawn) return;
     drawn = line;
     // Back to the line's start, the line (cut to the terminal's width: a wrapped line cannot be redrawn), clear the rest.
     stream.write(`\r${stream.columns ? line.slice(0, stream.columns - 1) : line}\x1b[K`);
   };
-  const set = (v: number, f: ProgressFields | undefined, isTick: boolean) => {
+  const set = (v: number, f: ProgressFields | undefined) => {
     value = v;
-    clock.at(v, isTick);
     if (f) fields = ` | ${formatFields(f)}`;
     if (!stopped) draw();
   };
   draw();
   const stopClock = timer(1000, draw);
   return {
-    tick: (f, step = 1) => set(value + step, f, true),
-    update: (v, f) => set(v, f, false),
+    tick: (f, step = 1) => set(value + step, f),
+    update: (v, f) => set(v, f),
     stop() {
       if (stopped) return;
       stopped = true;
@@ -124,19 +118,19 @@ function barProgress(total: number, label: string, stream: TerminalStream, now: 
   };
 }
 
-function plainProgress(total: number, label: string, stream: NodeJS.WritableStream, intervalMs: number, now: () => number): Progress {
+function plainProgress(total: number, label: string, startValue: number, stream: NodeJS.WritableStream, intervalMs: number, now: () => number): Progress {
   const start = now();
   let last = start;
-  let value = 0;
+  let value = startValue;
   let fields: ProgressFields = {};
   let stopped = false;
-  const clock = etaClock(now);
+  const eta = etaClock(now, startValue);
   const line = () => {
     const elapsed = (now() - start) / 1000;
-    const eta = clock.eta(value, total);
+    const left = eta(value, total);
     const pct = total > 0 ? Math.floor((100 * value) / total) : 100;
     const extra = formatFields(fields);
-    stream.write(`${label}: ${value}/${total} (${pct}%) ${formatDuration(elapsed)} elapsed, ETA ${formatDuration(eta)}${extra ? `  ${extra}` : ''}\n`);
+    stream.write(`${label}: ${value}/${total} (${pct}%) ${formatDuration(elapsed)} elapsed, ETA ${formatDuration(left)}${extra ? `  ${extra}` : ''}\n`);
     last = now();
   };
   const maybeLine = () => {
@@ -145,13 +139,11 @@ function plainProgress(total: number, label: string, stream: NodeJS.WritableStre
   return {
     tick(f, step = 1) {
       value += step;
-      clock.at(value, true);
       if (f) fields = f;
       maybeLine();
     },
     update(v, f) {
       value = v;
-      clock.at(v, false);
       if (f) fields = f;
       maybeLine();
     },

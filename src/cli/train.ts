@@ -121,6 +121,6 @@ export function trainCommand(): Command {
         [{ flag: '--out', path: opts.out, kind: 'folder', files: RUN_FILES }],
         [...opts.data.map((path) => ({ flag: '--data', path })), opts.init && { flag: '--init', path: opts.init }],
       );
-      await runTraining(settings, { line: (m) => console.log(m), progress: (total, label) => createProgress(total, label) });
+      await runTraining(settings, { line: (m) => console.log(m), progress: (total, label, start) => createProgress(total, label, { start }) });
     });
 }

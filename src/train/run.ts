@@ -61,13 +61,13 @@ export interface RunSettings {
 /** Progress of the steps as the caller shows it. */
 export interface RunProgress {
   tick(fields?: Record<string, number | string>): void;
-  update(value: number): void;
   stop(): void;
 }
 
 export interface RunReporter {
   line(message: string): void;
-  progress(total: number, label: string): RunProgress;
+  /** A progress display for `total` steps, starting at `start` (a resumed run's step). */
+  progress(total: number, label: string, start: number): RunProgress;
 }
 
 /** A line of log.jsonl: a training step's losses, or the validation after it. */
@@ -307,8 +307,7 @@ async function loop(s: RunSettings, report: RunReporter, st: LoopState): Promise
       report.line(`step 0 (the --init weights) validation: ${formatScores(validation)}`);
     }
   }
-  const bar = report.progress(opts.steps, 'training');
-  bar.update(trainer.step);
+  const bar = report.progress(opts.steps, 'training', trainer.step);
   // The log goes first: lines past the checkpoint's step are dropped on resume, lines missing could not be.
   const save = async () => {
     await writeFileAtomic(st.logFile, log.map((r) => JSON.stringify(r) + '\n').join(''));

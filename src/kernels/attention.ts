@@ -581,7 +581,11 @@ export function attentionKernel(q: Tensor, k: Tensor, v: Tensor, cfg: AttentionC
   return { out, lse };
 }
 
-/** Backward from the output gradient g: recomputes the probabilities from q, k and the saved log-sum-exp. */
+/**
+ * Backward from the output gradient g: recomputes the probabilities from q, k and the saved log-sum-exp. Three
+ * parts, so that an input that needs no gradient costs nothing: the row terms (attentionDeltaKernel), then the
+ * query gradient (attentionDqKernel) and the key and value gradients (attentionDkvKernel, one kernel).
+ */
 export function attentionGradKernel(
   q: Tensor,
   k: Tensor,
@@ -591,36 +595,65 @@ export function attentionGradKernel(
   g: Tensor,
   cfg: AttentionConfig = {},
 ): { dq: Tensor; dk: Tensor; dv: Tensor } {
-  const d = checkInputs(q, k, v, cfg.mask);
-  const rt = engine().rt;
-  const dq = Tensor.empty(q.shape);
-  const dk = Tensor.empty(k.shape);
-  const dv = Tensor.empty(v.shape);
-  const rows = d.B * d.H * d.Lq;
-  if (rows === 0 || d.Lk === 0) {
-    for (const t of [dq, dk, dv]) if (t.size) rt.clear(t.buffer, 0, t.bytes);
-    return { dq, dk, dv };
-  }
-  // Delta_i = rowsum(dO ∘ O) = Σ_j P_ij dP_ij, the softmax backward's correction term.
-  const delta = Tensor.empty([rows]);
-  deltaProgram.dispatchFlat(rows, { O: out, G: g, Delta: delta }, { rows, dv: d.Dv });
-  const mask = cfg.mask ?? null;
-  const scale = resolveScale(d, cfg.scale);
-  const inputs = { ...qkvBindings(q, k, v, mask), G: g, LSE: lse, Delta: delta };
-  const sg = useSubgroups(d);
-  const rowsPerGroup = sg ? SG_ROWS : ROWS;
-  const qBlocks = ceilDiv(d.Lq, rowsPerGroup);
-  (sg ? sgDqProgram : dqProgram)(d, !!mask, !!cfg.causal).dispatch(
-    { ...inputs, DQ: dq },
-    uniforms(d, scale, qBlocks, mask),
-    flatGrid(qBlocks * d.B * d.H),
-  );
-  const kBlocks = ceilDiv(d.Lk, rowsPerGroup);
-  (sg ? sgDkvProgram : dkvProgram)(d, !!mask, !!cfg.causal).dispatch(
-    { ...inputs, DK: dk, DVo: dv },
-    uniforms(d, scale, kBlocks, mask),
-    flatGrid(kBlocks * d.B * d.H),
-  );
+  const delta = attentionDeltaKernel(out, g);
+  const dq = attentionDqKernel(q, k, v, lse, g, delta, cfg);
+  const { dk, dv } = attentionDkvKernel(q, k, v, lse, g, delta, cfg);
   delta.dispose();
   return { dq, dk, dv };
+}
+
+/** Delta_i = rowsum(dO ∘ O) = Σ_j P_ij dP_ij (B·Hh·Lq), the softmax backward's correction term both gradients read. */
+export function attentionDeltaKernel(out: Tensor, g: Tensor): Tensor {
+  const [B, H, Lq, Dv] = out.shape;
+  const rows = B * H * Lq;
+  const delta = Tensor.empty([rows]);
+  if (rows > 0) deltaProgram.dispatchFlat(rows, { O: out, G: g, Delta: delta }, { rows, dv: Dv });
+  return delta;
+}
+
+/** The gradient of q, from the row terms of attentionDeltaKernel. */
+export function attentionDqKernel(q: Tensor, k: Tensor, v: Tensor, lse: Tensor, g: Tensor, delta: Tensor, cfg: AttentionConfig = {}): Tensor {
+  const d = checkInputs(q, k, v, cfg.mask);
+  const dq = Tensor.empty(q.shape);
+  if (d.B * d.H * d.Lq === 0 || d.Lk === 0) return cleared(dq);
+  const mask = cfg.mask ?? null;
+  const sg = useSubgroups(d);
+  const qBlocks = ceilDiv(d.Lq, sg ? SG_ROWS : ROWS);
+  (sg ? sgDqProgram : dqProgram)(d, !!mask, !!cfg.causal).dispatch(
+    { ...qkvBindings(q, k, v, mask), G: g, LSE: lse, Delta: delta, DQ: dq },
+    uniforms(d, resolveScale(d, cfg.scale), qBlocks, mask),
+    flatGrid(qBlocks * d.B * d.H),
+  );
+  return dq;
+}
+
+/** The gradients of k and v (one kernel), from the row terms of attentionDeltaKernel. */
+export function attentionDkvKernel(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  lse: Tensor,
+  g: Tensor,
+  delta: Tensor,
+  cfg: AttentionConfig = {},
+): { dk: Tensor; dv: Tensor } {
+  const d = checkInputs(q, k, v, cfg.mask);
+  const dk = Tensor.empty(k.shape);
+  const dv = Tensor.empty(v.shape);
+  if (d.B * d.H * d.Lq === 0 || d.Lk === 0) return { dk: cleared(dk), dv: cleared(dv) };
+  const mask = cfg.mask ?? null;
+  const sg = useSubgroups(d);
+  const kBlocks = ceilDiv(d.Lk, sg ? SG_ROWS : ROWS);
+  (sg ? sgDkvProgram : dkvProgram)(d, !!mask, !!cfg.causal).dispatch(
+    { ...qkvBindings(q, k, v, mask), G: g, LSE: lse, Delta: delta, DK: dk, DVo: dv },
+    uniforms(d, resolveScale(d, cfg.scale), kBlocks, mask),
+    flatGrid(kBlocks * d.B * d.H),
+  );
+  return { dk, dv };
+}
+
+/** t filled with zeros (the gradient of an empty attention). */
+function cleared(t: Tensor): Tensor {
+  if (t.size) engine().rt.clear(t.buffer, 0, t.bytes);
+  return t;
 }

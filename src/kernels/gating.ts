@@ -297,7 +297,7 @@ export function noisyTopKGateKernel(state: Tensor, B: number, c: GateConfig, los
  * Gradients of the clean logits and (training) of the raw noise logits, stacked as (1 or 2, B, E), given those
  * of the gates (B,E) and of the stats (2E+1).
  */
-export function noisyTopKGateGradKernel(state: Tensor, fwd: GateForward, dGates: Tensor, dStats: Tensor, B: number, c: GateConfig, lossCoef: number): Tensor {
+export function noisyTopKGateGradKernel(state: Tensor, fwd: Pick<GateForward, 'gates' | 'rank' | 'stats'>, dGates: Tensor, dStats: Tensor, B: number, c: GateConfig, lossCoef: number): Tensor {
   const out = Tensor.zeros([c.train ? 2 : 1, B, c.experts]);
   const bindings = { ...(c.train ? { S: state } : {}), G: fwd.gates, R: fwd.rank, ST: fwd.stats, DG: dGates, DST: dStats, O: out };
   gradProgram(c).dispatch(bindings, { B, coef: lossCoef }, [1]);

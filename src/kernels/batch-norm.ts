@@ -95,6 +95,7 @@ const statsPartsProgram = variants(
   (serial) =>
     new Program({
       name: 'batch_norm_stats',
+      key: `batch_norm_stats ${serial ? 'serial' : 'tree'}`,
       inputs: { X: 'f32' },
       outputs: { Part: 'f32' },
       uniforms: REDUCE_UNIFORMS,
@@ -189,6 +190,7 @@ const applyProgram = variants(
   (planar) =>
     new Program({
       name: 'batch_norm_apply',
+      key: `batch_norm_apply ${planar ? 'planar' : 'flat'}`,
       inputs: { X: 'f32', Stats: 'vec2f', Gamma: 'f32', Beta: 'f32' },
       outputs: { O: 'f32' },
       uniforms: ELEMENT_UNIFORMS,
@@ -205,6 +207,7 @@ const gradPartsProgram = variants(
   (serial) =>
     new Program({
       name: 'batch_norm_grad_sums',
+      key: `batch_norm_grad_sums ${serial ? 'serial' : 'tree'}`,
       inputs: { G: 'f32', X: 'f32', Stats: 'vec2f' },
       outputs: { Part: 'vec2f' },
       uniforms: REDUCE_UNIFORMS,
@@ -248,6 +251,7 @@ const gradInputProgram = variants(
   (planar) =>
     new Program({
       name: 'batch_norm_grad_x',
+      key: `batch_norm_grad_x ${planar ? 'planar' : 'flat'}`,
       inputs: { G: 'f32', X: 'f32', Coef: 'vec4f' },
       outputs: { O: 'f32' },
       uniforms: ELEMENT_UNIFORMS,

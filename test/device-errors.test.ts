@@ -44,7 +44,7 @@ t('a lost device: reads and syncs reject with DeviceLostError, later dispatches 
   // A runtime of its own, so that the engine the other tests use stays alive.
   const rt = await Runtime.create();
   const buffer = rt.pool.acquire(1024);
-  rt.dispatch({ label: 'write-one', code: WRITE_ONE, buffers: [buffer], workgroups: [1] });
+  rt.dispatch({ label: 'write-one', key: 'write-one', code: WRITE_ONE, buffers: [buffer], workgroups: [1] });
   assert.equal([...new Float32Array(await rt.read(buffer, 0, 4))], [1], 'the runtime works before the loss');
 
   rt.device.destroy(); // what a driver reset or crash looks like to the runtime
@@ -52,7 +52,7 @@ t('a lost device: reads and syncs reject with DeviceLostError, later dispatches 
   assert.instance(onRead, DeviceLostError);
   assert.match(onRead.message, /^the GPU device was lost \(destroyed\)/);
   assert.instance(await rejection(() => rt.sync()), DeviceLostError);
-  const onDispatch = thrown(() => rt.dispatch({ label: 'write-one', code: WRITE_ONE, buffers: [buffer], workgroups: [1] }));
+  const onDispatch = thrown(() => rt.dispatch({ label: 'write-one', key: 'write-one', code: WRITE_ONE, buffers: [buffer], workgroups: [1] }));
   assert.instance(onDispatch, DeviceLostError, 'the loss is sticky');
   rt.destroy();
 });
@@ -62,7 +62,7 @@ t('work recorded just before the loss fails at the next sync, not silently', asy
   const buffer = rt.pool.acquire(1024);
   rt.device.destroy();
   // The loss is reported asynchronously: recording may still succeed, the next wait must not.
-  rt.dispatch({ label: 'write-one', code: WRITE_ONE, buffers: [buffer], workgroups: [1] });
+  rt.dispatch({ label: 'write-one', key: 'write-one', code: WRITE_ONE, buffers: [buffer], workgroups: [1] });
   assert.instance(await rejection(() => rt.sync()), DeviceLostError);
   rt.destroy();
 });
@@ -76,7 +76,7 @@ t('beyond the adapter: a tensor larger than one buffer and a grid wider than all
   assert.match(big.message, new RegExp(`a tensor of shape \\[${elements}\\] needs .* at most .* in one buffer`));
 
   const buffer = e.rt.pool.acquire(256);
-  const wide = thrown(() => e.rt.dispatch({ label: 'write-one', code: WRITE_ONE, buffers: [buffer], workgroups: [maxComputeWorkgroupsPerDimension + 1] }));
+  const wide = thrown(() => e.rt.dispatch({ label: 'write-one', key: 'write-one', code: WRITE_ONE, buffers: [buffer], workgroups: [maxComputeWorkgroupsPerDimension + 1] }));
   assert.instance(wide, LimitError);
   assert.match(wide.message, /kernel 'write-one': workgroup grid \d+×1×1 exceeds \d+ per dimension/);
   e.rt.pool.release(buffer);

@@ -41,7 +41,7 @@ t('a new kernel compiles without the synchronous call; commands recorded behind 
     const values = Float32Array.from([1, 2, 3, 4]);
     const x = Tensor.fromArray(values, [4]);
     const copy = Tensor.zeros([4]);
-    rt.dispatch({ label: 'waiting_add', code: addKernel(10), buffers: [x.buffer], workgroups: [1] });
+    rt.dispatch({ label: 'waiting_add', key: 'waiting_add 10', code: addKernel(10), buffers: [x.buffer], workgroups: [1] });
     assert.ok(rt.pipelines.pending > 0, 'dispatch() returned while its kernel compiles');
     // Behind the compiling kernel: a copy of its result, then a new upload into the same buffer (whose source
     // array then changes): each must happen in recording order, with the values given at the time.
@@ -49,7 +49,7 @@ t('a new kernel compiles without the synchronous call; commands recorded behind 
     const later = Float32Array.from([7, 7, 7, 7]);
     rt.upload(x.buffer, 0, later);
     later.fill(-1);
-    rt.dispatch({ label: 'waiting_add', code: addKernel(100), buffers: [x.buffer], workgroups: [1] });
+    rt.dispatch({ label: 'waiting_add', key: 'waiting_add 100', code: addKernel(100), buffers: [x.buffer], workgroups: [1] });
     assert.equal([...(await copy.data())], [11, 12, 13, 14], 'the copy saw the first kernel on the first upload');
     assert.equal([...(await x.data())], [107, 107, 107, 107], 'the second upload, then the second kernel');
     assert.is(rt.pipelines.pending, 0);
@@ -81,10 +81,10 @@ t('a long wait for the GPU is polled from a timer after its first polls, not fro
   for (var k = 0u; k < 2000u; k++) { v = v * 0.999 + 1.0; }
   x[i] = v;
 }`;
-  rt.dispatch({ label: 'waiting_busy', code, buffers: [x.buffer], workgroups: [(1 << 20) / 64 / 4, 4] });
+  rt.dispatch({ label: 'waiting_busy', key: 'waiting_busy', code, buffers: [x.buffer], workgroups: [(1 << 20) / 64 / 4, 4] });
   await rt.sync(); // compiled, so that the next wait is the kernel's alone
   const before = { ...pollCounts };
-  rt.dispatch({ label: 'waiting_busy', code, buffers: [x.buffer], workgroups: [(1 << 20) / 64 / 4, 4] });
+  rt.dispatch({ label: 'waiting_busy', key: 'waiting_busy', code, buffers: [x.buffer], workgroups: [(1 << 20) / 64 / 4, 4] });
   await rt.sync();
   const immediate = pollCounts.immediate - before.immediate;
   const timed = pollCounts.timed - before.timed;

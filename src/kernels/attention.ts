@@ -23,7 +23,7 @@ import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { broadcastStrides } from './elementwise.ts';
-import { type Binding, ceilDiv, flatGrid, Program, type StorageType, type UniformType } from './program.ts';
+import { type Binding, ceilDiv, flatGrid, Program, type StorageType, type UniformType, program, type ProgramSpec } from './program.ts';
 import { subgroupSize } from './subgroups.ts';
 
 /** Rows owned by one workgroup (one invocation each). */
@@ -92,6 +92,12 @@ function uniforms(d: Dims, scale: number, blocks: number, mask: Tensor | null | 
   return { B: d.B, H: d.H, Lq: d.Lq, Lk: d.Lk, scale, blocks, hd: d.D, hdv: d.Dv, ms };
 }
 
+/** The shader key of an attention kernel: what its WGSL depends on (array capacities, subgroup chunks, mask, causal). */
+function attentionKey(name: string, d: Dims, mask: boolean, causal: boolean, sg: boolean): string {
+  const dims = [capacity(d.D), capacity(d.Dv), ...(sg ? ['subgroups', chunks(d.D), chunks(d.Dv), d.D % 4 === 0, d.Dv % 4 === 0] : [])];
+  return `${name} ${dims.join(' ')}${mask ? ' mask' : ''}${causal ? ' causal' : ''}`;
+}
+
 /** WGSL shared by the kernels: constants and the additive bias of score (bh, i, j). */
 function prelude(d: Dims, mask: boolean, causal: boolean): string {
   const maskTerm = mask ? ' + Mask[(bh / p.H) * p.ms.x + (bh % p.H) * p.ms.y + i * p.ms.z + j * p.ms.w]' : '';
@@ -115,7 +121,11 @@ function qkvInputs(mask: boolean, t: StorageType = 'f32', tv: StorageType = 'f32
 }
 
 function forwardProgram(d: Dims, mask: boolean, causal: boolean): Program {
-  return new Program({
+  return program(attentionKey('attention', d, mask, causal, false), () => forwardProgramSpec(d, mask, causal));
+}
+
+function forwardProgramSpec(d: Dims, mask: boolean, causal: boolean): ProgramSpec {
+  return {
     name: 'attention',
     inputs: qkvInputs(mask),
     outputs: { O: 'f32', LSE: 'f32' },
@@ -165,7 +175,7 @@ var<workgroup> Vs: array<f32, STAGE * DVCAP>;`,
   let inv = select(0.0, 1.0 / l, l > 0.0);
   for (var e = 0u; e < p.hdv; e++) { O[(bh * p.Lq + i) * p.hdv + e] = acc[e] * inv; }
   LSE[bh * p.Lq + i] = select(ABSENT, m + log(l), l > 0.0);`,
-  });
+  };
 }
 
 /** Delta_i = rowsum(dO ∘ O), one invocation per row. */
@@ -185,7 +195,11 @@ const deltaProgram = new Program({
 
 /** dq: each invocation owns a query row and walks the key blocks (like the forward). */
 function dqProgram(d: Dims, mask: boolean, causal: boolean): Program {
-  return new Program({
+  return program(attentionKey('attention_dq', d, mask, causal, false), () => dqProgramSpec(d, mask, causal));
+}
+
+function dqProgramSpec(d: Dims, mask: boolean, causal: boolean): ProgramSpec {
+  return {
     name: 'attention_dq',
     inputs: { ...qkvInputs(mask), G: 'f32', LSE: 'f32', Delta: 'f32' },
     outputs: { DQ: 'f32' },
@@ -229,12 +243,16 @@ var<workgroup> Vs: array<f32, STAGE * DVCAP>;`,
   }
   if (row0 + li >= p.Lq) { return; }
   for (var d = 0u; d < p.hd; d++) { DQ[r * p.hd + d] = dq[d] * p.scale; }`,
-  });
+  };
 }
 
 /** dk, dv: each invocation owns a key row and walks the query blocks, summing over query rows. */
 function dkvProgram(d: Dims, mask: boolean, causal: boolean): Program {
-  return new Program({
+  return program(attentionKey('attention_dkv', d, mask, causal, false), () => dkvProgramSpec(d, mask, causal));
+}
+
+function dkvProgramSpec(d: Dims, mask: boolean, causal: boolean): ProgramSpec {
+  return {
     name: 'attention_dkv',
     inputs: { ...qkvInputs(mask), G: 'f32', LSE: 'f32', Delta: 'f32' },
     outputs: { DK: 'f32', DVo: 'f32' },
@@ -287,7 +305,7 @@ var<workgroup> deltas: array<f32, STAGE>;`,
   if (key0 + li >= p.Lk) { return; }
   for (var d = 0u; d < p.hd; d++) { DK[c * p.hd + d] = dk[d]; }
   for (var e = 0u; e < p.hdv; e++) { DVo[c * p.hdv + e] = dv[e]; }`,
-  });
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -407,13 +425,17 @@ const SG_START = /* wgsl */ `
   let row0 = (w % p.blocks) * ${SG_ROWS}u;`;
 
 function sgForwardProgram(d: Dims, mask: boolean, causal: boolean): Program {
+  return program(attentionKey('attention', d, mask, causal, true), () => sgForwardProgramSpec(d, mask, causal));
+}
+
+function sgForwardProgramSpec(d: Dims, mask: boolean, causal: boolean): ProgramSpec {
   const [nc, ncv] = [chunks(d.D), chunks(d.Dv)];
   const [v4, v4v] = [d.D % 4 === 0, d.Dv % 4 === 0];
   const b = new Block(blockRows(nc, ncv));
   const KB = b.kb;
   const scores = rep(KB, (t) => `let s${t} = score(${rep(nc, (c) => `dot(q${c}, ${b.bc('kc', nc, t, c)})`, ' + ')}, bh, i, k0 + ${t}u);`, '\n    ');
   const accumulate = rep(KB, (t) => rep(ncv, (e) => `a${e} += p${t} * ${b.bc('vc', ncv, t, e)};`, ' '), '\n    ');
-  return new Program({
+  return {
     name: 'attention',
     inputs: qkvInputs(mask, rowType(v4), rowType(v4v)),
     outputs: { O: rowType(v4v), LSE: 'f32' },
@@ -451,7 +473,7 @@ ${rowLoad('V', v4v, 'p.hdv')}`,
   let inv = select(0.0, 1.0 / l, l > 0.0);
   ${rowStore('O', v4v, 'p.hdv', ncv, 'a', 'inv')}
   LSE[r] = select(ABSENT, m + log(l), l > 0.0);`,
-  });
+  };
 }
 
 /** The inputs of both backward kernels (q, k, v, the mask, g, lse and delta) and the row loads of q, k, v and g. */
@@ -467,6 +489,10 @@ ${rowLoad('G', v4v, 'p.hdv')}`,
 
 /** dq, subgroup version: a lane owns a query row; key (and value) rows stream past. */
 function sgDqProgram(d: Dims, mask: boolean, causal: boolean): Program {
+  return program(attentionKey('attention_dq', d, mask, causal, true), () => sgDqProgramSpec(d, mask, causal));
+}
+
+function sgDqProgramSpec(d: Dims, mask: boolean, causal: boolean): ProgramSpec {
   const [nc, ncv] = [chunks(d.D), chunks(d.Dv)];
   const [v4, v4v] = [d.D % 4 === 0, d.Dv % 4 === 0];
   const b = new Block(blockRows(nc, ncv));
@@ -478,7 +504,7 @@ function sgDqProgram(d: Dims, mask: boolean, causal: boolean): Program {
       ${rep(nc, (c) => `dq${c} += ds * kb${c};`, ' ')}
     }`, '\n    ');
   const { inputs, loads } = sgBackwardInputs(v4, v4v, mask);
-  return new Program({
+  return {
     name: 'attention_dq',
     inputs,
     outputs: { DQ: rowType(v4) },
@@ -504,11 +530,15 @@ function sgDqProgram(d: Dims, mask: boolean, causal: boolean): Program {
   }
   if (row0 + li >= p.Lq) { return; }
   ${rowStore('DQ', v4, 'p.hd', nc, 'dq', 'p.scale')}`,
-  });
+  };
 }
 
 /** dk, dv, subgroup version: a lane owns a key row; query rows (with g, lse, delta) stream past. */
 function sgDkvProgram(d: Dims, mask: boolean, causal: boolean): Program {
+  return program(attentionKey('attention_dkv', d, mask, causal, true), () => sgDkvProgramSpec(d, mask, causal));
+}
+
+function sgDkvProgramSpec(d: Dims, mask: boolean, causal: boolean): ProgramSpec {
   const [nc, ncv] = [chunks(d.D), chunks(d.Dv)];
   const [v4, v4v] = [d.D % 4 === 0, d.Dv % 4 === 0];
   const b = new Block(blockRows(nc, ncv));
@@ -522,7 +552,7 @@ function sgDkvProgram(d: Dims, mask: boolean, causal: boolean): Program {
       ${rep(nc, (c) => `dk${c} += ds * qb${c};`, ' ')}
     }`, '\n    ');
   const { inputs, loads } = sgBackwardInputs(v4, v4v, mask);
-  return new Program({
+  return {
     name: 'attention_dkv',
     inputs,
     outputs: { DK: rowType(v4), DVo: rowType(v4v) },
@@ -552,7 +582,7 @@ function sgDkvProgram(d: Dims, mask: boolean, causal: boolean): Program {
   if (key0 + li >= p.Lk) { return; }
   ${rowStore('DK', v4, 'p.hd', nc, 'dk', '1.0')}
   ${rowStore('DVo', v4v, 'p.hdv', ncv, 'dv', '1.0')}`,
-  });
+  };
 }
 
 function resolveScale(d: Dims, scale: number | undefined): number {
@@ -581,7 +611,11 @@ export function attentionKernel(q: Tensor, k: Tensor, v: Tensor, cfg: AttentionC
   return { out, lse };
 }
 
-/** Backward from the output gradient g: recomputes the probabilities from q, k and the saved log-sum-exp. */
+/**
+ * Backward from the output gradient g: recomputes the probabilities from q, k and the saved log-sum-exp. Three
+ * parts, so that an input that needs no gradient costs nothing: the row terms (attentionDeltaKernel), then the
+ * query gradient (attentionDqKernel) and the key and value gradients (attentionDkvKernel, one kernel).
+ */
 export function attentionGradKernel(
   q: Tensor,
   k: Tensor,
@@ -591,36 +625,65 @@ export function attentionGradKernel(
   g: Tensor,
   cfg: AttentionConfig = {},
 ): { dq: Tensor; dk: Tensor; dv: Tensor } {
-  const d = checkInputs(q, k, v, cfg.mask);
-  const rt = engine().rt;
-  const dq = Tensor.empty(q.shape);
-  const dk = Tensor.empty(k.shape);
-  const dv = Tensor.empty(v.shape);
-  const rows = d.B * d.H * d.Lq;
-  if (rows === 0 || d.Lk === 0) {
-    for (const t of [dq, dk, dv]) if (t.size) rt.clear(t.buffer, 0, t.bytes);
-    return { dq, dk, dv };
-  }
-  // Delta_i = rowsum(dO ∘ O) = Σ_j P_ij dP_ij, the softmax backward's correction term.
-  const delta = Tensor.empty([rows]);
-  deltaProgram.dispatchFlat(rows, { O: out, G: g, Delta: delta }, { rows, dv: d.Dv });
-  const mask = cfg.mask ?? null;
-  const scale = resolveScale(d, cfg.scale);
-  const inputs = { ...qkvBindings(q, k, v, mask), G: g, LSE: lse, Delta: delta };
-  const sg = useSubgroups(d);
-  const rowsPerGroup = sg ? SG_ROWS : ROWS;
-  const qBlocks = ceilDiv(d.Lq, rowsPerGroup);
-  (sg ? sgDqProgram : dqProgram)(d, !!mask, !!cfg.causal).dispatch(
-    { ...inputs, DQ: dq },
-    uniforms(d, scale, qBlocks, mask),
-    flatGrid(qBlocks * d.B * d.H),
-  );
-  const kBlocks = ceilDiv(d.Lk, rowsPerGroup);
-  (sg ? sgDkvProgram : dkvProgram)(d, !!mask, !!cfg.causal).dispatch(
-    { ...inputs, DK: dk, DVo: dv },
-    uniforms(d, scale, kBlocks, mask),
-    flatGrid(kBlocks * d.B * d.H),
-  );
+  const delta = attentionDeltaKernel(out, g);
+  const dq = attentionDqKernel(q, k, v, lse, g, delta, cfg);
+  const { dk, dv } = attentionDkvKernel(q, k, v, lse, g, delta, cfg);
   delta.dispose();
   return { dq, dk, dv };
+}
+
+/** Delta_i = rowsum(dO ∘ O) = Σ_j P_ij dP_ij (B·Hh·Lq), the softmax backward's correction term both gradients read. */
+export function attentionDeltaKernel(out: Tensor, g: Tensor): Tensor {
+  const [B, H, Lq, Dv] = out.shape;
+  const rows = B * H * Lq;
+  const delta = Tensor.empty([rows]);
+  if (rows > 0) deltaProgram.dispatchFlat(rows, { O: out, G: g, Delta: delta }, { rows, dv: Dv });
+  return delta;
+}
+
+/** The gradient of q, from the row terms of attentionDeltaKernel. */
+export function attentionDqKernel(q: Tensor, k: Tensor, v: Tensor, lse: Tensor, g: Tensor, delta: Tensor, cfg: AttentionConfig = {}): Tensor {
+  const d = checkInputs(q, k, v, cfg.mask);
+  const dq = Tensor.empty(q.shape);
+  if (d.B * d.H * d.Lq === 0 || d.Lk === 0) return cleared(dq);
+  const mask = cfg.mask ?? null;
+  const sg = useSubgroups(d);
+  const qBlocks = ceilDiv(d.Lq, sg ? SG_ROWS : ROWS);
+  (sg ? sgDqProgram : dqProgram)(d, !!mask, !!cfg.causal).dispatch(
+    { ...qkvBindings(q, k, v, mask), G: g, LSE: lse, Delta: delta, DQ: dq },
+    uniforms(d, resolveScale(d, cfg.scale), qBlocks, mask),
+    flatGrid(qBlocks * d.B * d.H),
+  );
+  return dq;
+}
+
+/** The gradients of k and v (one kernel), from the row terms of attentionDeltaKernel. */
+export function attentionDkvKernel(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  lse: Tensor,
+  g: Tensor,
+  delta: Tensor,
+  cfg: AttentionConfig = {},
+): { dk: Tensor; dv: Tensor } {
+  const d = checkInputs(q, k, v, cfg.mask);
+  const dk = Tensor.empty(k.shape);
+  const dv = Tensor.empty(v.shape);
+  if (d.B * d.H * d.Lq === 0 || d.Lk === 0) return { dk: cleared(dk), dv: cleared(dv) };
+  const mask = cfg.mask ?? null;
+  const sg = useSubgroups(d);
+  const kBlocks = ceilDiv(d.Lk, sg ? SG_ROWS : ROWS);
+  (sg ? sgDkvProgram : dkvProgram)(d, !!mask, !!cfg.causal).dispatch(
+    { ...qkvBindings(q, k, v, mask), G: g, LSE: lse, Delta: delta, DK: dk, DVo: dv },
+    uniforms(d, resolveScale(d, cfg.scale), kBlocks, mask),
+    flatGrid(kBlocks * d.B * d.H),
+  );
+  return { dk, dv };
+}
+
+/** t filled with zeros (the gradient of an empty attention). */
+function cleared(t: Tensor): Tensor {
+  if (t.size) engine().rt.clear(t.buffer, 0, t.bytes);
+  return t;
 }

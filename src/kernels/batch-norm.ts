@@ -95,6 +95,7 @@ const statsPartsProgram = variants(
   (serial) =>
     new Program({
       name: 'batch_norm_stats',
+      key: `batch_norm_stats ${serial ? 'serial' : 'tree'}`,
       inputs: { X: 'f32' },
       outputs: { Part: 'f32' },
       uniforms: REDUCE_UNIFORMS,
@@ -189,6 +190,7 @@ const applyProgram = variants(
   (planar) =>
     new Program({
       name: 'batch_norm_apply',
+      key: `batch_norm_apply ${planar ? 'planar' : 'flat'}`,
       inputs: { X: 'f32', Stats: 'vec2f', Gamma: 'f32', Beta: 'f32' },
       outputs: { O: 'f32' },
       uniforms: ELEMENT_UNIFORMS,
@@ -205,6 +207,7 @@ const gradPartsProgram = variants(
   (serial) =>
     new Program({
       name: 'batch_norm_grad_sums',
+      key: `batch_norm_grad_sums ${serial ? 'serial' : 'tree'}`,
       inputs: { G: 'f32', X: 'f32', Stats: 'vec2f' },
       outputs: { Part: 'vec2f' },
       uniforms: REDUCE_UNIFORMS,
@@ -248,6 +251,7 @@ const gradInputProgram = variants(
   (planar) =>
     new Program({
       name: 'batch_norm_grad_x',
+      key: `batch_norm_grad_x ${planar ? 'planar' : 'flat'}`,
       inputs: { G: 'f32', X: 'f32', Coef: 'vec4f' },
       outputs: { O: 'f32' },
       uniforms: ELEMENT_UNIFORMS,
@@ -366,17 +370,20 @@ export function batchNormApplyKernel(x: Tensor, stats: Tensor, gamma: Tensor, be
   return out;
 }
 
-export interface BatchNormGrads {
-  dx: Tensor | null;
+export interface BatchNormGradStats {
   dGamma: Tensor;
   dBeta: Tensor;
+  /** (C, 4): the per-channel coefficients of dx (batchNormGradInputKernel). */
+  coef: Tensor;
 }
 
 /**
- * Gradients of batchNormApplyKernel given the output gradient g. Training: the full backward through the batch
- * statistics, dx = γ·invstd·(g − mean(g) − x̂·mean(g·x̂)); eval: dx = γ·invstd·g. dx only when `wantDx`.
+ * Gradients of batchNormApplyKernel given the output gradient g, in two parts. This one: one reduction over
+ * (N, H, W) per channel gives dγ, dβ and the coefficients of dx; batchNormGradInputKernel then gives dx from them.
+ * Training: the full backward through the batch statistics, dx = γ·invstd·(g − mean(g) − x̂·mean(g·x̂)); eval:
+ * dx = γ·invstd·g.
  */
-export function batchNormGradKernel(g: Tensor, x: Tensor, stats: Tensor, gamma: Tensor, training: boolean, wantDx: boolean): BatchNormGrads {
+export function batchNormGradStatsKernel(g: Tensor, x: Tensor, stats: Tensor, gamma: Tensor, training: boolean): BatchNormGradStats {
   const [n, c, h, w] = x.shape;
   const plan = planParts(x.shape, 'batch_norm_grad');
   const part = Tensor.empty([c, plan.totalParts, 2]);
@@ -387,12 +394,12 @@ export function batchNormGradKernel(g: Tensor, x: Tensor, stats: Tensor, gamma: 
   const merge = { Part: part, Stats: stats, Gamma: gamma, DGamma: dGamma, DBeta: dBeta, Coef: coef };
   gradMergeProgram.dispatchFlat(c, merge, { C: c, totalParts: plan.totalParts, M: n * h * w, training: +training });
   part.dispose();
-  let dx: Tensor | null = null;
-  if (wantDx) {
-    const out = Tensor.empty(x.shape);
-    elementwise(gradInputProgram, x.shape, (grp) => ({ G: grp.bind(g), X: grp.bind(x), Coef: coef, O: grp.bind(out) }));
-    dx = out;
-  }
-  coef.dispose();
-  return { dx, dGamma, dBeta };
+  return { dGamma, dBeta, coef };
+}
+
+/** dx from the coefficients of batchNormGradStatsKernel. */
+export function batchNormGradInputKernel(g: Tensor, x: Tensor, coef: Tensor): Tensor {
+  const dx = Tensor.empty(x.shape);
+  elementwise(gradInputProgram, x.shape, (grp) => ({ G: grp.bind(g), X: grp.bind(x), Coef: coef, O: grp.bind(dx) }));
+  return dx;
 }

@@ -10,7 +10,7 @@
 import { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { sumKernel } from './reduce.ts';
-import { alignedRange, bindableElements, ceilDiv, flatGrid, Program } from './program.ts';
+import { alignedRange, bindableElements, ceilDiv, flatGrid, Program, program, type ProgramSpec } from './program.ts';
 
 const WG = 256;
 /** Pixels per workgroup in the backward (4 per invocation): the unit of its partial sums. */
@@ -50,7 +50,11 @@ fn gatesOf(b: u32) -> array<f32, K> {
 const UNIFORMS = { pix: 'u32', E: 'u32', b: 'u32', count: 'u32', yShift: 'u32', oShift: 'u32', part0: 'u32', parts: 'u32' } as const;
 
 function forwardProgram(k: number): Program {
-  return new Program({
+  return program(`combine_experts ${k}`, () => forwardProgramSpec(k));
+}
+
+function forwardProgramSpec(k: number): ProgramSpec {
+  return {
     name: 'combine_experts',
     inputs: { Y: 'f32', G: 'f32', T: 'u32' },
     outputs: { O: 'f32' },
@@ -64,11 +68,15 @@ function forwardProgram(k: number): Program {
   for (var s = 0u; s < K; s++) { ys[s] = Y[p.yShift + s * p.pix + i]; }
   let r = lse(&ys, &gs);
   O[p.oShift + i] = select(LOG_EPS, r.m + log(r.s), r.ok);`,
-  });
+  };
 }
 
 function gradProgram(k: number): Program {
-  return new Program({
+  return program(`combine_experts_grad ${k}`, () => gradProgramSpec(k));
+}
+
+function gradProgramSpec(k: number): ProgramSpec {
+  return {
     name: 'combine_experts_grad',
     inputs: { Y: 'f32', DO: 'f32', G: 'f32', T: 'u32' },
     outputs: { DY: 'f32', PART: 'f32' },
@@ -101,7 +109,7 @@ function gradProgram(k: number): Program {
     workgroupBarrier();
   }
   if (li < K && w < (p.count + ${BLOCK - 1}u) / ${BLOCK}u) { PART[(p.b * K + li) * p.parts + p.part0 + w] = red[li * ${WG}u]; }`,
-  });
+  };
 }
 
 interface Shape {
@@ -136,12 +144,12 @@ function forEachRange(s: Shape, unit: number, fn: (p0: number, count: number) =>
 export function combineKernel(y: Tensor, gates: Tensor, topIndices: Tensor): Tensor {
   const s = checkShapes(y, gates, topIndices);
   const out = Tensor.empty([s.B, ...y.shape.slice(1)]);
-  const program = forwardProgram(s.k);
+  const prog = forwardProgram(s.k);
   for (let b = 0; b < s.B; b++)
     forEachRange(s, 1, (p0, count) => {
       const yw = alignedRange(y, b * s.k * s.P + p0, (s.k - 1) * s.P + count);
       const ow = alignedRange(out, b * s.P + p0, count);
-      program.dispatchFlat(
+      prog.dispatchFlat(
         count,
         { Y: yw.range, G: gates, T: topIndices, O: ow.range },
         { pix: s.P, E: s.E, b, count, yShift: yw.base, oShift: ow.base },
@@ -156,7 +164,7 @@ export function combineGradKernel(dOut: Tensor, y: Tensor, gates: Tensor, topInd
   const dy = Tensor.empty(y.shape);
   const parts = ceilDiv(s.P, BLOCK);
   const partial = Tensor.empty([s.B * s.k, parts]);
-  const program = gradProgram(s.k);
+  const prog = gradProgram(s.k);
   for (let b = 0; b < s.B; b++)
     forEachRange(s, BLOCK, (p0, count) => {
       const start = b * s.k * s.P + p0;
@@ -164,7 +172,7 @@ export function combineGradKernel(dOut: Tensor, y: Tensor, gates: Tensor, topInd
       const yw = alignedRange(y, start, span);
       const dyw = alignedRange(dy, start, span);
       const ow = alignedRange(dOut, b * s.P + p0, count);
-      program.dispatch(
+      prog.dispatch(
         { Y: yw.range, DO: ow.range, G: gates, T: topIndices, DY: dyw.range, PART: partial },
         { pix: s.P, E: s.E, b, count, yShift: yw.base, oShift: ow.base, part0: p0 / BLOCK, parts },
         flatGrid(ceilDiv(count, BLOCK)),

@@ -11,7 +11,7 @@ import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { sumKernel } from './reduce.ts';
-import { ceilDiv, flatGrid, Program, type ProgramSpec, type UniformType } from './program.ts';
+import { ceilDiv, flatGrid, Program, type ProgramSpec, type UniformType, program } from './program.ts';
 import { planSlabs } from './conv2d-slabs.ts';
 import { subgroupSize } from './subgroups.ts';
 import { convAlgorithm } from './conv2d-choice.ts';
@@ -62,6 +62,10 @@ fn sourceOf(v: u32, e: u32) -> i32 {
 }
 
 function gradProgram(K: number): Program {
+  return program(`conv2d_grad_weight ${K}`, () => gradProgramSpec(K));
+}
+
+function gradProgramSpec(K: number): ProgramSpec {
   const lines: string[] = [];
   const accDecl: string[] = [];
   for (let c = 0; c < COB; c++) for (let t = 0; t < K * K; t++) accDecl.push(`var a${c}_${t} = 0.0;`);
@@ -79,7 +83,7 @@ function gradProgram(K: number): Program {
         }
       }`);
   const { prelude, ...bindings } = gradSpec(false);
-  return new Program({
+  return {
     name: 'conv2d_grad_weight',
     ...bindings,
     workgroupSize: WG,
@@ -123,7 +127,7 @@ fn putBias(idx: u32, v: f32) {
     ${lines.join('\n')}
   }
   ${weightWrites(COB, K * K)}`,
-  });
+  };
 }
 
 /**
@@ -137,6 +141,10 @@ fn putBias(idx: u32, v: f32) {
  * `v4` (K = 3, pad 1, the width a multiple of 4, same-size output): each step covers 4 pixels (vec4Steps).
  */
 function gradProgramSub(K: number, cob: number, accumulate: boolean, WG: number, v4 = false): Program {
+  return program(`conv2d_grad_weight subgroups ${K} ${cob} ${accumulate} ${WG} ${v4}`, () => gradProgramSubSpec(K, cob, accumulate, WG, v4));
+}
+
+function gradProgramSubSpec(K: number, cob: number, accumulate: boolean, WG: number, v4 = false): ProgramSpec {
   const KK = K * K;
   const accDecl: string[] = [];
   for (let c = 0; c < cob; c++) for (let t = 0; t < KK; t++) accDecl.push(`var a${c}_${t} = 0.0;`);
@@ -148,7 +156,7 @@ function gradProgramSub(K: number, cob: number, accumulate: boolean, WG: number,
   let coOff${j} = (clamp(myCo${j}, p.coLo, p.coHi - 1u) - p.coLo) * p.Hout * p.Wout;`);
   const { decl, rows, init, loop, step } = v4 ? vec4Steps(cob) : pixelSteps(K, cob);
   const { prelude, ...bindings } = gradSpec(v4);
-  return new Program({
+  return {
     name: 'conv2d_grad_weight',
     ...bindings,
     workgroupSize: WG,
@@ -201,7 +209,7 @@ fn putBias(idx: u32, v: f32) {
   }
   if (!ciOk) { return; }
   ${weightWrites(cob, KK)}`,
-  });
+  };
 }
 
 interface Steps {
@@ -325,7 +333,7 @@ export function conv2dWeightGradKernel(x: Tensor, gy: Tensor, table: Tensor | nu
   }
   // vec4 steps: rows and slab bases are multiples of 4 when the width is (as in the forward's vec4 path).
   const v4 = sub && K === 3 && pad === 1 && Win % 4 === 0 && Wout === Win && Hout === Hin;
-  const program = sub ? gradProgramSub(K, cob, multi, subSize, v4) : gradProgram(K);
+  const prog = sub ? gradProgramSub(K, cob, multi, subSize, v4) : gradProgram(K);
   for (const gs of gSlabs)
     for (const xs of xSlabs) {
       if (!table && (xs.nHi <= gs.nLo || gs.nHi <= xs.nLo)) continue;
@@ -337,8 +345,8 @@ export function conv2dWeightGradKernel(x: Tensor, gy: Tensor, table: Tensor | nu
         accumulate: multi ? 1 : 0, coBlocks, ciChunks,
       };
       // Subgroup kernel: one workgroup per (part, expert, channel block, input chunk); else one invocation per pair and part.
-      if (sub) program.dispatch(bindings, uniforms, flatGrid(E * coBlocks * ciChunks * parts));
-      else program.dispatchFlat(pairs * parts, bindings, uniforms);
+      if (sub) prog.dispatch(bindings, uniforms, flatGrid(E * coBlocks * ciChunks * parts));
+      else prog.dispatchFlat(pairs * parts, bindings, uniforms);
     }
   const dwFlat = sumKernel(pw, [0]);
   const dbFlat = sumKernel(pb, [0]);

@@ -47,6 +47,7 @@ export function planSlabs(t: Tensor, n: number, c: number, plane: number, what: 
 
 const addIntoPrograms = ([false, true] as const).map((v4) => new Program({
   name: 'conv2d_add_slab',
+  key: `conv2d_add_slab ${v4 ? 'vec4' : 'f32'}`,
   inputs: { T: v4 ? 'vec4f' : 'f32', Found: 'u32' },
   outputs: { O: v4 ? 'vec4f' : 'f32' },
   uniforms: { n: 'u32', base: 'u32', perSample: 'u32', relu: 'u32' },

@@ -16,8 +16,8 @@
 import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { MAX_GRID, Program } from './program.ts';
-import { bands, cached, roundUp, TILE_PAD, transformTiles } from './conv2d-winograd.ts';
+import { MAX_GRID, Program, program, type ProgramSpec } from './program.ts';
+import { bands, roundUp, TILE_PAD, transformTiles } from './conv2d-winograd.ts';
 import { linearMap, winogradMatrices } from './winograd-matrices.ts';
 
 const LANES = 8;
@@ -33,6 +33,10 @@ const MULTIPLY_UNIFORMS = {
 } as const;
 
 function multiplyProgram(sub: boolean): Program {
+  return program(`conv2d_winograd_weight_multiply ${sub}`, () => multiplyProgramSpec(sub));
+}
+
+function multiplyProgramSpec(sub: boolean): ProgramSpec {
   const J = CI_PER_LANE;
   const Q = CO_BLOCK / 4;
   const perLane = CO_BLOCK / LANES;
@@ -59,7 +63,7 @@ function multiplyProgram(sub: boolean): Program {
   const stores: string[] = [];
   for (let q = 0; q < Q; q++)
     for (let c = 0; c < 4; c++) stores.push(`M[mo + ${4 * q + c}u * (p.ciP / 4u)] = vec4f(${Array.from({ length: J }, (_, j) => `${acc(j, q)}.${'xyzw'[c]}`).join(', ')});`);
-  return new Program({
+  return {
     name: 'conv2d_winograd_weight_multiply',
     inputs: { V: 'f32', G: 'f32', T: 'u32' },
     outputs: { M: 'vec4f' },
@@ -93,17 +97,21 @@ function multiplyProgram(sub: boolean): Program {
   }
   let mo = (((e * p.alpha2 + xi) * p.coP + co0) * p.ciP + ci) / 4u;
   ${stores.join(' ')}`,
-  });
+  };
 }
 
 /** The output transform: dW = Aᵀ M A per (expert, output channel, input channel). */
 function outputProgram(m: number): Program {
+  return program(`conv2d_winograd${m}_weight_output`, () => outputProgramSpec(m));
+}
+
+function outputProgramSpec(m: number): ProgramSpec {
   const { alpha: a, AT } = winogradMatrices(3, m);
   const lines: string[] = [];
   for (let r = 0; r < a; r++) lines.push(Array.from({ length: a }, (_, c) => `let m${r}_${c} = M[mb + ${r * a + c}u * plane];`).join(' '));
   for (let c = 0; c < a; c++) lines.push(...linearMap(AT, (k) => `m${k}_${c}`, (i) => `s${i}_${c}`, `c${c}_`));
   for (let r = 0; r < 3; r++) lines.push(...linearMap(AT, (k) => `s${r}_${k}`, (j) => `y${r}_${j}`, `r${r}_`));
-  return new Program({
+  return {
     name: `conv2d_winograd${m}_weight_output`,
     inputs: { M: 'f32' },
     outputs: { DW: 'f32' },
@@ -120,7 +128,7 @@ function outputProgram(m: number): Program {
   ${lines.join('\n  ')}
   let o = i * 9u;
   ${Array.from({ length: 9 }, (_, k) => `DW[o + ${k}u] = y${Math.floor(k / 3)}_${k % 3};`).join(' ')}`,
-  });
+  };
 }
 
 /**
@@ -128,10 +136,14 @@ function outputProgram(m: number): Program {
  * per (expert, output channel).
  */
 function biasProgram(m: number): Program {
+  return program(`conv2d_winograd${m}_bias_grad`, () => biasProgramSpec(m));
+}
+
+function biasProgramSpec(m: number): ProgramSpec {
   const { alpha: a, G } = winogradMatrices(3, m);
   // Row 1 of G is the point 1: (1, …, 1) / f₁.
   const scale = 1 / G[1][0] ** 2;
-  return new Program({
+  return {
     name: `conv2d_winograd${m}_bias_grad`,
     inputs: { Gt: 'f32', T: 'u32' },
     outputs: { DB: 'f32' },
@@ -149,7 +161,7 @@ function biasProgram(m: number): Program {
     for (var t = 0u; t < p.TP; t++) { s += Gt[gb + 4u * t]; }
   }
   DB[i] = select(0.0, DB[i], p.accumulate == 1u) + ${scale} * s;`,
-  });
+  };
 }
 
 const addProgram = new Program({
@@ -166,10 +178,6 @@ const addProgram = new Program({
 function addInPlace(a: Tensor, b: Tensor): void {
   addProgram.dispatchFlat(a.size / 4, { B: b, A: a }, { n: a.size / 4 });
 }
-
-const multiplies = new Map<boolean, Program>();
-const outputs = new Map<number, Program>();
-const biases = new Map<number, Program>();
 
 /** Bytes per tile of the larger transformed tensor of a band: V (input samples) or Gt (output samples). */
 function bytesPerTile(m: number, nIn: number, cin: number, nv: number, cout: number): number {
@@ -202,8 +210,8 @@ export function winogradWeightGrad(x: Tensor, gy: Tensor, table: Tensor | null, 
   const Gt = Tensor.empty([a2 * nv * coP * TP]);
   const M = Tensor.empty([E * a2 * coP * ciP]);
   const db = Tensor.empty([E, cout]);
-  const mul = cached(multiplies, sub, () => multiplyProgram(sub));
-  const bias = cached(biases, m, () => biasProgram(m));
+  const mul = multiplyProgram(sub);
+  const bias = biasProgram(m);
   // Bands after the first write their sums into Mb, added to M by a flat kernel: reading M back in the multiply's
   // own stores made lavapipe compile it for 23 s instead of 5.
   const Mb = list.length > 1 ? Tensor.empty([E * a2 * coP * ciP]) : null;
@@ -224,7 +232,7 @@ export function winogradWeightGrad(x: Tensor, gy: Tensor, table: Tensor | null, 
   Mb?.dispose();
   const dw = Tensor.empty([E, cout, cin, 3, 3]);
   const n = E * cout * cin;
-  cached(outputs, m, () => outputProgram(m)).dispatchFlat(n, { M, DW: dw }, { n, co: cout, ci: cin, coP, ciP });
+  outputProgram(m).dispatchFlat(n, { M, DW: dw }, { n, co: cout, ci: cin, coP, ciP });
   M.dispose();
   return { dw, db };
 }

@@ -27,7 +27,7 @@
 import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { ceilDiv, MAX_GRID, Program } from './program.ts';
+import { ceilDiv, MAX_GRID, Program, program, type ProgramSpec } from './program.ts';
 import { planSlabs } from './conv2d-slabs.ts';
 import { linearMap, winogradMatrices } from './winograd-matrices.ts';
 
@@ -67,6 +67,10 @@ const TILE_UNIFORMS = {
  * m×m output-gradient tile.
  */
 function tileTransformProgram(m: number, what: 'input' | 'gradient'): Program {
+  return program(`conv2d_winograd${m}_${what}`, () => tileTransformProgramSpec(m, what));
+}
+
+function tileTransformProgramSpec(m: number, what: 'input' | 'gradient'): ProgramSpec {
   const { alpha: a, BT } = winogradMatrices(m);
   const C = what === 'input' ? BT : winogradMatrices(3, m).G;
   const size = C[0].length;
@@ -83,7 +87,7 @@ function tileTransformProgram(m: number, what: 'input' | 'gradient'): Program {
   const stores: string[] = [];
   const v = (xi: number) => `v${Math.floor(xi / a)}_${xi % a}`;
   for (let q = 0; q < (a * a) / 4; q++) stores.push(`V[vo + ${q}u * step] = vec4f(${[0, 1, 2, 3].map((k) => v(4 * q + k)).join(', ')});`);
-  return new Program({
+  return {
     name: `conv2d_winograd${m}_${what}`,
     inputs: { X: 'f32' },
     outputs: { V: 'vec4f' },
@@ -103,10 +107,8 @@ function tileTransformProgram(m: number, what: 'input' | 'gradient'): Program {
   let step = p.nSrc * p.ciP * p.TP;
   let vo = (n * p.ciP + ci) * p.TP + t;
   ${stores.join(' ')}`,
-  });
+  };
 }
-
-const tilePrograms = new Map<string, Program>();
 
 /** A band of tiles: tiles [t0, t0 + count) of the tile grid, stored padded to tp. */
 export interface Band {
@@ -118,7 +120,7 @@ export interface Band {
 /** Transforms the tiles of one band of x (n, c, H, W), slab by slab, into V (α²/4, n, ciP, tp, 4); channels [c, ciP) are zeros. */
 export function transformTiles(m: number, what: 'input' | 'gradient', x: Tensor, V: Tensor, band: Band, ciP: number): void {
   const [n, c, H, W] = x.shape;
-  const prog = cached(tilePrograms, `${m} ${what}`, () => tileTransformProgram(m, what));
+  const prog = tileTransformProgram(m, what);
   for (const xs of planSlabs(x, n, c, H * W, `winograd ${what}`)) {
     // The slab holding the last channel also writes the channels up to ciP.
     const cEnd = xs.cHi === c ? ciP : xs.cHi;
@@ -157,6 +159,10 @@ const MULTIPLY_UNIFORMS = {
  * are loaded CB/8 per lane and shared with subgroupShuffle; without, every lane loads them all.
  */
 function multiplyProgram(cb: number, T: number, sub: boolean): Program {
+  return program(`conv2d_winograd_multiply ${cb} ${T} ${sub}`, () => multiplyProgramSpec(cb, T, sub));
+}
+
+function multiplyProgramSpec(cb: number, T: number, sub: boolean): ProgramSpec {
   const Q = cb / 4;
   const perLane = Math.max(1, cb / LANES);
   const acc = (j: number, q: number) => `acc${j}_${q}`;
@@ -186,7 +192,7 @@ function multiplyProgram(cb: number, T: number, sub: boolean): Program {
   for (let q = 0; q < Q; q++)
     for (let c = 0; c < 4; c++)
       for (let j = 0; j < T; j += 4) stores.push(`M[mo + ${4 * q + c}u * cs + ${j / 4}u] = vec4f(${[0, 1, 2, 3].map((k) => `${acc(j + k, q)}.${'xyzw'[c]}`).join(', ')});`);
-  return new Program({
+  return {
     name: 'conv2d_winograd_multiply',
     inputs: { V: 'f32', U: 'f32', T: 'u32' },
     outputs: { M: 'vec4f' },
@@ -229,7 +235,7 @@ function multiplyProgram(cb: number, T: number, sub: boolean): Program {
   let cs = p.alpha2 * p.TP / 4u;
   let mo = (((o * p.coP + co0) * p.alpha2 + xi) * p.TP + tl) / 4u;
   ${stores.join(' ')}`,
-  });
+  };
 }
 
 const OUTPUT_UNIFORMS = {
@@ -240,6 +246,10 @@ const OUTPUT_UNIFORMS = {
 
 /** Pass 3: one invocation per (tile, channel, sample) of an output slab: Y = Aᵀ M A + bias, ReLU, inside the image. */
 function outputTransformProgram(m: number): Program {
+  return program(`conv2d_winograd${m}_output`, () => outputTransformProgramSpec(m));
+}
+
+function outputTransformProgramSpec(m: number): ProgramSpec {
   const { alpha: a, AT } = winogradMatrices(m);
   const lines: string[] = [];
   for (let r = 0; r < a; r++) lines.push(Array.from({ length: a }, (_, c) => `let m${r}_${c} = M[mb + ${r * a + c}u * p.TP];`).join(' '));
@@ -249,7 +259,7 @@ function outputTransformProgram(m: number): Program {
   const stores: string[] = [];
   for (let r = 0; r < m; r++)
     for (let c = 0; c < m; c++) stores.push(`if (oy + ${r}u < p.H && ox + ${c}u < p.W) { store(ob + ${r}u * p.W + ${c}u, y${r}_${c} + bias); }`);
-  return new Program({
+  return {
     name: `conv2d_winograd${m}_output`,
     inputs: { M: 'f32', Bias: 'f32', T: 'u32' },
     outputs: { O: 'f32' },
@@ -278,17 +288,7 @@ function outputTransformProgram(m: number): Program {
   ${lines.join('\n  ')}
   let ob = p.oBase + (o - p.nLo) * p.oSample + (co - p.cLo) * p.H * p.W + oy * p.W + ox;
   ${stores.join('\n  ')}`,
-  });
-}
-
-const outputPrograms = new Map<number, Program>();
-const multiplyPrograms = new Map<string, Program>();
-
-/** The program of `key` in `map`, made on first use. */
-export function cached<K>(map: Map<K, Program>, key: K, make: () => Program): Program {
-  let p = map.get(key);
-  if (!p) map.set(key, (p = make()));
-  return p;
+  };
 }
 
 export interface WinogradArgs {
@@ -346,8 +346,8 @@ export function winogradConv(a: WinogradArgs): Tensor {
   const V = Tensor.empty([a2 * nSrc * ciP * TP]);
   const M = Tensor.empty([a.nOut * coP * a2 * TP]);
   const oSlabs = planSlabs(out, a.nOut, a.co, H * W, 'winograd output');
-  const outProg = cached(outputPrograms, m, () => outputTransformProgram(m));
-  const mulProg = cached(multiplyPrograms, `${cb} ${T} ${a.sub}`, () => multiplyProgram(cb, T, a.sub));
+  const outProg = outputTransformProgram(m);
+  const mulProg = multiplyProgram(cb, T, a.sub);
   const unused = a.u;
   for (const band of list) {
     transformTiles(m, 'input', a.x, V, band, ciP);

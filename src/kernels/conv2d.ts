@@ -20,7 +20,7 @@
 import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { ceilDiv, MAX_GRID, Program, type UniformType } from './program.ts';
+import { ceilDiv, MAX_GRID, Program, type UniformType, program, type ProgramSpec } from './program.ts';
 import { addInto, planSlabs } from './conv2d-slabs.ts';
 import { fixedSubgroupSize, subgroupSize } from './subgroups.ts';
 import { paddedChannels, winogradConv, winogradFits, type WinogradArgs } from './conv2d-winograd.ts';
@@ -98,6 +98,12 @@ interface CodeOpts {
  * image are clamped and zeroed by select) so that the broadcasts sit in uniform control flow.
  */
 function convProgram(o: CodeOpts): Program {
+  // A 1×1 kernel reads its one tap the same way flipped or not: one text and pipeline for both (the tests compare).
+  const flip = o.flip && o.K > 1;
+  return program(`conv2d ${o.K} ${flip} ${o.COB} ${o.sub} ${o.v4} ${o.pk} ${o.rows}`, () => convProgramSpec(o));
+}
+
+function convProgramSpec(o: CodeOpts): ProgramSpec {
   const { K, flip, COB, sub, v4, pk, rows: S } = o;
   const NV = (K * K * COB) / 4; // packed vec4s per input channel
   const slots = Math.ceil(NV / 8);
@@ -169,8 +175,8 @@ function convProgram(o: CodeOpts): Program {
     ${q.join('\n    ')}
   }`);
   }
-  return new Program({
-    name: flip ? 'conv2d_grad_input' : 'conv2d',
+  return {
+    name: 'conv2d', // dispatches say conv2d_grad_input for the input gradient
     inputs: { X: v4 ? 'vec4f' : 'f32', Wt: pk ? 'vec4f' : 'f32', Bias: 'f32', T: 'u32' },
     outputs: { O: 'f32', Found: 'u32' },
     uniforms: CONV_UNIFORMS,
@@ -234,7 +240,7 @@ function convProgram(o: CodeOpts): Program {
   let outPlane = p.Hout * p.Wout;
   let rowBase = (o - p.oLo) * p.oSample + p.oBase + y * p.Wout + px0;
   ${stores.join('\n  ')}`,
-  });
+  };
 }
 
 /**
@@ -379,7 +385,7 @@ function runConv(a: ConvArgs, out: Tensor, l: Layout): void {
   const pk = sub && cob % 4 === 0 && oSlabs.every((os) => os.cLo % cob === 0) && packedBytes <= rt.maxBinding;
   const rows = v4 && pk ? rowSharingLanes() : 0;
   const { PX, WG_X, WG_Y } = blockFor(l.K, rows);
-  const program = convProgram({ K: l.K, flip: l.flip, COB: cob, sub, v4, pk, rows });
+  const prog = convProgram({ K: l.K, flip: l.flip, COB: cob, sub, v4, pk, rows });
   const packed = pk ? packWeights(a.w, l, Co, Cx, cob) : null;
   // Input slabs (an input larger than one binding): the first that can contribute writes the output slab, each
   // further one a partial output added to the output samples it reached (ReLU once a sample's last channel slab
@@ -396,7 +402,7 @@ function runConv(a: ConvArgs, out: Tensor, l: Layout): void {
     const sources = xSlabs.filter((xs) => a.table || (xs.nLo < os.nHi && os.nLo < xs.nHi));
     sources.forEach((xs, k) => {
       const relu = a.relu && xs.cHi === Cx;
-      program.dispatch(
+      prog.dispatch(
         // Unused bindings (no bias, identity routing) are bound to the weights.
         { X: xs.range, Wt: packed ?? a.w, Bias: a.bias ?? a.w, T: a.table ?? a.w, O: k === 0 ? os.range : partial!, Found: found },
         {
@@ -407,6 +413,7 @@ function runConv(a: ConvArgs, out: Tensor, l: Layout): void {
           addBias: a.bias && xs.cLo === 0 ? 1 : 0, relu: relu && k === 0 ? 1 : 0, alwaysWrite: k === 0 ? 1 : 0, bE: l.bE, cinAll: Cx, blocksAll,
         },
         [ceilDiv(Wout, PX * WG_X), ceilDiv(Hout, WG_Y), z],
+        l.flip ? 'conv2d_grad_input' : 'conv2d',
       );
       if (k > 0) addInto(os, partial!, found, relu);
     });

@@ -5,7 +5,7 @@
 import { engine } from '../tensor/engine.ts';
 import { Tensor, sameShape } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { forEachChunk, Program } from './program.ts';
+import { forEachChunk, program, Program, type ProgramSpec } from './program.ts';
 
 const WG = 256;
 const MAX_DIMS = 8;
@@ -24,7 +24,12 @@ function perComponent(line: (c: string) => string): string {
   return ['x', 'y', 'z', 'w'].map(line).join('\n  ');
 }
 
-function unaryProgram(expr: string, v4: boolean, label: string): Program {
+/** The program of a unary map; its callers' labels name its dispatches. */
+function unaryProgram(expr: string, v4: boolean): Program {
+  return program(`unary ${v4 ? 'vec4' : 'f32'} ${expr}`, () => unarySpec(expr, v4));
+}
+
+function unarySpec(expr: string, v4: boolean): ProgramSpec {
   const type = v4 ? 'vec4f' : 'f32';
   const body = v4
     ? `let xv = X[i]; var o: vec4f;
@@ -32,15 +37,15 @@ function unaryProgram(expr: string, v4: boolean, label: string): Program {
   O[i] = o;`
     : `let x = X[i];
   O[i] = ${expr};`;
-  return new Program({
-    name: label,
+  return {
+    name: 'unary',
     inputs: { X: type },
     outputs: { O: type },
     uniforms: { n: 'u32', s0: 'f32', s1: 'f32' },
     workgroupSize: WG,
     flat: true,
     body: `if (i >= p.n) { return; }\n  ${body}`,
-  });
+  };
 }
 
 /**
@@ -50,8 +55,8 @@ function unaryProgram(expr: string, v4: boolean, label: string): Program {
 export function unaryMapKernel(expr: string, x: Tensor, s0 = 0, s1 = 0, label = 'unary'): Tensor {
   const out = Tensor.empty(x.shape);
   const lanes = vectorLanes(x.size);
-  const program = unaryProgram(expr, lanes === 4, label);
-  forEachChunk(x.size, (off, n) => program.dispatchFlat(n / lanes, { X: x.binding(off, n), O: out.binding(off, n) }, { n: n / lanes, s0, s1 }));
+  const unary = unaryProgram(expr, lanes === 4);
+  forEachChunk(x.size, (off, n) => unary.dispatchFlat(n / lanes, { X: x.binding(off, n), O: out.binding(off, n) }, { n: n / lanes, s0, s1 }, label));
   return out;
 }
 
@@ -100,7 +105,12 @@ export function midBroadcast(x: readonly number[], out: readonly number[]): { mi
 }
 
 /** `v4`: 4 elements per invocation as vec4s (not for 'general'; a scalar operand is read as one f32). */
-function binaryProgram(expr: string, mode: Mode, v4: boolean, label: string): Program {
+/** The program of a binary map; its callers' labels name its dispatches. */
+function binaryProgram(expr: string, mode: Mode, v4: boolean): Program {
+  return program(`binary ${mode} ${v4 ? 'vec4' : 'f32'} ${expr}`, () => binarySpec(expr, mode, v4));
+}
+
+function binarySpec(expr: string, mode: Mode, v4: boolean): ProgramSpec {
   // The broadcast operand's index in the mid modes (with vec4 lanes i counts vec4s and inner is a multiple of 4).
   const mid = v4 ? '((4u * i) / (p.mid * p.inner) * p.inner + (4u * i) % p.inner) / 4u' : 'i / (p.mid * p.inner) * p.inner + i % p.inner';
   const index = {
@@ -128,15 +138,15 @@ function binaryProgram(expr: string, mode: Mode, v4: boolean, label: string): Pr
     : `let a = A[ia];
   let b = B[ib];
   O[i] = ${expr};`;
-  return new Program({
-    name: label,
+  return {
+    name: 'binary',
     inputs: { A: aType, B: bType },
     outputs: { O: v4 ? 'vec4f' : 'f32' },
     uniforms: { n: 'u32', ndim: 'u32', s0: 'f32', mid: 'u32', inner: 'u32', shape: 'vec4u[2]', sa: 'vec4u[2]', sb: 'vec4u[2]' },
     workgroupSize: WG,
     flat: true,
     body: `if (i >= p.n) { return; }\n  ${index}\n  ${body}`,
-  });
+  };
 }
 
 /**
@@ -163,7 +173,7 @@ export function binaryMapKernel(expr: string, a: Tensor, b: Tensor, s0 = 0, labe
               : 'general';
   const { mid, inner } = midB ?? midA ?? { mid: 1, inner: 1 };
   const lanes = mode === 'general' || ((mode === 'midA' || mode === 'midB') && inner % 4 !== 0) ? 1 : vectorLanes(out.size);
-  const program = binaryProgram(expr, mode, lanes === 4, label);
+  const binary = binaryProgram(expr, mode, lanes === 4);
   const uniforms = (n: number) => ({
     n: n / lanes,
     ndim: shape.length,
@@ -175,7 +185,7 @@ export function binaryMapKernel(expr: string, a: Tensor, b: Tensor, s0 = 0, labe
     sb: broadcastStrides(b.shape, shape),
   });
   if (Math.max(a.bytes, b.bytes, out.bytes) <= engine().rt.maxBinding) {
-    program.dispatchFlat(out.size / lanes, { A: a, B: b, O: out }, uniforms(out.size));
+    binary.dispatchFlat(out.size / lanes, { A: a, B: b, O: out }, uniforms(out.size), label);
     return out;
   }
   if (mode === 'general' || mode === 'midA' || mode === 'midB') {
@@ -183,10 +193,11 @@ export function binaryMapKernel(expr: string, a: Tensor, b: Tensor, s0 = 0, labe
     throw new LimitError(`${label}: broadcasting [${a.shape}] with [${b.shape}] exceeds one storage binding; not supported`);
   }
   forEachChunk(out.size, (off, n) =>
-    program.dispatchFlat(
+    binary.dispatchFlat(
       n / lanes,
       { A: mode === 'scalarA' ? a : a.binding(off, n), B: mode === 'scalarB' ? b : b.binding(off, n), O: out.binding(off, n) },
       uniforms(n),
+      label,
     ),
   );
   return out;

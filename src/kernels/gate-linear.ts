@@ -9,7 +9,7 @@ import { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { sumKernel } from './reduce.ts';
 import { MAX_EXPERTS } from './gating.ts';
-import { bindableElements, ceilDiv, Program } from './program.ts';
+import { bindableElements, ceilDiv, Program, program, type ProgramSpec } from './program.ts';
 
 const WG = 64;
 /** Elements of D per workgroup at least: 16 loads per invocation keeps the partials few. */
@@ -24,8 +24,12 @@ function rowsPerWorkgroup(E: number): number {
 }
 
 function forwardProgram(E: number, rows: number): Program {
+  return program(`gate_linear ${E} ${rows}`, () => forwardProgramSpec(E, rows));
+}
+
+function forwardProgramSpec(E: number, rows: number): ProgramSpec {
   const nv = rows * E;
-  return new Program({
+  return {
     name: 'gate_linear',
     inputs: { X: 'f32', W: 'f32' },
     outputs: { O: 'f32' },
@@ -56,7 +60,7 @@ const NV = ${nv}u;`,
     let b = b0 + v / E;
     if (b < p.B) { O[((b * E + v % E) * p.parts + part) * ${WG}u + li] = acc[v]; }
   }`,
-  });
+  };
 }
 
 function checkOperands(x: Tensor, w: Tensor): [number, number, number] {
@@ -88,7 +92,11 @@ export function gateLinearKernel(x: Tensor, w: Tensor): Tensor {
 
 // Backward: one invocation per d (the flat index), the E weights (or the E gradient sums) of a row of w in registers.
 function gradXProgram(E: number): Program {
-  return new Program({
+  return program(`gate_linear_grad_x ${E}`, () => gradXProgramSpec(E));
+}
+
+function gradXProgramSpec(E: number): ProgramSpec {
+  return {
     name: 'gate_linear_grad_x',
     inputs: { G: 'f32', W: 'f32' },
     outputs: { O: 'f32' },
@@ -105,11 +113,15 @@ function gradXProgram(E: number): Program {
     for (var e = 0u; e < E; e++) { s += G[b * E + e] * wv[e]; }
     O[b * p.D + d] = s;
   }`,
-  });
+  };
 }
 
 function gradWProgram(E: number): Program {
-  return new Program({
+  return program(`gate_linear_grad_w ${E}`, () => gradWProgramSpec(E));
+}
+
+function gradWProgramSpec(E: number): ProgramSpec {
+  return {
     name: 'gate_linear_grad_w',
     inputs: { X: 'f32', G: 'f32' },
     outputs: { O: 'f32' },
@@ -125,7 +137,7 @@ function gradWProgram(E: number): Program {
     for (var e = 0u; e < E; e++) { acc[e] += xv * G[b * E + e]; }
   }
   for (var e = 0u; e < E; e++) { O[d * E + e] = acc[e]; }`,
-  });
+  };
 }
 
 /** dx = g · wᵀ: (B,E) and (D,E) → (B,D). */

@@ -12,7 +12,7 @@
  * - rank (u32, B,E): each expert's position in its row's descending order (ties: lower index first).
  */
 import { Tensor } from '../tensor/tensor.ts';
-import { Program, type StorageType } from './program.ts';
+import { Program, type StorageType, program, type ProgramSpec } from './program.ts';
 
 const WG = 64;
 export const MAX_EXPERTS = 64;
@@ -155,7 +155,11 @@ fn cv2_grad(v: ptr<function, array<f32, E>>, g: ptr<function, array<f32, E>>) {
 const UNIFORMS = { B: 'u32', coef: 'f32' } as const;
 
 function forwardProgram(c: GateConfig): Program {
-  return new Program({
+  return program(`noisy_top_k_gate ${c.experts} ${c.k} ${c.train}`, () => forwardProgramSpec(c));
+}
+
+function forwardProgramSpec(c: GateConfig): ProgramSpec {
+  return {
     name: 'noisy_top_k_gate',
     inputs: { S: 'f32' },
     outputs: { G: 'f32', T: 'u32', R: 'u32', ST: 'f32' },
@@ -202,14 +206,18 @@ ${
     for (var e = 0u; e < E; e++) { load[e] = ST[e]; imp[e] = ST[E + e]; }
     ST[2u * E] = p.coef * (cv2(&imp) + cv2(&load));
   }`,
-  });
+  };
 }
 
 function gradProgram(c: GateConfig): Program {
+  return program(`noisy_top_k_gate_grad ${c.experts} ${c.k} ${c.train}`, () => gradProgramSpec(c));
+}
+
+function gradProgramSpec(c: GateConfig): ProgramSpec {
   const smooth = smoothLoad(c);
   // The state only while training (the clean logits do not enter the inference backward).
   const state: Record<string, StorageType> = c.train ? { S: 'f32' } : {};
-  return new Program({
+  return {
     name: 'noisy_top_k_gate_grad',
     inputs: { ...state, G: 'f32', R: 'u32', ST: 'f32', DG: 'f32', DST: 'f32' },
     outputs: { O: 'f32' },
@@ -272,7 +280,7 @@ ${
 }
     }
   }`,
-  });
+  };
 }
 
 export interface GateForward {
@@ -297,7 +305,7 @@ export function noisyTopKGateKernel(state: Tensor, B: number, c: GateConfig, los
  * Gradients of the clean logits and (training) of the raw noise logits, stacked as (1 or 2, B, E), given those
  * of the gates (B,E) and of the stats (2E+1).
  */
-export function noisyTopKGateGradKernel(state: Tensor, fwd: GateForward, dGates: Tensor, dStats: Tensor, B: number, c: GateConfig, lossCoef: number): Tensor {
+export function noisyTopKGateGradKernel(state: Tensor, fwd: Pick<GateForward, 'gates' | 'rank' | 'stats'>, dGates: Tensor, dStats: Tensor, B: number, c: GateConfig, lossCoef: number): Tensor {
   const out = Tensor.zeros([c.train ? 2 : 1, B, c.experts]);
   const bindings = { ...(c.train ? { S: state } : {}), G: fwd.gates, R: fwd.rank, ST: fwd.stats, DG: dGates, DST: dStats, O: out };
   gradProgram(c).dispatch(bindings, { B, coef: lossCoef }, [1]);

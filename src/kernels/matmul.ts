@@ -13,7 +13,7 @@
 import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { ceilDiv, Program, type UniformType } from './program.ts';
+import { ceilDiv, Program, type UniformType, program, type ProgramSpec } from './program.ts';
 import { subgroupSize } from './subgroups.ts';
 
 const TILE = 32; // fallback: 8×8 invocations × 4×4 outputs
@@ -61,6 +61,10 @@ const CN = 4;
 
 /** The subgroup kernel; `v4`: B is bound as vec4s and its rows read as such (B untransposed, N % 4 == 0). */
 function subgroupProgram(WX: number, v4: boolean): Program {
+  return program(`matmul subgroups ${WX} ${v4}`, () => subgroupProgramSpec(WX, v4));
+}
+
+function subgroupProgramSpec(WX: number, v4: boolean): ProgramSpec {
   const aLoads = Array.from({ length: RM }, (_, i) => `let a${i} = select(0.0, A[aBase + rows[${i}] * p.sam + kc * p.sak], kOk);`);
   const chunk: string[] = [];
   for (let kk = 0; kk < 8; kk++) {
@@ -72,7 +76,7 @@ function subgroupProgram(WX: number, v4: boolean): Program {
     chunk.push(`${bLoad} ${fmas.join(' ')}`);
   }
   const stores = Array.from({ length: RM }, (_, i) => `if (m0 + ${i}u < p.M) { for (var j = 0u; j < ${CN}u; j++) { if (n0 + j < p.N) { C[cBase + (m0 + ${i}u) * p.N + n0 + j] = acc${i}[j]; } } }`);
-  return new Program({
+  return {
     name: 'matmul',
     inputs: { A: 'f32', B: v4 ? 'vec4f' : 'f32' },
     outputs: { C: 'f32' },
@@ -100,7 +104,7 @@ function subgroupProgram(WX: number, v4: boolean): Program {
   }
   let cBase = b * p.M * p.N;
   ${stores.join('\n  ')}`,
-  });
+  };
 }
 
 /**

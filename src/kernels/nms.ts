@@ -11,7 +11,7 @@
 import { engine } from '../tensor/engine.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { Program } from './program.ts';
+import { Program, program, type ProgramSpec } from './program.ts';
 import { CANDIDATE_WORDS, STATE_WORDS } from './detection-peaks.ts';
 
 export const OUT_HEADER_WORDS = 4;
@@ -37,7 +37,11 @@ export function maxCandidateCapacity(): number {
 
 /** One workgroup per image; `n`: the sort size (a power of two ≥ the capacity). */
 function nmsProgram(n: number): Program {
-  return new Program({
+  return program(`nms ${n}`, () => nmsProgramSpec(n));
+}
+
+function nmsProgramSpec(n: number): ProgramSpec {
+  return {
     name: 'detection_nms',
     inputs: { CAND: 'u32', ST: 'u32' },
     outputs: { OUT: 'u32' },
@@ -121,7 +125,7 @@ fn iou(a: vec4f, c: vec4f) -> f32 {
     OUT[h + 2u] = total - n;
     OUT[h + 3u] = 0u;
   }`,
-  });
+  };
 }
 
 /**

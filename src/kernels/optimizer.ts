@@ -46,6 +46,7 @@ const adamProgram = byType(
   (T) =>
     new Program({
       name: 'adam',
+      key: `adam ${T}`,
       inputs: { G: T },
       outputs: { X: T, M: T, V: T },
       uniforms: {
@@ -86,6 +87,7 @@ const sumSquaresProgram = byType(
   (T) =>
     new Program({
       name: 'grad_sum_squares',
+      key: `grad_sum_squares ${T}`,
       inputs: { G: T },
       outputs: { Partial: 'f32' },
       uniforms: { n: 'u32', base: 'u32' },
@@ -134,6 +136,7 @@ const scaleProgram = byType(
   (T) =>
     new Program({
       name: 'grad_clip_scale',
+      key: `grad_clip_scale ${T}`,
       inputs: { Factor: 'f32' },
       outputs: { G: T },
       uniforms: { n: 'u32' },

@@ -10,6 +10,11 @@
  *     workgroupSize: 256, flat: true, body: 'if (i < p.n) { O[i] = X[i] * X[i]; }',
  *   });
  *   square.dispatchFlat(x.size, { X: x, O: out }, { n: x.size });
+ *
+ * Each program has a shader key, its name and every parameter that changes its WGSL; the pipeline cache compiles
+ * one pipeline per key. A kernel whose code depends on parameters builds it with `program(key, make)`, once per key;
+ * a key never names two texts (checked whenever a program is built, and at every use while the tests turn on
+ * `checkShaderKeysForTests`).
  */
 import { engine } from '../tensor/engine.ts';
 import type { Tensor } from '../tensor/tensor.ts';
@@ -24,6 +29,8 @@ export type UniformType = 'u32' | 'i32' | 'f32' | 'vec2u' | 'vec4u' | 'vec4f' | 
 export interface ProgramSpec {
   /** Label in errors and timings. */
   name: string;
+  /** The shader key (default: name): the name and every parameter that changes the WGSL. */
+  key?: string;
   /** Read-only storage bindings in binding order: name → element type (arrays of it). */
   inputs?: Record<string, StorageType>;
   /** Read-write storage bindings, bound after the inputs. */
@@ -79,7 +86,32 @@ function wgslType(t: UniformType): string {
   return array ? `array<${array[1]}, ${array[2]}>` : t;
 }
 
+/** The WGSL text of every shader key built so far. */
+const textOfKey = new Map<string, string>();
+/** The programs of `program()`, by key. */
+const programs = new Map<string, Program>();
+let rebuildEveryUse = false;
+
+/**
+ * Tests: `program()` rebuilds the WGSL at every use and compares it with the key's, so that a key that misses a
+ * parameter fails the test that uses the parameter (production builds it once per key).
+ */
+export function checkShaderKeysForTests(on: boolean): void {
+  rebuildEveryUse = on;
+}
+
+/** The program of shader `key`, built by `make` at the key's first use (the key must say everything that makes the WGSL). */
+export function program(key: string, make: () => ProgramSpec): Program {
+  const known = programs.get(key);
+  if (known && !rebuildEveryUse) return known;
+  const built = new Program({ ...make(), key }); // throws when the key names another text
+  if (known) return known;
+  programs.set(key, built);
+  return built;
+}
+
 export class Program {
+  readonly key: string;
   readonly code: string;
   readonly workgroupSize: readonly [number, number, number];
   private readonly fields: Field[];
@@ -121,6 +153,11 @@ export class Program {
       `@compute @workgroup_size(${x}, ${y}, ${z})`,
       `fn main(${builtins.join(', ')}) {\n  ${flat}${spec.body.trim()}\n}`,
     ].join('\n');
+    this.key = spec.key ?? spec.name;
+    const known = textOfKey.get(this.key);
+    if (known === undefined) textOfKey.set(this.key, this.code);
+    else if (known !== this.code)
+      throw new Error(`kernel '${spec.name}': shader key '${this.key}' already names another WGSL text (a parameter that changes the code is missing from the key)`);
   }
 
   /** Invocations per workgroup. */
@@ -147,8 +184,13 @@ export class Program {
     return new Uint8Array(view.buffer);
   }
 
-  /** Records one dispatch with the named bindings and uniform values. */
-  dispatch(bindings: Record<string, Binding>, uniforms: Record<string, UniformValue>, workgroups: readonly [number, number?, number?]): void {
+  /** Records one dispatch with the named bindings and uniform values; `label` (default: the name) in errors and timings. */
+  dispatch(
+    bindings: Record<string, Binding>,
+    uniforms: Record<string, UniformValue>,
+    workgroups: readonly [number, number?, number?],
+    label = this.spec.name,
+  ): void {
     const buffers = this.order.map((name) => {
       const b = bindings[name];
       if (!b) throw new Error(`kernel '${this.spec.name}': binding '${name}' is missing`);
@@ -156,7 +198,8 @@ export class Program {
     });
     const inputs = Object.keys(this.spec.inputs ?? {}).length;
     engine().rt.dispatch({
-      label: this.spec.name,
+      label,
+      key: this.key,
       code: this.code,
       buffers,
       params: this.fields.length ? this.pack(uniforms) : undefined,
@@ -166,9 +209,9 @@ export class Program {
   }
 
   /** Dispatches enough workgroups for `invocations` invocations of a flat kernel (a 2-D grid beyond 65535). */
-  dispatchFlat(invocations: number, bindings: Record<string, Binding>, uniforms: Record<string, UniformValue>): void {
+  dispatchFlat(invocations: number, bindings: Record<string, Binding>, uniforms: Record<string, UniformValue>, label = this.spec.name): void {
     if (!this.spec.flat) throw new Error(`kernel '${this.spec.name}' is not flat`);
-    this.dispatch(bindings, uniforms, flatGrid(Math.ceil(invocations / this.groupSize)));
+    this.dispatch(bindings, uniforms, flatGrid(Math.ceil(invocations / this.groupSize)), label);
   }
 }
 

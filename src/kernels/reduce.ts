@@ -6,7 +6,7 @@
 import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
-import { flatGrid, Program } from './program.ts';
+import { flatGrid, Program, program, type ProgramSpec } from './program.ts';
 
 const WG = 256;
 const MAX_DIMS = 8;
@@ -52,22 +52,16 @@ function reducedTerm(innerContiguous: boolean, single: boolean): string {
   return 'X[base + reducedOffset(r)]';
 }
 
-/** The sum runs often (bias and weight gradients): its few variants are made once. */
-const sumPrograms = new Map<string, Program>();
-
-function sumProgram(perOutput: boolean, innerContiguous: boolean, single: boolean): Program {
-  const key = `${+perOutput}${+innerContiguous}${+single}`;
-  let program = sumPrograms.get(key);
-  if (!program) sumPrograms.set(key, (program = makeSumProgram(perOutput, innerContiguous, single)));
-  return program;
-}
-
 /**
  * Many outputs (`perOutput`): one invocation per output sums its reduced elements serially (no barriers: they are
  * very costly on software adapters, and neighbouring invocations read neighbouring memory when the kept axes are
  * innermost). Few outputs: one workgroup per (output, part) with a tree in workgroup memory.
  */
-function makeSumProgram(perOutput: boolean, innerContiguous: boolean, single: boolean): Program {
+function sumProgram(perOutput: boolean, innerContiguous: boolean, single: boolean): Program {
+  return program(`sum ${perOutput} ${innerContiguous} ${single}`, () => sumProgramSpec(perOutput, innerContiguous, single));
+}
+
+function sumProgramSpec(perOutput: boolean, innerContiguous: boolean, single: boolean): ProgramSpec {
   const term = reducedTerm(innerContiguous, single);
   const body = perOutput
     ? /* wgsl */ `if (i >= p.nOut) { return; }
@@ -95,7 +89,7 @@ function makeSumProgram(perOutput: boolean, innerContiguous: boolean, single: bo
     workgroupBarrier();
   }
   if (li == 0u) { O[w] = tree[0]; }`;
-  return new Program({
+  return {
     name: 'sum',
     inputs: { X: 'f32' },
     outputs: { O: 'f32' },
@@ -107,7 +101,7 @@ function makeSumProgram(perOutput: boolean, innerContiguous: boolean, single: bo
     flat: perOutput,
     header: perOutput ? HELPERS : `${HELPERS}\nvar<workgroup> tree: array<f32, ${WG}>;`,
     body,
-  });
+  };
 }
 
 /** Sums x over `axes` (no keepdim): the result has the remaining dimensions in order. */
@@ -145,14 +139,14 @@ export function sumKernel(x: Tensor, axes: readonly number[]): Tensor {
   const parts = perOutput ? 1 : Math.max(1, Math.min(Math.ceil(R / 4096), Math.ceil(256 / nOut)));
   const chunk = Math.ceil(R / parts);
   const partial = Tensor.empty(parts === 1 ? outShape : [nOut, parts]);
-  const program = sumProgram(perOutput, innerContiguous, single);
+  const prog = sumProgram(perOutput, innerContiguous, single);
   const uniforms = {
     nOut, R, chunk, parts, nk: kept.length, nr: red.length,
     kshape: kept.map(([size]) => size), kstride: kept.map(([, stride]) => stride),
     rshape: red.map(([size]) => size), rstride: red.map(([, stride]) => stride),
   };
-  if (perOutput) program.dispatchFlat(nOut, { X: x, O: partial }, uniforms);
-  else program.dispatch({ X: x, O: partial }, uniforms, flatGrid(nOut * parts));
+  if (perOutput) prog.dispatchFlat(nOut, { X: x, O: partial }, uniforms);
+  else prog.dispatch({ X: x, O: partial }, uniforms, flatGrid(nOut * parts));
   if (parts === 1) return partial;
   const total = sumKernel(partial, [1]);
   partial.dispose();

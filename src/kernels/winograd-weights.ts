@@ -9,10 +9,14 @@
  */
 import { engine, keep } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { Program } from './program.ts';
+import { Program, program, type ProgramSpec } from './program.ts';
 import { linearMap, winogradMatrices } from './winograd-matrices.ts';
 
 function transformProgram(m: number): Program {
+  return program(`conv2d_winograd${m}_weights`, () => transformProgramSpec(m));
+}
+
+function transformProgramSpec(m: number): ProgramSpec {
   const { alpha: a, G } = winogradMatrices(m);
   const lines: string[] = [];
   // Flipped kernels (input gradient) read the taps backwards.
@@ -23,7 +27,7 @@ function transformProgram(m: number): Program {
   const stores: string[] = [];
   const u = (xi: number) => `u${Math.floor(xi / a)}_${xi % a}`;
   for (let q = 0; q < (a * a) / 4; q++) stores.push(`Ut[uo + ${q}u * plane] = vec4f(${[0, 1, 2, 3].map((k) => u(4 * q + k)).join(', ')});`);
-  return new Program({
+  return {
     name: `conv2d_winograd${m}_weights`,
     inputs: { W: 'f32' },
     outputs: { Ut: 'vec4f' },
@@ -41,7 +45,7 @@ function transformProgram(m: number): Program {
   let plane = p.ciP * p.coP;
   let uo = (e * ${(a * a) / 4}u * p.ciP + ci) * p.coP + co;
   ${stores.join(' ')}`,
-  });
+  };
 }
 
 /** How the raw weights (E, Cout, Cin, 3, 3) are read: element (conv output c, conv input i) of expert e at e·wE + c·wO + i·wI. */
@@ -56,14 +60,11 @@ export interface WeightLayout {
   flip: boolean;
 }
 
-const programs = new Map<number, Program>();
-
 /** Transforms w (E, Cout, Cin, 3, 3) into a new tensor (E, α²/4, ciP, coP, 4). */
 export function transformWeights(w: Tensor, m: number, l: WeightLayout, ciP: number, coP: number): Tensor {
   const { alpha } = winogradMatrices(m);
   const E = w.shape[0];
-  let prog = programs.get(m);
-  if (!prog) programs.set(m, (prog = transformProgram(m)));
+  const prog = transformProgram(m);
   const u = Tensor.empty([E, (alpha * alpha) / 4, ciP, coP, 4]);
   const n = E * ciP * coP;
   prog.dispatchFlat(n, { W: w, Ut: u }, { n, ci: l.ci, co: l.co, ciP, coP, wE: l.wE, wO: l.wO, wI: l.wI, flip: l.flip ? 1 : 0 });

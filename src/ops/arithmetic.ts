@@ -4,64 +4,58 @@ import { record } from '../autograd/tape.ts';
 import { binaryMapKernel, unaryMapKernel, fillKernel } from '../kernels/elementwise.ts';
 import { sumTo } from './reduce.ts';
 
-/** Gradient of a broadcast operand: g reduced to the operand's shape (g itself is not consumed). */
-function reduceGrad(g: Tensor, like: Tensor): Tensor {
-  return sumTo(g, like.shape);
-}
+// A broadcast operand's gradient is the incoming one summed to the operand's shape (sumTo).
 
 export function add(a: Tensor, b: Tensor): Tensor {
   const out = binaryMapKernel('a + b', a, b, 0, 'add');
-  return record('add', [a, b], out, ([g], [na, nb]) => [na ? reduceGrad(g!, a) : null, nb ? reduceGrad(g!, b) : null]);
+  const [aShape, bShape] = [a.shape, b.shape];
+  return record('add', [a, b], out, { grads: [(dy) => sumTo(dy, aShape), (dy) => sumTo(dy, bShape)] });
 }
 
 export function sub(a: Tensor, b: Tensor): Tensor {
   const out = binaryMapKernel('a - b', a, b, 0, 'sub');
-  return record('sub', [a, b], out, ([g], [na, nb]) => [
-    na ? reduceGrad(g!, a) : null,
-    nb ? reduceGrad(unaryMapKernel('-x', g!, 0, 0, 'neg'), b) : null,
-  ]);
+  const [aShape, bShape] = [a.shape, b.shape];
+  return record('sub', [a, b], out, {
+    grads: [(dy) => sumTo(dy, aShape), (dy) => sumTo(unaryMapKernel('-x', dy, 0, 0, 'neg'), bShape)],
+  });
 }
 
 export function mul(a: Tensor, b: Tensor): Tensor {
   const out = binaryMapKernel('a * b', a, b, 0, 'mul');
-  return record(
-    'mul',
-    [a, b],
-    out,
-    ([g], [na, nb]) => [
-      na ? reduceGrad(binaryMapKernel('a * b', g!, b, 0, 'mul_grad'), a) : null,
-      nb ? reduceGrad(binaryMapKernel('a * b', g!, a, 0, 'mul_grad'), b) : null,
+  return record('mul', [a, b], out, {
+    saved: { a, b },
+    grads: [
+      (dy, { a, b }) => sumTo(binaryMapKernel('a * b', dy, b, 0, 'mul_grad'), a.shape),
+      (dy, { a, b }) => sumTo(binaryMapKernel('a * b', dy, a, 0, 'mul_grad'), b.shape),
     ],
-    [a, b],
-  );
+  });
 }
 
 export function div(a: Tensor, b: Tensor): Tensor {
   const out = binaryMapKernel('a / b', a, b, 0, 'div');
-  return record(
-    'div',
-    [a, b],
-    out,
-    ([g], [na, nb]) => {
-      const ga = na ? reduceGrad(binaryMapKernel('a / b', g!, b, 0, 'div_grad'), a) : null;
-      if (!nb) return [ga, null];
-      const q = binaryMapKernel('a / b', out, b, 0, 'div_grad'); // a / b²
-      return [ga, reduceGrad(binaryMapKernel('-a * b', g!, q, 0, 'div_grad'), b)];
-    },
-    [b, out],
-  );
+  const aShape = a.shape;
+  return record('div', [a, b], out, {
+    saved: { b, out },
+    grads: [
+      (dy, { b }) => sumTo(binaryMapKernel('a / b', dy, b, 0, 'div_grad'), aShape),
+      (dy, { b, out }) => {
+        const q = binaryMapKernel('a / b', out, b, 0, 'div_grad'); // a / b²
+        return sumTo(binaryMapKernel('-a * b', dy, q, 0, 'div_grad'), b.shape);
+      },
+    ],
+  });
 }
 
 /** x · c for a constant c. */
 export function scale(x: Tensor, c: number): Tensor {
   const out = unaryMapKernel('x * p.s0', x, c, 0, 'scale');
-  return record('scale', [x], out, ([g]) => [unaryMapKernel('x * p.s0', g!, c, 0, 'scale')]);
+  return record('scale', [x], out, { grads: [(dy) => unaryMapKernel('x * p.s0', dy, c, 0, 'scale')] });
 }
 
 /** x + c for a constant c. */
 export function addScalar(x: Tensor, c: number): Tensor {
   const out = unaryMapKernel('x + p.s0', x, c, 0, 'add_scalar');
-  return record('add_scalar', [x], out, ([g]) => [g!.alias()]);
+  return record('add_scalar', [x], out, { grads: [(dy) => dy.alias()] });
 }
 
 export function neg(x: Tensor): Tensor {
@@ -70,7 +64,10 @@ export function neg(x: Tensor): Tensor {
 
 export function relu(x: Tensor): Tensor {
   const out = unaryMapKernel('max(x, 0.0)', x, 0, 0, 'relu');
-  return record('relu', [x], out, ([g]) => [binaryMapKernel('select(0.0, a, b > 0.0)', g!, out, 0, 'relu_grad')], [out]);
+  return record('relu', [x], out, {
+    saved: { out },
+    grads: [(dy, { out }) => binaryMapKernel('select(0.0, a, b > 0.0)', dy, out, 0, 'relu_grad')],
+  });
 }
 
 export function ones(shape: readonly number[]): Tensor {

@@ -1,8 +1,8 @@
 /** Differentiable fused scaled dot-product attention (see src/kernels/attention.ts). */
 import type { Tensor } from '../tensor/tensor.ts';
-import { record } from '../autograd/tape.ts';
+import { once, record } from '../autograd/tape.ts';
 import { tidy } from '../tensor/engine.ts';
-import { attentionKernel, attentionGradKernel, type AttentionConfig } from '../kernels/attention.ts';
+import { attentionKernel, attentionDeltaKernel, attentionDkvKernel, attentionDqKernel, type AttentionConfig } from '../kernels/attention.ts';
 
 export interface AttentionOptions {
   /** Additive float mask (0 where allowed, −inf or −1e9 where not), (Lq, Lk) or broadcastable to (B, Hh, Lq, Lk). Not differentiated. */
@@ -19,16 +19,14 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   // tidy frees lse unless the graph saved it.
   return tidy(() => {
     const { out, lse } = attentionKernel(q, k, v, cfg);
-    const saved = [q, k, v, out, lse, ...(cfg.mask ? [cfg.mask] : [])];
-    return record(
-      'attention',
-      [q, k, v],
-      out,
-      ([g]) => {
-        const { dq, dk, dv } = attentionGradKernel(q, k, v, out, lse, g!, cfg);
-        return [dq, dk, dv];
+    return record('attention', [q, k, v], out, {
+      saved: { q, k, v, out, lse, mask: cfg.mask ?? null },
+      shared: (dy, s) => {
+        const c = { ...cfg, mask: s.mask };
+        const delta = attentionDeltaKernel(s.out, dy);
+        return { dq: () => attentionDqKernel(s.q, s.k, s.v, s.lse, dy, delta, c), dkv: once(() => attentionDkvKernel(s.q, s.k, s.v, s.lse, dy, delta, c)) };
       },
-      saved,
-    );
+      grads: [({ dq }) => dq(), ({ dkv }) => dkv().dk, ({ dkv }) => dkv().dv],
+    });
   });
 }

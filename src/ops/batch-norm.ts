@@ -1,8 +1,14 @@
 /** Differentiable 2-D batch normalisation with PyTorch's BatchNorm2d semantics. */
 import type { Tensor } from '../tensor/tensor.ts';
-import { record } from '../autograd/tape.ts';
+import { once, record } from '../autograd/tape.ts';
 import { tidy } from '../tensor/engine.ts';
-import { batchNormApplyKernel, batchNormGradKernel, batchNormStatsKernel, batchNormRunningStatsKernel } from '../kernels/batch-norm.ts';
+import {
+  batchNormApplyKernel,
+  batchNormGradInputKernel,
+  batchNormGradStatsKernel,
+  batchNormStatsKernel,
+  batchNormRunningStatsKernel,
+} from '../kernels/batch-norm.ts';
 
 /** Running statistics (C) each: state updated in place by training steps, not parameters (no gradient). */
 export interface RunningStats {
@@ -46,15 +52,15 @@ export function batchNorm2d(x: Tensor, gamma: Tensor, beta: Tensor, running: Run
   return tidy(() => {
     const stats = training ? batchNormStatsKernel(x, running.mean, running.var, momentum, eps) : batchNormRunningStatsKernel(running.mean, running.var, eps);
     const out = batchNormApplyKernel(x, stats, gamma, beta);
-    return record(
-      'batch_norm2d',
-      [x, gamma, beta],
-      out,
-      ([g]) => {
-        const { dx, dGamma, dBeta } = batchNormGradKernel(g!, x, stats, gamma, training, x.requiresGrad);
-        return [dx, dGamma, dBeta];
-      },
-      [x, gamma, stats],
-    );
+    return record('batch_norm2d', [x, gamma, beta], out, {
+      saved: { x, gamma, stats },
+      // One reduction gives dγ, dβ and the coefficients that dx needs.
+      shared: (dy, { x, gamma, stats }) => ({ dy, reduced: once(() => batchNormGradStatsKernel(dy, x, stats, gamma, training)) }),
+      grads: [
+        ({ dy, reduced }, { x }) => batchNormGradInputKernel(dy, x, reduced().coef),
+        ({ reduced }) => reduced().dGamma,
+        ({ reduced }) => reduced().dBeta,
+      ],
+    });
   });
 }

@@ -1,6 +1,6 @@
 /** Differentiable log-sum-exp combination of the chosen experts' outputs (MoE-Fusion's mixtures). */
 import type { Tensor } from '../tensor/tensor.ts';
-import { record } from '../autograd/tape.ts';
+import { once, record } from '../autograd/tape.ts';
 import { combineKernel, combineGradKernel } from '../kernels/combine.ts';
 
 /**
@@ -10,11 +10,10 @@ import { combineKernel, combineGradKernel } from '../kernels/combine.ts';
  */
 export function combineExperts(y: Tensor, gates: Tensor, topIndices: Tensor): Tensor {
   const out = combineKernel(y, gates, topIndices);
-  return record(
-    'combine_experts',
-    [y, gates],
-    out,
-    ([g]) => combineGradKernel(g!, y, gates, topIndices),
-    [y, gates, topIndices],
-  );
+  return record('combine_experts', [y, gates], out, {
+    saved: { y, gates, topIndices },
+    // One kernel gives both gradients.
+    shared: (dy, { y, gates, topIndices }) => once(() => combineGradKernel(dy, y, gates, topIndices)),
+    grads: [(both) => both()[0], (both) => both()[1]],
+  });
 }

@@ -7,20 +7,15 @@ import { concatKernel, sliceKernel, sliceGradKernel } from '../kernels/concat.ts
 export function concat(tensors: Tensor[], axis: number): Tensor {
   const out = concatKernel(tensors, axis);
   const a = axis < 0 ? axis + out.rank : axis;
-  return record('concat', tensors, out, ([g]) => {
-    let start = 0;
-    return tensors.map((t) => {
-      const end = start + t.shape[a];
-      const gi = t.requiresGrad ? sliceKernel(g!, a, start, end) : null;
-      start = end;
-      return gi;
-    });
-  });
+  let end = 0;
+  const ranges = tensors.map((t) => [end, (end += t.shape[a])]);
+  return record('concat', tensors, out, { grads: ranges.map(([from, to]) => (dy: Tensor) => sliceKernel(dy, a, from, to)) });
 }
 
 /** x[..., start:end, ...] along `axis` (a copy). */
 export function slice(x: Tensor, axis: number, start: number, end: number): Tensor {
   const out = sliceKernel(x, axis, start, end);
   const a = axis < 0 ? axis + x.rank : axis;
-  return record('slice', [x], out, ([g]) => [sliceGradKernel(g!, x.shape, a, start)]);
+  const shape = x.shape;
+  return record('slice', [x], out, { grads: [(dy) => sliceGradKernel(dy, shape, a, start)] });
 }

@@ -1,6 +1,6 @@
 /** Differentiable 2-D convolution (stride 1, zero padding, odd square kernels) and its routed (expert) form. */
 import type { Tensor } from '../tensor/tensor.ts';
-import { record } from '../autograd/tape.ts';
+import { once, record } from '../autograd/tape.ts';
 import { tidy } from '../tensor/engine.ts';
 import { binaryMapKernel } from '../kernels/elementwise.ts';
 import { conv2dKernel, conv2dInputGradKernel } from '../kernels/conv2d.ts';
@@ -38,25 +38,27 @@ function convOp(name: string, x: Tensor, w: Tensor, b: Tensor | null, table: Ten
   const pad = opts.padding ?? (K - 1) / 2;
   const relu = opts.relu ?? false;
   const out = tidy(() => conv2dKernel({ x, w: asExperts(w), bias: b, table, pad, relu }));
-  const inputs = b ? [x, w, b] : [x, w];
-  return record(
-    name,
-    inputs,
-    out,
-    ([g]) => {
-      const gy = relu ? binaryMapKernel('select(0.0, a, b > 0.0)', g!, out, 0, 'relu_grad') : g!;
-      const dx = x.requiresGrad ? conv2dInputGradKernel(gy, asExperts(w), table, pad, x.shape[0]) : null;
-      let dw: Tensor | null = null;
-      let db: Tensor | null = null;
-      if (w.requiresGrad || b?.requiresGrad) {
-        const grads = conv2dWeightGradKernel(x, gy, table, E, K, pad);
-        dw = grads.dw.view(w.shape);
-        db = b ? grads.db.view(b.shape) : null;
-      }
-      return b ? [dx, dw, db] : [dx, dw];
+  const n = x.shape[0];
+  const [wShape, bShape] = [w.shape, b?.shape ?? []];
+  return record(name, b ? [x, w, b] : [x, w], out, {
+    saved: { x, w, table, out: relu ? out : null },
+    shared: (dy, { x, table, out }) => {
+      const gy = out ? binaryMapKernel('select(0.0, a, b > 0.0)', dy, out, 0, 'relu_grad') : dy;
+      // One kernel gives the weights' and the bias's gradients.
+      return { gy, weights: once(() => conv2dWeightGradKernel(x, gy, table, E, K, pad)) };
     },
-    [x, w, ...(table ? [table] : []), ...(relu ? [out] : [])],
-  );
+    grads: [
+      ({ gy }, { w, table }) => conv2dInputGradKernel(gy, asExperts(w), table, pad, n),
+      ({ weights }) => weights().dw.view(wShape),
+      ...(b ? [({ weights }: ConvShared) => weights().db.view(bShape)] : []),
+    ],
+  });
+}
+
+interface ConvShared {
+  /** The incoming gradient through the fused ReLU. */
+  gy: Tensor;
+  weights: () => { dw: Tensor; db: Tensor };
 }
 
 /** The weights as (E, Cout, Cin, k, k): a view with E = 1 for plain convolution weights. */

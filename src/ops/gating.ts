@@ -5,7 +5,7 @@
  */
 import { Tensor } from '../tensor/tensor.ts';
 import { engine, tidy } from '../tensor/engine.ts';
-import { record } from '../autograd/tape.ts';
+import { once, record, recordOutputs } from '../autograd/tape.ts';
 import { gateLinearKernel, gateLinearXGradKernel, gateLinearWGradKernel } from '../kernels/gate-linear.ts';
 import {
   noisyTopKGateKernel,
@@ -19,7 +19,10 @@ import {
 /** x (B,D) · w (D,E) → (B,E), for a huge D and small B and E (split-K). */
 export function gateLinear(x: Tensor, w: Tensor): Tensor {
   const out = gateLinearKernel(x, w);
-  return record('gate_linear', [x, w], out, ([g]) => [gateLinearXGradKernel(g!, w), gateLinearWGradKernel(x, g!)], [x, w]);
+  return record('gate_linear', [x, w], out, {
+    saved: { x, w },
+    grads: [(dy, { w }) => gateLinearXGradKernel(dy, w), (dy, { x }) => gateLinearWGradKernel(x, dy)],
+  });
 }
 
 export interface NoisyTopKOptions {
@@ -86,10 +89,11 @@ export function noisyTopKGate(x: Tensor, wGate: Tensor, wNoise: Tensor, opts: No
     const clean = gateLinear(x, wGate);
     const inputs = [clean];
     let state: Tensor;
-    if (train) {
+    if (train && opts.noise) {
+      // (training without noise was refused above)
       const raw = gateLinear(x, wNoise);
       inputs.push(raw);
-      state = stack([clean, raw, opts.noise!]);
+      state = stack([clean, raw, opts.noise]);
     } else state = stack([clean]);
 
     const fwd = noisyTopKGateKernel(state, B, config, lossCoef);
@@ -97,22 +101,21 @@ export function noisyTopKGate(x: Tensor, wGate: Tensor, wNoise: Tensor, opts: No
     const importance = slice(fwd.stats, E, [E]);
     const auxLoss = slice(fwd.stats, 2 * E, []);
 
-    record(
-      'noisy_top_k_gate',
-      inputs,
-      [fwd.gates, load, importance, auxLoss],
-      ([dGates, dLoad, dImp, dAux]) => {
-        const dG = dGates ?? Tensor.zeros([B, E]);
-        const dStats = Tensor.zeros([2 * E + 1]);
-        const rt = engine().rt;
-        if (dLoad) rt.copy(dLoad.buffer, 0, dStats.buffer, 0, 4 * E);
-        if (dImp) rt.copy(dImp.buffer, 0, dStats.buffer, 4 * E, 4 * E);
-        if (dAux) rt.copy(dAux.buffer, 0, dStats.buffer, 8 * E, 4);
-        const d = noisyTopKGateGradKernel(state, fwd, dG, dStats, B, config, lossCoef);
-        return train ? [slice(d, 0, [B, E]), slice(d, B * E, [B, E])] : [slice(d, 0, [B, E])];
-      },
-      [state, fwd.gates, fwd.rank, fwd.stats],
-    );
+    recordOutputs('noisy_top_k_gate', inputs, [fwd.gates, load, importance, auxLoss], {
+      saved: { state, gates: fwd.gates, rank: fwd.rank, stats: fwd.stats },
+      // One kernel gives the gradients of the clean and the noisy logits, one after the other.
+      shared: ([dGates, dLoad, dImp, dAux], s) =>
+        once(() => {
+          const dG = dGates ?? Tensor.zeros([B, E]);
+          const dStats = Tensor.zeros([2 * E + 1]);
+          const rt = engine().rt;
+          if (dLoad) rt.copy(dLoad.buffer, 0, dStats.buffer, 0, 4 * E);
+          if (dImp) rt.copy(dImp.buffer, 0, dStats.buffer, 4 * E, 4 * E);
+          if (dAux) rt.copy(dAux.buffer, 0, dStats.buffer, 8 * E, 4);
+          return noisyTopKGateGradKernel(s.state, s, dG, dStats, B, config, lossCoef);
+        }),
+      grads: [(d) => slice(d(), 0, [B, E]), ...(train ? [(d: () => Tensor) => slice(d(), B * E, [B, E])] : [])],
+    });
     return { gates: fwd.gates, topIndices: fwd.topIndices, load, importance, auxLoss };
   });
 }

@@ -14,17 +14,12 @@ export function l1Loss(a: Tensor, b: Tensor): Tensor {
     const diff = binaryMapKernel('abs(a - b)', a, b, 0, 'abs_diff');
     return unaryMapKernel('x * p.s0', sumKernel(diff, [...diff.shape.keys()]), 1 / n, 0, 'l1_mean');
   });
-  return record(
-    'l1_loss',
-    [a, b],
-    out,
-    ([g]) => {
-      // g is a scalar tensor on the GPU: sign(a − b) · g / n, then reduced to each operand's shape.
-      const gs = binaryMapKernel('a * b * p.s0', binaryMapKernel('sign(a - b)', a, b, 0, 'l1_sign'), g!, 1 / n, 'l1_grad');
-      return [sumTo(gs, a.shape), sumTo(unaryMapKernel('-x', gs, 0, 0, 'neg'), b.shape)];
-    },
-    [a, b],
-  );
+  // The incoming gradient is a scalar tensor on the GPU: sign(a − b) · dy / n, then reduced to each operand's shape.
+  return record('l1_loss', [a, b], out, {
+    saved: { a, b },
+    shared: (dy, { a, b }) => binaryMapKernel('a * b * p.s0', binaryMapKernel('sign(a - b)', a, b, 0, 'l1_sign'), dy, 1 / n, 'l1_grad'),
+    grads: [(gs, { a }) => sumTo(gs, a.shape), (gs, { b }) => sumTo(unaryMapKernel('-x', gs, 0, 0, 'neg'), b.shape)],
+  });
 }
 
 /** mean|m·a − m·b| over all elements of the broadcast shape (m broadcast, e.g. a (B,1,H,W) mask). */

@@ -7,17 +7,13 @@ import { sumTo } from './reduce.ts';
 /** a [..., M, K] · b [..., K, N] (after the optional transposes). */
 export function matmul(a: Tensor, b: Tensor, transA = false, transB = false): Tensor {
   const out = matmulKernel(a, b, transA, transB);
-  return record(
-    'matmul',
-    [a, b],
-    out,
-    ([g]) => {
-      // C = A·B: dA = G·Bᵀ, dB = Aᵀ·G (transposed variants follow by swapping roles).
-      const ga = transA ? matmulKernel(b, g!, transB, true) : matmulKernel(g!, b, false, !transB);
-      const gb = transB ? matmulKernel(g!, a, true, transA) : matmulKernel(a, g!, !transA, false);
-      // A shared (batchless) operand gets the sum over the batch.
-      return [sumTo(ga, a.shape), sumTo(gb, b.shape)];
-    },
-    [a, b],
-  );
+  // C = A·B: dA = G·Bᵀ, dB = Aᵀ·G (transposed variants follow by swapping roles); a shared (batchless) operand gets
+  // the sum over the batch.
+  return record('matmul', [a, b], out, {
+    saved: { a, b },
+    grads: [
+      (dy, { a, b }) => sumTo(transA ? matmulKernel(b, dy, transB, true) : matmulKernel(dy, b, false, !transB), a.shape),
+      (dy, { a, b }) => sumTo(transB ? matmulKernel(dy, a, true, transA) : matmulKernel(a, dy, !transA, false), b.shape),
+    ],
+  });
 }

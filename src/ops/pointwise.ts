@@ -13,8 +13,10 @@ function pointwise(name: string, f: string, of: 'x' | 'y', derivative: (v: strin
   const backward = `a * (${derivative('b')})`;
   return (x) => {
     const out = unaryMapKernel(f, x, 0, 0, name);
-    const saved = of === 'x' ? x : out;
-    return record(name, [x], out, ([g]) => [binaryMapKernel(backward, g!, saved, 0, `${name}_grad`)], [saved]);
+    return record(name, [x], out, {
+      saved: { v: of === 'x' ? x : out },
+      grads: [(dy, { v }) => binaryMapKernel(backward, dy, v, 0, `${name}_grad`)],
+    });
   };
 }
 

@@ -9,5 +9,6 @@ import { avgPoolGradKernel, avgPoolKernel } from '../kernels/pool.ts';
  */
 export function avgPool2d(x: Tensor, k = 2): Tensor {
   const out = avgPoolKernel(x, k);
-  return record('avg_pool2d', [x], out, ([g]) => [avgPoolGradKernel(g!, x.shape, k)]);
+  const shape = x.shape;
+  return record('avg_pool2d', [x], out, { grads: [(dy) => avgPoolGradKernel(dy, shape, k)] });
 }

@@ -19,7 +19,8 @@ function keptShape(shape: readonly number[], axes: number[], keepDims: boolean):
 export function sum(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
   const ax = normAxes(x.rank, axes);
   const out = sumKernel(x, ax).reshaped(keptShape(x.shape, ax, keepDims));
-  return record('sum', [x], out, ([g]) => [expandTo(g!, x.shape)]);
+  const shape = x.shape;
+  return record('sum', [x], out, { grads: [(dy) => expandTo(dy, shape)] });
 }
 
 /** Mean over axes (all by default). */
@@ -27,7 +28,8 @@ export function mean(x: Tensor, axes?: number | readonly number[], keepDims = fa
   const ax = normAxes(x.rank, axes);
   const count = ax.reduce((n, a) => n * x.shape[a], 1);
   const out = tidy(() => unaryMapKernel('x * p.s0', sumKernel(x, ax), 1 / count, 0, 'mean')).reshaped(keptShape(x.shape, ax, keepDims));
-  return record('mean', [x], out, ([g]) => [unaryMapKernel('x * p.s0', expandTo(g!, x.shape), 1 / count, 0, 'mean_grad')]);
+  const shape = x.shape;
+  return record('mean', [x], out, { grads: [(dy) => unaryMapKernel('x * p.s0', expandTo(dy, shape), 1 / count, 0, 'mean_grad')] });
 }
 
 /** Broadcasts g (whose shape is `shape` with some dimensions reduced to 1 or removed) back to `shape`. */

@@ -6,7 +6,8 @@ import { resizeBilinearGradKernel, resizeBilinearKernel } from '../kernels/resiz
 /** x (N, C, H, W) → (N, C, outH, outW), F.interpolate(mode='bilinear', align_corners=True). */
 export function resizeBilinear(x: Tensor, outH: number, outW: number): Tensor {
   const out = resizeBilinearKernel(x, outH, outW);
-  return record('resize_bilinear', [x], out, ([g]) => [resizeBilinearGradKernel(g!, x.shape)]);
+  const shape = x.shape;
+  return record('resize_bilinear', [x], out, { grads: [(dy) => resizeBilinearGradKernel(dy, shape)] });
 }
 
 /** The output size F.interpolate(scale_factor=s) gives: floor(size·s) per dimension. */

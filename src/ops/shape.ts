@@ -7,5 +7,6 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const resolved = shape.map((d) => (d === -1 ? x.size / known : d));
   if (resolved.reduce((n, d) => n * d, 1) !== x.size) throw new Error(`reshape: [${x.shape}] cannot become [${shape}]`);
   const out = x.view(resolved);
-  return record('reshape', [x], out, ([g]) => [g!.view(x.shape)]);
+  const inShape = x.shape;
+  return record('reshape', [x], out, { grads: [(dy) => dy.view(inShape)] });
 }

@@ -6,5 +6,5 @@ import { sobelGradKernel, sobelKernel } from '../kernels/sobel.ts';
 /** |Sobel_x ⋆ x| + |Sobel_y ⋆ x| per (H, W) plane, zero padding 1 (F.conv2d cross-correlation). */
 export function sobelGradient(x: Tensor): Tensor {
   const out = sobelKernel(x);
-  return record('sobel_gradient', [x], out, ([g]) => [sobelGradKernel(x, g!)], [x]);
+  return record('sobel_gradient', [x], out, { saved: { x }, grads: [(dy, { x }) => sobelGradKernel(x, dy)] });
 }

@@ -5,5 +5,5 @@ import { softmaxGradKernel, softmaxKernel } from '../kernels/softmax.ts';
 
 export function softmax(x: Tensor, axis = -1): Tensor {
   const out = softmaxKernel(x, axis);
-  return record('softmax', [x], out, ([g]) => [softmaxGradKernel(out, g!, axis)], [out]);
+  return record('softmax', [x], out, { saved: { out }, grads: [(dy, { out }) => softmaxGradKernel(out, dy, axis)] });
 }

@@ -9,15 +9,21 @@ export function setKernelRewriteForTests(fn: ((code: string, label: string) => s
   rewriteForTests = fn;
 }
 
+/** A compiled kernel, or the promise of it while it compiles (it resolves to null when it failed). */
+interface Entry {
+  code: string;
+  pipeline: GPUComputePipeline | Promise<GPUComputePipeline | null>;
+}
+
 /**
- * Compiles each distinct WGSL source once, asynchronously. The key is the final (specialised) source text.
+ * Compiles each shader once, asynchronously, under its key (src/kernels/program.ts: the kernel's name and the
+ * parameters that change its WGSL); a key that comes with another text than the one compiled under it is an error.
  * Never with the synchronous createComputePipeline: software drivers (lavapipe) compile under the lock of their
  * queue, so a synchronous compile waits for all GPU work in flight with the JavaScript thread stopped (no timers, no
  * progress, no Ctrl-C handler); the asynchronous one waits on Dawn's worker threads.
  */
 export class PipelineCache {
-  /** Per source: the pipeline, or the promise of it while it compiles (it resolves to null when it failed). */
-  private entries = new Map<string, GPUComputePipeline | Promise<GPUComputePipeline | null>>();
+  private entries = new Map<string, Entry>();
   /** Kernels whose compilation has not finished. */
   pending = 0;
   compiled = 0;
@@ -28,16 +34,19 @@ export class PipelineCache {
   ) {}
 
   /** The pipeline when it is compiled; otherwise the promise of it (null when it failed to compile: onError was told). */
-  get(code: string, label: string): GPUComputePipeline | Promise<GPUComputePipeline | null> {
-    const entry = this.entries.get(code);
-    if (entry) return entry;
+  get(key: string, code: string, label: string): GPUComputePipeline | Promise<GPUComputePipeline | null> {
+    const entry = this.entries.get(key);
+    if (entry) {
+      if (entry.code !== code) throw new Error(`kernel '${label}': shader key '${key}' was compiled from another WGSL text`);
+      return entry.pipeline;
+    }
     this.compiled++;
     this.pending++;
     this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ code: rewriteForTests ? rewriteForTests(code, label) : code, label });
     const compiling = this.device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' }, label }).then(
       (pipeline) => {
-        this.entries.set(code, pipeline);
+        added.pipeline = pipeline;
         return pipeline;
       },
       (e: unknown) => {
@@ -49,7 +58,8 @@ export class PipelineCache {
     this.device.popErrorScope().then((err) => {
       if (err) this.onError(`kernel '${label}' failed to compile: ${err.message}`);
     });
-    this.entries.set(code, compiling);
+    const added: Entry = { code, pipeline: compiling };
+    this.entries.set(key, added);
     return compiling;
   }
 

@@ -22,6 +22,8 @@ export interface BufferRange {
 export interface DispatchSpec {
   /** Shown in errors and timings. */
   label: string;
+  /** The shader key: names `code` (one text per key), under which the pipeline cache keeps its pipeline. */
+  key: string;
   /** Complete WGSL with entry point `main`; storage buffers at bindings 0..n-1, the uniform params (if any) at n. */
   code: string;
   buffers: (GPUBuffer | BufferRange)[];
@@ -188,13 +190,13 @@ export class Runtime {
         `${MAX_DISPATCHES_WITHOUT_WAITING} GPU dispatches were recorded without awaiting anything: ` +
           'await a result (e.g. `await loss.item()`) or `engine().rt.sync()` in long synchronous loops, so the GPU can release finished work',
       );
-    const pipeline = this.pipelines.get(spec.code, spec.label);
+    const pipeline = this.pipelines.get(spec.key, spec.code, spec.label);
     this.dispatchCount++;
     this.dispatchesByLabel.set(spec.label, (this.dispatchesByLabel.get(spec.label) ?? 0) + 1);
     for (const i of spec.written ?? []) this.markWritten(bufferOf(spec.buffers[i]));
     if (pipeline instanceof Promise) {
       const run = () => {
-        const ready = this.pipelines.get(spec.code, spec.label);
+        const ready = this.pipelines.get(spec.key, spec.code, spec.label);
         if (!(ready instanceof Promise)) this.encodeDispatch(spec, ready); // else it failed to compile: check() says so
       };
       this.defer(run, pipeline);

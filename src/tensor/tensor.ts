@@ -34,9 +34,9 @@ export interface GradNode {
   /** Tensors the backward needs; retained until the graph is released (inputs are not retained otherwise). */
   saved: Tensor[];
   /**
-   * Given the gradients of the outputs (null where none reached), returns those of the inputs (null = none).
-   * `needs[i]` tells whether input i requires grad: a rule may return null for the others and skip their work.
-   * Tensors it creates and does not return are freed by the tape.
+   * Given the gradients of the outputs (null where none reached) and whether each input needs a gradient, returns
+   * those of the inputs (null for the others, whose gradient functions do not run). The tape builds it from the
+   * op's rule (src/autograd/tape.ts) and frees the tensors it creates and does not return.
    */
   backward: (grads: (Tensor | null)[], needs: boolean[]) => (Tensor | null)[];
   released: boolean;

@@ -6,7 +6,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
-import { Program, flatGrid, forEachChunk } from '../../src/kernels/program.ts';
+import { Program, checkShaderKeysForTests, flatGrid, forEachChunk, program, type ProgramSpec } from '../../src/kernels/program.ts';
+import { unaryMapKernel } from '../../src/kernels/elementwise.ts';
 
 const t = suite('program');
 
@@ -73,6 +74,50 @@ t('forEachChunk covers [0, n) with aligned chunks of at most one binding', async
   } finally {
     e.rt.bindingLimitForTests = null;
   }
+});
+
+t('a shader key names one WGSL text: a second text under a key is refused by programs and by the pipeline cache', async () => {
+  const e = await gpu();
+  const spec = (body: string): ProgramSpec => ({ name: 'key_guard', outputs: { O: 'f32' }, workgroupSize: 1, body });
+  new Program({ ...spec('O[0] = 1.0;'), key: 'key_guard one' });
+  new Program({ ...spec('O[0] = 1.0;'), key: 'key_guard one' }); // the same text again is fine
+  assert.throws(() => new Program({ ...spec('O[0] = 2.0;'), key: 'key_guard one' }), /shader key 'key_guard one' already names another WGSL text/);
+  // program(): a key that misses a parameter of the code; the tests rebuild at every use, so the second use fails.
+  let value = 1;
+  const make = () => spec(`O[0] = ${value}.0;`);
+  checkShaderKeysForTests(true);
+  program('key_guard two', make);
+  value = 2;
+  assert.throws(() => program('key_guard two', make), /shader key 'key_guard two' already names another WGSL text/);
+  // The pipeline cache keeps each key's text and refuses another.
+  const code = new Program({ ...spec('O[0] = 3.0;'), key: 'key_guard three' }).code;
+  await e.rt.pipelines.get('key_guard three', code, 'key_guard');
+  assert.throws(() => e.rt.pipelines.get('key_guard three', code.replace('3.0', '4.0'), 'key_guard'), /shader key 'key_guard three' was compiled from another WGSL text/);
+});
+
+t('program() builds the WGSL once per key (outside the tests\' check); dispatches of one text share one pipeline', async () => {
+  const e = await gpu();
+  let built = 0;
+  const make = (): ProgramSpec => (built++, { name: 'built_once', outputs: { O: 'f32' }, workgroupSize: 1, body: 'O[0] = 5.0;' });
+  checkShaderKeysForTests(false);
+  try {
+    const first = program('built_once', make);
+    assert.is(program('built_once', make), first, 'the same program');
+    assert.is(built, 1, 'built once');
+  } finally {
+    checkShaderKeysForTests(true);
+  }
+  // One expression under two labels: one key, one pipeline, each label counted.
+  const x = Tensor.fromArray([1, 2, 3], [3]);
+  unaryMapKernel('x * 3.5', x, 0, 0, 'label_one').dispose();
+  const compiled = e.rt.pipelines.compiled;
+  const before = e.rt.dispatchesByLabel.get('label_two') ?? 0;
+  const y = unaryMapKernel('x * 3.5', x, 0, 0, 'label_two');
+  assert.equal([...(await y.data())], [3.5, 7, 10.5]);
+  assert.is(e.rt.pipelines.compiled, compiled, 'no new pipeline');
+  assert.is(e.rt.dispatchesByLabel.get('label_two'), before + 1, 'the dispatch carries its label');
+  x.dispose();
+  y.dispose();
 });
 
 t.run();

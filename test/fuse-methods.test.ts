@@ -47,16 +47,17 @@ t.before(async () => {
 
 t.after(() => rmSync(dir, { recursive: true, force: true }));
 
-t('library: range stretch maps the clamped output onto 0..1, in gray and colour; clamp is the default', async () => {
+t('library: range stretch maps the clamped output onto 0..1, in gray and colour; stretch is the default', async () => {
   await gpu();
   const net = FusionNet.init(SMALL_GATES, 4);
   const weights = join(dir, 'w.safetensors');
   await saveWeights(weights, net);
   net.dispose();
   const fuser = await Fuser.create({ weights });
-  const [plain, stretched] = [await fuser.fuse(irPath, viPath), await fuser.fuse(irPath, viPath, { range: 'stretch' })];
+  const [plain, stretched] = [await fuser.fuse(irPath, viPath, { range: 'clamp' }), await fuser.fuse(irPath, viPath)];
   assert.equal([...plain.data], [...stretched.data], 'the network output itself is the same');
   assert.is(plain.range, 'clamp');
+  assert.is(stretched.range, 'stretch');
   assert.equal([...stretched.gray()], [...applyRange(plain.data, 'stretch')]);
   const g = stretched.gray();
   assert.equal([Math.min(...g), Math.max(...g)], [0, 1]);

@@ -231,7 +231,7 @@ export function fuseCommand(): Command {
     .option('--weights <file>', 'weights (safetensors)', DEFAULT_WEIGHTS)
     .addOption(choiceOption('--attention <mode>', "attention map: detector (the weights' detectors), saliency (the infrared image's brightness saliency), none (0.5), or auto (what the weights were trained with)", ATTENTION_CHOICES, 'auto'))
     .addOption(choiceOption('--method <method>', 'network (MoE-Fusion with --weights), or a training-free baseline: max (max(ir, vis)) or multiscale (per Gaussian scale the stronger detail, the brighter base)', METHODS, 'network'))
-    .addOption(choiceOption('--range <range>', "output range: clamp (to [0, 1], as the reference) or stretch (clamp, then the image's min..max to full range, as the peers save)", OUTPUT_RANGES, 'clamp'))
+    .addOption(choiceOption('--range <range>', "output range: stretch (clamp, then the image's min..max to full range, as the peers save) or clamp (to [0, 1], as the reference)", OUTPUT_RANGES, 'stretch'))
     .addOption(choiceOption('--depth <bits>', 'output bits per channel (16: PNG and TIFF only)', DEPTHS, '8'))
     .option('--shard <I/N>', 'folders: fuse only shard I of N (a stable split by file name), for job arrays')
     .option('--skip-existing', 'folders: skip pairs whose output is already a complete image (finish an interrupted run)')

@@ -32,6 +32,7 @@ t('the nearest entry of the same kind decides; far shapes get the direct kernel'
   assert.is(lookUp(table, { ci: 20, co: 16, pixels: 1 << 16, pass: 'forward' }), 'direct', 'near 16→16');
   assert.is(lookUp(table, { ci: 64, co: 64, pixels: 1 << 16, pass: 'input' }), 'winograd4', 'each pass has its own entries');
   assert.is(lookUp(table, { ci: 64, co: 64, pixels: 1 << 8, pass: 'forward' }), 'direct', '256 times fewer pixels: too far');
+  assert.is(lookUp(table, { ci: 64, co: 64, pixels: 1 << 26, pass: 'forward' }), 'winograd6', '1024 times the pixels: still Winograd');
   assert.is(lookUp(table, { ci: 512, co: 512, pixels: 1 << 16, pass: 'forward' }), 'direct', '8 times the channels: too far');
   assert.is(lookUp({ ...table, entries: [] }, { ci: 64, co: 64, pixels: 1 << 16, pass: 'forward' }), 'direct', 'an empty table');
 });

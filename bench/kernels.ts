@@ -11,7 +11,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initEngine, shutdownEngine } from '../src/tensor/engine.ts';
 import { enginePeer } from './peers/engine.ts';
-import { engineCases } from '../src/bench/kernels.ts';
+import { engineCases, MATMUL_SIZE, MOE_FUSION_CONVS } from '../src/bench/kernels.ts';
 import { tfjsPeer } from './peers/tfjs.ts';
 import { onnxPeer } from './peers/onnxruntime.ts';
 import { checksum, convFlops, median, type ConvCase, type Peer, type Timed } from './peers/common.ts';
@@ -31,12 +31,10 @@ const { values: args } = parseArgs({
 const [width, height] = args.size!.split('x').map(Number);
 const batch = Number(args.batch);
 const runs = Number(args.runs);
-const MATMUL = 1024;
-/** MoE-Fusion's 3×3 convolutions (input → output channels). */
-const CHANNELS: Array<[number, number]> = [[1, 16], [16, 16], [32, 16], [48, 16], [16, 8], [8, 16], [160, 64], [64, 32], [32, 16], [16, 1]];
+const MATMUL = MATMUL_SIZE;
 const cases: ConvCase[] = [];
 const only = args.only?.split(',').map((pair) => pair.split('-').map(Number));
-for (const [cin, cout] of CHANNELS) {
+for (const [cin, cout] of MOE_FUSION_CONVS) {
   if (only && !only.some(([i, o]) => i === cin && o === cout)) continue;
   if (!cases.some((c) => c.cin === cin && c.cout === cout)) cases.push({ name: `conv3x3 ${cin}→${cout}`, n: batch, cin, cout, h: height, w: width, k: 3 });
 }

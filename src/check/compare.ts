@@ -16,8 +16,11 @@ export interface Comparison {
   pass: boolean;
 }
 
-/** Largest error relative to the tensor's largest magnitude: max|a−e| / max|e| (NaN anywhere gives Infinity). */
-export function maxRelError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+/**
+ * Largest error relative to the tensor's largest magnitude: max|a−e| / max|e| (NaN anywhere gives Infinity); relative
+ * to `floor` at least (a reference that may be 0 everywhere).
+ */
+export function maxRelError(actual: ArrayLike<number>, expected: ArrayLike<number>, floor = 1e-30): number {
   let num = 0;
   let den = 0;
   for (let i = 0; i < expected.length; i++) {
@@ -25,12 +28,12 @@ export function maxRelError(actual: ArrayLike<number>, expected: ArrayLike<numbe
     if (!(d <= num)) num = Number.isNaN(d) ? Infinity : d;
     den = Math.max(den, Math.abs(expected[i]));
   }
-  return num / Math.max(den, 1e-30);
+  return num / Math.max(den, floor);
 }
 
 /** Compares float results: relative error (see maxRelError) against `tolerance`; a length mismatch fails. */
-export function compareValues(what: string, actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance: number): Comparison {
-  const error = actual.length === expected.length ? maxRelError(actual, expected) : Infinity;
+export function compareValues(what: string, actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance: number, floor?: number): Comparison {
+  const error = actual.length === expected.length ? maxRelError(actual, expected, floor) : Infinity;
   return { what: actual.length === expected.length ? what : `${what} (length ${actual.length}, expected ${expected.length})`, measure: 'relative', error, tolerance, pass: error <= tolerance };
 }
 

@@ -1,5 +1,7 @@
 /** Comparing GPU results (float32) with float64 references. */
 import * as assert from 'uvu/assert';
+import { describeComparison, type Comparison } from '../../src/check/compare.ts';
+import { runFamily, type KernelCase, type KernelFamily } from '../../src/check/cases/family.ts';
 
 export interface CloseOptions {
   /** Relative tolerance, against max(|expected|) scale per element (default 1e-4). */
@@ -39,3 +41,18 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
 
 /** Largest relative error max|a−e| / max|e|, for reports (shared with `moefusion selftest`). */
 export { maxRelError } from '../../src/check/compare.ts';
+
+/** Fails listing the comparisons that failed (at most 10), or when there were none. */
+export function assertComparisons(list: readonly Comparison[], what: string): void {
+  assert.ok(list.length > 0, `${what}: nothing was compared`);
+  const failing = list.filter((c) => !c.pass);
+  if (failing.length) assert.unreachable(`${what}: ${failing.length} of ${list.length} comparisons failed:\n${failing.slice(0, 10).map(describeComparison).join('\n')}`);
+}
+
+/**
+ * Runs every case of a catalogue family (src/check/cases/) on every path it has here, against its float64
+ * reference; `each` sees each case's comparisons as it ends (e.g. to read dispatch counts).
+ */
+export async function assertFamily(f: KernelFamily, each?: (c: KernelCase, list: Comparison[]) => void): Promise<void> {
+  assertComparisons(await runFamily(f, 'all', true, each), f.name);
+}

@@ -1,5 +1,5 @@
 /**
- * Float64 helpers of the tests that are not about one kernel (and of test/browser/kernels.ts): shapes and
+ * Float64 helpers of the tests that are not about one kernel: shapes and
  * broadcasting, sums over axes and matrix products. They live with the kernels' references in src/check/reference/.
  */
 export { broadcastBinary, size, strides, type Shape } from '../../src/check/reference/elementwise.ts';

@@ -1,18 +1,20 @@
 /**
- * Fused attention (src/kernels/attention.ts): forward and backward vs float64 (src/check/reference/attention.ts),
- * gradcheck, masks, causal, fully masked rows; each with the subgroup kernels and with the portable ones.
+ * Fused attention (src/kernels/attention.ts): forward and backward vs float64 on the catalogue's cases
+ * (src/check/cases/attention.ts: odd shapes, the subgroup block layouts, masks, causal), gradcheck, fully masked
+ * rows; each with the subgroup kernels and with the portable ones.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { assertClose } from '../helpers/compare.ts';
+import { assertFamily } from '../helpers/compare.ts';
 import { gradcheck } from '../helpers/gradcheck.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/autograd/tape.ts';
 import { attention } from '../../src/ops/index.ts';
-import { setSubgroupsAllowed } from '../../src/kernels/subgroups.ts';
-import { attentionRef as reference, type AttentionCase as Case } from '../../src/check/reference/attention.ts';
+import type { AttentionCase as Case } from '../../src/check/reference/attention.ts';
+import { attentionFamily } from '../../src/check/cases/attention.ts';
+import { forEachKernelPath } from '../../src/check/paths.ts';
 
 const t = suite('attention');
 const rng = new Rng(2024);
@@ -25,81 +27,19 @@ function inputs(c: Case): { q: Float32Array; k: Float32Array; v: Float32Array } 
   };
 }
 
-/** A random additive mask with −inf (or `blocked`) at about a quarter of the positions. */
-function randomMask(shape: number[], blocked = -Infinity): { data: Float32Array; shape: number[] } {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(n).map(() => (rng.next() < 0.25 ? blocked : 0));
-  return { data, shape };
+/** A random additive mask with −inf at about a quarter of the positions. */
+function randomMask(shape: number[]): { data: Float32Array; shape: number[] } {
+  return { data: new Float32Array(shape.reduce((a, b) => a * b, 1)).map(() => (rng.next() < 0.25 ? -Infinity : 0)), shape };
 }
 
-/** Runs forward and backward on the GPU and compares both with the float64 reference. */
-async function check(c: Case, what: string, withBackward = true): Promise<void> {
-  const { q, k, v } = inputs(c);
-  const g = rng.normal(c.B * c.H * c.Lq * c.Dv);
-  const want = reference(c, q, k, v, withBackward ? g : undefined);
-  const qt = Tensor.fromArray(q, [c.B, c.H, c.Lq, c.D]);
-  const kt = Tensor.fromArray(k, [c.B, c.H, c.Lk, c.D]);
-  const vt = Tensor.fromArray(v, [c.B, c.H, c.Lk, c.Dv]);
-  for (const x of [qt, kt, vt]) x.requiresGrad = withBackward;
-  const mask = c.mask ? Tensor.fromArray(c.mask.data, c.mask.shape) : undefined;
-  const out = attention(qt, kt, vt, { mask, causal: c.causal, scale: c.scale });
-  assert.equal([...out.shape], [c.B, c.H, c.Lq, c.Dv], `${what}: output shape`);
-  assertClose(await out.data(), want.out, { what: `${what}: output` });
-  if (withBackward) {
-    const seed = Tensor.fromArray(g, out.shape);
-    backward(out, seed);
-    seed.dispose();
-    assertClose(await qt.grad!.data(), want.dq, { what: `${what}: dq` });
-    assertClose(await kt.grad!.data(), want.dk, { what: `${what}: dk` });
-    assertClose(await vt.grad!.data(), want.dv, { what: `${what}: dv` });
-  }
-  for (const x of [qt, kt, vt, out, mask]) x?.dispose();
-}
-
-/** Runs `body` with the subgroup kernels and with the portable ones (`mode` names which, for messages). */
-async function bothPaths(body: (mode: string) => Promise<void>): Promise<void> {
-  try {
-    for (const subgroups of [true, false]) {
-      setSubgroupsAllowed(subgroups);
-      await body(subgroups ? 'subgroups' : 'no subgroups');
-    }
-  } finally {
-    setSubgroupsAllowed(true);
-  }
-}
-
-t('forward and backward match float64 on odd shapes', async () => {
+t('forward and backward match float64 on odd shapes, the subgroup block layouts, additive masks of several broadcast shapes (−inf and −1e9), causal, and both', async () => {
   await gpu();
-  await bothPaths(async (mode) => {
-    await check({ B: 2, H: 3, Lq: 17, Lk: 29, D: 7, Dv: 5 }, `B2 H3 17×29 D7 Dv5, ${mode}`);
-    await check({ B: 1, H: 1, Lq: 1, Lk: 1, D: 1, Dv: 1 }, `all ones, ${mode}`);
-    await check({ B: 1, H: 2, Lq: 131, Lk: 3, D: 16, Dv: 9, scale: 0.3 }, `Lq past one workgroup, custom scale, ${mode}`);
-    // Subgroup block layouts: D = Dv = 32 streams one row per block (vec4 loads), D = 18 / Dv = 12 four rows
-    // (scalar loads of q and k), D = 64 / Dv = 48 two rows; D = 128 takes the portable kernels on both paths.
-    await check({ B: 1, H: 2, Lq: 70, Lk: 45, D: 32, Dv: 32 }, `D = Dv = 32, ${mode}`);
-    await check({ B: 2, H: 1, Lq: 9, Lk: 66, D: 18, Dv: 12 }, `D = 18, Dv = 12, ${mode}`);
-    await check({ B: 1, H: 1, Lq: 65, Lk: 19, D: 64, Dv: 48 }, `D = 64, Dv = 48, ${mode}`);
-    await check({ B: 1, H: 1, Lq: 67, Lk: 83, D: 128, Dv: 128 }, `D = Dv = 128, ${mode}`);
-  });
-});
-
-t('additive masks of several broadcast shapes (−inf and −1e9), causal, and both', async () => {
-  await gpu();
-  await bothPaths(async (mode) => {
-    const base = { B: 2, H: 3, Lq: 17, Lk: 29, D: 7, Dv: 5 };
-    await check({ ...base, mask: randomMask([17, 29]) }, `mask (Lq, Lk), ${mode}`);
-    await check({ ...base, mask: randomMask([2, 1, 1, 29], -1e9) }, `padding mask (B, 1, 1, Lk), −1e9, ${mode}`);
-    await check({ ...base, mask: randomMask([3, 17, 29]) }, `mask (Hh, Lq, Lk), ${mode}`);
-    await check({ ...base, causal: true }, `causal, Lq < Lk, ${mode}`);
-    await check({ B: 1, H: 2, Lq: 80, Lk: 70, D: 5, Dv: 3, causal: true }, `causal, Lq > Lk, several blocks, ${mode}`);
-    await check({ ...base, causal: true, mask: randomMask([17, 29], -1e9) }, `causal with a mask, ${mode}`);
-    await check({ B: 1, H: 2, Lq: 70, Lk: 75, D: 32, Dv: 32, causal: true, mask: randomMask([1, 2, 70, 75]) }, `D = 32, causal with a mask, ${mode}`);
-  });
+  await assertFamily(attentionFamily);
 });
 
 t('gradcheck of q, k and v', async () => {
   await gpu();
-  await bothPaths(async (mode) => {
+  await forEachKernelPath('subgroups', async ({ name: mode }) => {
     const dims = (c: Case) => [
       [c.B, c.H, c.Lq, c.D],
       [c.B, c.H, c.Lk, c.D],
@@ -122,7 +62,7 @@ t('gradcheck of q, k and v', async () => {
 
 t('a fully masked row gives zeros and finite gradients; a −1e9 row averages v like PyTorch', async () => {
   await gpu();
-  await bothPaths(async (mode) => {
+  await forEachKernelPath('subgroups', async ({ name: mode }) => {
     const c: Case = { B: 1, H: 2, Lq: 4, Lk: 5, D: 3, Dv: 2 };
     const { q, k, v } = inputs(c);
     const maskData = new Float32Array(4 * 5);

@@ -1,55 +1,26 @@
 /**
- * The log-sum-exp combination of the chosen experts (src/kernels/combine.ts): forward and gradients vs float64
- * (src/check/reference/combine.ts), gradcheck, underflow, > 128 MiB.
+ * The log-sum-exp combination of the chosen experts (src/kernels/combine.ts): forward and gradients vs float64 on the
+ * catalogue's cases (src/check/cases/combine.ts), gradcheck, underflow, > 128 MiB.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { assertClose } from '../helpers/compare.ts';
+import { assertClose, assertFamily } from '../helpers/compare.ts';
 import { gradcheck } from '../helpers/gradcheck.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
-import { engine, tidy } from '../../src/tensor/engine.ts';
+import { engine } from '../../src/tensor/engine.ts';
 import { backward } from '../../src/autograd/tape.ts';
 import { combineExperts } from '../../src/ops/index.ts';
 import { combineRef, LOG_EPS } from '../../src/check/reference/combine.ts';
+import { combineFamily, gatesFor, randomTop } from '../../src/check/cases/combine.ts';
 
 const t = suite('combine');
 const rng = new Rng(1701);
 
-/** Distinct random experts per row (B,k). */
-function randomTop(B: number, E: number, k: number): number[] {
-  const out: number[] = [];
-  for (let b = 0; b < B; b++) {
-    const pool = [...Array(E).keys()];
-    for (let s = 0; s < k; s++) out.push(pool.splice(rng.int(pool.length), 1)[0]);
-  }
-  return out;
-}
-
-function gatesFor(B: number, E: number, top: number[], k: number): Float32Array {
-  const g = new Float32Array(B * E);
-  for (let b = 0; b < B; b++) for (let s = 0; s < k; s++) g[b * E + top[b * k + s]] = 0.05 + rng.next();
-  return g;
-}
-
-t('combineExperts matches float64 for k = 1..3 on odd shapes', async () => {
+t('combineExperts forward and backward (y and gates) match float64 for k = 1..3 on odd shapes', async () => {
   await gpu();
-  for (const [B, E, k, C, H, W] of [
-    [3, 5, 2, 3, 7, 11],
-    [1, 1, 1, 1, 1, 1],
-    [2, 4, 3, 2, 13, 5],
-    [4, 4, 2, 16, 9, 17],
-  ]) {
-    const P = C * H * W;
-    const top = randomTop(B, E, k);
-    const g = gatesFor(B, E, top, k);
-    const y = rng.uniform(B * k * P, -6, 6);
-    const out = tidy(() => combineExperts(Tensor.fromArray(y, [B * k, C, H, W]), Tensor.fromArray(g, [B, E]), Tensor.fromArray(top, [B, k], 'u32')));
-    assert.equal([...out.shape], [B, C, H, W]);
-    assertClose(await out.data(), combineRef(y, g, top, B, E, k, P).out, { what: `combine B=${B} k=${k}`, atol: 1e-5 });
-    out.dispose();
-  }
+  await assertFamily(combineFamily);
 });
 
 t('combineExperts is safe for large |y| and gives log(eps) where the reference sum underflows', async () => {
@@ -83,11 +54,11 @@ t('combineExperts backward passes gradcheck (y and gates)', async () => {
     [2, 4, 3, 1, 4, 3],
     [2, 3, 1, 2, 2, 3],
   ]) {
-    const top = randomTop(B, E, k);
+    const top = randomTop(B, E, k, rng);
     const idx = Tensor.fromArray(top, [B, k], 'u32');
     const r = await gradcheck(
       (xs) => combineExperts(xs[0], xs[1], idx),
-      [rng.uniform(B * k * C * H * W, -2, 2), gatesFor(B, E, top, k)],
+      [rng.uniform(B * k * C * H * W, -2, 2), gatesFor(B, E, top, k, rng)],
       [[B * k, C, H, W], [B, E]],
       { maxChecks: 24 },
     );
@@ -101,8 +72,8 @@ t('combineExperts over more than one storage binding (8 × 16×480×640, forward
   const [B, E, k, C, H, W] = [4, 4, 2, 16, 480, 640];
   const P = C * H * W;
   assert.ok(B * k * P * 4 > e.rt.maxBinding, 'y exceeds one binding');
-  const top = randomTop(B, E, k);
-  const g = gatesFor(B, E, top, k);
+  const top = randomTop(B, E, k, rng);
+  const g = gatesFor(B, E, top, k, rng);
   // Smooth, cheap data: y_s(p) = sin(p·a_s + b_s)·3.
   const y = new Float32Array(B * k * P);
   for (let n = 0; n < B * k; n++) for (let p = 0; p < P; p++) y[n * P + p] = 3 * Math.sin(p * (0.001 + n * 1e-4) + n);

@@ -1,15 +1,16 @@
 /**
- * The convolution's weight and bias gradients (src/kernels/conv2d-grad.ts), plain and routed, against float64
- * (src/check/reference/conv2d-grad.ts) on every path (subgroups with 8- and 16-channel blocks, vec4 rows when the
- * width is a multiple of 4 and not, the portable kernel), zeros for unused experts, and finite differences.
+ * The convolution's gradients (src/kernels/conv2d.ts, conv2d-grad.ts), plain and routed: the catalogue's gradient
+ * cases (src/check/cases/conv2d.ts) against float64 on every path (subgroups with 8- and 16-channel blocks and shared
+ * rows, vec4 rows when the width is a multiple of 4 and not, the portable kernels), zeros for unused experts, and
+ * finite differences.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { assertClose } from '../helpers/compare.ts';
-import { checkConvFiniteDifferences, checkRoutedFiniteDifferences, convGradients, forEachConvMode, WIDE_CHANNEL_CASES } from '../helpers/conv.ts';
-import { refConvWeightGrad } from '../../src/check/reference/conv2d-grad.ts';
+import { assertFamily } from '../helpers/compare.ts';
+import { checkConvFiniteDifferences, checkRoutedFiniteDifferences } from '../helpers/conv.ts';
+import { convGradientFamily } from '../../src/check/cases/conv2d.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/autograd/tape.ts';
 import { tidy } from '../../src/tensor/engine.ts';
@@ -23,17 +24,9 @@ t('conv2d weight and bias gradients pass the finite-difference check (with and w
   await checkConvFiniteDifferences(rng, [1, 2]);
 });
 
-t('wide channel blocks (13→17, 20→9, routed): weight and bias gradients match float64, subgroup kernels and fallback', async () => {
+t('conv2d and routedConv2d input, weight and bias gradients match float64 (wide channel blocks 13→17 and 20→9, routed, channel slabs), on every kernel path', async () => {
   await gpu();
-  await forEachConvMode(async (mode) => {
-    for (const c of WIDE_CHANNEL_CASES) {
-      const [name, xShape, E, Cout, K, tbl] = c;
-      const { x, r, dw, db } = await convGradients(c, rng);
-      const want = refConvWeightGrad(x, xShape, E, Cout, K, tbl, r);
-      assertClose(dw, want.dw, { what: `${name} (${mode}) dw` });
-      assertClose(db, want.db, { what: `${name} (${mode}) db` });
-    }
-  });
+  await assertFamily(convGradientFamily);
 });
 
 t('routedConv2d weight and bias gradients: per-expert weights, zero for unused experts, finite differences', async () => {

@@ -1,20 +1,20 @@
 /**
  * Convolutions of tensors larger than one storage binding (src/kernels/conv2d-slabs.ts): the slab plan itself, and
- * the forward and all gradients split into slabs — under a small binding limit on every kernel path, and beyond a
- * real 128 MiB binding — against float64 (src/check/reference/conv2d.ts, conv2d-grad.ts).
+ * the forward and all gradients beyond a real 128 MiB binding. The forward and the gradients under a small binding
+ * limit on every kernel path are cases of the catalogue (src/check/cases/conv2d.ts, `binding`), run by
+ * conv2d.test.ts, conv2d-grad.test.ts and conv2d-winograd.test.ts.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { assertClose } from '../helpers/compare.ts';
-import { forEachConvMode } from '../helpers/conv.ts';
 import { refConv } from '../../src/check/reference/conv2d.ts';
-import { refConvGrads } from '../../src/check/reference/conv2d-grad.ts';
+import { CONV_FORWARD_CASES, CONV_GRADIENT_CASES, WINOGRAD_CASES } from '../../src/check/cases/conv2d.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/autograd/tape.ts';
 import { tidy } from '../../src/tensor/engine.ts';
-import { conv2d, routedConv2d, sum } from '../../src/ops/index.ts';
+import { conv2d, sum } from '../../src/ops/index.ts';
 import { planSlabs } from '../../src/kernels/conv2d-slabs.ts';
 import { ALIGN_ELEMS } from '../../src/kernels/program.ts';
 
@@ -56,65 +56,12 @@ t('the slab plan: one slab when the tensor fits, groups of whole samples, aligne
   }
 });
 
-t('convolutions split into channel slabs (a small binding limit): packed weights, forward and gradients vs float64, on every kernel path', async () => {
-  const e = await gpu();
-  // 64 KiB bindings: the 24-channel 24×32 samples split into input slabs of 21 channels and output slabs aligned
-  // to the 16-channel blocks of the packed weights ([0, 16), [16, 24)), for the forward and the input gradient.
-  const [N, Cin, Cout, H, W, K] = [2, 24, 24, 24, 32, 3];
-  const x = rng.uniform(N * Cin * H * W);
-  const w = rng.uniform(Cout * Cin * K * K);
-  const b = rng.uniform(Cout);
-  const r = rng.uniform(N * Cout * H * W);
-  const wantOut = refConv({ x, xShape: [N, Cin, H, W], w, E: 1, Cout, K, b, pad: 1, relu: false }).data;
-  const want = refConvGrads(x, [N, Cin, H, W], w, 1, Cout, K, [[0, 0], [1, 0]], r);
-  await forEachConvMode(async (mode) => {
-    e.rt.bindingLimitForTests = 64 * 1024;
-    try {
-      assert.ok(Cin * H * W * 4 > e.rt.maxBinding, 'one sample exceeds one binding');
-      const xt = Tensor.fromArray(x, [N, Cin, H, W]);
-      const wt = Tensor.fromArray(w, [Cout, Cin, K, K]);
-      const bt = Tensor.fromArray(b, [Cout]);
-      for (const p of [xt, wt, bt]) p.requiresGrad = true;
-      const out = conv2d(xt, wt, bt);
-      assertClose(await out.data(), wantOut, { what: `slab forward (${mode})` });
-      // The gradients of Σ out·r, seeded with r (a sum would not fit the binding limit either).
-      const seed = Tensor.fromArray(r, out.shape);
-      backward(out, seed);
-      assertClose(await xt.grad!.data(), want.dx, { what: `slab dx (${mode})` });
-      assertClose(await wt.grad!.data(), want.dw, { what: `slab dw (${mode})` });
-      assertClose(await bt.grad!.data(), want.db, { what: `slab db (${mode})` });
-      for (const v of [out, seed, xt, wt, bt]) v.dispose();
-    } finally {
-      e.rt.bindingLimitForTests = null;
-    }
-  });
-});
-
-t('routed convolution with bias and ReLU over input slabs: partial outputs added to the samples they reach, ReLU after the last', async () => {
-  const e = await gpu();
-  // 64 KiB bindings: a sample of 40 channels of 16×32 (80 KiB) or 70 of 15×17 (71 KiB) splits into channel slabs;
-  // the table sends input 1 to outputs 0 and 2 and input 0 to output 1, each with its own expert, so that some
-  // slabs reach no output of a group. The odd case (7 channels of 15×17 per output) adds one element per lane.
-  for (const [N, Cin, Cout, H, W] of [[2, 40, 8, 16, 32], [2, 70, 7, 15, 17]]) {
-    const [K, E] = [3, 3];
-    const table = [[1, 2], [0, 0], [1, 1]] as const;
-    const x = rng.uniform(N * Cin * H * W);
-    const w = rng.uniform(E * Cout * Cin * K * K);
-    const b = rng.uniform(E * Cout);
-    const want = refConv({ x, xShape: [N, Cin, H, W], w, E, Cout, K, b, pad: 1, relu: true, table }).data;
-    assert.ok(want.some((v) => v === 0) && want.some((v) => v > 0), 'the ReLU clips some outputs and keeps others');
-    await forEachConvMode(async (mode) => {
-      e.rt.bindingLimitForTests = 64 * 1024;
-      try {
-        assert.ok(Cin * H * W * 4 > e.rt.maxBinding, 'one sample exceeds one binding');
-        const out = tidy(() => routedConv2d(Tensor.fromArray(x, [N, Cin, H, W]), Tensor.fromArray(w, [E, Cout, Cin, K, K]),
-          Tensor.fromArray(b, [E, Cout]), Tensor.fromArray(table.flat(), [table.length, 2], 'u32'), { relu: true }));
-        assertClose(await out.data(), want, { what: `routed slab forward ${Cin}→${Cout} ${H}×${W} (${mode})` });
-        out.dispose();
-      } finally {
-        e.rt.bindingLimitForTests = null;
-      }
-    });
+t('the catalogue\'s slab cases (conv2d and conv2d-grad tests, Winograd) exceed their binding limit: their inputs or outputs are split', () => {
+  const cases = [...CONV_FORWARD_CASES, ...CONV_GRADIENT_CASES, ...WINOGRAD_CASES].filter((c) => c.binding);
+  assert.ok(cases.length >= 4, `${cases.length} slab cases`);
+  for (const c of cases) {
+    const [, Cin, H, W] = c.x;
+    assert.ok(Math.max(Cin, c.Cout) * H * W * 4 > c.binding!, `[${c.x}] → ${c.Cout}: one sample exceeds ${c.binding} bytes`);
   }
 });
 

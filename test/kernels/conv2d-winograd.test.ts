@@ -1,13 +1,13 @@
 /**
  * The Winograd 3×3 convolution (src/kernels/conv2d-winograd.ts, conv2d-winograd-grad.ts, winograd-weights.ts,
  * winograd-matrices.ts): the transforms in float64, then the forward, the input gradient and the weight and bias
- * gradients of F(4×4) and F(6×6), with and without subgroups,
- * against float64 (src/check/reference/conv2d.ts) on awkward shapes: 1-pixel images and borders, sizes that are not
- * multiples of the tile, channel counts that are not multiples of 4, routed tables that skip and repeat samples,
- * tensors split into slabs; that the path really runs (the runtime's dispatch counts); and the transformed weights'
- * cache (reused while the weights are unchanged, redone once they are written).
+ * gradients of F(4×4) and F(6×6), with and without subgroups, against float64 on the catalogue's awkward shapes
+ * (src/check/cases/conv2d.ts: 1-pixel images and borders, sizes that are not multiples of the tile, channel counts
+ * that are not multiples of 4, routed tables that skip and repeat samples, tensors split into slabs); that the path
+ * really runs (the runtime's dispatch counts); and the transformed weights' cache (reused while the weights are
+ * unchanged, redone once they are written).
  *
- * Error bounds (test/helpers/winograd.ts), max|a − e| / max|e| over the tensor, inputs and weights uniform in
+ * Error bounds (WINOGRAD_TOLERANCE, src/check/cases/family.ts), max|a − e| / max|e| over the tensor, inputs and weights uniform in
  * [−1, 1): F(4×4) 2e-5, F(6×6) 6e-5. Measured on 3 to 160 input channels: F(4×4) 1.3e-6 to 6e-6, F(6×6) 2.8e-6 to
  * 1e-5, the direct kernel 1.5e-7 to 1.1e-6. The transforms' constants grow with the tile (F(6×6)'s points ±2, ±½
  * give terms up to 21/4 and 1/90), so float32 rounding does too.
@@ -16,19 +16,18 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { maxRelError } from '../helpers/compare.ts';
-import { refConv, refConvInputGrad } from '../../src/check/reference/conv2d.ts';
-import { refConvWeightGrad } from '../../src/check/reference/conv2d-grad.ts';
-import { conv2dWeightGradKernel } from '../../src/kernels/conv2d-grad.ts';
+import { assertFamily, maxRelError } from '../helpers/compare.ts';
+import { refConv } from '../../src/check/reference/conv2d.ts';
 import { checkConvFiniteDifferences, checkRoutedFiniteDifferences } from '../helpers/conv.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
-import { noGrad, tidy, engine, shutdownEngine } from '../../src/tensor/engine.ts';
-import { conv2d, routedConv2d } from '../../src/ops/index.ts';
-import { conv2dInputGradKernel } from '../../src/kernels/conv2d.ts';
+import { noGrad, engine, shutdownEngine } from '../../src/tensor/engine.ts';
+import { conv2d } from '../../src/ops/index.ts';
 import { setConvAlgorithm } from '../../src/kernels/conv2d-choice.ts';
 import { linearMap, winogradMatrices, WINOGRAD_TILES } from '../../src/kernels/winograd-matrices.ts';
 import { clearWeightTransforms } from '../../src/kernels/winograd-weights.ts';
-import { forEachWinogradMode, WINOGRAD_BOUND } from '../helpers/winograd.ts';
+import { winogradFamily } from '../../src/check/cases/conv2d.ts';
+import { WINOGRAD_TOLERANCE } from '../../src/check/cases/family.ts';
+import { forEachKernelPath } from '../../src/check/paths.ts';
 
 const t = suite('conv2d-winograd');
 const rng = new Rng(27);
@@ -79,161 +78,24 @@ t('the transforms compute a 3×3 correlation exactly (float64), and their genera
   }
 });
 
-t('forward matches float64 on awkward shapes (1-pixel and odd sizes, channels not multiples of 4, bias, relu), F(4×4) and F(6×6), with and without subgroups', async () => {
-  await gpu();
-  const cases: Array<[number, number, number, number, number, boolean, boolean]> = [
-    // N, Cin, Cout, H, W, bias, relu
-    [1, 1, 1, 1, 1, true, false],
-    [2, 3, 5, 7, 13, true, true],
-    [1, 5, 3, 2, 9, false, false],
-    [2, 16, 16, 9, 11, true, true],
-    [1, 13, 17, 12, 12, false, true],
-    [1, 1, 16, 6, 33, true, false],
-    [1, 20, 40, 25, 31, true, true],
-    [3, 33, 9, 13, 7, true, false],
-  ];
-  await forEachWinogradMode(async (mode, m) => {
-    for (const [N, Cin, Cout, H, W, hasBias, relu] of cases) {
-      const x = rng.uniform(N * Cin * H * W);
-      const w = rng.uniform(Cout * Cin * 9);
-      const b = hasBias ? rng.uniform(Cout) : null;
-      const out = noGrad(() => tidy(() => conv2d(Tensor.fromArray(x, [N, Cin, H, W]), Tensor.fromArray(w, [Cout, Cin, 3, 3]), b && Tensor.fromArray(b, [Cout]), { relu })));
-      const want = refConv({ x, xShape: [N, Cin, H, W], w, E: 1, Cout, K: 3, b, pad: 1, relu });
-      const what = `conv ${N}×${Cin}→${Cout} ${H}×${W}${hasBias ? ' bias' : ''}${relu ? ' relu' : ''} (${mode})`;
-      assert.equal([...out.shape], want.shape, what);
-      const err = maxRelError(await out.data(), want.data);
-      assert.ok(err <= WINOGRAD_BOUND[m], `${what}: relative error ${err.toExponential(2)} > ${WINOGRAD_BOUND[m]}`);
-      out.dispose();
-    }
+t('forward and gradients match float64 on awkward shapes (1-pixel and odd sizes, channels not multiples of 4, bias, relu, routed tables that skip and repeat samples, slabs), F(4×4) and F(6×6), with and without subgroups; zeros for an input no sample reads and an expert never chosen', async () => {
+  const e = await gpu();
+  // The slab case runs the forward twice (once for the gradients) and the input gradient: one multiply each unless
+  // the tiles fall into several bands.
+  let before = multiplies();
+  await assertFamily(winogradFamily, (c) => {
+    if (c.what.includes('KiB bindings')) assert.ok(multiplies() - before > 3, `${c.what}: Winograd ran, the tiles in several bands (${multiplies() - before} multiplies)`);
+    before = multiplies();
   });
-});
-
-t('routed forward (an input read twice, one never, an expert never chosen; bias, relu) and the input gradient gather', async () => {
-  await gpu();
-  const [Nin, Cin, Cout, E, H, W] = [3, 6, 19, 3, 14, 9];
-  const table: Array<[number, number]> = [[1, 2], [0, 0], [1, 0], [1, 2]];
-  const x = rng.uniform(Nin * Cin * H * W);
-  const w = rng.uniform(E * Cout * Cin * 9);
-  const b = rng.uniform(E * Cout);
-  const g = rng.uniform(table.length * Cout * H * W);
-  await forEachWinogradMode(async (mode, m) => {
-    for (const relu of [false, true]) {
-      const out = noGrad(() => tidy(() =>
-        routedConv2d(Tensor.fromArray(x, [Nin, Cin, H, W]), Tensor.fromArray(w, [E, Cout, Cin, 3, 3]), Tensor.fromArray(b, [E, Cout]),
-          Tensor.fromArray(table.flat(), [table.length, 2], 'u32'), { relu })));
-      const want = refConv({ x, xShape: [Nin, Cin, H, W], w, E, Cout, K: 3, b, table, pad: 1, relu });
-      const err = maxRelError(await out.data(), want.data);
-      assert.ok(err <= WINOGRAD_BOUND[m], `routed relu=${relu} (${mode}): relative error ${err.toExponential(2)}`);
-      out.dispose();
-    }
-    // Input 2 is read by no output sample: its gradient must be zeros; input 1 sums three.
-    const dx = noGrad(() => tidy(() =>
-      conv2dInputGradKernel(Tensor.fromArray(g, [table.length, Cout, H, W]), Tensor.fromArray(w, [E, Cout, Cin, 3, 3]),
-        Tensor.fromArray(table.flat(), [table.length, 2], 'u32'), 1, Nin)));
-    const got = await dx.data();
-    const wantDx = refConvInputGrad([Nin, Cin, H, W], w, Cout, 3, table, g);
-    const err = maxRelError(got, wantDx);
-    assert.ok(err <= WINOGRAD_BOUND[m], `routed input gradient (${mode}): relative error ${err.toExponential(2)}`);
-    assert.ok(got.subarray(2 * Cin * H * W).every((v) => v === 0), `(${mode}) an input no sample read gets a zero gradient`);
-    dx.dispose();
-  });
-});
-
-t('input gradient (plain) matches float64, odd sizes and channel counts', async () => {
-  await gpu();
-  for (const [N, Cin, Cout, H, W] of [[2, 5, 7, 7, 13], [1, 17, 33, 12, 8], [1, 3, 1, 1, 1]]) {
-    const w = rng.uniform(Cout * Cin * 9);
-    const g = rng.uniform(N * Cout * H * W);
-    const ident = Array.from({ length: N }, (_, n) => [n, 0] as [number, number]);
-    const want = refConvInputGrad([N, Cin, H, W], w, Cout, 3, ident, g);
-    await forEachWinogradMode(async (mode, m) => {
-      const dx = noGrad(() => tidy(() => conv2dInputGradKernel(Tensor.fromArray(g, [N, Cout, H, W]), Tensor.fromArray(w, [1, Cout, Cin, 3, 3]), null, 1, N)));
-      const err = maxRelError(await dx.data(), want);
-      assert.ok(err <= WINOGRAD_BOUND[m], `input gradient ${N}×${Cout}→${Cin} ${H}×${W} (${mode}): relative error ${err.toExponential(2)}`);
-      dx.dispose();
-    });
-  }
-});
-
-t('weight and bias gradients match float64 (plain and routed: an expert never chosen gets zeros), F(4×4) and F(6×6)', async () => {
-  await gpu();
-  const cases: Array<[number, number, number, number, number, number, Array<[number, number]>]> = [
-    // Nin, Cin, Cout, E, H, W, table
-    [1, 1, 1, 1, 1, 1, [[0, 0]]],
-    [2, 3, 5, 1, 7, 13, [[0, 0], [1, 0]]],
-    [3, 6, 19, 3, 14, 9, [[1, 2], [0, 0], [1, 0], [1, 2]]],
-    [1, 37, 33, 1, 25, 31, [[0, 0]]],
-  ];
-  await forEachWinogradMode(async (mode, m) => {
-    for (const [Nin, Cin, Cout, E, H, W, table] of cases) {
-      const x = rng.uniform(Nin * Cin * H * W);
-      const g = rng.uniform(table.length * Cout * H * W);
-      const { dw, db } = noGrad(() => tidy(() => conv2dWeightGradKernel(Tensor.fromArray(x, [Nin, Cin, H, W]),
-        Tensor.fromArray(g, [table.length, Cout, H, W]), Tensor.fromArray(table.flat(), [table.length, 2], 'u32'), E, 3, 1)));
-      const want = refConvWeightGrad(x, [Nin, Cin, H, W], E, Cout, 3, table, g);
-      const what = `${Nin}×${Cin}→${Cout} E${E} ${H}×${W} (${mode})`;
-      const [gotW, gotB] = [await dw.data(), await db.data()];
-      for (const [name, got, exp] of [['dw', gotW, want.dw], ['db', gotB, want.db]] as const) {
-        const err = maxRelError(got, exp);
-        assert.ok(err <= WINOGRAD_BOUND[m], `${what} ${name}: relative error ${err.toExponential(2)}`);
-      }
-      if (E === 3) assert.ok(gotW.subarray(Cout * Cin * 9, 2 * Cout * Cin * 9).every((v) => v === 0), `${what}: expert 1 was never chosen`);
-      dw.dispose();
-      db.dispose();
-    }
-  });
+  assert.is(e.rt.bindingLimitForTests, null);
 });
 
 t('all three gradients pass the finite-difference checks with Winograd forced', async () => {
   await gpu();
-  await forEachWinogradMode(async () => {
+  await forEachKernelPath('winograd', async () => {
     // The inputs of conv2d.test.ts's check (its generator's first draws), with no ReLU input within a step of its kink.
     await checkConvFiniteDifferences(new Rng(11), [0, 1, 2]);
     (await checkRoutedFiniteDifferences([0, 1, 2])).table.dispose();
-  });
-});
-
-t('tensors split into slabs (a 2 MiB binding limit): input and output slabs, routed, several bands of tiles', async () => {
-  const e = await gpu();
-  // 2×48×120×96 inputs (2.2 MB a sample) split into channel slabs; the routed output (3 samples × 24 × 120 × 96,
-  // 1.1 MB each) into sample slabs; the transformed tiles into bands that each fit the limit.
-  const [Nin, Cin, Cout, E, H, W] = [2, 48, 24, 2, 120, 96];
-  const table: Array<[number, number]> = [[1, 1], [0, 0], [1, 0]];
-  const x = rng.uniform(Nin * Cin * H * W);
-  const w = rng.uniform(E * Cout * Cin * 9);
-  const b = rng.uniform(E * Cout);
-  const want = refConv({ x, xShape: [Nin, Cin, H, W], w, E, Cout, K: 3, b, table, pad: 1, relu: true });
-  const gy = rng.uniform(table.length * Cout * H * W);
-  const wantDx = refConvInputGrad([Nin, Cin, H, W], w, Cout, 3, table, gy);
-  const wantW = refConvWeightGrad(x, [Nin, Cin, H, W], E, Cout, 3, table, gy);
-  await forEachWinogradMode(async (mode, m) => {
-    e.rt.bindingLimitForTests = 2 << 20;
-    const before = multiplies();
-    try {
-      assert.ok(Cin * H * W * 4 > e.rt.maxBinding && table.length * Cout * H * W * 4 > e.rt.maxBinding, 'the input and the output need slabs');
-      const out = noGrad(() => tidy(() =>
-        routedConv2d(Tensor.fromArray(x, [Nin, Cin, H, W]), Tensor.fromArray(w, [E, Cout, Cin, 3, 3]), Tensor.fromArray(b, [E, Cout]),
-          Tensor.fromArray(table.flat(), [table.length, 2], 'u32'), { relu: true })));
-      const err = maxRelError(await out.data(), want.data);
-      assert.ok(err <= WINOGRAD_BOUND[m], `slab forward (${mode}): relative error ${err.toExponential(2)}`);
-      out.dispose();
-      const dx = noGrad(() => tidy(() =>
-        conv2dInputGradKernel(Tensor.fromArray(gy, [table.length, Cout, H, W]), Tensor.fromArray(w, [E, Cout, Cin, 3, 3]),
-          Tensor.fromArray(table.flat(), [table.length, 2], 'u32'), 1, Nin)));
-      const errDx = maxRelError(await dx.data(), wantDx);
-      assert.ok(errDx <= WINOGRAD_BOUND[m], `slab input gradient (${mode}): relative error ${errDx.toExponential(2)}`);
-      dx.dispose();
-      const { dw, db } = noGrad(() => tidy(() => conv2dWeightGradKernel(Tensor.fromArray(x, [Nin, Cin, H, W]),
-        Tensor.fromArray(gy, [table.length, Cout, H, W]), Tensor.fromArray(table.flat(), [table.length, 2], 'u32'), E, 3, 1)));
-      const errDw = maxRelError(await dw.data(), wantW.dw);
-      const errDb = maxRelError(await db.data(), wantW.db);
-      assert.ok(errDw <= WINOGRAD_BOUND[m] && errDb <= WINOGRAD_BOUND[m], `slab weight gradient (${mode}): relative errors ${errDw.toExponential(2)}, ${errDb.toExponential(2)}`);
-      dw.dispose();
-      db.dispose();
-      assert.ok(multiplies() - before >= 4, `(${mode}) Winograd ran, the tiles in several bands`);
-    } finally {
-      e.rt.bindingLimitForTests = null;
-    }
   });
 });
 
@@ -299,7 +161,7 @@ t('transformed weights kept by one engine stay with it: a new engine (after shut
     const second = await convolve();
     clearWeightTransforms(); // releases only the new engine's transforms, into its own pool
     const want = refConv({ x: xData, xShape: [N, Cin, H, W], w: wData, E: 1, Cout, K: 3, b: null, pad: 1, relu: false });
-    assert.ok(maxRelError(second, want.data) <= WINOGRAD_BOUND[6], 'the new engine computes the convolution');
+    assert.ok(maxRelError(second, want.data) <= WINOGRAD_TOLERANCE[6], 'the new engine computes the convolution');
     assert.equal(second, first);
   } finally {
     setConvAlgorithm('auto');

@@ -1,13 +1,13 @@
 /**
  * The noisy top-k gate (src/kernels/gating.ts): Φ, the forward (selection, gates, load, importance, cv² loss) in
- * inference and training against float64 (src/check/reference/gating.ts), ties, the backward against finite
- * differences, no read-back, and the routing table.
+ * inference and training against float64 on the catalogue's cases (src/check/cases/gating.ts), ties, the backward
+ * against finite differences, no read-back, and the routing table.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { assertClose } from '../helpers/compare.ts';
+import { assertClose, assertFamily } from '../helpers/compare.ts';
 import { gradcheck } from '../helpers/gradcheck.ts';
 import { gateRef, phi64, refRoutingTable } from '../../src/check/reference/gating.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
@@ -15,6 +15,7 @@ import { backward } from '../../src/autograd/tape.ts';
 import { noGrad, tidy } from '../../src/tensor/engine.ts';
 import { noisyTopKGate, routingTable } from '../../src/ops/index.ts';
 import { normalCdfKernel } from '../../src/kernels/gating.ts';
+import { gateFamily, gateInputs, type GateCase } from '../../src/check/cases/gating.ts';
 
 const t = suite('gating');
 const rng = new Rng(2017);
@@ -52,55 +53,13 @@ t('Φ stays finite and exact at extreme arguments (untrained gates produce |z| i
   }
 });
 
-interface GateCase {
-  B: number;
-  D: number;
-  E: number;
-  k: number;
-  train: boolean;
-  coef: number;
-}
-
-/** Random inputs whose logits are well separated (the top-k choice is then unambiguous in float32). */
-function gateInputs(c: GateCase) {
-  for (;;) {
-    const x = rng.uniform(c.B * c.D);
-    const wg = rng.uniform(c.D * c.E, -0.1, 0.1);
-    const wn = rng.uniform(c.D * c.E, -0.1, 0.1);
-    const noise = c.train ? rng.normal(c.B * c.E) : null;
-    const want = gateRef(x, wg, wn, noise, c.B, c.D, c.E, c.k, c.coef);
-    if (want.gap > 0.05) return { x, wg, wn, noise, want };
-  }
-}
-
 function runGate(c: GateCase, x: Tensor, wg: Tensor, wn: Tensor, noise: Tensor | undefined) {
   return noisyTopKGate(x, wg, wn, { k: c.k, train: c.train, noise, lossCoef: c.coef });
 }
 
 t('noisyTopKGate forward matches float64 (inference and training with fixed noise, k = 1..E)', async () => {
   await gpu();
-  const cases: GateCase[] = [];
-  for (const train of [false, true]) {
-    for (const k of [1, 2, 3, 5]) cases.push({ B: 3, D: 1001, E: 5, k, train, coef: 0.01 });
-    cases.push({ B: 4, D: 614, E: 4, k: 2, train, coef: 0.02 });
-    cases.push({ B: 2, D: 7, E: 1, k: 1, train, coef: 1 });
-  }
-  for (const c of cases) {
-    const { x, wg, wn, noise, want } = gateInputs(c);
-    const what = `${c.train ? 'train' : 'infer'} B=${c.B} E=${c.E} k=${c.k}`;
-    const r = tidy(() => {
-      const nt = noise ? Tensor.fromArray(noise, [c.B, c.E]) : undefined;
-      return runGate(c, Tensor.fromArray(x, [c.B, c.D]), Tensor.fromArray(wg, [c.D, c.E]), Tensor.fromArray(wn, [c.D, c.E]), nt);
-    });
-    assert.is(r.topIndices.dtype, 'u32');
-    assert.equal([...(await r.topIndices.u32())], want.top, `${what}: top indices`);
-    assertClose(await r.gates.data(), want.gates, { what: `${what}: gates` });
-    assertClose(await r.load.data(), want.load, { what: `${what}: load` });
-    assertClose(await r.importance.data(), want.importance, { what: `${what}: importance` });
-    assertClose([await r.auxLoss.item()], [want.aux], { what: `${what}: aux loss`, rtol: 1e-3, atol: 1e-8 });
-    assert.equal([...r.auxLoss.shape], []);
-    for (const v of Object.values(r)) v.dispose();
-  }
+  await assertFamily(gateFamily);
 });
 
 t('noisyTopKGate ties pick the lower index first; training follows the noise given and refuses to run without it', async () => {
@@ -130,7 +89,7 @@ t('noisyTopKGate backward (aux loss, gates, load) passes gradcheck to x, wGate a
     [{ B: 3, D: 17, E: 4, k: 4, train: true, coef: 1 }, 'auxLoss'],
   ];
   for (const [c, output] of checks) {
-    const { x, wg, wn, noise } = gateInputs(c);
+    const { x, wg, wn, noise } = gateInputs(c, rng);
     const nt = noise ? Tensor.fromArray(noise, [c.B, c.E]) : undefined;
     const r = await gradcheck(
       (xs) => runGate(c, xs[0], xs[1], xs[2], nt)[output],

@@ -1,16 +1,18 @@
 /**
  * The sum reduction (src/kernels/reduce.ts) over any set of axes — one invocation per output, a workgroup tree per
- * output, parts summed by a second pass for long reductions — and mean and variance built on it, against float64
- * (src/check/reference/reduce.ts); gradients against finite differences.
+ * output, parts summed by a second pass for long reductions — on the catalogue's cases (src/check/cases/reduce.ts),
+ * and mean and variance built on it, against float64 (src/check/reference/reduce.ts); gradients against finite
+ * differences.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { assertClose } from '../helpers/compare.ts';
+import { assertClose, assertFamily } from '../helpers/compare.ts';
 import { gradcheck } from '../helpers/gradcheck.ts';
 import { size } from '../../src/check/reference/elementwise.ts';
 import { refVariance, sumAxes } from '../../src/check/reference/reduce.ts';
+import { sumFamily } from '../../src/check/cases/reduce.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { mean, mul, sum, variance } from '../../src/ops/index.ts';
 
@@ -22,21 +24,7 @@ t('sum and mean over axes match float64, including a long reduction', async () =
   const shape = [3, 7, 11, 5];
   const x = rng.uniform(size(shape));
   const xt = Tensor.fromArray(x, shape);
-  for (const axes of [[0], [1], [3], [1, 2], [0, 3], [0, 1, 2, 3], [2, 3]]) {
-    const s = sum(xt, axes);
-    assertClose(await s.data(), sumAxes(x, shape, axes), { what: `sum ${axes}`, rtol: 1e-5 });
-    s.dispose();
-  }
-  // Size-1 axes between reduced or kept ones (the kernel merges neighbouring axes of one kind).
-  const shape1 = [2, 1, 3, 1, 4];
-  const x1 = rng.uniform(size(shape1));
-  const x1t = Tensor.fromArray(x1, shape1);
-  for (const axes of [[0, 2], [0, 4], [1, 3], [0, 1, 2], [2, 3, 4]]) {
-    const s = sum(x1t, axes);
-    assertClose(await s.data(), sumAxes(x1, shape1, axes), { what: `sum [${shape1}] over ${axes}`, rtol: 1e-5 });
-    s.dispose();
-  }
-  x1t.dispose();
+  await assertFamily(sumFamily);
   const m = mean(xt, [1, 3], true);
   assert.equal([...m.shape], [3, 1, 11, 1]);
   const want = sumAxes(x, shape, [1, 3]).map((v) => v / 35);

@@ -1,16 +1,17 @@
 /**
  * Bilinear resizing with align_corners=True (src/kernels/resize.ts): forward and backward (separable gathers
- * through per-axis tables, down and up by any factor, many entries per index when enlarging 10×) against float64 (src/check/reference/resize.ts), finite
- * differences, and maps beyond one storage binding.
+ * through per-axis tables, down and up by any factor, many entries per index when enlarging 10×) against float64 on
+ * the catalogue's cases (src/check/cases/resize.ts), corners, finite differences, and maps beyond one storage binding.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { assertClose } from '../helpers/compare.ts';
+import { assertClose, assertFamily } from '../helpers/compare.ts';
 import { gradcheck } from '../helpers/gradcheck.ts';
 import { size } from '../../src/check/reference/elementwise.ts';
 import { refResize, refResizeGradPlane } from '../../src/check/reference/resize.ts';
+import { resizeFamily } from '../../src/check/cases/resize.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/autograd/tape.ts';
 import { tidy } from '../../src/tensor/engine.ts';
@@ -19,51 +20,21 @@ import { resizeBilinear, scaledSize, sum, mul } from '../../src/ops/index.ts';
 const t = suite('resize');
 const rng = new Rng(11);
 
-t('resizeBilinear matches the align_corners=True formula, down and up, any factor', async () => {
+t('resizeBilinear forward and backward match the align_corners=True formula in float64, down and up, any factor', async () => {
   await gpu();
-  const cases: Array<[number[], number, number]> = [
-    [[2, 3, 13, 17], 5, 7],
-    [[1, 2, 7, 5], 19, 11],
-    [[1, 1, 1, 1], 3, 4],
-    [[2, 1, 6, 9], 1, 1],
-    [[1, 1, 5, 1], 5, 3],
-    [[1, 2, 48, 64], ...scaledSize(48, 64, 0.25)],
-    [[1, 1, 40, 56], ...scaledSize(40, 56, 0.125)],
-    [[1, 2, 12, 16], 48, 64],
-  ];
-  for (const [shape, oh, ow] of cases) {
-    const x = rng.uniform(size(shape));
-    const out = tidy(() => resizeBilinear(Tensor.fromArray(x, shape), oh, ow));
-    assert.equal([...out.shape], [shape[0], shape[1], oh, ow]);
-    assertClose(await out.data(), refResize(x, shape, oh, ow), { what: `resize [${shape}] → ${oh}×${ow}` });
-    out.dispose();
-  }
+  await assertFamily(resizeFamily);
+});
+
+t('resizeBilinear: MoE-Fusion\'s gate sizes; corners map onto corners exactly; the backward passes the finite-difference check', async () => {
+  await gpu();
   assert.equal(scaledSize(480, 640, 0.25), [120, 160]);
   assert.equal(scaledSize(480, 640, 0.125), [60, 80]);
-  // Corners map onto corners exactly.
+  assert.equal([scaledSize(48, 64, 0.25), scaledSize(40, 56, 0.125)], [[12, 16], [5, 7]], 'the catalogue\'s gate sizes');
   const x = Tensor.fromArray([1, 2, 3, 4], [1, 1, 2, 2]);
   const up = resizeBilinear(x, 3, 3);
   assertClose(await up.data(), [1, 1.5, 2, 2, 2.5, 3, 3, 3.5, 4], { what: 'corners' });
   x.dispose();
   up.dispose();
-});
-
-t('resizeBilinear backward: the adjoint of the forward, and finite differences', async () => {
-  // Shrinking and enlarging on either axis; 3×4 → 40×50 gathers many entries per input index.
-  await gpu();
-  for (const [shape, oh, ow] of [[[2, 3, 13, 17], 5, 7], [[1, 2, 6, 5], 17, 12], [[1, 1, 1, 4], 3, 9], [[1, 1, 4, 3], 1, 1], [[1, 1, 40, 56], 5, 7], [[1, 2, 9, 4], 3, 6], [[2, 1, 3, 29], 5, 2], [[1, 1, 3, 4], 40, 50], [[2, 2, 16, 16], 15, 20]] as Array<[number[], number, number]>) {
-    const x = Tensor.fromArray(rng.uniform(size(shape)), shape);
-    x.requiresGrad = true;
-    const gData = rng.uniform(shape[0] * shape[1] * oh * ow);
-    const g = Tensor.fromArray(gData, [shape[0], shape[1], oh, ow]);
-    const loss = tidy(() => sum(mul(resizeBilinear(x, oh, ow), g)));
-    backward(loss);
-    const [, , h, w] = shape;
-    const want = new Float64Array(x.size);
-    for (let p = 0; p < shape[0] * shape[1]; p++) want.set(refResizeGradPlane(gData, p * oh * ow, h, w, oh, ow), p * h * w);
-    assertClose(await x.grad!.data(), want, { what: `resize grad [${shape}] → ${oh}×${ow}` });
-    for (const v of [x, g, loss]) v.dispose();
-  }
   for (const [shape, oh, ow] of [[[1, 2, 5, 4], 3, 7], [[2, 1, 3, 3], 8, 2], [[1, 1, 11, 3], 4, 2]] as Array<[number[], number, number]>) {
     const r = await gradcheck(([x]) => resizeBilinear(x, oh, ow), [rng.uniform(size(shape))], [shape]);
     assert.ok(r.ok, `resize [${shape}] → ${oh}×${ow}: ${r.message}`);

@@ -6,7 +6,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gpu } from './helpers/gpu.ts';
@@ -34,6 +34,9 @@ t('every peer fuses the same pair, is checked against the engine, then timed in 
     assert.ok(r.torch && 'median' in r.torch, JSON.stringify(r.torch));
   } else console.log('  (python3 has no torch: the PyTorch peer is not checked here)');
   assert.ok(lines.some((l) => /\| inference 1×40×30 \| onnxruntime-cpu \| \d+ \|/.test(l)), 'the onnxruntime table');
+  const second = await runBenchmark({ sizes: '40x30', train: '', runs: 1, warmup: 0, torch: false, ort: [], out: dir }, () => {});
+  assert.is(second, file.replace(/\.json$/, '-2.json'), 'a second run of the day keeps the first one\'s results');
+  assert.ok(existsSync(file) && existsSync(second.replace(/\.json$/, '.png')));
 });
 
 t('providers: parsed with the option named on a bad one', () => {

@@ -7,7 +7,7 @@
  * reference code's layout (NCHW), the ratio of record; the ratio to PyTorch with channels_last tensors (its fastest
  * CPU layout) is reported beside it. Every peer fuses the same pair, and its output is checked against the engine's
  * before any timing. Also: spread, peak memory and a per-stage breakdown from GPU timestamps. Writes
- * e2e-<adapter>-<date>.json and a bar chart PNG.
+ * e2e-<adapter>-<date>.json (-2, -3, … for later runs of the day) and a bar chart PNG beside it.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
@@ -456,7 +456,10 @@ async function report(args: BenchOptions, adapter: string, software: boolean, re
   }
   const date = new Date().toISOString().slice(0, 10);
   const slug = adapter.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
-  const file = join(args.out, `e2e-${slug}-${date}.json`);
+  // A second run on the same day gets its own name: the first run's results stay.
+  let base = join(args.out, `e2e-${slug}-${date}`);
+  for (let n = 2; existsSync(`${base}.json`); n++) base = join(args.out, `e2e-${slug}-${date}-${n}`);
+  const file = `${base}.json`;
   await writeFileAtomic(file, JSON.stringify({ adapter, software, date, runs: args.runs, warmup: args.warmup, interleaved: true, results }, null, 2));
   const torchDevice = results.map((r) => (r.torch && 'device' in r.torch ? r.torch.device : null)).find(Boolean);
   const ortPeers = [...new Set(withOrt.flatMap((r) => Object.keys(r.onnxruntime!)))];
@@ -478,7 +481,7 @@ async function report(args: BenchOptions, adapter: string, software: boolean, re
     ],
     { title: `MoE-Fusion end to end, ${date}`, yLabel: 'milliseconds (lower is faster)' },
   );
-  await writeSvgImage(join(args.out, `e2e-${slug}-${date}.png`), chart);
+  await writeSvgImage(`${base}.png`, chart);
   log(`\nwrote ${file}`);
   return file;
 }

@@ -12,7 +12,7 @@ import { Fuser, checkFits, fuseClassic } from '../model/fuser.ts';
 import { FORWARD_STAGES } from '../model/fusion-net.ts';
 import { ATTENTION_CHOICES, type AttentionChoice } from '../model/attention.ts';
 import { CLASSIC_METHODS, type ClassicMethod } from '../model/classic-fusion.ts';
-import { OUTPUT_RANGES, type OutputRange } from '../io/output-range.ts';
+import { DEFAULT_RANGE, OUTPUT_RANGES, type OutputRange } from '../io/output-range.ts';
 import { decodeImage, formatOf, ImageError, readImage, writeImage } from '../io/image.ts';
 import { readFile } from 'node:fs/promises';
 import { toGray01, to8bit } from '../io/color.ts';
@@ -231,7 +231,7 @@ export function fuseCommand(): Command {
     .option('--weights <file>', 'weights (safetensors)', DEFAULT_WEIGHTS)
     .addOption(choiceOption('--attention <mode>', "attention map: detector (the weights' detectors), saliency (the infrared image's brightness saliency), none (0.5), or auto (what the weights were trained with)", ATTENTION_CHOICES, 'auto'))
     .addOption(choiceOption('--method <method>', 'network (MoE-Fusion with --weights), or a training-free baseline: max (max(ir, vis)) or multiscale (per Gaussian scale the stronger detail, the brighter base)', METHODS, 'network'))
-    .addOption(choiceOption('--range <range>', "output range: stretch (clamp, then the image's min..max to full range, as the peers save) or clamp (to [0, 1], as the reference)", OUTPUT_RANGES, 'stretch'))
+    .addOption(choiceOption('--range <range>', "output range: stretch (clamp, then the image's min..max to full range, as the peers save) or clamp (to [0, 1], as the reference)", OUTPUT_RANGES, DEFAULT_RANGE))
     .addOption(choiceOption('--depth <bits>', 'output bits per channel (16: PNG and TIFF only)', DEPTHS, '8'))
     .option('--shard <I/N>', 'folders: fuse only shard I of N (a stable split by file name), for job arrays')
     .option('--skip-existing', 'folders: skip pairs whose output is already a complete image (finish an interrupted run)')

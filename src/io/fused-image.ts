@@ -6,7 +6,7 @@ import type { Image, ImageChannels } from './image-types.ts';
 import type { ImageDataLike, RawPixels } from './pixels.ts';
 import { recolor, to16bit, to8bit } from './color.ts';
 import { encodePixels, type EncodedFormat } from './codec.ts';
-import { applyRange, type OutputRange } from './output-range.ts';
+import { applyRange, DEFAULT_RANGE, type OutputRange } from './output-range.ts';
 
 export class FusedImage {
   constructor(
@@ -17,7 +17,7 @@ export class FusedImage {
     /** The visible image whose chroma colour output takes; null for gray output. */
     private readonly colorSource: Image | null = null,
     /** How `data` becomes the output's [0,1] (io/output-range.ts): clamped, or stretched to the full range. */
-    readonly range: OutputRange = 'clamp',
+    readonly range: OutputRange = DEFAULT_RANGE,
   ) {}
 
   /** 3 for colour output (the fused image as luma with the visible image's chroma), else 1. */

@@ -9,6 +9,7 @@
  */
 import { engine, keep } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
+import type { Runtime } from '../runtime/runtime.ts';
 import { Program, program, type ProgramSpec } from './program.ts';
 import { linearMap, winogradMatrices } from './winograd-matrices.ts';
 
@@ -80,8 +81,8 @@ interface Entry {
  * Transformed weights kept across calls, per runtime (each engine's tensors belong to its own buffer pool), by
  * weights buffer and transform; the least recently used go first.
  */
-const keptByRuntime = new WeakMap<object, Map<string, Entry>>();
-function keptFor(rt: object): Map<string, Entry> {
+const keptByRuntime = new WeakMap<Runtime, Map<string, Entry>>();
+function keptFor(rt: Runtime): Map<string, Entry> {
   let kept = keptByRuntime.get(rt);
   if (!kept) keptByRuntime.set(rt, (kept = new Map()));
   return kept;

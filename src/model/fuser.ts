@@ -17,7 +17,7 @@ import { decodeDetections, type Detection } from './detector/decode.ts';
 import { checkPair, checkUnitRange, InputError, toPlanes, type GrayImage, type PixelInput, type Planes } from '../io/pixels.ts';
 import { decodeBytes, isNode, readImageFile } from '../io/codec.ts';
 import { FusedImage } from '../io/fused-image.ts';
-import { OUTPUT_RANGES, type OutputRange } from '../io/output-range.ts';
+import { DEFAULT_RANGE, OUTPUT_RANGES, type OutputRange } from '../io/output-range.ts';
 import { CLASSIC_METHODS, classicFusion, type ClassicMethod } from './classic-fusion.ts';
 import { infraredSaliency } from './saliency.ts';
 import { ATTENTION_CHOICES, resolveAttention, type AttentionChoice, type InferenceAttention } from './attention.ts';
@@ -227,7 +227,7 @@ function colorSource(v: Planes, color?: boolean): Planes['image'] | null {
 
 function checkRange(range: OutputRange | undefined): OutputRange {
   if (range !== undefined && !OUTPUT_RANGES.includes(range)) throw new InputError(`range must be one of ${OUTPUT_RANGES.join(', ')}, got ${String(range)}`);
-  return range ?? 'stretch';
+  return range ?? DEFAULT_RANGE;
 }
 
 /** The smallest image side the network takes: its 3×3 convolutions and the gates' resize need a few pixels. */

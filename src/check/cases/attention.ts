@@ -42,7 +42,7 @@ export const ATTENTION_CASES: AttentionCase[] = [
 const describe = (c: AttentionCase) =>
   `${c.B}×${c.H} heads, ${c.Lq}×${c.Lk}, D ${c.D}, Dv ${c.Dv}${c.scale ? `, scale ${c.scale}` : ''}${c.causal ? ', causal' : ''}${c.mask ? `, mask [${c.mask}]${c.blocked ? ` at ${c.blocked}` : ''}` : ''}`;
 
-export const attentionFamily = family('attention', 'subgroups', 107, ATTENTION_CASES, describe, async (c, rng) => {
+export const attentionFamily = family('attention', 'subgroups', 107, ATTENTION_CASES, describe, async (c, rng, { variant }) => {
   const q = rng.normal(c.B * c.H * c.Lq * c.D);
   const k = rng.normal(c.B * c.H * c.Lk * c.D);
   const v = rng.normal(c.B * c.H * c.Lk * c.Dv);
@@ -51,7 +51,7 @@ export const attentionFamily = family('attention', 'subgroups', 107, ATTENTION_C
   const want = attentionRef({ ...c, mask }, q, k, v, g);
   const [qt, kt, vt] = [leaf(q, [c.B, c.H, c.Lq, c.D]), leaf(k, [c.B, c.H, c.Lk, c.D]), leaf(v, [c.B, c.H, c.Lk, c.Dv])];
   const maskT = mask && Tensor.fromArray(mask.data, mask.shape);
-  const out = attention(qt, kt, vt, { mask: maskT, causal: c.causal, scale: c.scale });
+  const out = attention(qt, kt, vt, { mask: maskT, causal: c.causal, scale: c.scale, variant });
   const list = await compareTensor('output', out, [c.B, c.H, c.Lq, c.Dv], want.out, c.tol ?? FORWARD_TOLERANCE);
   const seed = Tensor.fromArray(g, out.shape);
   backward(out, seed);

@@ -134,7 +134,7 @@ async function runConv(c: ConvCase, rng: Rng, path: KernelPath): Promise<Compari
   const tol = toleranceOf(c, path, FORWARD_TOLERANCE);
   const gradTol = toleranceOf(c, path, GRADIENT_TOLERANCE);
   const convolve = (xt: Tensor, wt: Tensor, bt: Tensor | null, relu: boolean) =>
-    c.table ? routedConv2d(xt, wt, bt, Tensor.fromArray(table.flat(), [table.length, 2], 'u32'), { relu }) : conv2d(xt, wt, bt, { padding: c.pad, relu });
+    c.table ? routedConv2d(xt, wt, bt, Tensor.fromArray(table.flat(), [table.length, 2], 'u32'), { relu, variant: path.variant }) : conv2d(xt, wt, bt, { padding: c.pad, relu, variant: path.variant });
   const rt = engine().rt;
   if (c.binding) rt.bindingLimitForTests = c.binding;
   try {

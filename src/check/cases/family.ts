@@ -7,7 +7,7 @@
 import { Tensor } from '../../tensor/tensor.ts';
 import { Rng } from '../../util/rng.ts';
 import { compareExact, compareValues, type Comparison } from '../compare.ts';
-import { forEachKernelPath, type KernelPath, type PathSet } from '../paths.ts';
+import { kernelPaths, type KernelPath, type PathSet } from '../paths.ts';
 
 /**
  * Relative errors allowed (max|a−e| / max|e|): float32 sums of at most a few thousand terms stay near 1e-6;
@@ -31,7 +31,7 @@ export interface CaseFlags {
   tol?: number;
 }
 
-/** One case, ready to run: its description, flags, and its run on the current path. */
+/** One case, ready to run: its description, flags, and its run on a path (its variant passed to the kernels). */
 export interface KernelCase extends CaseFlags {
   what: string;
   run(rng: Rng, path: KernelPath): Promise<Comparison[]>;
@@ -55,7 +55,7 @@ export type Pick = 'all' | 'quick' | 'selftest';
 const picked = (c: KernelCase, pick: Pick) => pick === 'all' || (pick === 'quick' ? c.quick : c.selftest);
 
 /**
- * Runs the picked cases on the current path, each comparison named by its case and path; `each` sees every case's
+ * Runs the picked cases on a path, each comparison named by its case and path; `each` sees every case's
  * comparisons as it ends. Case i draws its data from its own generator (seed·1000 + i): the same on every path,
  * whichever cases run before it.
  */
@@ -73,7 +73,7 @@ export async function runCases(f: KernelFamily, path: KernelPath, pick: Pick = '
 /** Runs the picked cases on every path of the family (`every` false: the engine's own path, as selftest). */
 export async function runFamily(f: KernelFamily, pick: Pick = 'all', every = true, each?: (c: KernelCase, list: Comparison[]) => void): Promise<Comparison[]> {
   const list: Comparison[] = [];
-  await forEachKernelPath(f.paths, async (path) => void list.push(...(await runCases(f, path, pick, each))), every);
+  for (const path of kernelPaths(f.paths, every)) list.push(...(await runCases(f, path, pick, each)));
   return list;
 }
 

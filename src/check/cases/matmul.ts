@@ -36,13 +36,13 @@ export const MATMUL_CASES: MatmulCase[] = [
 
 const TRANSPOSES = [[false, false], [true, false], [false, true], [true, true]] as const;
 
-export const matmulFamily = family('matmul', 'subgroups', 101, MATMUL_CASES, (c) => `${c.B ? `${c.B}× ` : ''}${c.M}×${c.K}·${c.K}×${c.N}${c.shared ? ', shared B' : ''}`, async (c, rng) => {
+export const matmulFamily = family('matmul', 'subgroups', 101, MATMUL_CASES, (c) => `${c.B ? `${c.B}× ` : ''}${c.M}×${c.K}·${c.K}×${c.N}${c.shared ? ', shared B' : ''}`, async (c, rng, { variant }) => {
   const { M, K, N, B } = c;
   const tol = c.tol ?? FORWARD_TOLERANCE;
   if (B) {
     const a = rng.uniform(B * M * K);
     const b = rng.uniform((c.shared ? 1 : B) * K * N);
-    const out = noGrad(() => tidy(() => matmul(Tensor.fromArray(a, [B, M, K]), Tensor.fromArray(b, c.shared ? [K, N] : [B, K, N]))));
+    const out = noGrad(() => tidy(() => matmul(Tensor.fromArray(a, [B, M, K]), Tensor.fromArray(b, c.shared ? [K, N] : [B, K, N]), false, false, variant)));
     const list = await compareTensor('A·B', out, [B, M, N], batchedMatmul(a, b, B, M, K, N, !!c.shared), tol);
     out.dispose();
     return list;
@@ -51,7 +51,7 @@ export const matmulFamily = family('matmul', 'subgroups', 101, MATMUL_CASES, (c)
   for (const [tA, tB] of TRANSPOSES) {
     const a = rng.uniform(M * K);
     const b = rng.uniform(K * N);
-    const out = noGrad(() => tidy(() => matmul(Tensor.fromArray(tA ? transpose(a, M, K) : a, tA ? [K, M] : [M, K]), Tensor.fromArray(tB ? transpose(b, K, N) : b, tB ? [N, K] : [K, N]), tA, tB)));
+    const out = noGrad(() => tidy(() => matmul(Tensor.fromArray(tA ? transpose(a, M, K) : a, tA ? [K, M] : [M, K]), Tensor.fromArray(tB ? transpose(b, K, N) : b, tB ? [N, K] : [K, N]), tA, tB, variant)));
     list.push(...(await compareTensor(`${tA ? 'Aᵀ' : 'A'}·${tB ? 'Bᵀ' : 'B'}`, out, [M, N], refMatmul(a, b, M, K, N), tol)));
     out.dispose();
   }

@@ -2,10 +2,13 @@
  * A kernel family of the case catalogue (src/check/cases/<kernel>.ts): its cases (one line each: shapes, options,
  * tolerance, and where it runs), the paths they run under, and ONE runner that computes a case on the engine and in
  * float64 (src/check/reference/) and returns the comparisons. The Node tests run every case on every path, the
- * browser page the `quick` ones, `moefusion selftest` the `selftest` ones on the engine's own path.
+ * browser page the `quick` ones, `moefusion selftest` the `selftest` ones on the engine's own path, and the kernel
+ * benchmark (`moefusion bench --kernels`) times the `bench` ones with the family's engine part (its Timing).
  */
 import { Tensor } from '../../tensor/tensor.ts';
+import { noGrad } from '../../tensor/engine.ts';
 import { Rng } from '../../util/rng.ts';
+import type { KernelVariant } from '../../kernels/variant.ts';
 import { compareExact, compareValues, type Comparison } from '../compare.ts';
 import { kernelPaths, type KernelPath, type PathSet } from '../paths.ts';
 
@@ -29,6 +32,11 @@ export interface CaseFlags {
   selftest?: boolean;
   /** Relative error allowed, instead of the runner's default. */
   tol?: number;
+  /**
+   * Timed by the kernel benchmark too; 'only': by it alone, a shape at working size whose float64 reference would
+   * be too slow for the tests, the browser and selftest (which skip it).
+   */
+  bench?: boolean | 'only';
 }
 
 /** One case, ready to run: its description, flags, and its run on a path (its variant passed to the kernels). */
@@ -44,15 +52,55 @@ export interface KernelFamily {
   /** Seed of the generators the cases draw their data from (see runCases). */
   seed: number;
   cases: KernelCase[];
+  /** The cases the kernel benchmark times at its working size width × height (none without a Timing). */
+  timed(width: number, height: number): TimedCase[];
 }
 
-/** A family from its cases, their description and its runner. */
-export function family<C extends CaseFlags>(name: string, paths: PathSet, seed: number, cases: readonly C[], describe: (c: C) => string, run: (c: C, rng: Rng, path: KernelPath) => Promise<Comparison[]>): KernelFamily {
-  return { name, paths, seed, cases: cases.map((c) => ({ quick: c.quick, selftest: c.selftest, tol: c.tol, what: describe(c), run: (rng, path) => run(c, rng, path) })) };
+/** What a run of a case costs: floating-point operations, or the bytes it must read and write at least. */
+export interface Cost {
+  unit: 'flop' | 'byte';
+  amount: number;
+}
+
+/** The engine part of a family's runner, which the kernel benchmark times without the float64 reference. */
+export interface Timing<C> {
+  /** Inputs of the case on the engine, drawn from rng. */
+  inputs(c: C, rng: Rng): Tensor[];
+  /** The case's computation on the engine (the runner's forward; the benchmark runs it without gradients), its outputs. */
+  run(c: C, inputs: Tensor[], variant?: KernelVariant): Tensor | Tensor[];
+  cost(c: C): Cost;
+  /** Lines at the benchmark's working size (image width × height): benchmark only, like `bench: 'only'`. */
+  working?(width: number, height: number): C[];
+}
+
+/** A case the benchmark times: `prepare` allocates its inputs; `run` records one computation, `dispose` frees the inputs. */
+export interface TimedCase extends Cost {
+  what: string;
+  prepare(): { run(): Tensor[]; dispose(): void };
+}
+
+/** A family from its cases, their description, its runner and, for the benchmark, its engine part. */
+export function family<C extends CaseFlags>(name: string, paths: PathSet, seed: number, cases: readonly C[], describe: (c: C) => string, run: (c: C, rng: Rng, path: KernelPath) => Promise<Comparison[]>, timing?: Timing<C>): KernelFamily {
+  const timedCase = (c: C, i: number): TimedCase => ({
+    what: `${name}: ${describe(c)}`,
+    ...timing!.cost(c),
+    prepare() {
+      const inputs = timing!.inputs(c, new Rng(seed * 1000 + i));
+      return { run: () => noGrad(() => [timing!.run(c, inputs)].flat()), dispose: () => inputs.forEach((t) => t.dispose()) };
+    },
+  });
+  return {
+    name,
+    paths,
+    seed,
+    cases: cases.map((c) => ({ quick: c.quick, selftest: c.selftest, tol: c.tol, bench: c.bench, what: describe(c), run: (rng, path) => run(c, rng, path) })),
+    timed: (width, height) => (timing ? [...cases.filter((c) => c.bench), ...(timing.working?.(width, height) ?? [])].map(timedCase) : []),
+  };
 }
 
 export type Pick = 'all' | 'quick' | 'selftest';
-const picked = (c: KernelCase, pick: Pick) => pick === 'all' || (pick === 'quick' ? c.quick : c.selftest);
+/** The benchmark's own cases ('only') run nowhere else. */
+const picked = (c: KernelCase, pick: Pick) => c.bench !== 'only' && (pick === 'all' || (pick === 'quick' ? c.quick : c.selftest));
 
 /**
  * Runs the picked cases on a path, each comparison named by its case and path; `each` sees every case's

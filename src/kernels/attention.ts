@@ -53,7 +53,8 @@ export interface AttentionConfig {
   variant?: KernelVariant;
 }
 
-interface Dims {
+/** Batch, heads, query and key counts, head dimensions of queries/keys and of values. */
+export interface Dims {
   B: number;
   H: number;
   Lq: number;

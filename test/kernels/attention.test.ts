@@ -7,7 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { assertFamily } from '../helpers/compare.ts';
+import { familyTest } from '../helpers/compare.ts';
 import { gradcheck } from '../helpers/gradcheck.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/autograd/tape.ts';
@@ -32,10 +32,7 @@ function randomMask(shape: number[]): { data: Float32Array; shape: number[] } {
   return { data: new Float32Array(shape.reduce((a, b) => a * b, 1)).map(() => (rng.next() < 0.25 ? -Infinity : 0)), shape };
 }
 
-t('forward and backward match float64 on odd shapes, the subgroup block layouts, additive masks of several broadcast shapes (−inf and −1e9), causal, and both', async () => {
-  await gpu();
-  await assertFamily(attentionFamily);
-});
+familyTest(t, 'forward and backward match float64 on odd shapes, the subgroup block layouts, additive masks of several broadcast shapes (−inf and −1e9), causal, and both', attentionFamily);
 
 t('gradcheck of q, k and v', async () => {
   await gpu();

@@ -66,19 +66,13 @@ export interface GateCase extends CaseFlags {
 }
 
 export const GATE_CASES: GateCase[] = [
-  { B: 3, D: 1001, E: 5, k: 1, train: false, coef: 0.01 },
-  { B: 3, D: 1001, E: 5, k: 2, train: false, coef: 0.01, quick: true },
-  { B: 3, D: 1001, E: 5, k: 3, train: false, coef: 0.01 },
-  { B: 3, D: 1001, E: 5, k: 5, train: false, coef: 0.01 },
-  { B: 4, D: 614, E: 4, k: 2, train: false, coef: 0.02 },
-  { B: 2, D: 7, E: 1, k: 1, train: false, coef: 1, quick: true },
-  { B: 3, D: 1001, E: 5, k: 1, train: true, coef: 0.01 },
-  { B: 3, D: 1001, E: 5, k: 2, train: true, coef: 0.01, quick: true },
-  { B: 3, D: 1001, E: 5, k: 3, train: true, coef: 0.01 },
-  { B: 3, D: 1001, E: 5, k: 5, train: true, coef: 0.01 },
-  { B: 4, D: 614, E: 4, k: 2, train: true, coef: 0.02 },
-  { B: 4, D: 614, E: 4, k: 3, train: true, coef: 0.01, quick: true },
-  { B: 2, D: 7, E: 1, k: 1, train: true, coef: 1 },
+  // Inference, then training (with noise): k = 1 … E of 5 experts, 4 experts as MoE-Fusion's, one expert.
+  ...[false, true].flatMap((train) => [
+    ...[1, 2, 3, 5].map((k) => ({ B: 3, D: 1001, E: 5, k, train, coef: 0.01, quick: k === 2 })),
+    { B: 4, D: 614, E: 4, k: 2, train, coef: 0.02 },
+    ...(train ? [{ B: 4, D: 614, E: 4, k: 3, train, coef: 0.01, quick: true }] : []),
+    { B: 2, D: 7, E: 1, k: 1, train, coef: 1, quick: !train },
+  ]),
   { B: 3, D: 3001, E: 4, k: 2, train: false, coef: 0.02, selftest: true },
   { B: 3, D: 3001, E: 4, k: 2, train: true, coef: 0.02, selftest: true },
   { B: 1, D: 160 * 60 * 80, E: 4, k: 2, train: true, coef: 0.02, bench: 'only' }, // the global gate's grid

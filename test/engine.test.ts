@@ -17,6 +17,7 @@ import { record } from '../src/autograd/tape.ts';
 import { binaryMapKernel, unaryMapKernel } from '../src/kernels/elementwise.ts';
 import { LimitError } from '../src/runtime/errors.ts';
 import { MAX_DISPATCHES_WITHOUT_WAITING } from '../src/runtime/runtime.ts';
+import { assertThrowsError } from './helpers/throws.ts';
 
 const t = suite('engine');
 const rng = new Rng(42);
@@ -205,13 +206,7 @@ t('a tensor larger than the adapter allows gives a clear error', async () => {
   const e = await gpu();
   const max = e.rt.limits.maxBufferSize;
   const elems = Math.ceil(max / 4) + 1024;
-  try {
-    Tensor.empty([elems]);
-    assert.unreachable('should have thrown');
-  } catch (err) {
-    assert.instance(err, LimitError);
-    assert.match((err as Error).message, /needs .* but this adapter allows at most/);
-  }
+  assertThrowsError(() => Tensor.empty([elems]), /needs .* but this adapter allows at most/, LimitError);
 });
 
 t.run();

@@ -17,6 +17,7 @@ import {
   writeSyntheticDataset,
 } from '../src/train/synthetic-scenes.ts';
 import { ours, sh } from './helpers/cli.ts';
+import { assertRejects } from './helpers/throws.ts';
 
 const t = suite('synthetic-scenes');
 const tmp = mkdtempSync(join(tmpdir(), 'moefusion-synth-'));
@@ -165,15 +166,7 @@ t('the written dataset reads back through openDataset with the same boxes and im
 });
 
 /** The error a promise rejects with; fails the test if it resolves. */
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  assert.unreachable('expected a rejection');
-  throw new Error('unreachable');
-}
+const rejection = (p: Promise<unknown>) => assertRejects(() => p, /(?:)/);
 
 t('a non-empty target is refused untouched; a failure leaves nothing behind', async () => {
   const full = join(tmp, 'full');

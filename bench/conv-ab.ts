@@ -16,7 +16,8 @@ import { engine, initEngine, noGrad, shutdownEngine } from '../src/tensor/engine
 import { Tensor } from '../src/tensor/tensor.ts';
 import { conv2dKernel, conv2dInputGradKernel } from '../src/kernels/conv2d.ts';
 import { conv2dWeightGradKernel } from '../src/kernels/conv2d-grad.ts';
-import { setConvAlgorithm, type ConvChoice } from '../src/kernels/conv2d-choice.ts';
+import type { ConvChoice } from '../src/kernels/conv2d-choice.ts';
+import { engineVariant } from '../src/kernels/variant.ts';
 import { median, randomData } from '../src/bench/kernels.ts';
 
 const { values } = parseArgs({
@@ -44,11 +45,11 @@ for (const spec of values.shapes!.split(',')) {
   const wt = random([E, co, ci, 3, 3], 2);
   const b = random([E, co], 3);
   const run = (algo: ConvChoice) => {
-    setConvAlgorithm(algo);
+    const variant = { ...engineVariant(), conv: algo };
     return noGrad(() => {
-      if (values.pass === 'input') return [conv2dInputGradKernel(gy, wt, table, 1, n)];
-      if (values.pass === 'weight') return Object.values(conv2dWeightGradKernel(x, gy, table, E, 3, 1));
-      return [conv2dKernel({ x, w: wt, bias: b, table, pad: 1, relu: true })];
+      if (values.pass === 'input') return [conv2dInputGradKernel(gy, wt, table, 1, n, variant)];
+      if (values.pass === 'weight') return Object.values(conv2dWeightGradKernel(x, gy, table, E, 3, 1, variant));
+      return [conv2dKernel({ x, w: wt, bias: b, table, pad: 1, relu: true, variant })];
     });
   };
   const wall = new Map<ConvChoice, number[]>(algos.map((a) => [a, []]));
@@ -79,6 +80,5 @@ for (const spec of values.shapes!.split(',')) {
     );
   for (const t of [x, gy, wt, b, table]) t?.dispose();
 }
-setConvAlgorithm('auto');
 console.log(`dispatches: ${[...engine().rt.dispatchesByLabel].map(([k, v]) => `${k} ${v}`).join(', ')}`);
 shutdownEngine();

@@ -11,7 +11,8 @@ import { Tensor } from '../src/tensor/tensor.ts';
 import type { DispatchSpec } from '../src/runtime/runtime.ts';
 import { conv2dInputGradKernel, conv2dKernel } from '../src/kernels/conv2d.ts';
 import { conv2dWeightGradKernel } from '../src/kernels/conv2d-grad.ts';
-import { setConvAlgorithm, type ConvChoice } from '../src/kernels/conv2d-choice.ts';
+import type { ConvChoice } from '../src/kernels/conv2d-choice.ts';
+import { engineVariant, type KernelVariant } from '../src/kernels/variant.ts';
 import { randomData } from '../src/bench/kernels.ts';
 
 const { rt } = await initEngine();
@@ -49,15 +50,15 @@ async function timeOne(spec: DispatchSpec): Promise<[number, number]> {
   return [performance.now() - t0, (c.user + c.system) / 1000];
 }
 
-const passes: Array<[string, () => Tensor[]]> = [
-  ['forward', () => [conv2dKernel({ x, w, bias: b, table, pad: 1, relu: true })]],
-  ['input gradient', () => [conv2dInputGradKernel(gy, w, table, 1, Nin)]],
-  ['weight gradient', () => Object.values(conv2dWeightGradKernel(x, gy, table, E, 3, 1))],
+const passes: Array<[string, (v: KernelVariant) => Tensor[]]> = [
+  ['forward', (variant) => [conv2dKernel({ x, w, bias: b, table, pad: 1, relu: true, variant })]],
+  ['input gradient', (variant) => [conv2dInputGradKernel(gy, w, table, 1, Nin, variant)]],
+  ['weight gradient', (variant) => Object.values(conv2dWeightGradKernel(x, gy, table, E, 3, 1, variant))],
 ];
 for (const algorithm of ['direct', 'winograd4', 'winograd6'] as ConvChoice[]) {
-  setConvAlgorithm(algorithm);
+  const variant = { ...engineVariant(), conv: algorithm };
   for (const [pass, fn] of passes)
-    for (const spec of capture(fn)) {
+    for (const spec of capture(() => fn(variant))) {
       if (seen.has(spec.code)) continue;
       seen.add(spec.code);
       const [wall, cpu] = await timeOne(spec);
@@ -66,7 +67,6 @@ for (const algorithm of ['direct', 'winograd4', 'winograd6'] as ConvChoice[]) {
       console.log(`${rows.at(-1)![0].padEnd(64)} compile ${(wall - wall2).toFixed(0).padStart(6)} ms wall, ${(cpu - cpu2).toFixed(0).padStart(6)} ms CPU`);
     }
 }
-setConvAlgorithm('auto');
 const slowest = (prefix: string) => rows.filter((r) => r[0].startsWith(prefix)).reduce((a, r) => (r[1] > a[1] ? r : a), ['', 0, 0] as [string, number, number]);
 console.log(`\nslowest direct kernel: ${slowest('direct')[0]} ${slowest('direct')[1].toFixed(0)} ms; slowest Winograd kernel: ${slowest('winograd')[0]} ${slowest('winograd')[1].toFixed(0)} ms (${engine().rt.handle.summary.description})`);
 for (const t of [x, gy, w, b, table]) t.dispose();

@@ -11,7 +11,9 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initEngine, shutdownEngine } from '../src/tensor/engine.ts';
 import { enginePeer } from './peers/engine.ts';
-import { engineCases, MATMUL_SIZE, MOE_FUSION_CONVS } from '../src/bench/kernels.ts';
+import { benchCases, timeCase } from '../src/bench/kernels.ts';
+import { MOE_FUSION_CONVS } from '../src/check/cases/conv2d.ts';
+import { BENCH_MATMUL } from '../src/check/cases/matmul.ts';
 import { tfjsPeer } from './peers/tfjs.ts';
 import { onnxPeer } from './peers/onnxruntime.ts';
 import { checksum, convFlops, median, type ConvCase, type Peer, type Timed } from './peers/common.ts';
@@ -31,7 +33,7 @@ const { values: args } = parseArgs({
 const [width, height] = args.size!.split('x').map(Number);
 const batch = Number(args.batch);
 const runs = Number(args.runs);
-const MATMUL = MATMUL_SIZE;
+const MATMUL = BENCH_MATMUL;
 const cases: ConvCase[] = [];
 const only = args.only?.split(',').map((pair) => pair.split('-').map(Number));
 for (const [cin, cout] of MOE_FUSION_CONVS) {
@@ -132,19 +134,13 @@ console.log('timestamps when available; peer times are wall clock including a re
 const engineOnly: Array<Record<string, unknown>> = [];
 if (!only) {
   console.log('\nthe engine\'s other kernels (no peer has the same op):');
-  for (const c of engineCases(width, height)) {
-    const t = c.prepare();
-    const times: number[] = [];
-    for (let i = -1; i < runs; i++) {
-      const ms = await t.once();
-      if (i >= 0) times.push(ms);
-    }
-    await t.dispose();
-    const ms = median(times);
+  // The catalogue's matmul and plain convolutions were compared above.
+  for (const c of benchCases(width, height).filter((c) => !c.what.startsWith('matmul') && !(c.what.startsWith('conv2d forward') && !c.what.includes('routed')))) {
+    const ms = await timeCase(c, runs);
     const rate = c.amount / ms / 1e6;
     const what = c.unit === 'flop' ? `${fmt(rate)} GFLOP/s (${fmt((100 * rate) / best, 0)}% of best matmul)` : `${fmt(rate)} GB/s`;
-    console.log(`${c.name.padEnd(58)} ${fmt(ms, 1).padStart(8)} ms  ${what}`);
-    engineOnly.push({ name: c.name, ms, ...(c.unit === 'flop' ? { gflops: rate, shareOfBestMatmul: rate / best } : { gbPerS: rate }) });
+    console.log(`${c.what.padEnd(58)} ${fmt(ms, 1).padStart(8)} ms  ${what}`);
+    engineOnly.push({ name: c.what, ms, ...(c.unit === 'flop' ? { gflops: rate, shareOfBestMatmul: rate / best } : { gbPerS: rate }) });
   }
 }
 

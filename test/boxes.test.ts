@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Rng } from '../src/util/rng.ts';
 import { BoxFormatError, boxMask, openBoxSource, parseCoco, parseVoc, parseYolo, scaleBoxes, type Box } from '../src/io/boxes.ts';
+import { assertThrowsError } from './helpers/throws.ts';
 
 const t = suite('boxes');
 const rng = new Rng(7);
@@ -16,16 +17,7 @@ const voc = (objects: string, size = '<size><width>640</width><height>480</heigh
 const vocObject = (name: string, xmin: number, ymin: number, xmax: number, ymax: number) =>
   `<object><name>${name}</name><pose>Unspecified</pose><difficult>0</difficult><bndbox><xmin>${xmin}</xmin><ymin>${ymin}</ymin><xmax>${xmax}</xmax><ymax>${ymax}</ymax></bndbox></object>`;
 
-function throwsBoxError(fn: () => unknown, pattern: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, BoxFormatError);
-    assert.match((e as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`expected a BoxFormatError matching ${pattern}`);
-}
+const throwsBoxError = (fn: () => unknown, pattern: RegExp) => assertThrowsError(fn, pattern, BoxFormatError);
 
 t('VOC: objects, 1-based inclusive corners to continuous pixels, size', () => {
   const a = parseVoc(voc(vocObject('person', 11, 21, 30, 60) + vocObject('car', 1, 1, 640, 480)));

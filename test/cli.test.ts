@@ -1,41 +1,20 @@
 /** The command line: `info`, usage errors, the error handler's one-line messages, and the progress lines. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Writable } from 'node:stream';
-import { promisify } from 'node:util';
 import { describeError, EXIT_GPU, EXIT_INTERNAL, EXIT_USAGE, EXIT_USER, UserError } from '../src/cli/errors.ts';
 import { createProgress, formatDuration } from '../src/cli/progress.ts';
 import { DatasetError } from '../src/io/dataset.ts';
 import { DeviceLostError, LimitError, NoAdapterError } from '../src/runtime/errors.ts';
 import { OutputError } from '../src/io/atomic.ts';
 import { ImageTooLargeError } from '../src/io/image-types.ts';
+import { ours, sh } from './helpers/cli.ts';
 
 const t = suite('cli');
 const root = resolve(import.meta.dirname, '..');
-const run = promisify(execFile);
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command in the repository root and returns its exit code and output, whatever the code. */
-async function sh(cmd: string, args: string[]): Promise<Result> {
-  try {
-    const { stdout, stderr } = await run(cmd, args, { cwd: root, timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const r = e as { code: number; stdout: string; stderr: string };
-    return { code: r.code, stdout: r.stdout, stderr: r.stderr };
-  }
-}
-
-/** The lines of stderr that come from moefusion (npm and Dawn add warnings of their own). */
-const ours = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('moefusion:'));
 
 t('`info --json` names the adapter, its limits and the version', async () => {
   const r = await sh('npx', ['tsx', 'src/cli/main.ts', 'info', '--json']);

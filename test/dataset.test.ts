@@ -5,6 +5,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { DatasetError, matchPairsInFolders, openDataset, splitPairs } from '../src/io/dataset.ts';
+import { assertThrowsError } from './helpers/throws.ts';
 
 const t = suite('dataset');
 const DATA = '/work/shared/data';
@@ -22,16 +23,7 @@ function tree(files: string[]): string {
   return root;
 }
 
-function throwsDataset(fn: () => unknown, pattern: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, DatasetError);
-    assert.match((e as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`expected a DatasetError matching ${pattern}`);
-}
+const throwsDataset = (fn: () => unknown, pattern: RegExp) => assertThrowsError(fn, pattern, DatasetError);
 
 t('the shared datasets: MSRS, RoadScene, TNO, M3FD (ir/ + vi/)', () => {
   const msrs = openDataset(`${DATA}/msrs`);

@@ -10,6 +10,7 @@ import { Runtime } from '../src/runtime/runtime.ts';
 import { DeviceLostError, LimitError } from '../src/runtime/errors.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { describeError, EXIT_GPU, reportFatal } from '../src/cli/errors.ts';
+import { assertThrowsError } from './helpers/throws.ts';
 
 const t = suite('device-errors');
 
@@ -31,14 +32,7 @@ async function rejection(fn: () => Promise<unknown>, ms = 10_000): Promise<Error
   throw new Error('expected a rejection');
 }
 
-function thrown(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected an error');
-}
+const thrown = (fn: () => unknown) => assertThrowsError(fn, /(?:)/);
 
 t('a lost device: reads and syncs reject with DeviceLostError, later dispatches throw it', async () => {
   // A runtime of its own, so that the engine the other tests use stays alive.

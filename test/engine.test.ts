@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { gpu } from './helpers/gpu.ts';
 import { Rng } from '../src/util/rng.ts';
 import { assertClose } from './helpers/compare.ts';
-import { gradcheck } from './helpers/gradcheck.ts';
+import { assertGradchecks, gradcheck } from './helpers/gradcheck.ts';
 import * as ref from './helpers/reference.ts';
 import { Tensor, parameter } from '../src/tensor/tensor.ts';
 import { backward } from '../src/autograd/tape.ts';
@@ -17,6 +17,7 @@ import { record } from '../src/autograd/tape.ts';
 import { binaryMapKernel, unaryMapKernel } from '../src/kernels/elementwise.ts';
 import { LimitError } from '../src/runtime/errors.ts';
 import { MAX_DISPATCHES_WITHOUT_WAITING } from '../src/runtime/runtime.ts';
+import { assertThrowsError } from './helpers/throws.ts';
 
 const t = suite('engine');
 const rng = new Rng(42);
@@ -37,14 +38,10 @@ t('runs on a WebGPU adapter and reads a kernel result back from a GPU buffer', a
 t('gradients through reshape and a reused input pass the finite-difference check', async () => {
   await gpu();
   // The ops' own gradients: test/kernels/elementwise.test.ts, reduce.test.ts and matmul.test.ts.
-  const checks: Array<[string, (xs: Tensor[]) => Tensor, number[][]]> = [
+  await assertGradchecks([
     ['reshape', ([a]) => mul(reshape(a, [6, -1]), reshape(a, [6, 2])), [[3, 4]]],
     ['reuse', ([a]) => add(mul(a, a), relu(a)), [[9]]],
-  ];
-  for (const [name, f, shapes] of checks) {
-    const r = await gradcheck(f, shapes.map((s) => rng.awayFromZero(ref.size(s))), shapes);
-    assert.ok(r.ok, `${name}: ${r.message}`);
-  }
+  ], (n) => rng.awayFromZero(n));
 });
 
 t('the gradient checker catches a deliberately wrong backward', async () => {
@@ -209,13 +206,7 @@ t('a tensor larger than the adapter allows gives a clear error', async () => {
   const e = await gpu();
   const max = e.rt.limits.maxBufferSize;
   const elems = Math.ceil(max / 4) + 1024;
-  try {
-    Tensor.empty([elems]);
-    assert.unreachable('should have thrown');
-  } catch (err) {
-    assert.instance(err, LimitError);
-    assert.match((err as Error).message, /needs .* but this adapter allows at most/);
-  }
+  assertThrowsError(() => Tensor.empty([elems]), /needs .* but this adapter allows at most/, LimitError);
 });
 
 t.run();

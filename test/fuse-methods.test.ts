@@ -5,11 +5,12 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { gpu } from './helpers/gpu.ts';
+import { cli } from './helpers/cli.ts';
+import { assertRejects } from './helpers/throws.ts';
 import { SMALL_GATES } from './helpers/weights.ts';
 import { Rng } from '../src/util/rng.ts';
 import { Fuser, fuseClassic } from '../src/model/fuser.ts';
@@ -20,21 +21,9 @@ import { recolor, toGray01, to8bit } from '../src/io/color.ts';
 import { applyRange } from '../src/io/output-range.ts';
 import { maxFusion, multiscaleFusion } from '../src/model/classic-fusion.ts';
 
-const root = resolve(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'moefusion-methods-'));
 const [W, H] = [36, 28];
 const [irPath, viPath] = [join(dir, 'ir.png'), join(dir, 'vi.png')];
-
-function cli(...args: string[]): { code: number; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), ...args], { encoding: 'utf8', cwd: root });
-  return { code: r.status ?? -1, stderr: r.stderr.replace(/^Warning: .*\n/gm, '') };
-}
-
-async function rejects(p: Promise<unknown>, message: RegExp): Promise<void> {
-  const error = await p.then(() => null, (e: unknown) => e as Error);
-  assert.ok(error, 'expected a rejection');
-  assert.match(error!.message, message);
-}
 
 const t = suite('fuse-methods');
 
@@ -64,7 +53,7 @@ t('library: range stretch maps the clamped output onto 0..1, in gray and colour;
   assert.equal([...stretched.pixels(8)], [...to8bit(g)]);
   const color = await fuser.fuse(irPath, viPath, { range: 'stretch', color: true });
   assert.equal([...color.pixels(8)], [...recolor(g, await readImage(viPath))], 'colour output carries the stretched luma');
-  await rejects(fuser.fuse(irPath, viPath, { range: 'wide' as never }), /range must be one of clamp, stretch/);
+  await assertRejects(() => fuser.fuse(irPath, viPath, { range: 'wide' as never }), /range must be one of clamp, stretch/);
   fuser.dispose();
 });
 
@@ -75,7 +64,7 @@ t('library: fuseClassic gives the classic fusions of the decoded pair, with no w
   const ms = await fuseClassic(irPath, viPath, { method: 'multiscale', range: 'stretch' });
   assert.equal([...ms.data], [...multiscaleFusion(a, b, W, H)]);
   assert.equal([...ms.gray()], [...applyRange(multiscaleFusion(a, b, W, H), 'stretch')]);
-  await rejects(fuseClassic(irPath, viPath, { method: 'mean' as never }), /method must be one of max, multiscale/);
+  await assertRejects(() => fuseClassic(irPath, viPath, { method: 'mean' as never }), /method must be one of max, multiscale/);
 });
 
 t('cli: fuse --method multiscale --range stretch writes the stretched classic fusion without weights; bad values exit 2', async () => {

@@ -5,29 +5,24 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { gpu } from './helpers/gpu.ts';
+import { cli } from './helpers/cli.ts';
 import { SMALL_GATES, writeRoutingWeights } from './helpers/weights.ts';
 import { Rng } from '../src/util/rng.ts';
 import { Fuser } from '../src/model/fuser.ts';
 import { readImage, writeImage } from '../src/io/image.ts';
 import { writeSafetensors } from '../src/io/safetensors-file.ts';
+import { assertRejects } from './helpers/throws.ts';
 
-const root = resolve(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'moefusion-fuse-'));
 // A small gate grid keeps the weights file small; the fuser reads the configuration from the file.
 const cfg = SMALL_GATES;
 const weights = join(dir, 'w.safetensors');
 const W = 40;
 const H = 30;
-
-function cli(...args: string[]): { code: number; stderr: string; stdout: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), ...args], { encoding: 'utf8', cwd: root });
-  return { code: r.status ?? -1, stderr: r.stderr.replace(/^Warning: .*\n/gm, ''), stdout: r.stdout };
-}
 
 async function writePair(folder: string, name: string, w = W, h = H, seed = 1): Promise<void> {
   const r = new Rng(seed);
@@ -59,12 +54,7 @@ t('library: a Fuser fuses gray arrays at their own size, deterministically', asy
   assert.is(a.data.length, 33 * 17);
   assert.ok(a.data.every(Number.isFinite), 'finite output');
   assert.equal([...a.data], [...b.data], 'same input, same output');
-  try {
-    await fuser.fuse(ir, { width: 32, height: 17, data: new Float32Array(32 * 17) });
-    assert.unreachable('a size mismatch must be refused');
-  } catch (e) {
-    assert.match((e as Error).message, /33×17 and visible 32×17 differ/);
-  }
+  await assertRejects(() => fuser.fuse(ir, { width: 32, height: 17, data: new Float32Array(32 * 17) }), /33×17 and visible 32×17 differ/);
   fuser.dispose();
 });
 

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Rng } from '../src/util/rng.ts';
 import { ImageError, readImage, writeImage, type ImageChannels } from '../src/io/image.ts';
 import { decodeBmp, encodeBmp } from '../src/io/bmp.ts';
+import { assertRejects } from './helpers/throws.ts';
 
 const t = suite('image-io');
 const dir = mkdtempSync(join(tmpdir(), 'moefusion-image-'));
@@ -180,46 +181,29 @@ t('a BMP is recognised by its signature whatever its extension', async () => {
   assert.equal([...(await readImage(path)).data], [...data]);
 });
 
-async function readError(path: string): Promise<Error> {
-  try {
-    await readImage(path);
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error(`${path} was read without an error`);
-}
+/** Asserts that reading `path` fails with a message matching `pattern` (an ImageError unless `cls`). */
+const readFails = (path: string, pattern: RegExp, cls: new (...args: never[]) => Error = ImageError) => assertRejects(() => readImage(path), pattern, cls);
 
 t('errors: a truncated BMP and a file that is no image, each naming the file', async () => {
   const whole = join(dir, 'c3-8.bmp');
   const cut = join(dir, 'truncated.bmp');
   writeFileSync(cut, readFileSync(whole).subarray(0, 100));
-  const e1 = await readError(cut);
-  assert.instance(e1, ImageError);
-  assert.match(e1.message, /truncated\.bmp: truncated BMP: 7×5 at 24 bits needs \d+ bytes, the file has 100/);
+  await readFails(cut, /truncated\.bmp: truncated BMP: 7×5 at 24 bits needs \d+ bytes, the file has 100/);
 
   const headerOnly = join(dir, 'header-only.bmp');
   writeFileSync(headerOnly, readFileSync(whole).subarray(0, 20));
-  assert.match((await readError(headerOnly)).message, /header-only\.bmp: truncated BMP/);
+  await readFails(headerOnly, /header-only\.bmp: truncated BMP/, Error);
 
   const text = join(dir, 'notes.png');
   writeFileSync(text, 'not an image at all');
-  const e2 = await readError(text);
-  assert.instance(e2, ImageError);
-  assert.match(e2.message, /notes\.png: cannot be read as an image/);
+  await readFails(text, /notes\.png: cannot be read as an image/);
 
-  assert.match((await readError(join(dir, 'missing.bmp'))).message, /missing\.bmp: file not found/);
+  await readFails(join(dir, 'missing.bmp'), /missing\.bmp: file not found/, Error);
 });
 
 t('errors: 16-bit data cannot be written as BMP or JPEG; unknown extensions are refused', async () => {
-  for (const name of ['x.bmp', 'x.jpg', 'x.gif']) {
-    try {
-      await writeImage(join(dir, name), new Uint16Array(W * H), W, H, 1);
-      assert.unreachable(name);
-    } catch (e) {
-      assert.instance(e, ImageError);
-      assert.match((e as Error).message, new RegExp(`x\\.${name.slice(2)}: (16-bit data cannot be written|unknown image extension)`));
-    }
-  }
+  for (const name of ['x.bmp', 'x.jpg', 'x.gif'])
+    await assertRejects(() => writeImage(join(dir, name), new Uint16Array(W * H), W, H, 1), new RegExp(`x\\.${name.slice(2)}: (16-bit data cannot be written|unknown image extension)`), ImageError);
 });
 
 t.run();

@@ -14,7 +14,7 @@ import { fusionLayout } from '../src/model/fusion-net.ts';
 import { stateDictNames } from '../src/model/parameters.ts';
 import { inferenceParity, readParityFixture, trainingParity } from '../src/check/parity.ts';
 import { describeComparison, type Comparison } from '../src/check/compare.ts';
-import { setConvAlgorithm } from '../src/kernels/conv2d-choice.ts';
+import { withKernelVariant } from '../src/kernels/variant.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,9 +52,8 @@ t('training step with fixed noise: losses, loads and every parameter gradient ma
 t('with the Winograd convolution forced (F(4×4), F(6×6)): inference and a training step still match PyTorch, and Winograd ran', async () => {
   const e = await gpu();
   const runs = () => e.rt.dispatchesByLabel.get('conv2d_winograd_multiply') ?? 0;
-  try {
-    for (const choice of ['winograd4', 'winograd6'] as const) {
-      setConvAlgorithm(choice);
+  for (const choice of ['winograd4', 'winograd6'] as const)
+    await withKernelVariant({ conv: choice }, async () => {
       const before = runs();
       assertAll(await inferenceParity(fx));
       const inference = runs() - before;
@@ -65,10 +64,7 @@ t('with the Winograd convolution forced (F(4×4), F(6×6)): inference and a trai
       // The training step: the same forward, and the input gradient of each but the two first layers (of the images).
       const training = runs() - before - inference;
       assert.ok(training >= 2 * inference - 2, `${choice}: the training step's forward and input gradients ran Winograd (${training} multiplies)`);
-    }
-  } finally {
-    setConvAlgorithm('auto');
-  }
+    });
 });
 
 t('weights round-trip through safetensors under the reference names', async () => {

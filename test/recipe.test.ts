@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gpu } from './helpers/gpu.ts';
+import { assertResumesExactly } from './helpers/resume.ts';
 import { SMALL_GATES } from './helpers/weights.ts';
 import { Rng } from '../src/util/rng.ts';
 import { infraredSaliency } from '../src/model/saliency.ts';
@@ -19,7 +20,6 @@ import { ATTENTION_METADATA_KEY, resolveAttention } from '../src/model/attention
 import { Trainer } from '../src/train/trainer.ts';
 import { referenceOptions, type TrainOptions } from '../src/train/options.ts';
 import { Batcher, type SampleSource, type TrainingSample } from '../src/train/data.ts';
-import { readCheckpoint, restoreCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
 import { Rng as RunRng } from '../src/util/rng.ts';
 
 const small = SMALL_GATES;
@@ -100,28 +100,7 @@ t('saliency attention with the max of the sources everywhere, cosine, warm-up an
   });
   const data: SampleSource = { count: 3, get: async (i) => samples[i] };
   const opts: TrainOptions = { ...referenceOptions(6), batchSize: 2, crop: [24, 32], lr: 1e-3, attention: 'saliency', target: 'max', schedule: 'cosine', warmup: 2, flip: true, seed: 4 };
-  const dir = mkdtempSync(join(tmpdir(), 'moefusion-recipe-'));
-  try {
-    const a = new Trainer(FusionNet.init(small, 2), data, opts);
-    for (let i = 0; i < 3; i++) await a.trainStep();
-    await saveCheckpoint(join(dir, 'ck.safetensors'), a);
-    const rest: number[] = [];
-    for (let i = 0; i < 3; i++) rest.push((await a.trainStep()).total);
-    const b = new Trainer(FusionNet.init(small, 99), data, opts);
-    const ck = readCheckpoint(join(dir, 'ck.safetensors'));
-    assert.equal({ ...ck.meta.options }, { ...opts }, 'the options round-trip through the checkpoint');
-    restoreCheckpoint(b, ck);
-    const resumed: number[] = [];
-    for (let i = 0; i < 3; i++) resumed.push((await b.trainStep()).total);
-    assert.equal(resumed, rest, 'identical losses after resuming');
-    assert.ok(rest.every(Number.isFinite));
-    for (const tr of [a, b]) {
-      tr.optimizer.dispose();
-      tr.net.dispose();
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  await assertResumesExactly(small, data, opts);
 });
 
 t("weights record their attention mode; 'auto' fuses with it, explicit modes override it", async () => {

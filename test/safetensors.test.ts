@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors-file.ts';
 import { Rng } from '../src/util/rng.ts';
+import { assertThrowsError } from './helpers/throws.ts';
 
 const test = suite('safetensors');
 const DTYPES_FIXTURE = resolve(import.meta.dirname, 'fixtures/safetensors-dtypes.safetensors');
@@ -38,15 +39,8 @@ function craft(name: string, header: unknown, data: Uint8Array = new Uint8Array(
 }
 
 function assertThrowsNaming(fn: () => unknown, file: string, pattern: RegExp) {
-  try {
-    fn();
-  } catch (e) {
-    const msg = (e as Error).message;
-    assert.ok(msg.includes(file), `message names the file: ${msg}`);
-    assert.match(msg, pattern);
-    return;
-  }
-  assert.unreachable(`expected an error matching ${pattern}`);
+  const msg = assertThrowsError(fn, pattern).message;
+  assert.ok(msg.includes(file), `message names the file: ${msg}`);
 }
 
 test('reads every float dtype written by the Python package, with metadata', () => {

@@ -1,11 +1,9 @@
 /** Synthetic infrared/visible scenes: determinism, box geometry, warm objects, the written dataset and `moefusion synth`. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { OutputError } from '../src/io/atomic.ts';
 import { EXIT_USAGE, EXIT_USER } from '../src/cli/errors.ts';
 import { boxMask, type Box } from '../src/io/boxes.ts';
@@ -18,11 +16,11 @@ import {
   syntheticScene,
   writeSyntheticDataset,
 } from '../src/train/synthetic-scenes.ts';
+import { ours, sh } from './helpers/cli.ts';
+import { assertRejects } from './helpers/throws.ts';
 
 const t = suite('synthetic-scenes');
-const root = resolve(import.meta.dirname, '..');
 const tmp = mkdtempSync(join(tmpdir(), 'moefusion-synth-'));
-const run = promisify(execFile);
 
 const area = (b: Box) => (b.x1 - b.x0) * (b.y1 - b.y0);
 function iou(a: Box, b: Box): number {
@@ -168,15 +166,7 @@ t('the written dataset reads back through openDataset with the same boxes and im
 });
 
 /** The error a promise rejects with; fails the test if it resolves. */
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  assert.unreachable('expected a rejection');
-  throw new Error('unreachable');
-}
+const rejection = (p: Promise<unknown>) => assertRejects(() => p, /(?:)/);
 
 t('a non-empty target is refused untouched; a failure leaves nothing behind', async () => {
   const full = join(tmp, 'full');
@@ -204,23 +194,7 @@ t('a non-empty target is refused untouched; a failure leaves nothing behind', as
   assert.not.ok(existsSync(join(tmp, 'none')));
 });
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(args: string[]): Promise<Result> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['bin/moefusion.mjs', ...args], { cwd: root, timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const r = e as { code: number; stdout: string; stderr: string };
-    return { code: r.code, stdout: r.stdout, stderr: r.stderr };
-  }
-}
-
-const ours = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('moefusion:'));
+const cli = (args: string[]) => sh(process.execPath, ['bin/moefusion.mjs', ...args]);
 
 t('`moefusion synth` writes the dataset, then refuses to overwrite it', async () => {
   const out = join(tmp, 'cli');

@@ -5,10 +5,8 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { gpu } from './helpers/gpu.ts';
+import { assertResumesExactly } from './helpers/resume.ts';
 import { SMALL_GATES } from './helpers/weights.ts';
 import { Rng } from '../src/util/rng.ts';
 import { maxFusion, multiscaleFusion } from '../src/model/classic-fusion.ts';
@@ -17,9 +15,7 @@ import { resampleRegion } from '../src/io/resample.ts';
 import { Batcher, type SampleSource, type TrainingSample } from '../src/train/data.ts';
 import { parseOption, referenceOptions, storedOptions, type TrainOptions } from '../src/train/options.ts';
 import { targetImage } from '../src/train/targets.ts';
-import { Trainer } from '../src/train/trainer.ts';
 import { FusionNet } from '../src/model/fusion-net.ts';
-import { readCheckpoint, restoreCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
 import { noGrad, tidy } from '../src/tensor/engine.ts';
 import { l1Loss } from '../src/ops/index.ts';
@@ -216,28 +212,7 @@ t('target multiscale: the pixel loss is the L1 distance to the multi-scale fusio
   assert.ok(Math.abs(l1 / f.length - want) < 1e-5, `the L1 on the CPU agrees: ${l1 / f.length} vs ${want}`);
   net.dispose();
 
-  const dir = mkdtempSync(join(tmpdir(), 'moefusion-targets-'));
-  try {
-    const a = new Trainer(FusionNet.init(SMALL_GATES, 2), data, opts);
-    for (let i = 0; i < 3; i++) await a.trainStep();
-    await saveCheckpoint(join(dir, 'ck.safetensors'), a);
-    const rest: number[] = [];
-    for (let i = 0; i < 3; i++) rest.push((await a.trainStep()).total);
-    const b = new Trainer(FusionNet.init(SMALL_GATES, 99), data, opts);
-    const ck = readCheckpoint(join(dir, 'ck.safetensors'));
-    assert.equal({ ...ck.meta.options }, { ...opts }, 'the options round-trip through the checkpoint');
-    restoreCheckpoint(b, ck);
-    const resumed: number[] = [];
-    for (let i = 0; i < 3; i++) resumed.push((await b.trainStep()).total);
-    assert.equal(resumed, rest, 'identical losses after resuming');
-    assert.ok(rest.every(Number.isFinite));
-    for (const tr of [a, b]) {
-      tr.optimizer.dispose();
-      tr.net.dispose();
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  await assertResumesExactly(SMALL_GATES, data, opts);
 });
 
 t.run();

@@ -5,10 +5,9 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { gpu } from './helpers/gpu.ts';
+import { assertResumesExactly } from './helpers/resume.ts';
 import { SMALL_GATES } from './helpers/weights.ts';
 import { noGrad, tidy } from '../src/tensor/engine.ts';
 import { Tensor } from '../src/tensor/tensor.ts';
@@ -18,7 +17,6 @@ import { FusionNet } from '../src/model/fusion-net.ts';
 import { Trainer } from '../src/train/trainer.ts';
 import { referenceOptions, type TrainOptions } from '../src/train/options.ts';
 import type { SampleSource, TrainingSample } from '../src/train/data.ts';
-import { readCheckpoint, restoreCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
 import { openDataset } from '../src/io/dataset.ts';
 import { readImage } from '../src/io/image.ts';
 import { toGray01 } from '../src/io/color.ts';
@@ -61,28 +59,7 @@ t('a few hundred steps on RoadScene crops lower the total loss', async () => {
 t('a resumed run continues exactly where the checkpoint left it', async () => {
   await gpu();
   const data = await roadscene(6);
-  const dir = mkdtempSync(join(tmpdir(), 'moefusion-ck-'));
-  try {
-    const a = new Trainer(FusionNet.init(small, 2), data, options(6));
-    for (let i = 0; i < 3; i++) await a.trainStep();
-    await saveCheckpoint(join(dir, 'ck.safetensors'), a);
-    const rest: number[] = [];
-    for (let i = 0; i < 3; i++) rest.push((await a.trainStep()).total);
-
-    // A new process would start like this: fresh parameters, then the checkpoint.
-    const b = new Trainer(FusionNet.init(small, 99), data, options(6));
-    restoreCheckpoint(b, readCheckpoint(join(dir, 'ck.safetensors')));
-    assert.is(b.step, 3);
-    const resumed: number[] = [];
-    for (let i = 0; i < 3; i++) resumed.push((await b.trainStep()).total);
-    assert.equal(resumed, rest, 'identical losses after resuming');
-    for (const tr of [a, b]) {
-      tr.optimizer.dispose();
-      tr.net.dispose();
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  await assertResumesExactly(small, data, options(6));
 });
 
 t('full model at 640×480 and 450×620 (one set of weights) within the adapter, with peak memory', async () => {

@@ -13,7 +13,8 @@ import { writeFileAtomic } from '../io/atomic.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { conv2dInputGradKernel, conv2dKernel } from '../kernels/conv2d.ts';
 import { conv2dWeightGradKernel } from '../kernels/conv2d-grad.ts';
-import { setConvAlgorithm, type ConvAlgorithm, type ConvPass, type ConvTable, type ConvTableEntry } from '../kernels/conv2d-choice.ts';
+import { engineVariant, type KernelVariant } from '../kernels/variant.ts';
+import { type ConvAlgorithm, type ConvPass, type ConvTable, type ConvTableEntry } from '../kernels/conv2d-choice.ts';
 import { median, randomData } from './kernels.ts';
 
 /** MoE-Fusion's 3×3 convolutions: input and output channels, and whether routed (two experts of one sample). */
@@ -37,26 +38,24 @@ async function measure(ci: number, co: number, routed: boolean, pass: ConvPass, 
   const w = random([E, co, ci, 3, 3], 3);
   const b = random([E, co], 4);
   const table = routed ? Tensor.fromArray([0, 2, 0, 1], [2, 2], 'u32') : null;
-  const run = () =>
+  const run = (variant: KernelVariant) =>
     noGrad(() => {
-      if (pass === 'input') return [conv2dInputGradKernel(gy, w, table, 1, 1)];
-      if (pass === 'weight') return Object.values(conv2dWeightGradKernel(x, gy, table, E, 3, 1));
-      return [conv2dKernel({ x, w, bias: b, table, pad: 1, relu: true })];
+      if (pass === 'input') return [conv2dInputGradKernel(gy, w, table, 1, 1, variant)];
+      if (pass === 'weight') return Object.values(conv2dWeightGradKernel(x, gy, table, E, 3, 1, variant));
+      return [conv2dKernel({ x, w, bias: b, table, pad: 1, relu: true, variant })];
     });
   const times = ALGORITHMS.map(() => [] as number[]);
   try {
     for (let round = -1; round < runs; round++)
       for (const [k, algorithm] of ALGORITHMS.entries()) {
-        setConvAlgorithm(algorithm);
         await rt.sync();
         const t0 = performance.now();
-        const outs = run();
+        const outs = run({ ...engineVariant(), conv: algorithm });
         await rt.sync();
         if (round >= 0) times[k].push(performance.now() - t0);
         for (const t of outs) t.dispose();
       }
   } finally {
-    setConvAlgorithm('auto');
     for (const t of [x, gy, w, b, table]) t?.dispose();
   }
   const speedups = ALGORITHMS.map((_, k) => median(times[k].map((v, i) => times[0][i] / v)));

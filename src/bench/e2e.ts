@@ -31,7 +31,7 @@ import { OrtPeer, type OrtProvider } from './onnxruntime-peer.ts';
 import { fusionLosses } from '../model/losses.ts';
 import { barChartSvg, writeSvgImage } from '../io/charts.ts';
 import type { Runtime } from '../runtime/runtime.ts';
-import { setConvAlgorithm } from '../kernels/conv2d-choice.ts';
+import { withKernelVariant } from '../kernels/variant.ts';
 
 export interface BenchOptions {
   /** Inference sizes, WIDTHxHEIGHT, comma-separated. */
@@ -304,14 +304,9 @@ export async function runBenchmark(args: BenchOptions, log: (line: string) => vo
         const ms = performance.now() - t0;
         let dms: number | null = null;
         if (args.compareDirect) {
-          setConvAlgorithm('direct');
-          try {
-            const t1 = performance.now();
-            await c.run();
-            dms = performance.now() - t1;
-          } finally {
-            setConvAlgorithm('auto');
-          }
+          const t1 = performance.now();
+          await withKernelVariant({ conv: 'direct' }, c.run);
+          dms = performance.now() - t1;
         }
         let tms: number | null = null;
         let cms: number | null = null;

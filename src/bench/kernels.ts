@@ -1,21 +1,23 @@
 /**
  * The engine's kernel benchmark without peers (`moefusion bench --kernels`, and the engine side of bench/kernels.ts):
- * a 1024³ matmul, every 3×3 convolution of MoE-Fusion (+bias+ReLU), and the engine's other kernels at MoE-Fusion's
- * shapes: gradients of the convolution, the routed (expert) convolution, gating, combine, resize, attention,
- * losses, reductions and Adam. Wall time until the GPU is done, median of `runs` after one warm-up; GFLOP/s for the
- * compute-bound kernels, GB/s (the bytes a kernel must read and write at least) for the memory-bound ones. Writes
- * kernels-engine-<adapter>-<date>.json and a chart of the compute-bound rates.
+ * the kernel catalogue's timed cases (src/check/cases/: lines marked `bench`, and each family's lines at the working
+ * size: a 1024³ matmul, every 3×3 convolution of MoE-Fusion (+bias+ReLU), the routed convolution, gating, combine,
+ * resize, attention, softmax, sums), then the kernels no catalogue case times (below: the convolution's and
+ * attention's gradients, losses, batch norm, detection decoding, Adam). Wall time until the GPU is done, median of
+ * `runs` after one warm-up; GFLOP/s for the compute-bound kernels, GB/s (the bytes a kernel must read and write at
+ * least) for the memory-bound ones. Writes kernels-engine-<adapter>-<date>.json and a chart of the compute-bound rates.
  */
 import { writeFileAtomic } from '../io/atomic.ts';
 import { join } from 'node:path';
 import { engine, initEngine, noGrad } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
-import { conv2d, matmul } from '../ops/index.ts';
 import { conv2dInputGradKernel } from '../kernels/conv2d.ts';
 import { conv2dWeightGradKernel } from '../kernels/conv2d-grad.ts';
 import { attentionKernel, attentionGradKernel } from '../kernels/attention.ts';
 import { adamKernel } from '../kernels/optimizer.ts';
-import { routedConv2d, noisyTopKGate, routingTable, combineExperts, resizeBilinear, softmax, sum, add } from '../ops/index.ts';
+import { add } from '../ops/index.ts';
+import { KERNEL_FAMILIES } from '../check/kernels.ts';
+import type { TimedCase } from '../check/cases/family.ts';
 import { batchNorm2d } from '../ops/batch-norm.ts';
 import { gradientLoss } from '../model/losses.ts';
 import { recordDecode } from '../model/detector/decode.ts';
@@ -76,33 +78,45 @@ export function timed(run: () => Tensor | Tensor[], inputs: Tensor[]): Timed {
   };
 }
 
-export interface EngineCase {
-  name: string;
-  /** What `amount` counts: floating-point operations or bytes moved. */
-  unit: 'flop' | 'byte';
-  amount: number;
-  /** Allocates the inputs and returns the timed run (outputs disposed after each run, inputs by `dispose`). */
-  prepare(): Timed;
-}
-
 const random = (shape: number[], seed: number) => Tensor.fromArray(randomData(shape.reduce((a, d) => a * d, 1), seed), shape);
 const positive = (shape: number[], seed: number) => Tensor.fromArray(randomData(shape.reduce((a, d) => a * d, 1), seed).map(Math.abs), shape);
 
-/** Prepares inputs and a run that works without recording gradients. */
-function engineCase(name: string, unit: EngineCase['unit'], amount: number, inputs: () => Tensor[], run: (xs: Tensor[]) => Tensor | Tensor[]): EngineCase {
+/** A case of the list below: its inputs, and a run that works without recording gradients. */
+function engineCase(what: string, unit: TimedCase['unit'], amount: number, inputs: () => Tensor[], run: (xs: Tensor[]) => Tensor | Tensor[]): TimedCase {
   return {
-    name,
+    what,
     unit,
     amount,
     prepare() {
       const xs = inputs();
-      return timed(() => noGrad(() => run(xs)), xs);
+      return { run: () => noGrad(() => [run(xs)].flat()), dispose: () => xs.forEach((t) => t.dispose()) };
     },
   };
 }
 
-/** The cases at working size width×height, batch 1 (the gates at their fixed 640×480 grids, as the model). */
-export function engineCases(width: number, height: number): EngineCase[] {
+/** Every case at working size width×height, batch 1: the catalogue's (the matmul first: its rate is the reference), then the list below. */
+export function benchCases(width: number, height: number): TimedCase[] {
+  return [...KERNEL_FAMILIES.flatMap((f) => f.timed(width, height)), ...engineCases(width, height)];
+}
+
+/** Median wall milliseconds of `runs` runs of a case after one warm-up. */
+export async function timeCase(c: TimedCase, runs: number): Promise<number> {
+  const p = c.prepare();
+  const t = timed(p.run, []);
+  const times: number[] = [];
+  try {
+    for (let i = -1; i < runs; i++) {
+      const ms = await t.once();
+      if (i >= 0) times.push(ms);
+    }
+  } finally {
+    p.dispose();
+  }
+  return median(times);
+}
+
+/** The kernels no catalogue case times, at working size width×height, batch 1. */
+export function engineCases(width: number, height: number): TimedCase[] {
   const [H, W] = [height, width];
   const px = H * W;
   const conv = (cin: number, cout: number) => 2 * cin * cout * 9 * px;
@@ -110,7 +124,6 @@ export function engineCases(width: number, height: number): EngineCase[] {
   const L = 1024;
   const heads = 4;
   const D = 32;
-  const gateInputs = 160 * 60 * 80; // the global gate's grid
   const params = 8_495_722; // MoE-Fusion's parameter count
   return [
     engineCase('conv3x3 160→64 input gradient', 'flop', conv(160, 64), () => [random([1, 64, H, W], 1), random([1, 64, 160, 3, 3], 2)], ([gy, w]) =>
@@ -118,21 +131,6 @@ export function engineCases(width: number, height: number): EngineCase[] {
     engineCase('conv3x3 160→64 weight gradient', 'flop', conv(160, 64), () => [random([1, 160, H, W], 1), random([1, 64, H, W], 2)], ([x, gy]) => {
       const { dw, db } = conv2dWeightGradKernel(x, gy, null, 1, 3, 1);
       return [dw, db];
-    }),
-    engineCase('routed conv 160→64, top-2 of 4 experts', 'flop', 2 * conv(160, 64), () => [random([1, 160, H, W], 1), random([4, 64, 160, 3, 3], 2), random([4, 64], 3), Tensor.fromArray([2, 0], [1, 2], 'u32')], ([x, w, b, top]) => {
-      const table = routingTable(top, 4);
-      return [routedConv2d(x, w, b, table, { relu: true }), table];
-    }),
-    engineCase('resize 160 channels to the gate grid 80×60', 'byte', MB * 160 * (px + 80 * 60), () => [random([1, 160, H, W], 1)], ([x]) => resizeBilinear(x, 60, 80)),
-    engineCase('noisy top-2 gate, 768 000 inputs → 4 experts (training)', 'byte', MB * 2 * gateInputs * 4 + MB * gateInputs, () => [random([1, gateInputs], 1), random([gateInputs, 4], 2), random([gateInputs, 4], 3), random([1, 4], 4)], ([x, wg, wn, noise]) => {
-      const r = noisyTopKGate(x, wg, wn, { k: 2, train: true, lossCoef: 0.02, noise });
-      return [r.gates, r.topIndices, r.load, r.importance, r.auxLoss];
-    }),
-    engineCase('log-sum-exp combine of 2 experts', 'byte', MB * 3 * px, () => [random([2, 1, H, W], 1), positive([1, 4], 2), Tensor.fromArray([2, 0], [1, 2], 'u32')], ([y, g, top]) =>
-      combineExperts(y, g, top)),
-    engineCase('attention forward (1×4 heads×1024×32)', 'flop', 4 * heads * L * L * D, () => [random([1, heads, L, D], 1), random([1, heads, L, D], 2), random([1, heads, L, D], 3)], ([q, k, v]) => {
-      const { out, lse } = attentionKernel(q, k, v);
-      return [out, lse];
     }),
     engineCase('attention backward (1×4 heads×1024×32)', 'flop', 10 * heads * L * L * D, () => {
       const [q, k, v] = [random([1, heads, L, D], 1), random([1, heads, L, D], 2), random([1, heads, L, D], 3)];
@@ -148,8 +146,6 @@ export function engineCases(width: number, height: number): EngineCase[] {
       batchNorm2d(x, gamma, beta, { mean, var: variance }, { training: true })),
     detectionCase(W, H),
     engineCase('add, 160 channels', 'byte', MB * 3 * 160 * px, () => [random([1, 160, H, W], 1), random([1, 160, H, W], 2)], ([a, b]) => add(a, b)),
-    engineCase('sum, 160 channels', 'byte', MB * 160 * px, () => [random([1, 160, H, W], 1)], ([x]) => sum(x)),
-    engineCase('softmax, 1024 rows of 1024', 'byte', MB * 2 * L * L, () => [random([L, L], 1)], ([x]) => softmax(x)),
     engineCase('Adam step, 8.5 M parameters', 'byte', MB * 7 * params, () => [random([params], 1), random([params], 2), Tensor.zeros([params]), Tensor.zeros([params])], ([p, g, m, v]) => {
       adamKernel(p, g, m, v, { beta1: 0.9, beta2: 0.999, oneMinusBeta1: 0.1, oneMinusBeta2: 0.001, eps: 1e-8, coupledDecay: 0, paramDecay: 1, stepSize: 1e-3, bc2Sqrt: 0.0316 });
       return [];
@@ -162,7 +158,7 @@ export function engineCases(width: number, height: number): EngineCase[] {
  * the candidate cut-off and class-wise NMS of up to 1024 candidates into 100 boxes. The amount is the head's bytes
  * read twice.
  */
-function detectionCase(W: number, H: number): EngineCase {
+function detectionCase(W: number, H: number): TimedCase {
   const classes = 6;
   const levels = [8, 16].map((stride) => ({ stride, h: Math.ceil(H / stride), w: Math.ceil(W / stride) }));
   const cells = levels.reduce((a, l) => a + (classes + 4) * l.h * l.w, 0);
@@ -172,32 +168,6 @@ function detectionCase(W: number, H: number): EngineCase {
     const { out, work } = recordDecode(head, { imageWidth: W, imageHeight: H, logitThreshold: 0, capacity: 1024 }, 1, 100, 0.5);
     return [out, ...work];
   });
-}
-
-/** MoE-Fusion's 3×3 convolutions (input → output channels). */
-export const MOE_FUSION_CONVS: Array<[number, number]> = [[1, 16], [16, 16], [32, 16], [48, 16], [16, 8], [8, 16], [160, 64], [64, 32], [32, 16], [16, 1]];
-export const MATMUL_SIZE = 1024;
-
-/** The matmul and the convolutions (+bias+ReLU) at width×height, batch `batch`, on the engine alone. */
-export function convCases(width: number, height: number, batch = 1): EngineCase[] {
-  const M = MATMUL_SIZE;
-  const list: EngineCase[] = [
-    engineCase(`matmul ${M}³`, 'flop', 2 * M ** 3, () => [Tensor.fromArray(randomData(M * M, 4), [M, M]), Tensor.fromArray(randomData(M * M, 5), [M, M])], ([a, b]) => matmul(a, b)),
-  ];
-  const seen = new Set<string>();
-  for (const [cin, cout] of MOE_FUSION_CONVS) {
-    if (seen.has(`${cin}-${cout}`)) continue;
-    seen.add(`${cin}-${cout}`);
-    const [n, h, w] = [batch, height, width];
-    list.push(
-      engineCase(`conv3x3 ${cin}→${cout}`, 'flop', 2 * n * cin * cout * 9 * h * w, () => [
-        Tensor.fromArray(randomData(n * cin * h * w, 1), [n, cin, h, w]),
-        Tensor.fromArray(randomData(cout * cin * 9, 2), [cout, cin, 3, 3]),
-        Tensor.fromArray(randomData(cout, 3), [cout]),
-      ], ([x, wt, b]) => conv2d(x, wt, b, { relu: true })),
-    );
-  }
-  return list;
 }
 
 export interface KernelResult {
@@ -225,23 +195,13 @@ export async function runKernelBenchmark(o: KernelBenchOptions, log: (line: stri
   log(`adapter: ${adapter} (${s.isSoftware ? 'software' : 'hardware'}); working size ${o.width}×${o.height}; median of ${o.runs} runs after one warm-up`);
   const results: KernelResult[] = [];
   let matmulRate = NaN;
-  for (const c of [...convCases(o.width, o.height), ...engineCases(o.width, o.height)]) {
-    const t = c.prepare();
-    const times: number[] = [];
-    try {
-      for (let i = -1; i < o.runs; i++) {
-        const ms = await t.once();
-        if (i >= 0) times.push(ms);
-      }
-    } finally {
-      await t.dispose();
-    }
-    const ms = median(times);
+  for (const c of benchCases(o.width, o.height)) {
+    const ms = await timeCase(c, o.runs);
     const rate = c.amount / ms / 1e6;
     if (Number.isNaN(matmulRate)) matmulRate = rate;
-    const r: KernelResult = c.unit === 'flop' ? { name: c.name, ms, gflops: rate, shareOfMatmul: rate / matmulRate } : { name: c.name, ms, gbPerS: rate };
+    const r: KernelResult = c.unit === 'flop' ? { name: c.what, ms, gflops: rate, shareOfMatmul: rate / matmulRate } : { name: c.what, ms, gbPerS: rate };
     results.push(r);
-    log(`${c.name.padEnd(58)} ${ms.toFixed(2).padStart(9)} ms  ${c.unit === 'flop' ? `${rate.toFixed(1)} GFLOP/s` : `${rate.toFixed(2)} GB/s`}`);
+    log(`${c.what.padEnd(58)} ${ms.toFixed(2).padStart(9)} ms  ${c.unit === 'flop' ? `${rate.toFixed(1)} GFLOP/s` : `${rate.toFixed(2)} GB/s`}`);
   }
   const date = new Date().toISOString().slice(0, 10);
   const slug = adapter.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
@@ -249,7 +209,7 @@ export async function runKernelBenchmark(o: KernelBenchOptions, log: (line: stri
   await writeFileAtomic(file, JSON.stringify({ adapter, software: s.isSoftware, date, size: [o.width, o.height], runs: o.runs, matmulGflops: matmulRate, results }, null, 2));
   const compute = results.filter((r) => r.gflops !== undefined);
   const short = (name: string) =>
-    name.startsWith('matmul') ? 'matmul' : name.endsWith('input gradient') ? 'dX' : name.endsWith('weight gradient') ? 'dW' : name.startsWith('routed') ? 'routed' : name.startsWith('attention forward') ? 'attn' : name.startsWith('attention backward') ? 'attn bw' : name.replace('conv3x3 ', '');
+    name.startsWith('matmul') ? 'matmul' : name.endsWith('input gradient') ? 'dX' : name.endsWith('weight gradient') ? 'dW' : name.includes('routed') ? 'routed' : name.startsWith('attention backward') ? 'attn bw' : name.startsWith('attention') ? 'attn' : (/\d+→\d+/.exec(name)?.[0] ?? name);
   const chart = barChartSvg(compute.map((r) => ({ label: short(r.name), values: [r.gflops!] })), [`engine (${adapter})`], {
     title: `MoE-Fusion kernels at ${o.width}×${o.height}, ${date}`,
     yLabel: 'GFLOP/s (higher is faster)',

@@ -4,7 +4,7 @@
  * training step with every parameter gradient. Each check reports its worst comparison and passes or fails.
  */
 import { initEngine } from '../tensor/engine.ts';
-import { subgroupSize } from '../kernels/subgroups.ts';
+import { subgroupSize } from '../kernels/variant.ts';
 import { type Comparison, describeComparison, worstOf } from './compare.ts';
 import { kernelChecks, type SelfCheck } from './kernels.ts';
 import { inferenceParity, PARITY_FIXTURE, readParityFixture, trainingParity, type ParityFixture } from './parity.ts';

@@ -24,7 +24,7 @@ import { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { broadcastStrides } from './elementwise.ts';
 import { type Binding, ceilDiv, flatGrid, Program, type StorageType, type UniformType, program, type ProgramSpec } from './program.ts';
-import { subgroupSize } from './subgroups.ts';
+import { subgroupSize, type KernelVariant } from './variant.ts';
 
 /** Rows owned by one workgroup (one invocation each). */
 const ROWS = 64;
@@ -49,9 +49,12 @@ export interface AttentionConfig {
   causal?: boolean;
   /** Multiplies q·k (default 1/√D). */
   scale?: number;
+  /** The kernel variant (default: the engine's). */
+  variant?: KernelVariant;
 }
 
-interface Dims {
+/** Batch, heads, query and key counts, head dimensions of queries/keys and of values. */
+export interface Dims {
   B: number;
   H: number;
   Lq: number;
@@ -344,8 +347,8 @@ function blockRows(nc: number, ncv: number): number {
  * chunks and accumulators in registers; at larger heads they spill so much that the kernels take many seconds to
  * compile, so those use the portable kernels.
  */
-function useSubgroups(d: Dims): boolean {
-  return subgroupSize() > 0 && Math.max(d.D, d.Dv) <= SG_MAX_HEAD_DIM;
+function useSubgroups(d: Dims, v?: KernelVariant): boolean {
+  return subgroupSize(v) > 0 && Math.max(d.D, d.Dv) <= SG_MAX_HEAD_DIM;
 }
 
 /** n generated lines (or terms) joined by `sep`. */
@@ -601,7 +604,7 @@ export function attentionKernel(q: Tensor, k: Tensor, v: Tensor, cfg: AttentionC
   const lse = Tensor.empty([d.B, d.H, d.Lq]);
   if (out.size === 0) return { out, lse };
   const mask = cfg.mask ?? null;
-  const sg = useSubgroups(d);
+  const sg = useSubgroups(d, cfg.variant);
   const blocks = ceilDiv(d.Lq, sg ? SG_ROWS : ROWS);
   (sg ? sgForwardProgram : forwardProgram)(d, !!mask, !!cfg.causal).dispatch(
     { ...qkvBindings(q, k, v, mask), O: out, LSE: lse },
@@ -647,7 +650,7 @@ export function attentionDqKernel(q: Tensor, k: Tensor, v: Tensor, lse: Tensor, 
   const dq = Tensor.empty(q.shape);
   if (d.B * d.H * d.Lq === 0 || d.Lk === 0) return cleared(dq);
   const mask = cfg.mask ?? null;
-  const sg = useSubgroups(d);
+  const sg = useSubgroups(d, cfg.variant);
   const qBlocks = ceilDiv(d.Lq, sg ? SG_ROWS : ROWS);
   (sg ? sgDqProgram : dqProgram)(d, !!mask, !!cfg.causal).dispatch(
     { ...qkvBindings(q, k, v, mask), G: g, LSE: lse, Delta: delta, DQ: dq },
@@ -672,7 +675,7 @@ export function attentionDkvKernel(
   const dv = Tensor.empty(v.shape);
   if (d.B * d.H * d.Lq === 0 || d.Lk === 0) return { dk: cleared(dk), dv: cleared(dv) };
   const mask = cfg.mask ?? null;
-  const sg = useSubgroups(d);
+  const sg = useSubgroups(d, cfg.variant);
   const kBlocks = ceilDiv(d.Lk, sg ? SG_ROWS : ROWS);
   (sg ? sgDkvProgram : dkvProgram)(d, !!mask, !!cfg.causal).dispatch(
     { ...qkvBindings(q, k, v, mask), G: g, LSE: lse, Delta: delta, DK: dk, DVo: dv },

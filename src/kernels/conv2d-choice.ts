@@ -4,9 +4,9 @@
  * the one `moefusion bench --kernels` writes (conv-table-<adapter>-<date>.json, used when MOEFUSION_CONV_TABLE names
  * it), else the built-in table of the adapter (lavapipe's below), else the direct kernel. The Winograd multiply
  * wants subgroups of 8 lanes or more; without them, and for shapes far from every entry, the direct kernel runs.
+ * The algorithm and the table are part of the kernel variant (variant.ts, whose convAlgorithm decides).
  */
 import { engine } from '../tensor/engine.ts';
-import { subgroupSize } from './subgroups.ts';
 
 export type ConvAlgorithm = 'direct' | 'winograd4' | 'winograd6';
 export type ConvChoice = 'auto' | ConvAlgorithm;
@@ -62,24 +62,11 @@ export const LAVAPIPE_TABLE: ConvTable = {
 const CHOICES: readonly ConvChoice[] = ['auto', 'direct', 'winograd4', 'winograd6'];
 
 /** MOEFUSION_CONV=direct|winograd4|winograd6 forces one algorithm in a whole process (Node; A/B runs of the benchmarks). */
-function fromEnvironment(): ConvChoice {
+export function convChoiceFromEnvironment(): ConvChoice {
   const v = typeof process === 'undefined' ? undefined : process.env?.MOEFUSION_CONV;
   if (v === undefined || v === '') return 'auto';
   if (!CHOICES.includes(v as ConvChoice)) throw new Error(`MOEFUSION_CONV=${v}: expected one of ${CHOICES.join(', ')}`);
   return v as ConvChoice;
-}
-
-let forced: ConvChoice = fromEnvironment();
-let table: ConvTable | null | undefined;
-
-/** Forces one algorithm wherever it applies (tests of each path, A/B timing); 'auto' restores the choice by table. */
-export function setConvAlgorithm(choice: ConvChoice): void {
-  forced = choice;
-}
-
-/** Uses this table (a measured one) for the automatic choice; null: the built-in table of the adapter again. */
-export function setConvTable(t: ConvTable | null): void {
-  table = t ?? undefined;
 }
 
 /** The built-in table of the current adapter, or null. */
@@ -108,17 +95,8 @@ export function lookUp(t: ConvTable, s: ConvShape): ConvAlgorithm {
   return best && distance(best, s) <= NEAR ? best.algorithm : 'direct';
 }
 
-/** The Winograd output tile (4 or 6) to use for a 3×3, padding-1 convolution of this shape, or 0 for the direct kernel. */
-export function convAlgorithm(s: ConvShape): number {
-  const tile = (a: ConvAlgorithm) => (a === 'winograd4' ? 4 : a === 'winograd6' ? 6 : 0);
-  if (forced !== 'auto') return tile(forced);
-  if (subgroupSize() === 0) return 0;
-  if (table === undefined) table = loadTableFromEnvironment() ?? builtInTable();
-  return table ? tile(lookUp(table, s)) : 0;
-}
-
-/** The table MOEFUSION_CONV_TABLE names (Node), else null. Read once, checked (a clear error names the file). */
-function loadTableFromEnvironment(): ConvTable | null {
+/** The table MOEFUSION_CONV_TABLE names (Node), else null; checked (a clear error names the file). */
+export function convTableFromEnvironment(): ConvTable | null {
   const path = typeof process === 'undefined' ? undefined : process.env?.MOEFUSION_CONV_TABLE;
   if (!path) return null;
   const read = (globalThis as { process?: { getBuiltinModule?: (m: string) => { readFileSync(p: string, e: string): string } } }).process?.getBuiltinModule?.('node:fs');

@@ -13,8 +13,7 @@ import { LimitError } from '../runtime/errors.ts';
 import { sumKernel } from './reduce.ts';
 import { ceilDiv, flatGrid, Program, type ProgramSpec, type UniformType, program } from './program.ts';
 import { planSlabs } from './conv2d-slabs.ts';
-import { subgroupSize } from './subgroups.ts';
-import { convAlgorithm } from './conv2d-choice.ts';
+import { convAlgorithm, engineVariant, subgroupSize } from './variant.ts';
 import { winogradWeightGrad, winogradWeightGradFits } from './conv2d-winograd-grad.ts';
 
 const COB = 4;
@@ -302,16 +301,16 @@ function vec4Steps(cob: number): Steps {
  * (already masked by the ReLU); table as in conv2dKernel (null: identity, E = 1).
  * Returns dw (E, Cout, Cin, K, K) and db (E, Cout).
  */
-export function conv2dWeightGradKernel(x: Tensor, gy: Tensor, table: Tensor | null, E: number, K: number, pad: number): { dw: Tensor; db: Tensor } {
+export function conv2dWeightGradKernel(x: Tensor, gy: Tensor, table: Tensor | null, E: number, K: number, pad: number, variant = engineVariant()): { dw: Tensor; db: Tensor } {
   const rt = engine().rt;
   const [Nin, Cin, Hin, Win] = x.shape;
   const [Nv, Cout, Hout, Wout] = gy.shape;
   if (K === 3 && pad === 1 && Hout === Hin && Wout === Win) {
-    const m = convAlgorithm({ ci: Cin, co: Cout, pixels: Nv * Hout * Wout, pass: 'weight' });
-    if (m && winogradWeightGradFits(m, Nin, Cin, Nv, Cout, E)) return winogradWeightGrad(x, gy, table, E, m, subgroupSize() > 0);
+    const m = convAlgorithm({ ci: Cin, co: Cout, pixels: Nv * Hout * Wout, pass: 'weight' }, variant);
+    if (m && winogradWeightGradFits(m, Nin, Cin, Nv, Cout, E)) return winogradWeightGrad(x, gy, table, E, m, subgroupSize(variant) > 0);
   }
   // Subgroup path: a workgroup is one full subgroup, so that the broadcast lanes 0-7 are always active.
-  const subSize = subgroupSize();
+  const subSize = subgroupSize(variant);
   const sub = subSize > 0;
   const cob = sub ? (Cout > 8 ? 16 : 8) : COB;
   const coBlocks = ceilDiv(Cout, cob);

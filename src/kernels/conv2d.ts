@@ -22,10 +22,9 @@ import { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { ceilDiv, MAX_GRID, Program, type UniformType, program, type ProgramSpec } from './program.ts';
 import { addInto, planSlabs } from './conv2d-slabs.ts';
-import { fixedSubgroupSize, subgroupSize } from './subgroups.ts';
+import { convAlgorithm, engineVariant, fixedSubgroupSize, subgroupSize, type KernelVariant } from './variant.ts';
 import { paddedChannels, winogradConv, winogradFits, type WinogradArgs } from './conv2d-winograd.ts';
 import { cachedTransform, type WeightLayout } from './winograd-weights.ts';
-import { convAlgorithm } from './conv2d-choice.ts';
 
 // 3×3: 8 pixels × 16 channels per invocation was the fastest block on lavapipe; larger blocks hold more
 // accumulators than LLVM keeps in registers and compile for tens of seconds. Other kernel sizes use a smaller
@@ -38,29 +37,22 @@ const blockFor = (K: number, rows = 0) =>
  * Output channels per invocation of a 3×3 (or other) convolution with `channels` outputs. Outputs of 16 channels or
  * fewer take blocks of 8 at most: on lavapipe the 16-channel block is 10-20% faster there (16→16, 32→16, 48→16 at
  * 640×480) but compiles in 5.5 s against 1.4 s, and MoE-Fusion's inference needs it for no other layer once the
- * wide ones run Winograd: a cold-cache fuse of the sample took 15.0-15.3 s against 19.3-23.0 s with it (and
- * 18.5-20.1 s with the direct kernel everywhere), on a shared machine.
+ * wide ones run Winograd: a cold-cache fuse of the sample took 15.0-15.3 s against 19.3-23.0 s with it (shared
+ * machine), and a warm one 1.005-1.08× the CPU time (docs/bench.md).
  */
 function outputBlock(K: number, channels: number): number {
   const { MAX_COB } = blockFor(K);
   return channelBlock(channels, channels > 16 ? MAX_COB : Math.min(MAX_COB, 8));
 }
 
-let rowSharingAllowed = true;
-
-/** Turns the row-sharing variant of the 3×3 kernels off or on (tests of both paths, A/B timing). */
-export function setConvRowSharing(on: boolean): void {
-  rowSharingAllowed = on;
-}
-
 /**
- * Lanes per subgroup when the 3×3 kernels may share input rows between lanes, else 0. Only on software adapters
- * (lavapipe), where it was measured, and where subgroups are known to be runs of consecutive invocations of a
- * fixed size: the kernel derives a lane's place in its subgroup from its row.
+ * Lanes per subgroup when the variant's 3×3 kernels may share input rows between lanes, else 0. Only on software
+ * adapters (lavapipe), where it was measured, and where subgroups are known to be runs of consecutive invocations of
+ * a fixed size: the kernel derives a lane's place in its subgroup from its row.
  */
-function rowSharingLanes(): number {
-  const size = fixedSubgroupSize();
-  return rowSharingAllowed && engine().rt.handle.summary.isSoftware && size > 0 && 64 % size === 0 ? size : 0;
+function rowSharingLanes(v: KernelVariant): number {
+  const size = fixedSubgroupSize(v);
+  return v.rowSharing && engine().rt.handle.summary.isSoftware && size > 0 && 64 % size === 0 ? size : 0;
 }
 
 /** Output channels per invocation: the smallest power of two ≥ the channel count, at most MAX_COB. */
@@ -309,6 +301,8 @@ export interface ConvArgs {
   table: Tensor | null;
   pad: number;
   relu: boolean;
+  /** The kernel variant (default: the engine's). */
+  variant?: KernelVariant;
 }
 
 /** Conv forward: out[o] = conv(x[table[o][0]], w[table[o][1]]) + bias[table[o][1]], ReLU optional. */
@@ -316,28 +310,29 @@ export function conv2dKernel(a: ConvArgs): Tensor {
   const [E, Cout, Cin, K] = a.w.shape;
   const [Nx, , Hin, Win] = a.x.shape;
   const nv = a.table ? a.table.shape[0] : Nx;
-  const m = winogradTile(K, a.pad, Nx, Cin, nv, Cout, Hin, Win, false);
+  const v = a.variant ?? engineVariant();
+  const m = winogradTile(v, K, a.pad, Nx, Cin, nv, Cout, Hin, Win, false);
   if (m) {
     const l = { ci: Cin, co: Cout, wE: Cout * Cin * 9, wO: Cin * 9, wI: 9, flip: false };
-    return runWinograd(a.x, a.w, m, l, { bias: a.bias, table: a.table, relu: a.relu, gather: false, nOut: nv, nv });
+    return runWinograd(v, a.x, a.w, m, l, { bias: a.bias, table: a.table, relu: a.relu, gather: false, nOut: nv, nv });
   }
   const out = Tensor.empty([nv, Cout, Hin + 2 * a.pad - K + 1, Win + 2 * a.pad - K + 1]);
-  runConv(a, out, { gather: false, flip: false, K, nv, wE: Cout * Cin * K * K, wO: Cin * K * K, wI: K * K, bE: Cout, experts: E });
+  runConv({ ...a, variant: v }, out, { gather: false, flip: false, K, nv, wE: Cout * Cin * K * K, wO: Cin * K * K, wI: K * K, bE: Cout, experts: E });
   return out;
 }
 
 /** Input gradient of conv2dKernel (without the ReLU: pass the masked output gradient as `x`). nIn: input samples. */
-export function conv2dInputGradKernel(gy: Tensor, w: Tensor, table: Tensor | null, pad: number, nIn: number): Tensor {
+export function conv2dInputGradKernel(gy: Tensor, w: Tensor, table: Tensor | null, pad: number, nIn: number, variant = engineVariant()): Tensor {
   const [E, Cout, Cin, K] = w.shape;
   const [nv, , Hout, Wout] = gy.shape;
   const pt = K - 1 - pad;
-  const m = winogradTile(K, pt, nv, Cout, nIn, Cin, Hout, Wout, true);
+  const m = winogradTile(variant, K, pt, nv, Cout, nIn, Cin, Hout, Wout, true);
   if (m) {
     const l = { ci: Cout, co: Cin, wE: Cout * Cin * 9, wO: 9, wI: Cin * 9, flip: true };
-    return runWinograd(gy, w, m, l, { bias: null, table, relu: false, gather: true, nOut: nIn, nv });
+    return runWinograd(variant, gy, w, m, l, { bias: null, table, relu: false, gather: true, nOut: nIn, nv });
   }
   const out = Tensor.empty([nIn, Cin, Hout + 2 * pt - K + 1, Wout + 2 * pt - K + 1]);
-  const args: ConvArgs = { x: gy, w, bias: null, table, pad: pt, relu: false };
+  const args: ConvArgs = { x: gy, w, bias: null, table, pad: pt, relu: false, variant };
   runConv(args, out, { gather: true, flip: true, K, nv, wE: Cout * Cin * K * K, wO: K * K, wI: Cin * K * K, bE: 0, experts: E });
   return out;
 }
@@ -346,18 +341,18 @@ export function conv2dInputGradKernel(gy: Tensor, w: Tensor, table: Tensor | nul
  * The Winograd tile (4 or 6) for a 3×3, padding-1 convolution when conv2d-choice.ts picks one for its shape and the
  * transformed tiles fit the bindings; 0: the direct kernel. Input (nSrc, cx, H, W) → output (nOut, co, H, W).
  */
-function winogradTile(K: number, pad: number, nSrc: number, cx: number, nOut: number, co: number, H: number, W: number, grad: boolean): number {
+function winogradTile(v: KernelVariant, K: number, pad: number, nSrc: number, cx: number, nOut: number, co: number, H: number, W: number, grad: boolean): number {
   if (K !== 3 || pad !== 1) return 0;
   // The table speaks of the forward's channels, for the input gradient too.
-  const m = convAlgorithm({ ci: grad ? co : cx, co: grad ? cx : co, pixels: nOut * H * W, pass: grad ? 'input' : 'forward' });
+  const m = convAlgorithm({ ci: grad ? co : cx, co: grad ? cx : co, pixels: nOut * H * W, pass: grad ? 'input' : 'forward' }, v);
   return m && winogradFits(m, nSrc, cx, nOut, co) ? m : 0;
 }
 
-function runWinograd(x: Tensor, w: Tensor, m: number, l: WeightLayout, o: Omit<WinogradArgs, 'm' | 'x' | 'u' | 'co' | 'sub'>): Tensor {
+function runWinograd(v: KernelVariant, x: Tensor, w: Tensor, m: number, l: WeightLayout, o: Omit<WinogradArgs, 'm' | 'x' | 'u' | 'co' | 'sub'>): Tensor {
   const { ciP, coP } = paddedChannels(l.ci, l.co);
   const u = cachedTransform(w, m, l, ciP, coP);
   try {
-    return winogradConv({ ...o, m, x, u, co: l.co, sub: subgroupSize() > 0 });
+    return winogradConv({ ...o, m, x, u, co: l.co, sub: subgroupSize(v) > 0 });
   } finally {
     u.dispose();
   }
@@ -389,12 +384,13 @@ function runConv(a: ConvArgs, out: Tensor, l: Layout): void {
   // Every row start is a multiple of 4 when the width is (slab bases are multiples of the plane or of 64). Not for
   // fewer than 4 output channels: there the vec4 path measured slower (16→1: +10%), the loads being few already.
   const v4 = cob >= 4 && l.K === 3 && a.pad === 1 && Win % 4 === 0 && Wout === Win;
-  const sub = subgroupSize() > 0;
+  const v = a.variant ?? engineVariant();
+  const sub = subgroupSize(v) > 0;
   // Packed weights are blocks of cob output channels counted from channel 0: output slabs must start on a block.
   const blocksAll = ceilDiv(Co, cob);
   const packedBytes = l.experts * blocksAll * cob * Cx * l.K * l.K * 4;
   const pk = sub && cob % 4 === 0 && oSlabs.every((os) => os.cLo % cob === 0) && packedBytes <= rt.maxBinding;
-  const rows = v4 && pk ? rowSharingLanes() : 0;
+  const rows = v4 && pk ? rowSharingLanes(v) : 0;
   const { PX, WG_X, WG_Y } = blockFor(l.K, rows);
   const prog = convProgram({ K: l.K, flip: l.flip, COB: cob, sub, v4, pk, rows });
   const packed = pk ? packWeights(a.w, l, Co, Cx, cob) : null;

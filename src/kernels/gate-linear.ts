@@ -91,54 +91,35 @@ export function gateLinearKernel(x: Tensor, w: Tensor): Tensor {
 }
 
 // Backward: one invocation per d (the flat index), the E weights (or the E gradient sums) of a row of w in registers.
-function gradXProgram(E: number): Program {
-  return program(`gate_linear_grad_x ${E}`, () => gradXProgramSpec(E));
-}
-
-function gradXProgramSpec(E: number): ProgramSpec {
-  return {
-    name: 'gate_linear_grad_x',
-    inputs: { G: 'f32', W: 'f32' },
+function gradProgram(name: string, E: number, inputs: ProgramSpec['inputs'], body: string): Program {
+  return program(`${name} ${E}`, () => ({
+    name,
+    inputs,
     outputs: { O: 'f32' },
     uniforms: { B: 'u32', D: 'u32' },
     workgroupSize: GRAD_WG,
     flat: true,
     header: `const E = ${E}u;`,
-    body: /* wgsl */ `let d = i;
-  if (d >= p.D) { return; }
-  var wv: array<f32, E>;
+    body: `let d = i;\n  if (d >= p.D) { return; }\n  ${body}`,
+  }));
+}
+
+const gradXProgram = (E: number) =>
+  gradProgram('gate_linear_grad_x', E, { G: 'f32', W: 'f32' }, /* wgsl */ `var wv: array<f32, E>;
   for (var e = 0u; e < E; e++) { wv[e] = W[d * E + e]; }
   for (var b = 0u; b < p.B; b++) {
     var s = 0.0;
     for (var e = 0u; e < E; e++) { s += G[b * E + e] * wv[e]; }
     O[b * p.D + d] = s;
-  }`,
-  };
-}
+  }`);
 
-function gradWProgram(E: number): Program {
-  return program(`gate_linear_grad_w ${E}`, () => gradWProgramSpec(E));
-}
-
-function gradWProgramSpec(E: number): ProgramSpec {
-  return {
-    name: 'gate_linear_grad_w',
-    inputs: { X: 'f32', G: 'f32' },
-    outputs: { O: 'f32' },
-    uniforms: { B: 'u32', D: 'u32' },
-    workgroupSize: GRAD_WG,
-    flat: true,
-    header: `const E = ${E}u;`,
-    body: /* wgsl */ `let d = i;
-  if (d >= p.D) { return; }
-  var acc: array<f32, E>;
+const gradWProgram = (E: number) =>
+  gradProgram('gate_linear_grad_w', E, { X: 'f32', G: 'f32' }, /* wgsl */ `var acc: array<f32, E>;
   for (var b = 0u; b < p.B; b++) {
     let xv = X[b * p.D + d];
     for (var e = 0u; e < E; e++) { acc[e] += xv * G[b * E + e]; }
   }
-  for (var e = 0u; e < E; e++) { O[d * E + e] = acc[e]; }`,
-  };
-}
+  for (var e = 0u; e < E; e++) { O[d * E + e] = acc[e]; }`);
 
 /** dx = g · wᵀ: (B,E) and (D,E) → (B,D). */
 export function gateLinearXGradKernel(g: Tensor, w: Tensor): Tensor {

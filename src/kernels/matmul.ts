@@ -14,7 +14,7 @@ import { engine } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { LimitError } from '../runtime/errors.ts';
 import { ceilDiv, Program, type UniformType, program, type ProgramSpec } from './program.ts';
-import { subgroupSize } from './subgroups.ts';
+import { subgroupSize, type KernelVariant } from './variant.ts';
 
 const TILE = 32; // fallback: 8×8 invocations × 4×4 outputs
 
@@ -111,7 +111,7 @@ function subgroupProgramSpec(WX: number, v4: boolean): ProgramSpec {
  * a: [..., M, K] (or [..., K, M] with transA), b: [..., K, N] (or [..., N, K] with transB).
  * Batch dimensions must match, or one side has none (it is shared by every batch).
  */
-export function matmulKernel(a: Tensor, b: Tensor, transA = false, transB = false): Tensor {
+export function matmulKernel(a: Tensor, b: Tensor, transA = false, transB = false, variant?: KernelVariant): Tensor {
   if (a.rank < 2 || b.rank < 2) throw new Error(`matmul needs rank ≥ 2, got [${a.shape}] and [${b.shape}]`);
   const [ar, ac] = a.shape.slice(-2);
   const [br, bc] = b.shape.slice(-2);
@@ -136,7 +136,7 @@ export function matmulKernel(a: Tensor, b: Tensor, transA = false, transB = fals
     sbk: transB ? 1 : N, sbn: transB ? K : 1,
     sab: aBatch.length ? M * K : 0, sbb: bBatch.length ? K * N : 0,
   };
-  const sub = subgroupSize();
+  const sub = subgroupSize(variant);
   if (sub > 0) {
     // Lanes along N: enough for the columns, at least one subgroup, at most 64.
     let WX = Math.max(8, sub);

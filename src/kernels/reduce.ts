@@ -11,7 +11,8 @@ import { flatGrid, Program, program, type ProgramSpec } from './program.ts';
 const WG = 256;
 const MAX_DIMS = 8;
 
-function contiguousStrides(shape: readonly number[]): number[] {
+/** Row-major strides of `shape` (also the float64 references'). */
+export function contiguousStrides(shape: readonly number[]): number[] {
   const s = new Array<number>(shape.length);
   let acc = 1;
   for (let i = shape.length - 1; i >= 0; i--) {
@@ -21,29 +22,21 @@ function contiguousStrides(shape: readonly number[]): number[] {
   return s;
 }
 
-const HELPERS = /* wgsl */ `
-fn keptOffset(o: u32) -> u32 {
-  var rem = o;
-  var base = 0u;
-  for (var d = i32(p.nk) - 1; d >= 0; d--) {
+/** A WGSL function from a flat index over the kept (`k`) or reduced (`r`) axes to its offset, by their shape and strides. */
+const offsetFn = (fn: string, v: string, acc: string, axes: 'k' | 'r') => /* wgsl */ `
+fn ${fn}(${v}: u32) -> u32 {
+  var rem = ${v};
+  var ${acc} = 0u;
+  for (var d = i32(p.n${axes}) - 1; d >= 0; d--) {
     let k = u32(d);
-    let size = p.kshape[k / 4u][k % 4u];
-    base += (rem % size) * p.kstride[k / 4u][k % 4u];
+    let size = p.${axes}shape[k / 4u][k % 4u];
+    ${acc} += (rem % size) * p.${axes}stride[k / 4u][k % 4u];
     rem = rem / size;
   }
-  return base;
-}
-fn reducedOffset(r: u32) -> u32 {
-  var rem = r;
-  var off = 0u;
-  for (var d = i32(p.nr) - 1; d >= 0; d--) {
-    let k = u32(d);
-    let size = p.rshape[k / 4u][k % 4u];
-    off += (rem % size) * p.rstride[k / 4u][k % 4u];
-    rem = rem / size;
-  }
-  return off;
+  return ${acc};
 }`;
+
+const HELPERS = offsetFn('keptOffset', 'o', 'base', 'k') + offsetFn('reducedOffset', 'r', 'off', 'r');
 
 /** How reduced element r of an output is addressed: a plain offset, one stride, or the general index walk. */
 function reducedTerm(innerContiguous: boolean, single: boolean): string {

@@ -3,6 +3,7 @@ import type { Tensor } from '../tensor/tensor.ts';
 import { once, record } from '../autograd/tape.ts';
 import { tidy } from '../tensor/engine.ts';
 import { attentionKernel, attentionDeltaKernel, attentionDkvKernel, attentionDqKernel, type AttentionConfig } from '../kernels/attention.ts';
+import type { KernelVariant } from '../kernels/variant.ts';
 
 export interface AttentionOptions {
   /** Additive float mask (0 where allowed, −inf or −1e9 where not), (Lq, Lk) or broadcastable to (B, Hh, Lq, Lk). Not differentiated. */
@@ -11,11 +12,13 @@ export interface AttentionOptions {
   causal?: boolean;
   /** Multiplies q·kᵀ (default 1/√D). */
   scale?: number;
+  /** The kernel variant of the forward and the backward (default: the engine's). */
+  variant?: KernelVariant;
 }
 
 /** softmax(q·kᵀ·scale + mask) · v for q (B, Hh, Lq, D), k (B, Hh, Lk, D), v (B, Hh, Lk, Dv) → (B, Hh, Lq, Dv). */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
-  const cfg: AttentionConfig = { mask: opts.mask ?? null, causal: opts.causal ?? false, scale: opts.scale };
+  const cfg: AttentionConfig = { mask: opts.mask ?? null, causal: opts.causal ?? false, scale: opts.scale, variant: opts.variant };
   // tidy frees lse unless the graph saved it.
   return tidy(() => {
     const { out, lse } = attentionKernel(q, k, v, cfg);

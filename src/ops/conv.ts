@@ -5,12 +5,15 @@ import { tidy } from '../tensor/engine.ts';
 import { binaryMapKernel } from '../kernels/elementwise.ts';
 import { conv2dKernel, conv2dInputGradKernel } from '../kernels/conv2d.ts';
 import { conv2dWeightGradKernel } from '../kernels/conv2d-grad.ts';
+import type { KernelVariant } from '../kernels/variant.ts';
 
 export interface Conv2dOptions {
   /** Zero padding on every side; default (k − 1) / 2 keeps the image size. */
   padding?: number;
   /** Fuses a ReLU after the bias. */
   relu?: boolean;
+  /** The kernel variant of the forward and the backward (default: the engine's). */
+  variant?: KernelVariant;
 }
 
 /** x (N, Cin, H, W) ⋆ w (Cout, Cin, k, k) + b (Cout) → (N, Cout, H', W'). */
@@ -36,8 +39,8 @@ function convOp(name: string, x: Tensor, w: Tensor, b: Tensor | null, table: Ten
     throw new Error(`${name}: input [${x.shape}] and weights [${w.shape}] do not match (need square kernels, equal Cin)`);
   if (b && b.size !== E * Cout) throw new Error(`${name}: bias [${b.shape}] does not match ${E}×${Cout}`);
   const pad = opts.padding ?? (K - 1) / 2;
-  const relu = opts.relu ?? false;
-  const out = tidy(() => conv2dKernel({ x, w: asExperts(w), bias: b, table, pad, relu }));
+  const { relu = false, variant } = opts;
+  const out = tidy(() => conv2dKernel({ x, w: asExperts(w), bias: b, table, pad, relu, variant }));
   const n = x.shape[0];
   const [wShape, bShape] = [w.shape, b?.shape ?? []];
   return record(name, b ? [x, w, b] : [x, w], out, {
@@ -45,10 +48,10 @@ function convOp(name: string, x: Tensor, w: Tensor, b: Tensor | null, table: Ten
     shared: (dy, { x, table, out }) => {
       const gy = out ? binaryMapKernel('select(0.0, a, b > 0.0)', dy, out, 0, 'relu_grad') : dy;
       // One kernel gives the weights' and the bias's gradients.
-      return { gy, weights: once(() => conv2dWeightGradKernel(x, gy, table, E, K, pad)) };
+      return { gy, weights: once(() => conv2dWeightGradKernel(x, gy, table, E, K, pad, variant)) };
     },
     grads: [
-      ({ gy }, { w, table }) => conv2dInputGradKernel(gy, asExperts(w), table, pad, n),
+      ({ gy }, { w, table }) => conv2dInputGradKernel(gy, asExperts(w), table, pad, n, variant),
       ({ weights }) => weights().dw.view(wShape),
       ...(b ? [({ weights }: ConvShared) => weights().db.view(bShape)] : []),
     ],

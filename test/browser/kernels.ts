@@ -5,12 +5,12 @@
  * window.moefusionKernelChecks.run() returns one result per family and path instead of throwing.
  */
 import { initEngine } from '../../src/tensor/engine.ts';
-import { subgroupSize } from '../../src/kernels/subgroups.ts';
+import { subgroupSize } from '../../src/kernels/variant.ts';
 import { adapterName } from '../../src/runtime/device.ts';
 import { describeComparison } from '../../src/check/compare.ts';
 import { KERNEL_FAMILIES } from '../../src/check/kernels.ts';
 import { runCases } from '../../src/check/cases/family.ts';
-import { forEachKernelPath } from '../../src/check/paths.ts';
+import { kernelPaths } from '../../src/check/paths.ts';
 
 export interface CheckResult {
   name: string;
@@ -42,7 +42,7 @@ async function run(filter = ''): Promise<KernelReport> {
   const results: CheckResult[] = [];
   for (const f of families) {
     if (!f.name.includes(filter)) continue;
-    await forEachKernelPath(f.paths, async (path) => {
+    for (const path of kernelPaths(f.paths)) {
       const started = performance.now();
       try {
         const list = await runCases(f, path, 'quick');
@@ -53,7 +53,7 @@ async function run(filter = ''): Promise<KernelReport> {
       } catch (err) {
         results.push({ name: f.name, mode: path.name, ok: false, ms: performance.now() - started, error: (err as Error).message || String(err) });
       }
-    });
+    }
   }
   return {
     adapter: adapterName(handle.summary),

@@ -1,6 +1,7 @@
 /** Runs the `moefusion` command line in a child process, as users do, and checks its one-line failures. */
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { join, resolve } from 'node:path';
 import { main } from '../../src/cli/main.ts';
 
@@ -56,3 +57,17 @@ export async function runInProcess(...args: string[]): Promise<{ code: number; o
     process.exitCode = exitCode;
   }
 }
+
+/** Exit code and output of a command run in the repository root (npx, or the built `bin/moefusion.mjs`), whatever the code. */
+export async function sh(cmd: string, args: string[]): Promise<CliResult> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(cmd, args, { cwd: root, timeout: 60_000 });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const r = e as CliResult;
+    return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+  }
+}
+
+/** The lines of stderr that come from moefusion (npm and Dawn add warnings of their own). */
+export const ours = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('moefusion:'));

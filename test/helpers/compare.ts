@@ -1,5 +1,7 @@
 /** Comparing GPU results (float32) with float64 references. */
+import type { Test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { gpu } from './gpu.ts';
 import { describeComparison, type Comparison } from '../../src/check/compare.ts';
 import { runFamily, type KernelCase, type KernelFamily } from '../../src/check/cases/family.ts';
 
@@ -55,4 +57,12 @@ export function assertComparisons(list: readonly Comparison[], what: string): vo
  */
 export async function assertFamily(f: KernelFamily, each?: (c: KernelCase, list: Comparison[]) => void): Promise<void> {
   assertComparisons(await runFamily(f, 'all', true, each), f.name);
+}
+
+/** The test of a kernel file that runs its catalogue family (assertFamily), under `title`. */
+export function familyTest(t: Test, title: string, f: KernelFamily): void {
+  t(title, async () => {
+    await gpu();
+    await assertFamily(f);
+  });
 }

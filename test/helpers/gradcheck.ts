@@ -3,6 +3,7 @@
  * scalar loss Σ out·R (computed in float64 on the CPU) exercises every output element; central differences
  * of that loss are compared with the gradients autograd produces for the same projection.
  */
+import * as assert from 'uvu/assert';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/autograd/tape.ts';
 import { noGrad, tidy } from '../../src/tensor/engine.ts';
@@ -97,4 +98,12 @@ export async function gradcheck(
     ? `gradcheck ${ok ? 'passed' : 'FAILED'}: worst at input ${worst.input}[${worst.index}]: numeric ${worst.numeric.toExponential(4)}, analytic ${worst.analytic.toExponential(4)} (${worstRatio.toFixed(2)}× tolerance)`
     : 'gradcheck passed';
   return { ok, worst, message };
+}
+
+/** Runs gradcheck on each named function of inputs of the given shapes, drawn by `draw`; fails naming the first that fails. */
+export async function assertGradchecks(checks: Array<[string, (xs: Tensor[]) => Tensor, number[][]]>, draw: (n: number) => Float32Array): Promise<void> {
+  for (const [name, f, shapes] of checks) {
+    const r = await gradcheck(f, shapes.map((s) => draw(s.reduce((a, d) => a * d, 1))), shapes);
+    assert.ok(r.ok, `${name}: ${r.message}`);
+  }
 }

@@ -7,14 +7,14 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { assertFamily } from '../helpers/compare.ts';
+import { familyTest } from '../helpers/compare.ts';
 import { gradcheck } from '../helpers/gradcheck.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/autograd/tape.ts';
 import { attention } from '../../src/ops/index.ts';
 import type { AttentionCase as Case } from '../../src/check/reference/attention.ts';
 import { attentionFamily } from '../../src/check/cases/attention.ts';
-import { forEachKernelPath } from '../../src/check/paths.ts';
+import { kernelPaths } from '../../src/check/paths.ts';
 
 const t = suite('attention');
 const rng = new Rng(2024);
@@ -32,14 +32,11 @@ function randomMask(shape: number[]): { data: Float32Array; shape: number[] } {
   return { data: new Float32Array(shape.reduce((a, b) => a * b, 1)).map(() => (rng.next() < 0.25 ? -Infinity : 0)), shape };
 }
 
-t('forward and backward match float64 on odd shapes, the subgroup block layouts, additive masks of several broadcast shapes (−inf and −1e9), causal, and both', async () => {
-  await gpu();
-  await assertFamily(attentionFamily);
-});
+familyTest(t, 'forward and backward match float64 on odd shapes, the subgroup block layouts, additive masks of several broadcast shapes (−inf and −1e9), causal, and both', attentionFamily);
 
 t('gradcheck of q, k and v', async () => {
   await gpu();
-  await forEachKernelPath('subgroups', async ({ name: mode }) => {
+  for (const { name: mode, variant } of kernelPaths('subgroups')) {
     const dims = (c: Case) => [
       [c.B, c.H, c.Lq, c.D],
       [c.B, c.H, c.Lk, c.D],
@@ -53,16 +50,16 @@ t('gradcheck of q, k and v', async () => {
     for (const c of cases) {
       const { q, k, v } = inputs(c);
       const mask = c.mask ? Tensor.fromArray(c.mask.data, c.mask.shape) : undefined;
-      const res = await gradcheck(([a, b, d]) => attention(a, b, d, { mask, causal: c.causal }), [q, k, v], dims(c));
+      const res = await gradcheck(([a, b, d]) => attention(a, b, d, { mask, causal: c.causal, variant }), [q, k, v], dims(c));
       mask?.dispose();
       assert.ok(res.ok, `${mode}: ${res.message}`);
     }
-  });
+  }
 });
 
 t('a fully masked row gives zeros and finite gradients; a −1e9 row averages v like PyTorch', async () => {
   await gpu();
-  await forEachKernelPath('subgroups', async ({ name: mode }) => {
+  for (const { name: mode, variant } of kernelPaths('subgroups')) {
     const c: Case = { B: 1, H: 2, Lq: 4, Lk: 5, D: 3, Dv: 2 };
     const { q, k, v } = inputs(c);
     const maskData = new Float32Array(4 * 5);
@@ -71,7 +68,7 @@ t('a fully masked row gives zeros and finite gradients; a −1e9 row averages v 
     const [qt, kt, vt] = [Tensor.fromArray(q, [1, 2, 4, 3]), Tensor.fromArray(k, [1, 2, 5, 3]), Tensor.fromArray(v, [1, 2, 5, 2])];
     for (const x of [qt, kt, vt]) x.requiresGrad = true;
     const mask = Tensor.fromArray(maskData, [4, 5]);
-    const out = attention(qt, kt, vt, { mask });
+    const out = attention(qt, kt, vt, { mask, variant });
     const seed = Tensor.fromArray(rng.normal(out.size), out.shape);
     backward(out, seed);
     const o = await out.data();
@@ -88,7 +85,7 @@ t('a fully masked row gives zeros and finite gradients; a −1e9 row averages v 
       assert.ok((await x.grad!.data()).every(Number.isFinite), `${name} finite, ${mode}`);
     for (let h = 0; h < 2; h++) assert.equal([...dq.subarray((h * 4 + 1) * 3, (h * 4 + 2) * 3)], [0, 0, 0], `no gradient to the masked row, ${mode}`);
     for (const x of [qt, kt, vt, mask, out, seed]) x.dispose();
-  });
+  }
 });
 
 t.run();

@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { assertClose, assertFamily } from '../helpers/compare.ts';
+import { assertClose, familyTest } from '../helpers/compare.ts';
 import { gradcheck } from '../helpers/gradcheck.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { engine } from '../../src/tensor/engine.ts';
@@ -18,10 +18,7 @@ import { combineFamily, gatesFor, randomTop } from '../../src/check/cases/combin
 const t = suite('combine');
 const rng = new Rng(1701);
 
-t('combineExperts forward and backward (y and gates) match float64 for k = 1..3 on odd shapes', async () => {
-  await gpu();
-  await assertFamily(combineFamily);
-});
+familyTest(t, 'combineExperts forward and backward (y and gates) match float64 for k = 1..3 on odd shapes', combineFamily);
 
 t('combineExperts is safe for large |y| and gives log(eps) where the reference sum underflows', async () => {
   await gpu();

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { assertClose } from '../helpers/compare.ts';
-import { gradcheck } from '../helpers/gradcheck.ts';
+import { assertGradchecks } from '../helpers/gradcheck.ts';
 import { size } from '../../src/check/reference/elementwise.ts';
 import { refConcat, refSlice } from '../../src/check/reference/concat.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
@@ -53,16 +53,12 @@ t('slice matches float64 and its gradient places g back among zeros', async () =
     assertClose(await out.data(), refSlice(x, shape, axis, start, end), { what: `slice ${axis} ${start}:${end}`, rtol: 0, atol: 0 });
     out.dispose();
   }
-  const checks: Array<[string, (xs: Tensor[]) => Tensor, number[][]]> = [
+  await assertGradchecks([
     ['concat channels', ([a, b, c]) => concat([a, b, c], 1), [[2, 3, 2, 3], [2, 1, 2, 3], [2, 2, 2, 3]]],
     ['concat last axis, reused input', ([a, b]) => concat([a, b, a], -1), [[3, 2], [3, 5]]],
     ['slice middle', ([x]) => slice(x, 1, 1, 4), [[2, 5, 3]]],
     ['slice of concat', ([a, b]) => mul(slice(concat([a, b], 0), 0, 1, 4), slice(concat([b, a], 0), 0, 0, 3)), [[2, 3], [3, 3]]],
-  ];
-  for (const [name, f, shapes] of checks) {
-    const r = await gradcheck(f, shapes.map((s) => rng.uniform(size(s))), shapes);
-    assert.ok(r.ok, `${name}: ${r.message}`);
-  }
+  ], (n) => rng.uniform(n));
 });
 
 t('the gather kernel in row groups (a small binding limit): concat, slice and the slice gradient of short rows vs float64', async () => {

@@ -7,8 +7,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
-import { builtInTable, convAlgorithm, lookUp, parseConvTable, setConvAlgorithm, setConvTable, type ConvTable } from '../../src/kernels/conv2d-choice.ts';
-import { setSubgroupsAllowed, subgroupSize } from '../../src/kernels/subgroups.ts';
+import { builtInTable, lookUp, parseConvTable, type ConvTable } from '../../src/kernels/conv2d-choice.ts';
+import { convAlgorithm, engineVariant, subgroupSize, variantFromEnvironment, type KernelVariant } from '../../src/kernels/variant.ts';
 import { runConvTableBenchmark } from '../../src/bench/conv-table.ts';
 import { FusionNet } from '../../src/model/fusion-net.ts';
 import { noGrad } from '../../src/tensor/engine.ts';
@@ -52,22 +52,13 @@ t('tables are checked when read: a clear error names the file', () => {
 
 t('convAlgorithm: the table, forcing, and the direct kernel without subgroups', async () => {
   await gpu();
-  try {
-    setConvTable(table);
-    const wide = { ci: 64, co: 64, pixels: 1 << 16, pass: 'forward' as const };
-    assert.is(convAlgorithm(wide), subgroupSize() ? 6 : 0);
-    setSubgroupsAllowed(false);
-    assert.is(convAlgorithm(wide), 0, 'no subgroups: direct');
-    setConvAlgorithm('winograd4');
-    assert.is(convAlgorithm(wide), 4, 'forcing wins, also without subgroups');
-    setConvAlgorithm('direct');
-    setSubgroupsAllowed(true);
-    assert.is(convAlgorithm(wide), 0);
-  } finally {
-    setConvAlgorithm('auto');
-    setSubgroupsAllowed(true);
-    setConvTable(null);
-  }
+  const v: KernelVariant = { ...engineVariant(), conv: 'auto', convTable: table };
+  const wide = { ci: 64, co: 64, pixels: 1 << 16, pass: 'forward' as const };
+  assert.is(convAlgorithm(wide, v), subgroupSize() ? 6 : 0);
+  assert.is(convAlgorithm(wide, { ...v, subgroups: false }), 0, 'no subgroups: direct');
+  assert.is(convAlgorithm(wide, { ...v, subgroups: false, conv: 'winograd4' }), 4, 'forcing wins, also without subgroups');
+  assert.is(convAlgorithm(wide, { ...v, conv: 'direct' }), 0);
+  assert.is(convAlgorithm(wide, { ...v, convTable: null }), 0, 'no table: direct');
 });
 
 t('a measured table (bench --kernels) is written, read back through MOEFUSION_CONV_TABLE and used; a broken one is refused by name', async () => {
@@ -81,16 +72,13 @@ t('a measured table (bench --kernels) is written, read back through MOEFUSION_CO
     const mine = join(dir, 'mine.json');
     writeFileSync(mine, JSON.stringify(table));
     process.env.MOEFUSION_CONV_TABLE = mine;
-    setConvTable(null);
-    assert.is(convAlgorithm({ ci: 64, co: 64, pixels: 1 << 16, pass: 'input' }), subgroupSize() ? 4 : 0, 'the file decides');
+    assert.is(convAlgorithm({ ci: 64, co: 64, pixels: 1 << 16, pass: 'input' }, variantFromEnvironment()), subgroupSize() ? 4 : 0, 'the file decides');
     const broken = join(dir, 'broken.json');
     writeFileSync(broken, '{"entries": [{"ci": 0}]}');
     process.env.MOEFUSION_CONV_TABLE = broken;
-    setConvTable(null);
-    if (subgroupSize()) assert.throws(() => convAlgorithm({ ci: 64, co: 64, pixels: 1 << 16, pass: 'input' }), /broken\.json: entry 0 is not/);
+    assert.throws(() => variantFromEnvironment(), /broken\.json: entry 0 is not/);
   } finally {
     delete process.env.MOEFUSION_CONV_TABLE;
-    setConvTable(null);
     rmSync(dir, { recursive: true, force: true });
   }
 });

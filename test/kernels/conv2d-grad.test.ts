@@ -8,7 +8,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { assertFamily } from '../helpers/compare.ts';
+import { familyTest } from '../helpers/compare.ts';
 import { checkConvFiniteDifferences, checkRoutedFiniteDifferences } from '../helpers/conv.ts';
 import { convGradientFamily } from '../../src/check/cases/conv2d.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
@@ -24,10 +24,7 @@ t('conv2d weight and bias gradients pass the finite-difference check (with and w
   await checkConvFiniteDifferences(rng, [1, 2]);
 });
 
-t('conv2d and routedConv2d input, weight and bias gradients match float64 (wide channel blocks 13→17 and 20→9, routed, channel slabs), on every kernel path', async () => {
-  await gpu();
-  await assertFamily(convGradientFamily);
-});
+familyTest(t, 'conv2d and routedConv2d input, weight and bias gradients match float64 (wide channel blocks 13→17 and 20→9, routed, channel slabs), on every kernel path', convGradientFamily);
 
 t('routedConv2d weight and bias gradients: per-expert weights, zero for unused experts, finite differences', async () => {
   await gpu();

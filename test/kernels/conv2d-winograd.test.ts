@@ -22,12 +22,12 @@ import { checkConvFiniteDifferences, checkRoutedFiniteDifferences } from '../hel
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { noGrad, engine, shutdownEngine } from '../../src/tensor/engine.ts';
 import { conv2d } from '../../src/ops/index.ts';
-import { setConvAlgorithm } from '../../src/kernels/conv2d-choice.ts';
+import { engineVariant, withKernelVariant } from '../../src/kernels/variant.ts';
 import { linearMap, winogradMatrices, WINOGRAD_TILES } from '../../src/kernels/winograd-matrices.ts';
 import { clearWeightTransforms } from '../../src/kernels/winograd-weights.ts';
 import { winogradFamily } from '../../src/check/cases/conv2d.ts';
 import { WINOGRAD_TOLERANCE } from '../../src/check/cases/family.ts';
-import { forEachKernelPath } from '../../src/check/paths.ts';
+import { kernelPaths } from '../../src/check/paths.ts';
 
 const t = suite('conv2d-winograd');
 const rng = new Rng(27);
@@ -92,11 +92,11 @@ t('forward and gradients match float64 on awkward shapes (1-pixel and odd sizes,
 
 t('all three gradients pass the finite-difference checks with Winograd forced', async () => {
   await gpu();
-  await forEachKernelPath('winograd', async () => {
+  for (const { variant } of kernelPaths('winograd')) {
     // The inputs of conv2d.test.ts's check (its generator's first draws), with no ReLU input within a step of its kink.
-    await checkConvFiniteDifferences(new Rng(11), [0, 1, 2]);
-    (await checkRoutedFiniteDifferences([0, 1, 2])).table.dispose();
-  });
+    await checkConvFiniteDifferences(new Rng(11), [0, 1, 2], variant);
+    (await checkRoutedFiniteDifferences([0, 1, 2], variant)).table.dispose();
+  }
 });
 
 const multiplies = () => engine().rt.dispatchesByLabel.get('conv2d_winograd_multiply') ?? 0;
@@ -110,11 +110,11 @@ t('the forced Winograd path runs (dispatch counts) and the direct kernel does no
   const x = Tensor.fromArray(rng.uniform(N * Cin * H * W), [N, Cin, H, W]);
   const wData = rng.uniform(Cout * Cin * 9);
   const w = Tensor.fromArray(wData, [Cout, Cin, 3, 3]);
+  const winograd6 = { variant: { ...engineVariant(), conv: 'winograd6' as const } };
   try {
-    setConvAlgorithm('winograd6');
     const [direct, mul, weights] = [count('conv2d'), multiplies(), count('conv2d_winograd6_weights')];
-    const first = noGrad(() => conv2d(x, w, null));
-    const second = noGrad(() => conv2d(x, w, null));
+    const first = noGrad(() => conv2d(x, w, null, winograd6));
+    const second = noGrad(() => conv2d(x, w, null, winograd6));
     assert.is(count('conv2d'), direct, 'the direct kernel did not run');
     assert.is(multiplies() - mul, 2, 'two Winograd multiplies');
     assert.is(count('conv2d_winograd6_weights') - weights, 1, 'the weights were transformed once for both calls');
@@ -122,19 +122,17 @@ t('the forced Winograd path runs (dispatch counts) and the direct kernel does no
     // New weights written into the same tensor: transformed again, and the result follows them.
     const wNew = wData.map((v) => -2 * v);
     rt.upload(w.buffer, 0, wNew);
-    const third = noGrad(() => conv2d(x, w, null));
+    const third = noGrad(() => conv2d(x, w, null, winograd6));
     assert.is(count('conv2d_winograd6_weights') - weights, 2, 'changed weights are transformed again');
     const a = await first.data();
     const c = await third.data();
     assert.ok(c.every((v, i) => Math.abs(v + 2 * a[i]) <= 1e-4 * (1 + Math.abs(a[i]))), 'the output follows the new weights');
     for (const y of [first, second, third]) y.dispose();
     // Forced direct: no Winograd dispatch.
-    setConvAlgorithm('direct');
     const m0 = multiplies();
-    noGrad(() => conv2d(x, w, null)).dispose();
+    noGrad(() => conv2d(x, w, null, { variant: { ...engineVariant(), conv: 'direct' } })).dispose();
     assert.is(multiplies(), m0, 'the direct path dispatches no Winograd multiply');
   } finally {
-    setConvAlgorithm('auto');
     x.dispose();
     w.dispose();
   }
@@ -153,19 +151,14 @@ t('transformed weights kept by one engine stay with it: a new engine (after shut
     for (const t of [x, w, y]) t.dispose();
     return out;
   };
-  try {
-    setConvAlgorithm('winograd6');
-    const first = await convolve(); // leaves its transform in the first engine's cache
-    shutdownEngine();
-    await gpu();
-    const second = await convolve();
-    clearWeightTransforms(); // releases only the new engine's transforms, into its own pool
-    const want = refConv({ x: xData, xShape: [N, Cin, H, W], w: wData, E: 1, Cout, K: 3, b: null, pad: 1, relu: false });
-    assert.ok(maxRelError(second, want.data) <= WINOGRAD_TOLERANCE[6], 'the new engine computes the convolution');
-    assert.equal(second, first);
-  } finally {
-    setConvAlgorithm('auto');
-  }
+  const first = await withKernelVariant({ conv: 'winograd6' }, convolve); // leaves its transform in the first engine's cache
+  shutdownEngine();
+  await gpu();
+  const second = await withKernelVariant({ conv: 'winograd6' }, convolve);
+  clearWeightTransforms(); // releases only the new engine's transforms, into its own pool
+  const want = refConv({ x: xData, xShape: [N, Cin, H, W], w: wData, E: 1, Cout, K: 3, b: null, pad: 1, relu: false });
+  assert.ok(maxRelError(second, want.data) <= WINOGRAD_TOLERANCE[6], 'the new engine computes the convolution');
+  assert.equal(second, first);
 });
 
 t.run();

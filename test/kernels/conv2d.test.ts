@@ -8,16 +8,13 @@
 import { suite } from 'uvu';
 import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { assertFamily } from '../helpers/compare.ts';
+import { familyTest } from '../helpers/compare.ts';
 import { checkConvFiniteDifferences, checkRoutedFiniteDifferences } from '../helpers/conv.ts';
 import { convForwardFamily } from '../../src/check/cases/conv2d.ts';
 
 const t = suite('conv2d');
 
-t('conv2d and routedConv2d match float64 on awkward shapes (k 1 and 3, bias, relu, padding, repeated inputs, an expert never chosen, channel slabs), on every kernel path', async () => {
-  await gpu();
-  await assertFamily(convForwardFamily);
-});
+familyTest(t, 'conv2d and routedConv2d match float64 on awkward shapes (k 1 and 3, bias, relu, padding, repeated inputs, an expert never chosen, channel slabs), on every kernel path', convForwardFamily);
 
 t('conv2d input gradient passes the finite-difference check (with and without relu)', async () => {
   await gpu();

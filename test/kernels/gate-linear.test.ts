@@ -7,7 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { assertFamily } from '../helpers/compare.ts';
+import { familyTest } from '../helpers/compare.ts';
 import { gradcheck } from '../helpers/gradcheck.ts';
 import { gateLinear } from '../../src/ops/index.ts';
 import { gateLinearFamily } from '../../src/check/cases/gating.ts';
@@ -15,10 +15,7 @@ import { gateLinearFamily } from '../../src/check/cases/gating.ts';
 const t = suite('gate-linear');
 const rng = new Rng(2017);
 
-t('gateLinear forward and backward (dx = g·wᵀ, dw = xᵀ·g) match float64 on odd shapes, at the gate\'s long D split over many workgroups, and with the partial sums cut to fit one binding', async () => {
-  await gpu();
-  await assertFamily(gateLinearFamily);
-});
+familyTest(t, 'gateLinear forward and backward (dx = g·wᵀ, dw = xᵀ·g) match float64 on odd shapes, at the gate\'s long D split over many workgroups, and with the partial sums cut to fit one binding', gateLinearFamily);
 
 t('gateLinear backward (dx = g·wᵀ, dw = xᵀ·g) passes gradcheck', async () => {
   await gpu();

@@ -7,7 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { assertClose, assertFamily } from '../helpers/compare.ts';
+import { assertClose, familyTest } from '../helpers/compare.ts';
 import { gradcheck } from '../helpers/gradcheck.ts';
 import { gateRef, phi64, refRoutingTable } from '../../src/check/reference/gating.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
@@ -57,10 +57,7 @@ function runGate(c: GateCase, x: Tensor, wg: Tensor, wn: Tensor, noise: Tensor |
   return noisyTopKGate(x, wg, wn, { k: c.k, train: c.train, noise, lossCoef: c.coef });
 }
 
-t('noisyTopKGate forward matches float64 (inference and training with fixed noise, k = 1..E)', async () => {
-  await gpu();
-  await assertFamily(gateFamily);
-});
+familyTest(t, 'noisyTopKGate forward matches float64 (inference and training with fixed noise, k = 1..E)', gateFamily);
 
 t('noisyTopKGate ties pick the lower index first; training follows the noise given and refuses to run without it', async () => {
   await gpu();

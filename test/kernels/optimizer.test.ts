@@ -7,7 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { assertClose, assertFamily } from '../helpers/compare.ts';
+import { assertClose, familyTest } from '../helpers/compare.ts';
 import { Tensor, parameter } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/autograd/tape.ts';
 import { tidy } from '../../src/tensor/engine.ts';
@@ -31,10 +31,7 @@ function setGrads(params: Tensor[], grads: Float32Array[]): void {
   });
 }
 
-t('Adam with and without weight decay, and AdamW (decoupled weight decay): 3 steps match PyTorch formulas in float64', async () => {
-  await gpu();
-  await assertFamily(adamFamily);
-});
+familyTest(t, 'Adam with and without weight decay, and AdamW (decoupled weight decay): 3 steps match PyTorch formulas in float64', adamFamily);
 
 t('parameters without a gradient are left alone; importState resumes exactly', async () => {
   await gpu();

@@ -7,7 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { assertClose, assertFamily } from '../helpers/compare.ts';
+import { assertClose, familyTest } from '../helpers/compare.ts';
 import { gradcheck } from '../helpers/gradcheck.ts';
 import { size } from '../../src/check/reference/elementwise.ts';
 import { refResize, refResizeGradPlane } from '../../src/check/reference/resize.ts';
@@ -20,10 +20,7 @@ import { resizeBilinear, scaledSize, sum, mul } from '../../src/ops/index.ts';
 const t = suite('resize');
 const rng = new Rng(11);
 
-t('resizeBilinear forward and backward match the align_corners=True formula in float64, down and up, any factor', async () => {
-  await gpu();
-  await assertFamily(resizeFamily);
-});
+familyTest(t, 'resizeBilinear forward and backward match the align_corners=True formula in float64, down and up, any factor', resizeFamily);
 
 t('resizeBilinear: MoE-Fusion\'s gate sizes; corners map onto corners exactly; the backward passes the finite-difference check', async () => {
   await gpu();

@@ -6,9 +6,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { assertClose, assertFamily } from '../helpers/compare.ts';
-import { gradcheck } from '../helpers/gradcheck.ts';
-import { size } from '../../src/check/reference/elementwise.ts';
+import { assertClose, familyTest } from '../helpers/compare.ts';
+import { assertGradchecks } from '../helpers/gradcheck.ts';
 import { softmaxFamily } from '../../src/check/cases/softmax.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { tidy } from '../../src/tensor/engine.ts';
@@ -17,10 +16,7 @@ import { softmax } from '../../src/ops/index.ts';
 const t = suite('softmax');
 const rng = new Rng(5);
 
-t('softmax and its backward (dx = y·(g − Σ g·y)) match float64 along every axis', async () => {
-  await gpu();
-  await assertFamily(softmaxFamily);
-});
+familyTest(t, 'softmax and its backward (dx = y·(g − Σ g·y)) match float64 along every axis', softmaxFamily);
 
 t('softmax survives large logits', async () => {
   await gpu();
@@ -32,14 +28,10 @@ t('softmax survives large logits', async () => {
 
 t('softmax gradients pass the finite-difference check', async () => {
   await gpu();
-  const checks: Array<[string, (xs: Tensor[]) => Tensor, number[][]]> = [
+  await assertGradchecks([
     ['softmax last', ([x]) => softmax(x), [[3, 4]]],
     ['softmax middle', ([x]) => softmax(x, 1), [[2, 3, 5]]],
-  ];
-  for (const [name, f, shapes] of checks) {
-    const r = await gradcheck(f, shapes.map((s) => rng.awayFromZero(size(s), 0.05)), shapes);
-    assert.ok(r.ok, `${name}: ${r.message}`);
-  }
+  ], (n) => rng.awayFromZero(n, 0.05));
 });
 
 t.run();

@@ -8,7 +8,7 @@ import { combineExperts } from '../../ops/index.ts';
 import type { Rng } from '../../util/rng.ts';
 import { compareValues } from '../compare.ts';
 import { combineGradRef, combineRef } from '../reference/combine.ts';
-import { compareTensor, family, FORWARD_TOLERANCE, gradOf, GRADIENT_TOLERANCE, leaf, type CaseFlags } from './family.ts';
+import { compareTensor, family, FORWARD_TOLERANCE, gradOf, GRADIENT_TOLERANCE, leaf, type CaseFlags, type Timing } from './family.ts';
 
 /** B samples, each combining k of E experts' outputs of C×H×W. */
 export interface CombineCase extends CaseFlags {
@@ -45,6 +45,17 @@ export function gatesFor(B: number, E: number, top: number[], k: number, rng: Rn
   return g;
 }
 
+/** Working size: one image's 2 of 4 experts, as MoE-Fusion's. */
+const combineTiming: Timing<CombineCase> = {
+  inputs: ({ B, E, k, C, H, W }, rng) => {
+    const top = randomTop(B, E, k, rng);
+    return [Tensor.fromArray(rng.uniform(B * k * C * H * W, -6, 6), [B * k, C, H, W]), Tensor.fromArray(gatesFor(B, E, top, k, rng), [B, E]), Tensor.fromArray(top, [B, k], 'u32')];
+  },
+  run: (_, [y, gates, top]) => combineExperts(y, gates, top),
+  cost: (c) => ({ unit: 'byte', amount: 4 * (c.k + 1) * c.B * c.C * c.H * c.W }),
+  working: (w, h) => [{ B: 1, E: 4, k: 2, C: 1, H: h, W: w }],
+};
+
 export const combineFamily = family('expert combine', 'single', 106, COMBINE_CASES, (c) => `B=${c.B} E=${c.E} k=${c.k} ${c.C}×${c.H}×${c.W}`, async (c, rng) => {
   const { B, E, k, C, H, W } = c;
   const P = C * H * W;
@@ -54,7 +65,7 @@ export const combineFamily = family('expert combine', 'single', 106, COMBINE_CAS
   const up = rng.uniform(B * P);
   const [yt, gt] = [leaf(y, [B * k, C, H, W]), leaf(gates, [B, E])];
   const idx = Tensor.fromArray(top, [B, k], 'u32');
-  const out = combineExperts(yt, gt, idx);
+  const out = combineTiming.run(c, [yt, gt, idx]) as Tensor;
   const want = combineRef(y, gates, top, B, E, k, P);
   const list = await compareTensor('log-sum-exp combine', out, [B, C, H, W], want.out, c.tol ?? FORWARD_TOLERANCE);
   const seed = Tensor.fromArray(up, out.shape);
@@ -63,4 +74,4 @@ export const combineFamily = family('expert combine', 'single', 106, COMBINE_CAS
   list.push(compareValues('gradient of the expert outputs', await gradOf(yt), dy, GRADIENT_TOLERANCE), compareValues('gradient of the gates', await gradOf(gt), dg, GRADIENT_TOLERANCE));
   for (const t of [out, seed, yt, gt, idx]) t.dispose();
   return list;
-});
+}, combineTiming);

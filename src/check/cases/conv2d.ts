@@ -14,7 +14,8 @@ import type { KernelPath } from '../paths.ts';
 import { compareExact, compareValues, type Comparison } from '../compare.ts';
 import { refConv } from '../reference/conv2d.ts';
 import { refConvGrads } from '../reference/conv2d-grad.ts';
-import { compareTensor, family, FORWARD_TOLERANCE, GRADIENT_TOLERANCE, gradOf, leaf, size, toleranceOf, type CaseFlags } from './family.ts';
+import { compareTensor, family, FORWARD_TOLERANCE, GRADIENT_TOLERANCE, gradOf, leaf, size, toleranceOf, type CaseFlags, type Timing } from './family.ts';
+import type { KernelVariant } from '../../kernels/variant.ts';
 
 type Table = ReadonlyArray<readonly [number, number]>;
 
@@ -113,6 +114,35 @@ export const WINOGRAD_CASES: ConvCase[] = [
 const describe = (c: ConvCase) =>
   `${c.table ? `routed E${c.E} ×${c.table.length} ` : ''}${c.x[0]}×${c.x[1]}→${c.Cout} ${c.x[2]}×${c.x[3]} k${c.K}${c.pad !== undefined ? ` p${c.pad}` : ''}${c.bias === false ? '' : ' bias'}${c.relu ? ' relu' : ''}${c.binding ? ` in ${c.binding / KiB} KiB bindings` : ''}`;
 
+/** MoE-Fusion's 3×3 convolutions (input → output channels), each once. */
+export const MOE_FUSION_CONVS: ReadonlyArray<readonly [number, number]> = [[1, 16], [16, 16], [32, 16], [48, 16], [16, 8], [8, 16], [160, 64], [64, 32], [16, 1]];
+
+/**
+ * The engine part: the case's convolution, and for the benchmark its inputs and cost. Working size: MoE-Fusion's
+ * convolutions (+bias+ReLU) on one image, and its widest routed one with 2 of 4 experts (one sample, as the model).
+ */
+const convTiming: Timing<ConvCase> = {
+  inputs: (c, rng) => {
+    const E = c.E ?? 1;
+    const w = Tensor.fromArray(rng.uniform(E * c.Cout * c.x[1] * c.K * c.K), c.table ? [E, c.Cout, c.x[1], c.K, c.K] : [c.Cout, c.x[1], c.K, c.K]);
+    const b = Tensor.fromArray(rng.uniform(E * c.Cout), c.table ? [E, c.Cout] : [c.Cout]);
+    return [Tensor.fromArray(rng.uniform(size(c.x)), [...c.x]), w, b, ...(c.table ? [tableTensor(c.table)] : [])];
+  },
+  run: (c, [x, w, b, table], variant) => convolve(c, x, w, c.bias === false ? null : b, table ?? null, !!c.relu, variant),
+  cost: (c) => ({ unit: 'flop', amount: 2 * (c.table?.length ?? c.x[0]) * c.x[1] * c.Cout * c.K * c.K * c.x[2] * c.x[3] }),
+  working: (w, h) => [
+    ...MOE_FUSION_CONVS.map(([ci, co]): ConvCase => ({ x: [1, ci, h, w], Cout: co, K: 3, relu: true })),
+    { x: [1, 160, h, w], Cout: 64, K: 3, E: 4, table: [[0, 2], [0, 0]], relu: true },
+  ],
+};
+
+const tableTensor = (table: Table) => Tensor.fromArray(table.flat(), [table.length, 2], 'u32');
+
+/** The case's convolution of x by w (+ b, + ReLU), routed by `table` when the case is routed. */
+function convolve(c: ConvCase, x: Tensor, w: Tensor, b: Tensor | null, table: Tensor | null, relu: boolean, variant?: KernelVariant): Tensor {
+  return table ? routedConv2d(x, w, b, table, { relu, variant }) : conv2d(x, w, b, { padding: c.pad, relu, variant });
+}
+
 /** Values the reference has at exactly zero (an input no sample read, an expert never chosen) must be exactly zero. */
 function zerosKept(what: string, actual: ArrayLike<number>, expected: ArrayLike<number>): Comparison[] {
   const at: number[] = [];
@@ -133,19 +163,18 @@ async function runConv(c: ConvCase, rng: Rng, path: KernelPath): Promise<Compari
   const r = c.grads ? rng.uniform(table.length * Cout * H * W) : null;
   const tol = toleranceOf(c, path, FORWARD_TOLERANCE);
   const gradTol = toleranceOf(c, path, GRADIENT_TOLERANCE);
-  const convolve = (xt: Tensor, wt: Tensor, bt: Tensor | null, relu: boolean) =>
-    c.table ? routedConv2d(xt, wt, bt, Tensor.fromArray(table.flat(), [table.length, 2], 'u32'), { relu }) : conv2d(xt, wt, bt, { padding: c.pad, relu });
+  const run = (xt: Tensor, wt: Tensor, bt: Tensor | null, relu: boolean) => convolve(c, xt, wt, bt, c.table ? tableTensor(table) : null, relu, path.variant);
   const rt = engine().rt;
   if (c.binding) rt.bindingLimitForTests = c.binding;
   try {
     const want = refConv({ x, xShape: c.x, w, E, Cout, K, b, table, pad: c.pad ?? (K - 1) / 2, relu: !!c.relu });
-    const out = noGrad(() => tidy(() => convolve(Tensor.fromArray(x, [...c.x]), Tensor.fromArray(w, wShape), b && Tensor.fromArray(b, bShape), !!c.relu)));
+    const out = noGrad(() => tidy(() => run(Tensor.fromArray(x, [...c.x]), Tensor.fromArray(w, wShape), b && Tensor.fromArray(b, bShape), !!c.relu)));
     const list = await compareTensor('output', out, want.shape, want.data, tol);
     out.dispose();
     if (!r) return list;
     // The gradients of Σ out·r, seeded with r (a sum would not fit a small binding limit either).
     const [xt, wt, bt] = [leaf(x, [...c.x]), leaf(w, wShape), b && leaf(b, bShape)];
-    const y = tidy(() => convolve(xt, wt, bt, false));
+    const y = tidy(() => run(xt, wt, bt, false));
     const seed = Tensor.fromArray(r, y.shape);
     backward(y, seed);
     const grads = refConvGrads(x, c.x, w, E, Cout, K, table, r);
@@ -161,6 +190,6 @@ async function runConv(c: ConvCase, rng: Rng, path: KernelPath): Promise<Compari
   }
 }
 
-export const convForwardFamily = family('conv2d forward', 'conv', 102, CONV_FORWARD_CASES, describe, runConv);
+export const convForwardFamily = family('conv2d forward', 'conv', 102, CONV_FORWARD_CASES, describe, runConv, convTiming);
 export const convGradientFamily = family('conv2d gradients', 'conv', 103, CONV_GRADIENT_CASES, describe, runConv);
 export const winogradFamily = family('winograd convolution', 'winograd', 105, WINOGRAD_CASES, describe, runConv);

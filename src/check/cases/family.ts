@@ -2,12 +2,15 @@
  * A kernel family of the case catalogue (src/check/cases/<kernel>.ts): its cases (one line each: shapes, options,
  * tolerance, and where it runs), the paths they run under, and ONE runner that computes a case on the engine and in
  * float64 (src/check/reference/) and returns the comparisons. The Node tests run every case on every path, the
- * browser page the `quick` ones, `moefusion selftest` the `selftest` ones on the engine's own path.
+ * browser page the `quick` ones, `moefusion selftest` the `selftest` ones on the engine's own path, and the kernel
+ * benchmark (`moefusion bench --kernels`) times the `bench` ones with the family's engine part (its Timing).
  */
 import { Tensor } from '../../tensor/tensor.ts';
+import { noGrad } from '../../tensor/engine.ts';
 import { Rng } from '../../util/rng.ts';
+import type { KernelVariant } from '../../kernels/variant.ts';
 import { compareExact, compareValues, type Comparison } from '../compare.ts';
-import { forEachKernelPath, type KernelPath, type PathSet } from '../paths.ts';
+import { kernelPaths, type KernelPath, type PathSet } from '../paths.ts';
 
 /**
  * Relative errors allowed (max|a−e| / max|e|): float32 sums of at most a few thousand terms stay near 1e-6;
@@ -29,9 +32,14 @@ export interface CaseFlags {
   selftest?: boolean;
   /** Relative error allowed, instead of the runner's default. */
   tol?: number;
+  /**
+   * Timed by the kernel benchmark too; 'only': by it alone, a shape at working size whose float64 reference would
+   * be too slow for the tests, the browser and selftest (which skip it).
+   */
+  bench?: boolean | 'only';
 }
 
-/** One case, ready to run: its description, flags, and its run on the current path. */
+/** One case, ready to run: its description, flags, and its run on a path (its variant passed to the kernels). */
 export interface KernelCase extends CaseFlags {
   what: string;
   run(rng: Rng, path: KernelPath): Promise<Comparison[]>;
@@ -44,18 +52,58 @@ export interface KernelFamily {
   /** Seed of the generators the cases draw their data from (see runCases). */
   seed: number;
   cases: KernelCase[];
+  /** The cases the kernel benchmark times at its working size width × height (none without a Timing). */
+  timed(width: number, height: number): TimedCase[];
 }
 
-/** A family from its cases, their description and its runner. */
-export function family<C extends CaseFlags>(name: string, paths: PathSet, seed: number, cases: readonly C[], describe: (c: C) => string, run: (c: C, rng: Rng, path: KernelPath) => Promise<Comparison[]>): KernelFamily {
-  return { name, paths, seed, cases: cases.map((c) => ({ quick: c.quick, selftest: c.selftest, tol: c.tol, what: describe(c), run: (rng, path) => run(c, rng, path) })) };
+/** What a run of a case costs: floating-point operations, or the bytes it must read and write at least. */
+export interface Cost {
+  unit: 'flop' | 'byte';
+  amount: number;
+}
+
+/** The engine part of a family's runner, which the kernel benchmark times without the float64 reference. */
+export interface Timing<C> {
+  /** Inputs of the case on the engine, drawn from rng. */
+  inputs(c: C, rng: Rng): Tensor[];
+  /** The case's computation on the engine (the runner's forward; the benchmark runs it without gradients), its outputs. */
+  run(c: C, inputs: Tensor[], variant?: KernelVariant): Tensor | Tensor[];
+  cost(c: C): Cost;
+  /** Lines at the benchmark's working size (image width × height): benchmark only, like `bench: 'only'`. */
+  working?(width: number, height: number): C[];
+}
+
+/** A case the benchmark times: `prepare` allocates its inputs; `run` records one computation, `dispose` frees the inputs. */
+export interface TimedCase extends Cost {
+  what: string;
+  prepare(): { run(): Tensor[]; dispose(): void };
+}
+
+/** A family from its cases, their description, its runner and, for the benchmark, its engine part. */
+export function family<C extends CaseFlags>(name: string, paths: PathSet, seed: number, cases: readonly C[], describe: (c: C) => string, run: (c: C, rng: Rng, path: KernelPath) => Promise<Comparison[]>, timing?: Timing<C>): KernelFamily {
+  const timedCase = (c: C, i: number): TimedCase => ({
+    what: `${name}: ${describe(c)}`,
+    ...timing!.cost(c),
+    prepare() {
+      const inputs = timing!.inputs(c, new Rng(seed * 1000 + i));
+      return { run: () => noGrad(() => [timing!.run(c, inputs)].flat()), dispose: () => inputs.forEach((t) => t.dispose()) };
+    },
+  });
+  return {
+    name,
+    paths,
+    seed,
+    cases: cases.map((c) => ({ quick: c.quick, selftest: c.selftest, tol: c.tol, bench: c.bench, what: describe(c), run: (rng, path) => run(c, rng, path) })),
+    timed: (width, height) => (timing ? [...cases.filter((c) => c.bench), ...(timing.working?.(width, height) ?? [])].map(timedCase) : []),
+  };
 }
 
 export type Pick = 'all' | 'quick' | 'selftest';
-const picked = (c: KernelCase, pick: Pick) => pick === 'all' || (pick === 'quick' ? c.quick : c.selftest);
+/** The benchmark's own cases ('only') run nowhere else. */
+const picked = (c: KernelCase, pick: Pick) => c.bench !== 'only' && (pick === 'all' || (pick === 'quick' ? c.quick : c.selftest));
 
 /**
- * Runs the picked cases on the current path, each comparison named by its case and path; `each` sees every case's
+ * Runs the picked cases on a path, each comparison named by its case and path; `each` sees every case's
  * comparisons as it ends. Case i draws its data from its own generator (seed·1000 + i): the same on every path,
  * whichever cases run before it.
  */
@@ -73,7 +121,7 @@ export async function runCases(f: KernelFamily, path: KernelPath, pick: Pick = '
 /** Runs the picked cases on every path of the family (`every` false: the engine's own path, as selftest). */
 export async function runFamily(f: KernelFamily, pick: Pick = 'all', every = true, each?: (c: KernelCase, list: Comparison[]) => void): Promise<Comparison[]> {
   const list: Comparison[] = [];
-  await forEachKernelPath(f.paths, async (path) => void list.push(...(await runCases(f, path, pick, each))), every);
+  for (const path of kernelPaths(f.paths, every)) list.push(...(await runCases(f, path, pick, each)));
   return list;
 }
 

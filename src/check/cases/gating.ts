@@ -11,7 +11,7 @@ import type { Rng } from '../../util/rng.ts';
 import { compareExact, compareValues } from '../compare.ts';
 import { refGateLinear, refGateLinearGrads } from '../reference/gate-linear.ts';
 import { gateRef } from '../reference/gating.ts';
-import { compareTensor, family, FORWARD_TOLERANCE, gradOf, GRADIENT_TOLERANCE, leaf, type CaseFlags } from './family.ts';
+import { compareTensor, family, FORWARD_TOLERANCE, gradOf, GRADIENT_TOLERANCE, leaf, type CaseFlags, type Timing } from './family.ts';
 
 /** x (B, D) · w (D, E); `binding`: storage bindings of this many bytes at most. */
 export interface GateLinearCase extends CaseFlags {
@@ -66,22 +66,23 @@ export interface GateCase extends CaseFlags {
 }
 
 export const GATE_CASES: GateCase[] = [
-  { B: 3, D: 1001, E: 5, k: 1, train: false, coef: 0.01 },
-  { B: 3, D: 1001, E: 5, k: 2, train: false, coef: 0.01, quick: true },
-  { B: 3, D: 1001, E: 5, k: 3, train: false, coef: 0.01 },
-  { B: 3, D: 1001, E: 5, k: 5, train: false, coef: 0.01 },
-  { B: 4, D: 614, E: 4, k: 2, train: false, coef: 0.02 },
-  { B: 2, D: 7, E: 1, k: 1, train: false, coef: 1, quick: true },
-  { B: 3, D: 1001, E: 5, k: 1, train: true, coef: 0.01 },
-  { B: 3, D: 1001, E: 5, k: 2, train: true, coef: 0.01, quick: true },
-  { B: 3, D: 1001, E: 5, k: 3, train: true, coef: 0.01 },
-  { B: 3, D: 1001, E: 5, k: 5, train: true, coef: 0.01 },
-  { B: 4, D: 614, E: 4, k: 2, train: true, coef: 0.02 },
-  { B: 4, D: 614, E: 4, k: 3, train: true, coef: 0.01, quick: true },
-  { B: 2, D: 7, E: 1, k: 1, train: true, coef: 1 },
+  // Inference, then training (with noise): k = 1 … E of 5 experts, 4 experts as MoE-Fusion's, one expert.
+  ...[false, true].flatMap((train) => [
+    ...[1, 2, 3, 5].map((k) => ({ B: 3, D: 1001, E: 5, k, train, coef: 0.01, quick: k === 2 })),
+    { B: 4, D: 614, E: 4, k: 2, train, coef: 0.02 },
+    ...(train ? [{ B: 4, D: 614, E: 4, k: 3, train, coef: 0.01, quick: true }] : []),
+    { B: 2, D: 7, E: 1, k: 1, train, coef: 1, quick: !train },
+  ]),
   { B: 3, D: 3001, E: 4, k: 2, train: false, coef: 0.02, selftest: true },
   { B: 3, D: 3001, E: 4, k: 2, train: true, coef: 0.02, selftest: true },
+  { B: 1, D: 160 * 60 * 80, E: 4, k: 2, train: true, coef: 0.02, bench: 'only' }, // the global gate's grid
 ];
+
+const gateTiming: Timing<GateCase> = {
+  inputs: (c, rng) => [Tensor.fromArray(rng.uniform(c.B * c.D), [c.B, c.D]), ...[0, 1].map(() => Tensor.fromArray(rng.uniform(c.D * c.E, -0.1, 0.1), [c.D, c.E])), Tensor.fromArray(rng.normal(c.B * c.E), [c.B, c.E])],
+  run: (c, [x, wg, wn, noise]) => Object.values(noisyTopKGate(x, wg, wn, { k: c.k, train: c.train, lossCoef: c.coef, noise: c.train ? noise : undefined })),
+  cost: (c) => ({ unit: 'byte', amount: 4 * c.B * c.D * (2 * c.E + 1) }),
+};
 
 /** Random inputs whose logits are well apart, so that float32 rounding cannot change the choice of experts. */
 export function gateInputs(c: GateCase, rng: Rng) {
@@ -112,4 +113,4 @@ export const gateFamily = family('noisy top-k gate', 'single', 105, GATE_CASES, 
   ];
   for (const t of Object.values(r)) t.dispose();
   return list;
-});
+}, gateTiming);

@@ -8,7 +8,7 @@ import { backward } from '../../autograd/tape.ts';
 import { resizeBilinear } from '../../ops/index.ts';
 import { compareValues } from '../compare.ts';
 import { refResize, refResizeGradPlane } from '../reference/resize.ts';
-import { compareTensor, family, FORWARD_TOLERANCE, gradOf, GRADIENT_TOLERANCE, leaf, size, type CaseFlags } from './family.ts';
+import { compareTensor, family, FORWARD_TOLERANCE, gradOf, GRADIENT_TOLERANCE, leaf, size, type CaseFlags, type Timing } from './family.ts';
 
 /** An (N, C, H, W) map resized to `to` = [height, width]. */
 export interface ResizeCase extends CaseFlags {
@@ -37,13 +37,21 @@ export const RESIZE_CASES: ResizeCase[] = [
   { x: [1, 1, 24, 32], to: [1, 5], selftest: true },
 ];
 
+/** Working size: 160 channels to the global gate's 80×60 grid. */
+const resizeTiming: Timing<ResizeCase> = {
+  inputs: (c, rng) => [Tensor.fromArray(rng.uniform(size(c.x)), c.x)],
+  run: (c, [x]) => resizeBilinear(x, c.to[0], c.to[1]),
+  cost: (c) => ({ unit: 'byte', amount: 4 * c.x[0] * c.x[1] * (c.x[2] * c.x[3] + c.to[0] * c.to[1]) }),
+  working: (w, h) => [{ x: [1, 160, h, w], to: [60, 80] }],
+};
+
 export const resizeFamily = family('bilinear resize', 'single', 108, RESIZE_CASES, (c) => `[${c.x}] → ${c.to[0]}×${c.to[1]}`, async (c, rng) => {
   const [n, ch, h, w] = c.x;
   const [oh, ow] = c.to;
   const x = rng.uniform(size(c.x));
   const g = rng.uniform(n * ch * oh * ow);
   const xt = leaf(x, c.x);
-  const out = resizeBilinear(xt, oh, ow);
+  const out = resizeTiming.run(c, [xt]) as Tensor;
   const list = await compareTensor('output', out, [n, ch, oh, ow], refResize(x, c.x, oh, ow), c.tol ?? FORWARD_TOLERANCE);
   const seed = Tensor.fromArray(g, out.shape);
   backward(out, seed);
@@ -52,4 +60,4 @@ export const resizeFamily = family('bilinear resize', 'single', 108, RESIZE_CASE
   list.push(compareValues('gradient', await gradOf(xt), dx, GRADIENT_TOLERANCE));
   for (const t of [out, seed, xt]) t.dispose();
   return list;
-});
+}, resizeTiming);

@@ -1,13 +1,8 @@
 /** Float64 reference of fused scaled dot-product attention (src/kernels/attention.ts): forward and gradients. */
 import { broadcastStrides } from '../../kernels/elementwise.ts';
+import type { Dims } from '../../kernels/attention.ts';
 
-export interface AttentionCase {
-  B: number;
-  H: number;
-  Lq: number;
-  Lk: number;
-  D: number;
-  Dv: number;
+export interface AttentionCase extends Dims {
   mask?: { data: ArrayLike<number>; shape: number[] };
   causal?: boolean;
   scale?: number;

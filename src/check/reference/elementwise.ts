@@ -1,4 +1,7 @@
 /** Float64 references of the elementwise kernels (src/kernels/elementwise.ts): shapes and NumPy broadcasting. */
+import { contiguousStrides as strides } from '../../kernels/reduce.ts';
+
+export { strides };
 
 export type Shape = readonly number[];
 
@@ -6,16 +9,6 @@ export function size(shape: Shape): number {
   return shape.reduce((n, d) => n * d, 1);
 }
 
-/** Row-major strides of `shape`. */
-export function strides(shape: Shape): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i];
-  }
-  return s;
-}
 
 /** Elementwise binary op with NumPy broadcasting. */
 export function broadcastBinary(a: ArrayLike<number>, as: Shape, b: ArrayLike<number>, bs: Shape, f: (x: number, y: number) => number): { data: Float64Array; shape: number[] } {

@@ -52,45 +52,19 @@ const PIXEL = /* wgsl */ `if (i >= p.n) { return; }
 
 const UNIFORMS = { n: 'u32', h: 'u32', w: 'u32' } as const;
 
-const forwardProgram = new Program({
-  name: 'sobel',
-  inputs: { X: 'f32' },
-  outputs: { O: 'f32' },
-  uniforms: UNIFORMS,
-  workgroupSize: WG,
-  flat: true,
-  header: helpers('X', 1),
-  body: /* wgsl */ `${PIXEL}
-  let v = load3x3(base, y, x, 0u);
-  O[i] = abs(sobelX(v)) + abs(sobelY(v));`,
-});
+/** A per-pixel program whose 3×3 loads read `grid` (`lanes` values per pixel); `body` follows the pixel's position. */
+const pixelProgram = (name: string, inputs: Record<string, 'f32'>, outputs: Record<string, 'f32'>, grid: string, lanes: number, body: string) =>
+  new Program({ name, inputs, outputs, uniforms: UNIFORMS, workgroupSize: WG, flat: true, header: helpers(grid, lanes), body: `${PIXEL}\n  ${body}` });
 
-const weightsProgram = new Program({
-  name: 'sobel_grad_weights',
-  inputs: { X: 'f32', G: 'f32' },
-  outputs: { W: 'f32' },
-  uniforms: UNIFORMS,
-  workgroupSize: WG,
-  flat: true,
-  header: helpers('X', 1),
-  body: /* wgsl */ `${PIXEL}
-  let v = load3x3(base, y, x, 0u);
+const forwardProgram = pixelProgram('sobel', { X: 'f32' }, { O: 'f32' }, 'X', 1, /* wgsl */ `let v = load3x3(base, y, x, 0u);
+  O[i] = abs(sobelX(v)) + abs(sobelY(v));`);
+
+const weightsProgram = pixelProgram('sobel_grad_weights', { X: 'f32', G: 'f32' }, { W: 'f32' }, 'X', 1, /* wgsl */ `let v = load3x3(base, y, x, 0u);
   let g = G[i];
   W[2u * i] = g * sign(sobelX(v));
-  W[2u * i + 1u] = g * sign(sobelY(v));`,
-});
+  W[2u * i + 1u] = g * sign(sobelY(v));`);
 
-const adjointProgram = new Program({
-  name: 'sobel_grad',
-  inputs: { W: 'f32' },
-  outputs: { D: 'f32' },
-  uniforms: UNIFORMS,
-  workgroupSize: WG,
-  flat: true,
-  header: helpers('W', 2),
-  body: /* wgsl */ `${PIXEL}
-  D[i] = -sobelX(load3x3(base, y, x, 0u)) - sobelY(load3x3(base, y, x, 1u));`,
-});
+const adjointProgram = pixelProgram('sobel_grad', { W: 'f32' }, { D: 'f32' }, 'W', 2, /* wgsl */ `D[i] = -sobelX(load3x3(base, y, x, 0u)) - sobelY(load3x3(base, y, x, 1u));`);
 
 function planeUniforms(x: Tensor, label: string): { n: number; h: number; w: number } {
   if (x.rank < 2) throw new Error(`${label}: expected (..., H, W), got [${x.shape.join(', ')}]`);

@@ -34,7 +34,6 @@ const POINTS: Record<number, number[]> = {
 
 /** The output tile sides of F(m×m, 3×3) that have points: 2, 4, 6. */
 export const WINOGRAD_TILES = [2, 4, 6] as const;
-export type WinogradTile = (typeof WINOGRAD_TILES)[number];
 
 const cache = new Map<string, WinogradMatrices>();
 

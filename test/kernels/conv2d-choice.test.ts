@@ -11,10 +11,9 @@ import { builtInTable, lookUp, parseConvTable, type ConvTable } from '../../src/
 import { convAlgorithm, engineVariant, subgroupSize, variantFromEnvironment, type KernelVariant } from '../../src/kernels/variant.ts';
 import { runConvTableBenchmark } from '../../src/bench/conv-table.ts';
 import { FusionNet } from '../../src/model/fusion-net.ts';
-import { noGrad } from '../../src/tensor/engine.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
 import { Rng } from '../../src/util/rng.ts';
-import type { DispatchSpec } from '../../src/runtime/runtime.ts';
+import { recordDispatches } from '../helpers/dispatches.ts';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -111,17 +110,8 @@ t('lavapipe: inference runs the wide layers in Winograd and the narrow ones in 8
   const [H, W] = [120, 160];
   const image = () => Tensor.fromArray(rng.uniform(H * W, 0, 1), [1, 1, H, W]);
   const [ir, vis] = [image(), image()];
-  const specs: DispatchSpec[] = [];
-  const original = rt.dispatch.bind(rt);
-  rt.dispatch = (spec: DispatchSpec) => {
-    specs.push(spec);
-    original(spec);
-  };
-  try {
-    noGrad(() => net.forward(ir, vis, null).fused).dispose();
-  } finally {
-    rt.dispatch = original;
-  }
+  const { result, specs } = recordDispatches(rt, () => net.forward(ir, vis, null).fused);
+  result.dispose();
   // Direct 3×3 keys read `conv2d 3 <flip> <output channels per invocation> …`.
   const blocks = new Set(specs.filter((s) => s.key.startsWith('conv2d 3 ')).map((s) => Number(s.key.split(' ')[3])));
   assert.ok(specs.some((s) => s.label === 'conv2d_winograd_multiply'), 'the wide layers run Winograd');

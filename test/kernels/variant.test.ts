@@ -8,9 +8,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from '../helpers/gpu.ts';
 import { engineVariant, fixedSubgroupSize, subgroupSize, type KernelVariant } from '../../src/kernels/variant.ts';
-import type { DispatchSpec } from '../../src/runtime/runtime.ts';
+import { recordDispatches } from '../helpers/dispatches.ts';
 import { Tensor } from '../../src/tensor/tensor.ts';
-import { noGrad } from '../../src/tensor/engine.ts';
 import { conv2d, matmul } from '../../src/ops/index.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { maxRelError } from '../helpers/compare.ts';
@@ -44,18 +43,10 @@ t('variants passed to consecutive dispatches run different kernels (shader keys)
   /** The shader keys and labels of what fn dispatches, and its values. */
   const run = async (fn: () => Tensor) => {
     clearWeightTransforms(); // Winograd transforms the weights at each run, not only the first
-    const seen: string[] = [];
-    const original = e.rt.dispatch.bind(e.rt);
-    e.rt.dispatch = (spec: DispatchSpec) => (seen.push(`${spec.label}: ${spec.key}`), original(spec));
-    let out: Tensor;
-    try {
-      out = noGrad(fn);
-    } finally {
-      e.rt.dispatch = original;
-    }
+    const { result: out, specs } = recordDispatches(e.rt, fn);
     const data = await out.data();
     out.dispose();
-    return { keys: [...new Set(seen)].sort().join(' | '), data };
+    return { keys: [...new Set(specs.map((s) => `${s.label}: ${s.key}`))].sort().join(' | '), data };
   };
   const v = (change: Partial<KernelVariant>): KernelVariant => ({ ...before, ...change });
   const lanes = subgroupSize(v({ subgroups: true }));

@@ -1,19 +1,6 @@
 /** Float64 references of the softmax kernel (src/kernels/softmax.ts). */
 import { strides, type Shape } from './elementwise.ts';
 
-/** Row-wise softmax over the last axis of `rows` rows. */
-export function refSoftmax(x: ArrayLike<number>, rows: number, cols: number): Float64Array {
-  const out = new Float64Array(rows * cols);
-  for (let r = 0; r < rows; r++) {
-    let m = -Infinity;
-    for (let c = 0; c < cols; c++) m = Math.max(m, x[r * cols + c]);
-    let s = 0;
-    for (let c = 0; c < cols; c++) s += out[r * cols + c] = Math.exp(x[r * cols + c] - m);
-    for (let c = 0; c < cols; c++) out[r * cols + c] /= s;
-  }
-  return out;
-}
-
 /** Softmax along `axis` (negative: from the end) of a row-major tensor of any rank. */
 export function refSoftmaxAxis(x: ArrayLike<number>, shape: Shape, axis: number): Float64Array {
   const a = axis < 0 ? axis + shape.length : axis;

@@ -15,6 +15,6 @@ for round in $(seq 1 "${ROUNDS:-3}"); do
     (cd "$dir" && MESA_SHADER_CACHE_DISABLE=true node bin/moefusion.mjs fuse --ir samples/ir/00537D.png \
       --vi samples/vi/00537D.png --out "$out/fused.png" --color --compare "$out/compare.png" >/dev/null)
     end=$(date +%s%N)
-    printf 'round %d  %-40s %6.1f s\n' "$round" "$dir" "$(echo "($end - $start) / 1000000000" | bc -l)"
+    awk -v r="$round" -v d="$dir" -v ns=$((end - start)) 'BEGIN { printf "round %d  %-40s %6.1f s\n", r, d, ns / 1e9 }'
   done
 done

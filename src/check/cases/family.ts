@@ -10,6 +10,7 @@ import { noGrad } from '../../tensor/engine.ts';
 import { Rng } from '../../util/rng.ts';
 import type { KernelVariant } from '../../kernels/variant.ts';
 import { compareExact, compareValues, type Comparison } from '../compare.ts';
+import { size } from '../reference/elementwise.ts';
 import { kernelPaths, type KernelPath, type PathSet } from '../paths.ts';
 
 /**
@@ -126,7 +127,7 @@ export async function runFamily(f: KernelFamily, pick: Pick = 'all', every = tru
 }
 
 /** What the runners share. */
-export const size = (shape: readonly number[]) => shape.reduce((a, d) => a * d, 1);
+export { size };
 
 /** A tensor from data that records gradients. */
 export function leaf(data: Float32Array, shape: number[]): Tensor {

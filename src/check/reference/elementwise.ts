@@ -9,7 +9,6 @@ export function size(shape: Shape): number {
   return shape.reduce((n, d) => n * d, 1);
 }
 
-
 /** Elementwise binary op with NumPy broadcasting. */
 export function broadcastBinary(a: ArrayLike<number>, as: Shape, b: ArrayLike<number>, bs: Shape, f: (x: number, y: number) => number): { data: Float64Array; shape: number[] } {
   const n = Math.max(as.length, bs.length);

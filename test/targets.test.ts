@@ -189,24 +189,27 @@ t('target multiscale: the pixel loss is the L1 distance to the multi-scale fusio
     return { width: W, height: H, ir, vis, target: multiscaleFusion(ir, vis, W, H) };
   });
   const data: SampleSource = { count: 3, get: async (i) => samples[i] };
-  const opts: TrainOptions = { ...referenceOptions(6), batchSize: 2, crop: [18, 24], cropScale: [1, 1.6], lr: 1e-3, target: 'multiscale', detailGain: 1.25, gradGain: 1.2, schedule: 'cosine', warmup: 2, flip: true, seed: 5 };
+  const opts: TrainOptions = { ...referenceOptions(6), batchSize: 2, crop: [18, 24], cropScale: [1, 1.6], lr: 1e-3, target: 'multiscale', detailGain: 1.25, gradGain: 1.2, pixelWeight: 3, schedule: 'cosine', warmup: 2, flip: true, seed: 5 };
   // The loss of one batch against a CPU computation of the same target crops.
   const probe = new Batcher(data, opts, new Rng(1));
   const batch = await probe.next();
   const shape = [2, 1, 18, 24];
   const net = FusionNet.init(SMALL_GATES, 3);
-  const { pixel, direct, out } = noGrad(() =>
+  const { pixel, direct, out, terms } = noGrad(() =>
     tidy(() => {
       const [irT, visT] = [Tensor.fromArray(batch.ir, shape), Tensor.fromArray(batch.vis, shape)];
       const targetT = Tensor.fromArray(batch.target!, shape);
       const o = net.forward(irT, visT, null);
-      const losses = fusionLosses(net.config, o.fused, visT, irT, { image: targetT }, o.auxLoss);
-      return { pixel: losses.pixel, direct: l1Loss(o.fused, targetT), out: o.fused };
+      const losses = fusionLosses(net.config, o.fused, visT, irT, { image: targetT }, o.auxLoss, opts);
+      return { pixel: losses.pixel, direct: l1Loss(o.fused, targetT), out: o.fused, terms: [losses.total, losses.grad, losses.aux] };
     }),
   );
   const [got, want, f] = [await pixel.item(), await direct.item(), await out.data()];
-  for (const x of [pixel, direct, out]) x.dispose();
+  const [total, grad, aux] = await Promise.all(terms.map((x) => x.item()));
+  for (const x of [pixel, direct, out, ...terms]) x.dispose();
   assert.ok(Math.abs(got - want) < 1e-7, `pixel loss ${got} vs L1 to the target ${want}`);
+  const weighted = net.config.gradWeight * grad + opts.pixelWeight * got + aux;
+  assert.ok(Math.abs(total - weighted) < 1e-5 * weighted, `--pixel-weight 3: total ${total} vs 10·grad + 3·pixel + aux ${weighted}`);
   let l1 = 0;
   for (let i = 0; i < f.length; i++) l1 += Math.abs(f[i] - batch.target![i]);
   assert.ok(Math.abs(l1 / f.length - want) < 1e-5, `the L1 on the CPU agrees: ${l1 / f.length} vs ${want}`);

@@ -43,13 +43,19 @@ export interface FusionLosses {
   total: Tensor;
 }
 
+/** A training recipe's changes to the objective: the gradient loss's target gain, the pixel loss's weight instead of the configuration's. */
+export interface LossRecipe {
+  gradGain?: number;
+  pixelWeight?: number;
+}
+
 /** The weighted training objective; a target mask is (B,1,H,W), 1 inside ground-truth boxes (all zeros when there are none). */
-export function fusionLosses(cfg: FusionConfig, fused: Tensor, vis: Tensor, ir: Tensor, target: PixelTarget, aux: Tensor, gradGain = 1): FusionLosses {
-  const grad = gradientLoss(fused, vis, ir, gradGain);
+export function fusionLosses(cfg: FusionConfig, fused: Tensor, vis: Tensor, ir: Tensor, target: PixelTarget, aux: Tensor, recipe: LossRecipe = {}): FusionLosses {
+  const grad = gradientLoss(fused, vis, ir, recipe.gradGain);
   const pixel = 'mask' in target ? pixelLoss(fused, vis, ir, target.mask) : l1Loss(fused, target.image);
   const total = weightedSum([
     [grad, cfg.gradWeight],
-    [pixel, cfg.pixelWeight],
+    [pixel, recipe.pixelWeight ?? cfg.pixelWeight],
     [aux, 1],
   ]);
   return { grad, pixel, aux, total };

@@ -167,6 +167,10 @@ export const TRAIN_OPTIONS = {
     flag: '--grad-gain', arg: '<x>', default: 1, legacy: 1, parse: decimal(0, true), check: (v) => (isNum(v) && v > 0 ? null : 'is not a positive number'),
     help: "factor on the gradient loss's target max(|∇vis|, |∇ir|) (1: the reference; with --detail-gain, edges as strong as the sharper target's)",
   }),
+  pixelWeight: option<number>({
+    flag: '--pixel-weight', arg: '<x>', default: 1, legacy: 1, parse: decimal(0, true), check: (v) => (isNum(v) && v > 0 ? null : 'is not a positive number'),
+    help: "weight of the pixel loss beside the gradient loss's 10 (1: the reference; above 1 the fused image's tones follow the target more closely)",
+  }),
   schedule: option<(typeof SCHEDULES)[number]>({
     flag: '--schedule', arg: '<kind>', default: 'step', legacy: 'step', ...oneOf(SCHEDULES),
     help: 'learning rate: step (×--gamma at --milestones, the reference) or cosine (from --lr down to 0)',

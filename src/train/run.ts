@@ -236,6 +236,7 @@ export async function runTraining(s: RunSettings, report: RunReporter): Promise<
     attention: opts.attention,
     target: opts.target,
     gradGain: opts.gradGain,
+    pixelWeight: opts.pixelWeight,
     detector,
     size: opts.valSize,
     warn: (m) => report.line(m),

@@ -99,7 +99,7 @@ export class Trainer {
           global: Tensor.fromArray(noise.global, [B, E]),
         },
       });
-      const fusion = fusionLosses(this.net.config, out.fused, visT, irT, pixelTarget(this.opts, maskT, salT, targetT), out.auxLoss, this.opts.gradGain);
+      const fusion = fusionLosses(this.net.config, out.fused, visT, irT, pixelTarget(this.opts, maskT, salT, targetT), out.auxLoss, this.opts);
       return { ...fusion, total: detection ? add(fusion.total, detection) : fusion.total, detection };
     });
     backward(losses.total);

@@ -73,8 +73,9 @@ export interface ValidationOptions {
   attention: AttentionMode;
   /** The pixel loss's target, as in training (the validation loss uses it). */
   target?: Target;
-  /** The gradient loss's factor, as in training. */
+  /** The gradient loss's factor and the pixel loss's weight, as in training. */
   gradGain?: number;
+  pixelWeight?: number;
   /** The jointly trained detectors: their Att feeds the fusion under attention 'detector', and they are scored. */
   detector?: Detector | null;
   /** Fuse whole frames downscaled to fit this [height, width]; null: centre crops of at most 256×256. */
@@ -169,7 +170,7 @@ export class Validator {
         const att = mode === 'detector' && det ? fusionAttention(det, height, width) : mode === 'boxes' && s.mask ? maskT : mode === 'saliency' ? salT : null;
         const out = this.net.forward(irT, visT, att);
         const pixel = pixelTarget({ attention: mode, target: this.opts.target ?? 'reference' }, maskT, salT, targetT);
-        const total = fusionLosses(this.net.config, out.fused, visT, irT, pixel, out.auxLoss, this.opts.gradGain).total;
+        const total = fusionLosses(this.net.config, out.fused, visT, irT, pixel, out.auxLoss, this.opts).total;
         return { fused: out.fused, total, heads: det ? [...det.heads.vis, ...det.heads.ir] : null };
       }),
     );

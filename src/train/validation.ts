@@ -9,7 +9,7 @@
 import { noGrad, tidy } from '../tensor/engine.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import type { FusionNet } from '../model/fusion-net.ts';
-import { fusionLosses } from '../model/losses.ts';
+import { fusionLosses, type LossRecipe } from '../model/losses.ts';
 import { CLASSIC_METHODS, classicFusion, type ClassicMethod } from '../model/classic-fusion.ts';
 import { pixelTarget } from './trainer.ts';
 import type { AttentionMode, Target } from './options.ts';
@@ -69,13 +69,11 @@ function gray8(values: Float32Array, width: number, height: number): Image {
   return { width, height, channels: 1, bitDepth: 8, data: to8bit(values) };
 }
 
-export interface ValidationOptions {
+/** The loss recipe (gradient gain, pixel weight) as in training, for the validation loss. */
+export interface ValidationOptions extends LossRecipe {
   attention: AttentionMode;
   /** The pixel loss's target, as in training (the validation loss uses it). */
   target?: Target;
-  /** The gradient loss's factor and the pixel loss's weight, as in training. */
-  gradGain?: number;
-  pixelWeight?: number;
   /** The jointly trained detectors: their Att feeds the fusion under attention 'detector', and they are scored. */
   detector?: Detector | null;
   /** Fuse whole frames downscaled to fit this [height, width]; null: centre crops of at most 256×256. */
